@@ -1,0 +1,1 @@
+"""Model runtimes behind small interfaces (see engines.interfaces)."""

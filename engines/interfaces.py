@@ -1,0 +1,122 @@
+"""The small interfaces every model runtime implements. The pipeline talks only to these.
+
+Coordinates are pixels of the query frame, (x, y) order, unless a docstring says otherwise.
+Images are uint8 RGB arrays of shape [H, W, 3].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class ImageEmbedding:
+    """An encoder's output for one image.
+
+    Attributes:
+        features: float32[C, h, w] feature grid used for the support prototype and the similarity map.
+        frame_hw: (H, W) of the image that was encoded.
+        valid_hw: (vh, vw) the top-left part of the feature grid that covers the image (SAM pads its
+            1024 x 1024 input at the bottom and right; engines without padding use (h, w)).
+        payload: engine-private data the same engine's decoder needs (e.g. SAM's image embedding).
+    """
+
+    features: np.ndarray
+    frame_hw: tuple[int, int]
+    valid_hw: tuple[int, int]
+    payload: Any = None
+
+
+@dataclass
+class PromptGuidance:
+    """Optional target guidance for decoders that support it (PerSAM's target-guided attention and
+    target-semantic prompting, used by the paper's first decoding pass).
+
+    Attributes:
+        prototype: float32[C] the support prototype (L2-normalised).
+        similarity: float32[h, w] the similarity map on the encoder's feature grid (same grid as
+            `ImageEmbedding.features`).
+    """
+
+    prototype: np.ndarray
+    similarity: np.ndarray
+
+
+@dataclass
+class DecoderOutput:
+    """Masks for a batch of N single-point prompts, at the decoder's low resolution.
+
+    Attributes:
+        logits: float32[N, K, h, w] mask logits (> 0 is the object); K candidate masks per prompt.
+        scores: float32[N, K] predicted mask quality.
+        valid_hw: (vh, vw) the top-left part of the logit grid that covers the frame; it maps
+            linearly onto the frame's (H, W).
+    """
+
+    logits: np.ndarray
+    scores: np.ndarray
+    valid_hw: tuple[int, int]
+
+
+@dataclass
+class DensityOutput:
+    """A density map generator's answer.
+
+    Attributes:
+        density: float32[H, W] at frame resolution, non-negative; each object integrates to about one.
+        count: the generator's object count estimate C.
+    """
+
+    density: np.ndarray
+    count: float
+
+
+@runtime_checkable
+class ImageEncoder(Protocol):
+    def encode(self, image_rgb: np.ndarray) -> ImageEmbedding:
+        """image_rgb: uint8[H, W, 3] -> the image's embedding."""
+        ...
+
+
+@runtime_checkable
+class MaskDecoder(Protocol):
+    def decode_points(
+        self,
+        embedding: ImageEmbedding,
+        points_xy: np.ndarray,
+        guidance: PromptGuidance | None = None,
+    ) -> DecoderOutput:
+        """Decode N independent positive point prompts (float[N, 2] frame pixels) in one batched call."""
+        ...
+
+
+@runtime_checkable
+class DensityMapGenerator(Protocol):
+    def density(
+        self,
+        image_rgb: np.ndarray,
+        embedding: ImageEmbedding,
+        exemplar_boxes: np.ndarray,
+    ) -> DensityOutput:
+        """exemplar_boxes: float[M, 4] (x0, y0, x1, y1) frame pixels, M >= 1 -> density map and count."""
+        ...
+
+
+@runtime_checkable
+class GateDetector(Protocol):
+    def detect(self, image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """-> (boxes float[B, 4] (x0, y0, x1, y1), scores float[B]); most confident first is not required."""
+        ...
+
+
+@dataclass
+class EngineSet:
+    """The engines one pipeline runs on. `name` identifies the models (used to key caches)."""
+
+    encoder: ImageEncoder
+    decoder: MaskDecoder
+    dmg: DensityMapGenerator
+    name: str

@@ -1,0 +1,1 @@
+"""Model export to ONNX and TensorRT."""

@@ -1,0 +1,63 @@
+"""`persense segment`: segment query images with a one-shot support set; write JSON, mask and overlay per query."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from streamer.cli.common import add_config_argument, build_pipeline, config_from_args, load_support
+from streamer.errors import UserError
+from streamer.imageio import read_image, write_image
+from streamer.render import overlay
+from streamer.schema import result_to_dict
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "segment",
+        help="segment query images given one support image and mask",
+        description="Count and segment every instance of the support's kind in each query image. Writes, per "
+        "query, OUT/<stem>.json (schema persense.result/1), OUT/<stem>_mask.png (union mask) and "
+        "OUT/<stem>_overlay.jpg.",
+    )
+    parser.add_argument("--support", type=Path, metavar="IMAGE", help="support image with one example object")
+    parser.add_argument("--support-mask", type=Path, metavar="MASK", help="mask of the example (non-zero = object)")
+    add_config_argument(parser)
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory (created)")
+    parser.add_argument("queries", nargs="+", type=Path, metavar="QUERY", help="query images")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    pipeline = build_pipeline(config)
+    load_support(pipeline, args.support or config.support.image, args.support_mask or config.support.mask)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output directory {args.out}: {exc.strerror}") from None
+
+    failures = 0
+    for query in args.queries:
+        # One bad query must not lose the others' results: report it and go on.
+        try:
+            image = read_image(query, "query image")
+        except UserError as exc:
+            log.error("%s", exc)
+            failures += 1
+            continue
+        result = pipeline.segment(image)
+        stem = args.out / query.stem
+        stem.with_suffix(".json").write_text(json.dumps(result_to_dict(result, source=str(query))))
+        write_image(args.out / f"{query.stem}_mask.png", result.union_mask().astype(np.uint8) * 255)
+        write_image(args.out / f"{query.stem}_overlay.jpg", overlay(image, result))
+        print(f"{query}: {result.count} objects ({sum(result.timings_ms.values()):.0f} ms)")
+    if failures:
+        raise UserError(f"{failures} of {len(args.queries)} query images could not be read (others were written)")
+    return 0

@@ -1,0 +1,123 @@
+"""Typed configuration, loaded from YAML. Every field has a safe default, so an empty file is valid."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from streamer.errors import UserError
+
+
+class _Section(BaseModel):
+    # A misspelt key is a mistake the user wants to hear about, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
+
+
+class SamEngineConfig(_Section):
+    model_dir: Path = Field(description="directory written by `persense export sam`")
+    backend: Literal["onnxruntime", "tensorrt", "torch"] = "onnxruntime"
+
+
+class CountrEngineConfig(_Section):
+    model_dir: Path = Field(description="directory written by `persense export countr`")
+    backend: Literal["onnxruntime", "tensorrt", "torch"] = "onnxruntime"
+
+
+class EnginesConfig(_Section):
+    """Which models run. `embedded` needs no weights; `sam` needs an exported SAM model directory."""
+
+    segmenter: Literal["embedded", "sam"] = "embedded"
+    sam: Optional[SamEngineConfig] = None
+    # embedded: the CPU exemplar-correlation counter; sam-correlation: exemplar prototype correlation on SAM's
+    # embedding (needs segmenter: sam); countr: the paper's DMG2.
+    dmg: Literal["embedded", "sam-correlation", "countr"] = "embedded"
+    countr: Optional[CountrEngineConfig] = None
+
+
+class PipelineConfig(_Section):
+    """The PerSense algorithm's parameters; defaults are the paper's."""
+
+    idm_threshold: int = Field(30, ge=0, le=255, description="IDM binary threshold T on the 0-255 density image")
+    ppsm_k: float = Field(math.sqrt(2), gt=0, description="PPSM normalisation constant k")
+    feedback_iterations: int = Field(1, ge=0, le=8, description="DMG/IDM/PPSM/decoder re-runs with mask exemplars")
+    feedback_exemplars: int = Field(4, ge=1, le=16, description="top masks by score used as the DMG's exemplars")
+    target_guidance: bool = Field(True, description="pass PerSAM guidance to decoders that support it (first pass)")
+    duplicate_iou: float = Field(0.5, gt=0, le=1, description="masks overlapping more than this are one object")
+    min_mask_area: int = Field(4, ge=0, description="masks smaller than this many frame pixels are dropped")
+    min_score: float = Field(0.0, ge=0, le=1, description="masks scoring below this are dropped")
+    max_prompts: int = Field(1024, ge=1, description="cap on point prompts decoded per pass")
+
+
+class GateConfig(_Section):
+    """Gate boxes for PPSM's box gating: none, a fixed region of interest, or a detector engine."""
+
+    kind: Literal["none", "roi", "detector"] = "none"
+    roi: Optional[tuple[float, float, float, float]] = Field(
+        None, description="x0, y0, x1, y1 in pixels (values <= 1 are fractions of the frame)"
+    )
+    detector: Optional[str] = Field(None, description="import path 'module:factory' of a GateDetector engine")
+    min_score: float = Field(0.15, ge=0, le=1, description="detections below this confidence are ignored")
+
+    @field_validator("roi")
+    @classmethod
+    def _roi_ordered(cls, roi):
+        if roi is not None and (roi[2] <= roi[0] or roi[3] <= roi[1]):
+            raise ValueError("roi must be x0, y0, x1, y1 with x1 > x0 and y1 > y0")
+        return roi
+
+
+class SupportConfig(_Section):
+    image: Optional[Path] = None
+    mask: Optional[Path] = None
+
+
+class Config(_Section):
+    engines: EnginesConfig = EnginesConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    gate: GateConfig = GateConfig()
+    support: SupportConfig = SupportConfig()
+    # The stream processor's settings (sources, publishing, control, metrics) live in their own model.
+    stream: dict = Field(default_factory=dict)
+
+
+def load_config(path: Path | str | None) -> Config:
+    """Read a YAML file into a Config; relative model paths are taken relative to the file's folder.
+
+    Raises UserError with one line naming the file and the problem.
+    """
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read config {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"config {path}: the top level must be a mapping")
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UserError(f"config {path}: {where}: {first['msg']} ({exc.error_count()} problem(s))") from None
+    _resolve_paths(config, path.parent)
+    return config
+
+
+def _resolve_paths(config: Config, base: Path) -> None:
+    for section in (config.engines.sam, config.engines.countr):
+        if section is not None and not section.model_dir.is_absolute():
+            candidate = base / section.model_dir
+            # Configs in configs/ name model dirs relative to the working directory or to the file; prefer what exists.
+            if candidate.exists() or not section.model_dir.exists():
+                section.model_dir = candidate
+    for attr in ("image", "mask"):
+        value = getattr(config.support, attr)
+        if value is not None and not value.is_absolute() and not value.exists() and (base / value).exists():
+            setattr(config.support, attr, base / value)

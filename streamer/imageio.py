@@ -1,0 +1,68 @@
+"""Reading support images, masks and query images with one clear error per bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamer.errors import UserError
+
+
+def to_rgb8(image: np.ndarray) -> np.ndarray:
+    """Any decoded image (gray, BGR, BGRA, 8 or 16 bit, float) -> uint8[H, W, 3] RGB (OpenCV decodes as BGR)."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.asarray(image, dtype=np.float32)
+        peak = float(image.max(initial=0.0))
+        scale = 255.0 if peak <= 1.0 else 255.0 / max(peak, 1e-12)
+        image = np.clip(image * scale, 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _read_raw(path: Path, what: str) -> np.ndarray:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{what} not found: {path}")
+    if path.is_dir():
+        raise UserError(f"{what} is a directory, not an image: {path}")
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path}: {exc.strerror}") from None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise UserError(f"{what} is not a readable image: {path}")
+    return image
+
+
+def read_image(path: Path | str, what: str = "image") -> np.ndarray:
+    """-> uint8[H, W, 3] RGB; grayscale, 16-bit and RGBA files are converted."""
+    return to_rgb8(_read_raw(Path(path), what))
+
+
+def read_mask(path: Path | str, what: str = "mask") -> np.ndarray:
+    """-> bool[H, W]: non-zero pixels (any channel; the alpha channel where the colour is empty) are the object."""
+    raw = _read_raw(Path(path), what)
+    if raw.ndim == 3:
+        colour = raw[:, :, :3].max(axis=2) if raw.shape[2] >= 3 else raw[:, :, 0]
+        if raw.shape[2] == 4 and not colour.any():
+            colour = raw[:, :, 3]
+        raw = colour
+    return raw > 0
+
+
+def write_image(path: Path, image_rgb: np.ndarray, quality: int = 90) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR) if image_rgb.ndim == 3 else image_rgb
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    if not cv2.imwrite(str(path), bgr, params):
+        raise UserError(f"cannot write {path}")

@@ -1,0 +1,177 @@
+"""PerSense (Algorithm 1) over the engine interfaces: support prototype once, then per frame
+similarity -> exemplar -> DMG -> IDM -> PPSM -> batched decoding -> feedback."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from engines.interfaces import EngineSet, ImageEmbedding, PromptGuidance
+from streamer.config import PipelineConfig
+from streamer.errors import UserError
+from streamer.gates import Gate, NoGate
+from streamer.persense.idm import idm
+from streamer.persense.postprocess import instances_from_decoder
+from streamer.persense.ppsm import argmax_point, ppsm, sample_at
+from streamer.persense.similarity import similarity_grid, support_prototype, to_frame
+from streamer.types import Instance, SegmentationResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Support:
+    """The one-shot support set, reduced to what every frame needs."""
+
+    prototype: np.ndarray  # float32[C], L2-normalised
+    object_size: tuple[float, float]  # (w, h) of the support mask's box, a fallback exemplar size
+    support_id: str  # content hash of image + mask + models: names the support in published results
+
+
+def support_id_for(image_rgb: np.ndarray, mask: np.ndarray, engines_name: str) -> str:
+    digest = hashlib.sha256()
+    digest.update(engines_name.encode())
+    digest.update(np.ascontiguousarray(image_rgb).tobytes())
+    digest.update(np.packbits(mask).tobytes())
+    digest.update(str(image_rgb.shape).encode())
+    return digest.hexdigest()[:16]
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1000.0
+
+
+class PerSense:
+    """The one-shot dense instance segmentation pipeline. Not thread-safe: one frame at a time.
+
+    Stage names in `SegmentationResult.timings_ms`: encode, similarity, density, prompts, decode, postprocess.
+    """
+
+    def __init__(self, engines: EngineSet, config: PipelineConfig | None = None, gate: Gate | None = None):
+        self.engines = engines
+        self.config = config or PipelineConfig()
+        self.gate = gate or NoGate()
+        self.support: Support | None = None
+
+    # -- support set ------------------------------------------------------------------------------------
+    def set_support(self, image_rgb: np.ndarray, mask: np.ndarray, prototype: np.ndarray | None = None) -> Support:
+        """Compute (or take a cached) prototype for the support image and mask; replaces the previous one."""
+        mask = np.asarray(mask).astype(bool)
+        if mask.shape != image_rgb.shape[:2]:
+            raise UserError(
+                f"support mask is {mask.shape[1]}x{mask.shape[0]} but the support image is "
+                f"{image_rgb.shape[1]}x{image_rgb.shape[0]}"
+            )
+        if not mask.any():
+            raise UserError("the support mask is empty: mark the example object with non-zero pixels")
+        if prototype is None:
+            prototype = support_prototype(self.engines.encoder.encode(image_rgb), mask)
+        ys, xs = np.nonzero(mask)
+        size = (float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
+        self.support = Support(prototype.astype(np.float32), size, support_id_for(image_rgb, mask, self.engines.name))
+        return self.support
+
+    # -- per frame ---------------------------------------------------------------------------------------
+    def segment(self, image_rgb: np.ndarray) -> SegmentationResult:
+        """Segment every instance of the support's kind in one uint8[H, W, 3] RGB frame."""
+        if self.support is None:
+            raise UserError("no support set: call set_support(image, mask) first")
+        cfg = self.config
+        timer = _Timer()
+        h, w = image_rgb.shape[:2]
+
+        with timer.stage("encode"):
+            embedding = self.engines.encoder.encode(image_rgb)
+        with timer.stage("similarity"):
+            grid = similarity_grid(embedding, self.support.prototype)
+            similarity = to_frame(grid, (h, w))
+            gate_boxes = self.gate.boxes(image_rgb)
+        guidance = PromptGuidance(self.support.prototype, grid) if cfg.target_guidance else None
+
+        with timer.stage("decode"):
+            exemplars = self._initial_exemplar(embedding, similarity, gate_boxes, guidance)
+
+        instances: list[Instance] = []
+        points = np.zeros((0, 2), np.float32)
+        count = 0.0
+        for iteration in range(1 + cfg.feedback_iterations):
+            if len(exemplars) == 0:
+                break
+            with timer.stage("density"):
+                dmg = self.engines.dmg.density(image_rgb, embedding, exemplars)
+                count = float(dmg.count)
+            with timer.stage("prompts"):
+                candidates = idm(dmg.density, threshold=cfg.idm_threshold)
+                points = ppsm(candidates, similarity, count, gate_boxes, k=cfg.ppsm_k)
+                points = self._limit_prompts(points, similarity)
+            if len(points) == 0:
+                instances = []
+                break
+            with timer.stage("decode"):
+                # The paper's first pass uses target guidance; the feedback pass decodes with plain prompts.
+                output = self.engines.decoder.decode_points(
+                    embedding, points, guidance if iteration == 0 else None
+                )
+            with timer.stage("postprocess"):
+                instances = instances_from_decoder(
+                    output, points, (h, w), cfg.duplicate_iou, cfg.min_score, cfg.min_mask_area
+                )
+            if iteration < cfg.feedback_iterations:
+                exemplars = self._feedback_exemplars(instances, exemplars)
+
+        return SegmentationResult(
+            width=w, height=h, instances=instances, density_count=count, points=points, timings_ms=timer.ms
+        )
+
+    # -- steps ---------------------------------------------------------------------------------------------
+    def _initial_exemplar(
+        self,
+        embedding: ImageEmbedding,
+        similarity: np.ndarray,
+        gate_boxes: np.ndarray | None,
+        guidance: PromptGuidance | None,
+    ) -> np.ndarray:
+        """Eq. 1: the positive location prior (in the most confident gate box), decoded; its mask's box."""
+        if gate_boxes is not None and len(gate_boxes) == 0:
+            return np.zeros((0, 4), np.float32)
+        best_box = None if gate_boxes is None else gate_boxes[0]
+        p_max = argmax_point(similarity, best_box)
+        h, w = similarity.shape
+        output = self.engines.decoder.decode_points(embedding, p_max[None, :], guidance)
+        found = instances_from_decoder(output, p_max[None, :], (h, w), min_area=1)
+        if found:
+            return np.asarray([found[0].bbox], np.float32)
+        # No mask at the prior: fall back to a support-sized box around it rather than giving up on the frame.
+        bw, bh = self.support.object_size
+        x, y = p_max
+        box = [max(x - bw / 2, 0), max(y - bh / 2, 0), min(x + bw / 2, w), min(y + bh / 2, h)]
+        log.debug("initial exemplar: no mask at the prior %s, using a support-sized box", p_max.tolist())
+        return np.asarray([box], np.float32)
+
+    def _feedback_exemplars(self, instances: list[Instance], previous: np.ndarray) -> np.ndarray:
+        """Algorithm 1, line 14: the top-m masks by decoder score become the DMG's exemplars."""
+        if not instances:
+            return previous
+        top = sorted(instances, key=lambda inst: inst.score, reverse=True)[: self.config.feedback_exemplars]
+        return np.asarray([inst.bbox for inst in top], np.float32)
+
+    def _limit_prompts(self, points: np.ndarray, similarity: np.ndarray) -> np.ndarray:
+        if len(points) <= self.config.max_prompts:
+            return points
+        order = np.argsort(-sample_at(similarity, points), kind="stable")[: self.config.max_prompts]
+        log.warning("%d point prompts exceed max_prompts=%d; keeping the most similar", len(points), len(order))
+        return points[np.sort(order)]

@@ -1,0 +1,93 @@
+"""Point Prompt Selection Module (PerSense, Algorithm 2 and Eq. 5): adaptive threshold and box gating."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def sample_at(similarity: np.ndarray, points_xy: np.ndarray) -> np.ndarray:
+    """float[H, W] map, float[N, 2] points (x, y) -> float[N] values at the nearest pixel (clipped to the map)."""
+    points_xy = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    h, w = similarity.shape
+    xs = np.clip(np.rint(points_xy[:, 0]).astype(np.int64), 0, w - 1)
+    ys = np.clip(np.rint(points_xy[:, 1]).astype(np.int64), 0, h - 1)
+    return similarity[ys, xs]
+
+
+def inside_any_box(points_xy: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """float[N, 2], float[B, 4] (x0, y0, x1, y1) -> bool[N]: the point lies in at least one box (edges included)."""
+    points_xy = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    x, y = points_xy[:, 0:1], points_xy[:, 1:2]
+    inside = (x >= boxes[:, 0]) & (x <= boxes[:, 2]) & (y >= boxes[:, 1]) & (y <= boxes[:, 3])
+    return inside.any(axis=1)
+
+
+def argmax_point(similarity: np.ndarray, box: np.ndarray | None = None) -> np.ndarray:
+    """Eq. 1's P_max: the (x, y) pixel of highest similarity, inside `box` (x0, y0, x1, y1) when one is given."""
+    h, w = similarity.shape
+    x0 = y0 = 0
+    region = similarity
+    if box is not None:
+        x0 = int(np.clip(math.floor(box[0]), 0, w - 1))
+        y0 = int(np.clip(math.floor(box[1]), 0, h - 1))
+        x1 = int(np.clip(math.ceil(box[2]), x0 + 1, w))
+        y1 = int(np.clip(math.ceil(box[3]), y0 + 1, h))
+        region = similarity[y0:y1, x0:x1]
+    iy, ix = np.unravel_index(int(np.argmax(region)), region.shape)
+    return np.array([ix + x0, iy + y0], dtype=np.float32)
+
+
+def adaptive_threshold(s_max: float, count: float, k: float = math.sqrt(2)) -> float:
+    """Eq. 5: T_adapt = S_max / (C / k), defined for C > 1."""
+    return s_max / (count / k)
+
+
+def ppsm(
+    points: np.ndarray,
+    similarity: np.ndarray,
+    count: float,
+    gate_boxes: np.ndarray | None = None,
+    k: float = math.sqrt(2),
+    min_count: float = 0.5,
+) -> np.ndarray:
+    """Select point prompts among IDM's candidates (Algorithm 2).
+
+    For C > 1 a candidate is kept when its similarity is strictly above T_adapt = S_max / (C / k) and it
+    lies inside at least one gate box (no gate boxes: no gating). For C <= 1 the paper selects only the
+    point of S_max (searched inside the gate boxes when there are any). A count below `min_count`
+    (rounds to zero objects) selects nothing, so an empty scene gives an empty answer.
+
+    Args:
+        points: float[N, 2] candidate points (x, y) from the IDM.
+        similarity: float[H, W] query-support similarity map at frame resolution.
+        count: C, the density map generator's count estimate.
+        gate_boxes: float[B, 4] (x0, y0, x1, y1), or None for no gating.
+        k: the normalisation constant (sqrt 2, the paper's best, Table 3c).
+
+    Returns:
+        float32[K, 2] selected points (x, y), in the candidates' order.
+    """
+    points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+    gated = gate_boxes is not None
+    boxes = np.asarray(gate_boxes, dtype=np.float32).reshape(-1, 4) if gated else None
+    if gated and len(boxes) == 0:
+        return np.zeros((0, 2), np.float32)
+    if count < min_count:
+        return np.zeros((0, 2), np.float32)
+
+    if count <= 1:
+        if not gated:
+            return argmax_point(similarity)[None, :]
+        best = max((argmax_point(similarity, box) for box in boxes), key=lambda p: sample_at(similarity, p)[0])
+        return best[None, :]
+
+    if len(points) == 0:
+        return points
+    s_max = float(similarity.max())
+    keep = sample_at(similarity, points) > adaptive_threshold(s_max, count, k)
+    if gated:
+        keep &= inside_any_box(points, boxes)
+    return points[keep]

@@ -1,0 +1,1 @@
+"""Camera and file sources, and their supervisor."""

@@ -1,0 +1,1 @@
+"""The stream processor: frame loop, publishing, control and metrics."""

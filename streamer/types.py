@@ -1,0 +1,85 @@
+"""The typed objects that travel through every stage of the pipeline.
+
+Masks are kept cropped to their boxes: a dense 1080p frame holds hundreds of objects, and full-frame
+masks would cost objects x frame pixels in memory and in every step after decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Instance:
+    """One segmented object.
+
+    Attributes:
+        id: 0-based index in the result, stable for one result only.
+        score: the decoder's confidence for this mask, in [0, 1] for the embedded engines and SAM's IoU prediction.
+        bbox: (x0, y0, x1, y1) integer pixel box, x1/y1 exclusive, inside the frame.
+        mask: bool[y1 - y0, x1 - x0], the object's pixels inside `bbox`.
+        point: (x, y) the point prompt that produced this instance.
+    """
+
+    id: int
+    score: float
+    bbox: tuple[int, int, int, int]
+    mask: np.ndarray
+    point: tuple[float, float] = (float("nan"), float("nan"))
+
+    @property
+    def area(self) -> int:
+        return int(np.count_nonzero(self.mask))
+
+    @property
+    def centroid(self) -> tuple[float, float]:
+        ys, xs = np.nonzero(self.mask)
+        if len(xs) == 0:
+            x0, y0, x1, y1 = self.bbox
+            return ((x0 + x1) / 2.0, (y0 + y1) / 2.0)
+        return (float(xs.mean()) + self.bbox[0], float(ys.mean()) + self.bbox[1])
+
+    def paste(self, canvas: np.ndarray, value=True) -> None:
+        """Write this instance's mask into a full-frame array (canvas[H, W]) in place."""
+        x0, y0, x1, y1 = self.bbox
+        canvas[y0:y1, x0:x1][self.mask] = value
+
+
+@dataclass
+class SegmentationResult:
+    """What the pipeline returns for one frame; serialised by `streamer.schema`.
+
+    Attributes:
+        width, height: the frame's size in pixels.
+        instances: the de-duplicated objects, ids 0..count-1.
+        density_count: the density map generator's count estimate C of the last pass.
+        points: float[P, 2] the point prompts (x, y) decoded in the last pass.
+        timings_ms: stage name -> milliseconds spent on this frame.
+    """
+
+    width: int
+    height: int
+    instances: list[Instance]
+    density_count: float = 0.0
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(self.instances)
+
+    def union_mask(self) -> np.ndarray:
+        """bool[H, W]: the union of all instance masks (what the paper's mIoU is computed on)."""
+        canvas = np.zeros((self.height, self.width), dtype=bool)
+        for inst in self.instances:
+            inst.paste(canvas)
+        return canvas
+
+    def label_map(self) -> np.ndarray:
+        """uint16[H, W]: 0 is background, instance i is i + 1 (later instances overwrite earlier ones)."""
+        canvas = np.zeros((self.height, self.width), dtype=np.uint16)
+        for inst in self.instances:
+            inst.paste(canvas, inst.id + 1)
+        return canvas

@@ -1,0 +1,78 @@
+"""PPSM (PerSense Algorithm 2, Eq. 5): T_adapt = S_max / (C / k), strict >, box gating."""
+
+import math
+
+import numpy as np
+
+from streamer.persense import ppsm
+from streamer.persense.ppsm import adaptive_threshold
+
+
+def similarity_with(values_at):
+    sim = np.zeros((50, 100), np.float32)
+    for (x, y), v in values_at.items():
+        sim[y, x] = v
+    return sim
+
+
+def test_threshold_is_eq5():
+    assert adaptive_threshold(0.9, 10, math.sqrt(2)) == 0.9 / (10 / math.sqrt(2))
+    assert math.isclose(adaptive_threshold(1.0, 2, math.sqrt(2)), math.sqrt(2) / 2)
+
+
+def test_points_strictly_above_the_adaptive_threshold_are_kept():
+    t = 1.0 / (10 / math.sqrt(2))  # 0.1414...
+    sim = similarity_with({(1, 1): 1.0, (10, 10): t + 1e-3, (20, 10): t - 1e-3, (30, 10): np.float32(t)})
+    points = np.array([[10, 10], [20, 10], [30, 10], [1, 1]], np.float32)
+    kept = ppsm(points, sim, count=10)
+    # The point exactly at T (as float32) is not kept unless float32 rounding put it above T.
+    expected = [[10, 10], [1, 1]] + ([[30, 10]] if np.float32(t) > t else [])
+    assert sorted(map(tuple, kept.tolist())) == sorted(map(tuple, expected))
+
+
+def test_a_denser_scene_lowers_the_threshold():
+    sim = similarity_with({(1, 1): 1.0, (10, 10): 0.2})
+    points = np.array([[10, 10]], np.float32)
+    assert len(ppsm(points, sim, count=5)) == 0  # T = 0.283
+    assert len(ppsm(points, sim, count=50)) == 1  # T = 0.028
+
+
+def test_k_is_configurable():
+    sim = similarity_with({(1, 1): 1.0, (10, 10): 0.15})
+    points = np.array([[10, 10]], np.float32)
+    assert len(ppsm(points, sim, count=10, k=1.0)) == 1  # T = 0.1
+    assert len(ppsm(points, sim, count=10, k=2.0)) == 0  # T = 0.2
+
+
+def test_box_gating_keeps_points_inside_at_least_one_box_edges_included():
+    sim = np.ones((50, 100), np.float32)
+    points = np.array([[5, 5], [40, 20], [60, 20], [90, 45]], np.float32)
+    boxes = np.array([[0, 0, 40, 20], [80, 40, 95, 49]], np.float32)
+    kept = ppsm(points, sim, count=20, gate_boxes=boxes)
+    assert kept.tolist() == [[5, 5], [40, 20], [90, 45]]
+
+
+def test_no_gate_boxes_means_no_gating_but_an_empty_box_list_rejects_all():
+    sim = np.ones((50, 100), np.float32)
+    points = np.array([[5, 5], [60, 20]], np.float32)
+    assert len(ppsm(points, sim, count=20, gate_boxes=None)) == 2
+    assert len(ppsm(points, sim, count=20, gate_boxes=np.zeros((0, 4)))) == 0
+
+
+def test_count_of_one_selects_only_the_point_of_highest_similarity():
+    sim = similarity_with({(70, 30): 0.9, (10, 10): 0.5})
+    points = np.array([[10, 10], [20, 20]], np.float32)
+    assert ppsm(points, sim, count=1.0).tolist() == [[70, 30]]
+    # With gating, S_max is searched inside the gate boxes (Eq. 1's P_max in B_max).
+    boxes = np.array([[0, 0, 30, 30]], np.float32)
+    assert ppsm(points, sim, count=0.8, gate_boxes=boxes).tolist() == [[10, 10]]
+
+
+def test_a_count_that_rounds_to_zero_selects_nothing():
+    sim = similarity_with({(70, 30): 0.9})
+    assert len(ppsm(np.array([[70, 30]], np.float32), sim, count=0.2)) == 0
+
+
+def test_no_candidates_gives_an_empty_array():
+    out = ppsm(np.zeros((0, 2), np.float32), np.ones((10, 10), np.float32), count=5)
+    assert out.shape == (0, 2)
