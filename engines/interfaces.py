@@ -49,16 +49,30 @@ class PromptGuidance:
 class DecoderOutput:
     """Masks for a batch of N single-point prompts, at the decoder's low resolution.
 
+    A decoder returns either per-prompt logits (SAM) or, when it assigns pixels to prompts jointly, one
+    label map (cheaper for hundreds of prompts: one grid instead of N).
+
     Attributes:
-        logits: float32[N, K, h, w] mask logits (> 0 is the object); K candidate masks per prompt.
-        scores: float32[N, K] predicted mask quality.
-        valid_hw: (vh, vw) the top-left part of the logit grid that covers the frame; it maps
-            linearly onto the frame's (H, W).
+        scores: float32[N, K] predicted mask quality; K candidate masks per prompt.
+        valid_hw: (vh, vw) the top-left part of the grid that covers the frame, possibly fractional; it
+            maps linearly onto the frame's (H, W).
+        logits: float32[N, K, h, w] mask logits (> 0 is the object), or None when `labels` is given.
+        labels: int32[h, w] with 0 for no prompt and i + 1 for prompt i's mask (then K == 1), or None.
     """
 
-    logits: np.ndarray
     scores: np.ndarray
-    valid_hw: tuple[int, int]
+    valid_hw: tuple[float, float]
+    logits: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if (self.logits is None) == (self.labels is None):
+            raise ValueError("DecoderOutput needs exactly one of logits or labels")
+
+    @property
+    def grid_hw(self) -> tuple[int, int]:
+        grid = self.labels if self.labels is not None else self.logits
+        return grid.shape[-2], grid.shape[-1]
 
 
 @dataclass

@@ -25,14 +25,16 @@ def crop_to_counts(mask: np.ndarray, bbox: tuple[int, int, int, int], frame_hw: 
     total = h * w
     if mask.size == 0 or not mask.any():
         return [total]
-    padded = np.zeros((mask.shape[0] + 2, mask.shape[1]), np.int8)
-    padded[1:-1] = mask
-    # Transposing first makes np.nonzero walk columns in order, as the column-major frame does.
-    change = np.diff(padded, axis=0).T
-    col_s, row_s = np.nonzero(change == 1)
-    col_e, row_e = np.nonzero(change == -1)
-    starts = (x0 + col_s) * h + y0 + row_s
-    ends = (x0 + col_e) * h + y0 + row_e
+    bh = mask.shape[0]
+    # Each column padded with a zero above and below, flattened column-major: value changes alternate
+    # object start, object end, and never cross a column.
+    padded = np.zeros((mask.shape[1], bh + 2), np.int8)
+    padded[:, 1:-1] = mask.T
+    flat = padded.ravel()
+    change = np.flatnonzero(flat[1:] != flat[:-1])
+    col = change // (bh + 2)
+    edges_in_frame = (x0 + col) * h + y0 + (change - col * (bh + 2))
+    starts, ends = edges_in_frame[0::2], edges_in_frame[1::2]
     # A run that reaches the bottom of one column and resumes at the top of the next is one run in the frame.
     joined = ends[:-1] == starts[1:]
     if joined.any():
@@ -50,12 +52,21 @@ def crop_to_counts(mask: np.ndarray, bbox: tuple[int, int, int, int], frame_hw: 
     return counts.tolist()
 
 
+def encode_crops(items: list[tuple[np.ndarray, tuple[int, int, int, int]]], frame_hw: tuple[int, int]) -> list[dict]:
+    """Many (mask, bbox) crops of one frame -> [{"size": [H, W], "counts": str}], compressed in one call."""
+    h, w = frame_hw
+    if not items:
+        return []
+    uncompressed = [{"size": [h, w], "counts": crop_to_counts(m, b, frame_hw)} for m, b in items]
+    return [
+        {"size": [h, w], "counts": r["counts"].decode("ascii")}
+        for r in mask_utils.frPyObjects(uncompressed, h, w)
+    ]
+
+
 def encode_crop(mask: np.ndarray, bbox: tuple[int, int, int, int], frame_hw: tuple[int, int]) -> dict:
     """-> {"size": [H, W], "counts": "<COCO compressed RLE string>"} as pycocotools.mask.encode would give."""
-    h, w = frame_hw
-    rle = mask_utils.frPyObjects({"size": [h, w], "counts": crop_to_counts(mask, bbox, frame_hw)}, h, w)
-    counts = rle["counts"]
-    return {"size": [h, w], "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+    return encode_crops([(mask, bbox)], frame_hw)[0]
 
 
 def decode(rle: dict) -> np.ndarray:

@@ -5,7 +5,7 @@ Documented for subscribers in docs/stream-protocol.md.
 
 from __future__ import annotations
 
-from streamer.rle import encode_crop
+from streamer.rle import encode_crops
 from streamer.types import SegmentationResult
 
 SCHEMA = "persense.result/1"
@@ -14,8 +14,9 @@ SCHEMA = "persense.result/1"
 def result_to_dict(result: SegmentationResult, include_masks: bool = True, **extra) -> dict:
     """JSON-ready dict of one frame's result; `extra` keys (camera, seq, ...) are added at the top level."""
     frame_hw = (result.height, result.width)
+    masks = encode_crops([(i.mask, i.bbox) for i in result.instances], frame_hw) if include_masks else []
     instances = []
-    for inst in result.instances:
+    for k, inst in enumerate(result.instances):
         item = {
             "id": inst.id,
             "score": round(float(inst.score), 5),
@@ -24,7 +25,7 @@ def result_to_dict(result: SegmentationResult, include_masks: bool = True, **ext
             "centroid": [round(v, 2) for v in inst.centroid],
         }
         if include_masks:
-            item["mask"] = encode_crop(inst.mask, inst.bbox, frame_hw)
+            item["mask"] = masks[k]
         instances.append(item)
     doc = {
         "schema": SCHEMA,

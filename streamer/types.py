@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 
@@ -35,11 +36,11 @@ class Instance:
 
     @property
     def centroid(self) -> tuple[float, float]:
-        ys, xs = np.nonzero(self.mask)
-        if len(xs) == 0:
-            x0, y0, x1, y1 = self.bbox
+        x0, y0, x1, y1 = self.bbox
+        m = cv2.moments(self.mask.view(np.uint8), binaryImage=True) if self.mask.size else {"m00": 0}
+        if m["m00"] == 0:
             return ((x0 + x1) / 2.0, (y0 + y1) / 2.0)
-        return (float(xs.mean()) + self.bbox[0], float(ys.mean()) + self.bbox[1])
+        return (m["m10"] / m["m00"] + x0, m["m01"] / m["m00"] + y0)
 
     def paste(self, canvas: np.ndarray, value=True) -> None:
         """Write this instance's mask into a full-frame array (canvas[H, W]) in place."""

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from engines.interfaces import DecoderOutput
-from streamer.persense.postprocess import instances_from_decoder, upsample_in_box
+from streamer.persense.postprocess import instances_from_decoder, lowres_masks, upsample_in_box
 
 
 def disc_logits(grid, centre, radius):
@@ -17,11 +17,9 @@ def disc_logits(grid, centre, radius):
 def test_box_upsampling_equals_full_resize_inside_and_nothing_outside(frame_hw, valid_hw):
     grid = (256, 256) if valid_hw[1] == 256.0 else (100, 90)
     logits = disc_logits(grid, (60.3, 70.6), 9.5)
-    h_valid, w_valid = int(np.ceil(valid_hw[0])), int(np.ceil(valid_hw[1]))
-    binary = logits[:h_valid, :w_valid] > 0
-    rows, cols = np.nonzero(binary)
-    lowres_box = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
-    box, mask = upsample_in_box(logits, lowres_box, valid_hw, frame_hw)
+    output = DecoderOutput(logits=logits[None, None], scores=np.ones((1, 1), np.float32), valid_hw=valid_hw)
+    (low,) = lowres_masks(output)
+    box, mask = upsample_in_box(low, valid_hw, frame_hw)
 
     # Reference: the valid region resized as a whole (exact when valid_hw is integral).
     if float(valid_hw[0]).is_integer():
@@ -72,3 +70,23 @@ def test_masks_are_tight_and_inside_the_frame():
     x0, y0, x1, y1 = inst.bbox
     assert x1 == 40 and y1 == 50 and inst.mask.shape == (y1 - y0, x1 - x0)
     assert inst.mask[0].any() and inst.mask[:, 0].any() and inst.mask[-1].any() and inst.mask[:, -1].any()
+
+
+def test_label_maps_give_the_same_instances_as_equivalent_logits():
+    labels = np.zeros((40, 60), np.int32)
+    for i, (x, y) in enumerate([(10, 10), (30, 12), (45, 30)]):
+        labels[disc_logits((40, 60), (x, y), 6) > 0] = i + 1
+    labels[disc_logits((40, 60), (14, 14), 3) > 0] = 1  # object 1 is not a disc: shape must survive
+    scores = np.array([[0.9], [0.8], [0.7]], np.float32)
+    points = np.array([[10, 10], [30, 12], [45, 30]], np.float32)
+    from_labels = instances_from_decoder(DecoderOutput(labels=labels, scores=scores, valid_hw=(40, 60)), points, (80, 120))
+    logits = np.stack([np.where(labels == i + 1, 1.0, -1.0) for i in range(3)])[:, None].astype(np.float32)
+    from_logits = instances_from_decoder(DecoderOutput(logits=logits, scores=scores, valid_hw=(40, 60)), points, (80, 120))
+    assert len(from_labels) == 3
+    for a, b in zip(from_labels, from_logits):
+        assert a.bbox == b.bbox and np.array_equal(a.mask, b.mask) and a.score == b.score
+
+
+def test_decoder_output_needs_exactly_one_of_logits_and_labels():
+    with pytest.raises(ValueError):
+        DecoderOutput(scores=np.ones((1, 1)), valid_hw=(4, 4))

@@ -1,147 +1,174 @@
 """Decoder output -> de-duplicated instances, at a cost in proportion to the objects' areas.
 
-Masks are chosen, boxed and de-duplicated on the decoder's low-resolution grid; only the masks that
-survive are scaled to the frame, and only inside their boxes.
+Each prompt's mask is chosen, boxed and de-duplicated on the decoder's low-resolution grid, keeping only a
+small patch around its box; only the masks that survive are scaled to the frame, and only inside their boxes.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from engines.interfaces import DecoderOutput
 from streamer.types import Instance
 
 
-def best_masks(output: DecoderOutput) -> tuple[np.ndarray, np.ndarray]:
-    """-> (logits float32[N, h, w], scores float32[N]): each prompt's highest-scoring candidate mask."""
-    n = output.scores.shape[0]
-    if n == 0:
-        return output.logits.reshape(0, *output.logits.shape[-2:]), np.zeros(0, np.float32)
-    best = np.argmax(output.scores, axis=1)
-    rows = np.arange(n)
-    return output.logits[rows, best], output.scores[rows, best].astype(np.float32)
+@dataclass
+class LowResMask:
+    """One prompt's chosen mask on the low-res grid.
 
-
-def _lowres_boxes(binary: np.ndarray) -> np.ndarray:
-    """bool[N, h, w] -> int[N, 4] (x0, y0, x1, y1) exclusive boxes; empty masks get x1 == x0."""
-    n = binary.shape[0]
-    boxes = np.zeros((n, 4), np.int64)
-    if n == 0:
-        return boxes
-    rows = binary.any(axis=2)
-    cols = binary.any(axis=1)
-    has = rows.any(axis=1)
-    boxes[:, 1] = np.argmax(rows, axis=1)
-    boxes[:, 3] = rows.shape[1] - np.argmax(rows[:, ::-1], axis=1)
-    boxes[:, 0] = np.argmax(cols, axis=1)
-    boxes[:, 2] = cols.shape[1] - np.argmax(cols[:, ::-1], axis=1)
-    boxes[~has] = 0
-    return boxes
-
-
-def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """float[N, 4], float[M, 4] (x0, y0, x1, y1) -> float[N, M] IoU."""
-    a = a.astype(np.float64)
-    b = b.astype(np.float64)
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
-
-
-def suppress_duplicates(binary: np.ndarray, boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy mask NMS on the low-resolution grid, boxes first.
-
-    Args:
-        binary: bool[N, h, w] masks; boxes: int[N, 4] their boxes; scores: float[N].
-        iou: masks with IoU above this are the same object; the higher score is kept.
-
-    Returns:
-        int[K] indices of the kept masks, best score first.
+    box: (x0, y0, x1, y1) cells with the object, x1/y1 exclusive.
+    patch: float32 values (> 0 is the object) over `patch_box`, the box grown by one cell (clipped to the valid
+        grid) so that bilinear upsampling near the border sees the true neighbours.
     """
-    order = np.argsort(-scores, kind="stable")
-    order = order[(boxes[order, 2] > boxes[order, 0]) & (boxes[order, 3] > boxes[order, 1])]
-    if len(order) == 0:
-        return order
-    areas = binary.reshape(len(binary), -1).sum(axis=1)
+
+    index: int
+    score: float
+    box: tuple[int, int, int, int]
+    patch_box: tuple[int, int, int, int]
+    patch: np.ndarray
+
+    def binary(self) -> np.ndarray:
+        x0, y0, x1, y1 = self.box
+        px0, py0 = self.patch_box[:2]
+        return self.patch[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0] > 0
+
+
+def _grow(box, h, w):
+    x0, y0, x1, y1 = box
+    return (max(x0 - 1, 0), max(y0 - 1, 0), min(x1 + 1, w), min(y1 + 1, h))
+
+
+def _valid_grid(output: DecoderOutput) -> tuple[int, int]:
+    gh, gw = output.grid_hw
+    return min(int(math.ceil(output.valid_hw[0])), gh), min(int(math.ceil(output.valid_hw[1])), gw)
+
+
+def lowres_masks(output: DecoderOutput, min_score: float = 0.0) -> list[LowResMask]:
+    """The best-scoring candidate of each prompt, boxed on the low-res grid; empty masks are left out."""
+    h, w = _valid_grid(output)
+    scores = np.asarray(output.scores, np.float32).reshape(output.scores.shape[0], -1)
+    best = np.argmax(scores, axis=1) if scores.shape[1] else np.zeros(len(scores), int)
+    masks = []
+    if output.labels is not None:
+        labels = output.labels[:h, :w]
+        for i, slices in enumerate(ndimage.find_objects(labels, max_label=len(scores))):
+            if slices is None or scores[i, 0] < min_score:
+                continue
+            box = (slices[1].start, slices[0].start, slices[1].stop, slices[0].stop)
+            pb = _grow(box, h, w)
+            patch = np.where(labels[pb[1] : pb[3], pb[0] : pb[2]] == i + 1, 1.0, -1.0).astype(np.float32)
+            masks.append(LowResMask(i, float(scores[i, 0]), box, pb, patch))
+        return masks
+    for i in range(len(scores)):
+        score = float(scores[i, best[i]])
+        if score < min_score:
+            continue
+        grid = output.logits[i, best[i], :h, :w]  # a view: no copy of the N x K x h x w block
+        positive = grid > 0
+        rows = np.flatnonzero(positive.any(axis=1))
+        if len(rows) == 0:
+            continue
+        cols = np.flatnonzero(positive.any(axis=0))
+        box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+        pb = _grow(box, h, w)
+        masks.append(LowResMask(i, score, box, pb, np.array(grid[pb[1] : pb[3], pb[0] : pb[2]], np.float32)))
+    return masks
+
+
+def boxes_intersect(boxes: np.ndarray) -> np.ndarray:
+    """int[N, 4] (x0, y0, x1, y1) -> bool[N, N]: the boxes share at least one cell."""
+    x0, y0, x1, y1 = (boxes[:, k] for k in range(4))
+    return (
+        (x0[:, None] < x1[None, :]) & (x0[None, :] < x1[:, None]) & (y0[:, None] < y1[None, :]) & (y0[None, :] < y1[:, None])
+    )
+
+
+def _mask_iou(a: LowResMask, b: LowResMask, bin_a: np.ndarray, bin_b: np.ndarray, area_a: int, area_b: int) -> float:
+    x0, y0 = max(a.box[0], b.box[0]), max(a.box[1], b.box[1])
+    x1, y1 = min(a.box[2], b.box[2]), min(a.box[3], b.box[3])
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    ma = bin_a[y0 - a.box[1] : y1 - a.box[1], x0 - a.box[0] : x1 - a.box[0]]
+    mb = bin_b[y0 - b.box[1] : y1 - b.box[1], x0 - b.box[0] : x1 - b.box[0]]
+    inter = int(np.count_nonzero(ma & mb))
+    union = area_a + area_b - inter
+    return inter / union if union else 0.0
+
+
+def suppress_duplicates(masks: list[LowResMask], iou: float) -> list[LowResMask]:
+    """Greedy mask NMS on the low-res grid, boxes first: the higher score of two masks with IoU > `iou` stays.
+
+    Returns the kept masks, best score first.
+    """
+    if not masks:
+        return []
+    order = sorted(range(len(masks)), key=lambda k: -masks[k].score)
+    ranked = [masks[k] for k in order]
+    binaries = [m.binary() for m in ranked]
+    areas = [int(np.count_nonzero(b)) for b in binaries]
     # Only masks whose boxes intersect can overlap; the box test prunes almost every pair in a dense frame.
-    overlapping = box_iou_matrix(boxes[order], boxes[order]) > 0
-    kept: list[int] = []
-    suppressed = np.zeros(len(order), bool)
-    for rank, i in enumerate(order):
+    overlapping = boxes_intersect(np.array([m.box for m in ranked], np.int32))
+    suppressed = np.zeros(len(ranked), bool)
+    kept = []
+    for rank, mask in enumerate(ranked):
         if suppressed[rank]:
             continue
-        kept.append(int(i))
-        later = np.nonzero(overlapping[rank, rank + 1 :])[0] + rank + 1
-        for other_rank in later:
-            if suppressed[other_rank]:
-                continue
-            j = order[other_rank]
-            x0 = max(boxes[i, 0], boxes[j, 0])
-            y0 = max(boxes[i, 1], boxes[j, 1])
-            x1 = min(boxes[i, 2], boxes[j, 2])
-            y1 = min(boxes[i, 3], boxes[j, 3])
-            inter = np.count_nonzero(binary[i, y0:y1, x0:x1] & binary[j, y0:y1, x0:x1])
-            union = areas[i] + areas[j] - inter
-            if union > 0 and inter / union > iou:
-                suppressed[other_rank] = True
-    return np.asarray(kept, np.int64)
+        kept.append(mask)
+        for other in np.flatnonzero(overlapping[rank, rank + 1 :]) + rank + 1:
+            o = ranked[other]
+            if not suppressed[other] and _mask_iou(mask, o, binaries[rank], binaries[other], areas[rank], areas[other]) > iou:
+                suppressed[other] = True
+    return kept
 
 
 def upsample_in_box(
-    logits: np.ndarray,
-    lowres_box: np.ndarray,
-    valid_hw: tuple[float, float],
-    frame_hw: tuple[int, int],
+    mask: LowResMask, valid_hw: tuple[float, float], frame_hw: tuple[int, int]
 ) -> tuple[tuple[int, int, int, int], np.ndarray]:
-    """Scale one low-resolution mask to the frame, computing only the pixels inside its box.
+    """Scale one low-res mask to the frame, computing only the pixels near its box.
 
-    The values equal those of a bilinear resize of the whole valid grid to the frame (half-pixel centres,
-    as cv2.resize and torch's align_corners=False), thresholded at 0.
-
-    Args:
-        logits: float32[h, w] one mask's logits; lowres_box: (x0, y0, x1, y1) its cells with logit > 0.
-        valid_hw: the part of the grid covering the frame (may be fractional).
-        frame_hw: (H, W).
+    The values equal those of a bilinear resize of the whole valid grid to the frame (half-pixel centres, as
+    cv2.resize and torch's align_corners=False), thresholded at 0.
 
     Returns:
         ((x0, y0, x1, y1) frame box, x1/y1 exclusive, bool[y1 - y0, x1 - x0] mask).
     """
     frame_h, frame_w = frame_hw
     sy, sx = valid_hw[0] / frame_h, valid_hw[1] / frame_w
-    # Frame pixels whose sampling position falls within one cell of the low-res box.
-    fx0 = max(int(math.floor((lowres_box[0] - 1 + 0.5) / sx - 0.5)), 0)
-    fy0 = max(int(math.floor((lowres_box[1] - 1 + 0.5) / sy - 0.5)), 0)
-    fx1 = min(int(math.ceil((lowres_box[2] + 0.5) / sx - 0.5)) + 1, frame_w)
-    fy1 = min(int(math.ceil((lowres_box[3] + 0.5) / sy - 0.5)) + 1, frame_h)
+    bx0, by0, bx1, by1 = mask.box
+    # Frame pixels whose sampling position lies within one cell of the box can interpolate to a positive value.
+    fx0 = max(int(math.floor((bx0 - 1 + 0.5) / sx - 0.5)), 0)
+    fy0 = max(int(math.floor((by0 - 1 + 0.5) / sy - 0.5)), 0)
+    fx1 = min(int(math.ceil((bx1 + 0.5) / sx - 0.5)) + 1, frame_w)
+    fy1 = min(int(math.ceil((by1 + 0.5) / sy - 0.5)) + 1, frame_h)
     if fx1 <= fx0 or fy1 <= fy0:
         return (fx0, fy0, fx0, fy0), np.zeros((0, 0), bool)
-    # dst (u, v) inside the box -> src x = (u + fx0 + 0.5) * sx - 0.5, likewise y.
-    matrix = np.array([[sx, 0, (fx0 + 0.5) * sx - 0.5], [0, sy, (fy0 + 0.5) * sy - 0.5]], np.float64)
-    # Clamp at the valid region's edge as a full resize of the valid grid would.
-    h_valid = min(int(math.ceil(valid_hw[0])), logits.shape[0])
-    w_valid = min(int(math.ceil(valid_hw[1])), logits.shape[1])
-    patch = cv2.warpAffine(
-        np.ascontiguousarray(logits[:h_valid, :w_valid], dtype=np.float32),
+    px0, py0 = mask.patch_box[:2]
+    # dst (u, v) in the box -> grid x = (u + fx0 + 0.5) * sx - 0.5, then into patch coordinates.
+    matrix = np.array(
+        [[sx, 0, (fx0 + 0.5) * sx - 0.5 - px0], [0, sy, (fy0 + 0.5) * sy - 0.5 - py0]], np.float64
+    )
+    values = cv2.warpAffine(
+        mask.patch,
         matrix,
         (fx1 - fx0, fy1 - fy0),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        # At the valid grid's edge a full resize clamps; elsewhere the patch's margin is below zero anyway.
         borderMode=cv2.BORDER_REPLICATE,
     )
-    return (fx0, fy0, fx1, fy1), patch > 0
+    return (fx0, fy0, fx1, fy1), values > 0
 
 
 def tighten(box: tuple[int, int, int, int], mask: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]:
     """Shrink a box to the mask's extent. An empty mask returns a zero-size box."""
     rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
     if len(rows) == 0:
         return (box[0], box[1], box[0], box[1]), mask[:0, :0]
+    cols = np.flatnonzero(mask.any(axis=0))
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     return (box[0] + int(c0), box[1] + int(r0), box[0] + int(c1), box[1] + int(r1)), mask[r0:r1, c0:c1]
 
@@ -158,21 +185,12 @@ def instances_from_decoder(
 
     Returns instances ordered by score (best first), ids 0..K-1.
     """
-    logits, scores = best_masks(output)
-    h_valid = min(int(math.ceil(output.valid_hw[0])), logits.shape[-2])
-    w_valid = min(int(math.ceil(output.valid_hw[1])), logits.shape[-1])
-    binary = logits[:, :h_valid, :w_valid] > 0
-    boxes = _lowres_boxes(binary)
-    candidates = scores >= min_score
-    boxes[~candidates] = 0
-    kept = suppress_duplicates(binary, boxes, scores, duplicate_iou)
-
+    kept = suppress_duplicates(lowres_masks(output, min_score), duplicate_iou)
     instances: list[Instance] = []
-    for i in kept:
-        box, mask = upsample_in_box(logits[i], boxes[i], output.valid_hw, frame_hw)
-        box, mask = tighten(box, mask)
+    for low in kept:
+        box, mask = tighten(*upsample_in_box(low, output.valid_hw, frame_hw))
         if mask.size == 0 or np.count_nonzero(mask) < max(min_area, 1):
             continue
-        point = tuple(float(v) for v in points_xy[i])
-        instances.append(Instance(id=len(instances), score=float(scores[i]), bbox=box, mask=mask, point=point))
+        point = tuple(float(v) for v in points_xy[low.index])
+        instances.append(Instance(id=len(instances), score=low.score, bbox=box, mask=mask, point=point))
     return instances
