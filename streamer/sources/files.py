@@ -1,0 +1,167 @@
+"""Finite sources: a video file (OpenCV) and a folder of images. Both may loop and may be paced."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamer.errors import UserError
+from streamer.imageio import to_rgb8
+from streamer.sources.base import Frame, SourceEnded, SourceError
+from streamer.sources.pacing import Pacer
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"})
+
+
+class VideoFileSource:
+    """Frames of a video file in order.
+
+    Args:
+        path: the file.
+        camera_id: stamped on every frame.
+        loop: start again from the first frame at the end (else SourceEnded).
+        realtime: release frames at the file's own frame rate (25 where the file does not say).
+        fps: release frames at this rate instead (overrides realtime); None: as fast as they are read.
+    """
+
+    live = False
+
+    def __init__(self, path: str | Path, camera_id: str, *, loop: bool = False, realtime: bool = False,
+                 fps: float | None = None):
+        self.path = Path(path)
+        self.camera_id = camera_id
+        self.loop = loop
+        self._realtime = realtime
+        self._fps = fps
+        self._cap: cv2.VideoCapture | None = None
+        self._pacer = Pacer(None)
+        self._index = 0
+
+    def open(self) -> None:
+        self._cap = self._open_capture()
+        if self._fps:
+            rate = self._fps
+        elif self._realtime:
+            native = self._cap.get(cv2.CAP_PROP_FPS)
+            rate = native if 0 < native < 1000 else 25.0
+        else:
+            rate = None
+        self._pacer = Pacer(rate)
+
+    def _open_capture(self) -> cv2.VideoCapture:
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            cap.release()
+            # The file exists (open_source checked): it is not a video OpenCV can decode; retrying won't help.
+            raise UserError(f"cannot decode video file {self.path}")
+        return cap
+
+    def read(self, timeout: float) -> Frame | None:
+        if self._cap is None:
+            raise SourceError(f"video file {self.path} is not open")
+        if not self._pacer.wait(timeout):
+            return None
+        ok, bgr = self._cap.read()
+        if not ok:
+            if not self.loop:
+                raise SourceEnded(f"end of {self.path}")
+            self._cap.release()
+            self._cap = self._open_capture()
+            ok, bgr = self._cap.read()
+            if not ok:
+                raise SourceEnded(f"{self.path} has no frames")
+            log.debug("video %s: looped after %d frames", self.path, self._index)
+        frame = Frame(image=to_rgb8(bgr), index=self._index, capture_ts=time.time(), camera=self.camera_id)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+def _natural_key(path: Path) -> list:
+    # frame2.png before frame10.png
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside `folder`, in natural name order."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(files, key=_natural_key)
+
+
+class ImageFolderSource:
+    """The images of a folder in natural name order (frame2 before frame10); unreadable files are skipped.
+
+    Args:
+        folder: the directory.
+        camera_id: stamped on every frame.
+        loop: start again at the first image at the end (else SourceEnded).
+        fps: release images at this rate; None: as fast as they are read.
+    """
+
+    live = False
+
+    def __init__(self, folder: str | Path, camera_id: str, *, loop: bool = False, fps: float | None = None):
+        self.folder = Path(folder)
+        self.camera_id = camera_id
+        self.loop = loop
+        self._fps = fps
+        self._files: list[Path] = []
+        self._next = 0
+        self._index = 0
+        self._pacer = Pacer(None)
+
+    def open(self) -> None:
+        self._files = list_images(self.folder)
+        if not self._files:
+            raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {self.folder}")
+        self._next = 0
+        self._pacer = Pacer(self._fps)
+
+    def read(self, timeout: float) -> Frame | None:
+        if not self._pacer.wait(timeout):
+            return None
+        tried = 0
+        while tried < len(self._files):
+            if self._next >= len(self._files):
+                if not self.loop:
+                    raise SourceEnded(f"end of folder {self.folder}")
+                self._next = 0
+            path = self._files[self._next]
+            self._next += 1
+            tried += 1
+            image = _read_quietly(path)
+            if image is None:
+                continue
+            frame = Frame(image=image, index=self._index, capture_ts=time.time(), camera=self.camera_id)
+            self._index += 1
+            return frame
+        if self._index == 0:
+            raise UserError(f"no readable images in folder {self.folder}")
+        raise SourceEnded(f"end of folder {self.folder}")
+
+    def close(self) -> None:
+        self._files = []
+
+
+def _read_quietly(path: Path) -> np.ndarray | None:
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        log.warning("skipping %s: %s", path, exc.strerror)
+        return None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        log.warning("skipping %s: not a readable image", path)
+        return None
+    return to_rgb8(image)
