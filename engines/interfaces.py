@@ -53,16 +53,16 @@ class DecoderOutput:
     label map (cheaper for hundreds of prompts: one grid instead of N).
 
     Attributes:
+        logits: float32[N, K, h, w] mask logits (> 0 is the object), or None when `labels` is given.
         scores: float32[N, K] predicted mask quality; K candidate masks per prompt.
         valid_hw: (vh, vw) the top-left part of the grid that covers the frame, possibly fractional; it
             maps linearly onto the frame's (H, W).
-        logits: float32[N, K, h, w] mask logits (> 0 is the object), or None when `labels` is given.
         labels: int32[h, w] with 0 for no prompt and i + 1 for prompt i's mask (then K == 1), or None.
     """
 
+    logits: np.ndarray | None
     scores: np.ndarray
     valid_hw: tuple[float, float]
-    logits: np.ndarray | None = None
     labels: np.ndarray | None = None
 
     def __post_init__(self) -> None:

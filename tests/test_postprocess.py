@@ -79,7 +79,7 @@ def test_label_maps_give_the_same_instances_as_equivalent_logits():
     labels[disc_logits((40, 60), (14, 14), 3) > 0] = 1  # object 1 is not a disc: shape must survive
     scores = np.array([[0.9], [0.8], [0.7]], np.float32)
     points = np.array([[10, 10], [30, 12], [45, 30]], np.float32)
-    from_labels = instances_from_decoder(DecoderOutput(labels=labels, scores=scores, valid_hw=(40, 60)), points, (80, 120))
+    from_labels = instances_from_decoder(DecoderOutput(None, labels=labels, scores=scores, valid_hw=(40, 60)), points, (80, 120))
     logits = np.stack([np.where(labels == i + 1, 1.0, -1.0) for i in range(3)])[:, None].astype(np.float32)
     from_logits = instances_from_decoder(DecoderOutput(logits=logits, scores=scores, valid_hw=(40, 60)), points, (80, 120))
     assert len(from_labels) == 3
@@ -89,4 +89,4 @@ def test_label_maps_give_the_same_instances_as_equivalent_logits():
 
 def test_decoder_output_needs_exactly_one_of_logits_and_labels():
     with pytest.raises(ValueError):
-        DecoderOutput(scores=np.ones((1, 1)), valid_hw=(4, 4))
+        DecoderOutput(None, scores=np.ones((1, 1)), valid_hw=(4, 4))

@@ -165,12 +165,10 @@ def upsample_in_box(
 
 def tighten(box: tuple[int, int, int, int], mask: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]:
     """Shrink a box to the mask's extent. An empty mask returns a zero-size box."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if len(rows) == 0:
+    c0, r0, cw, rh = cv2.boundingRect(mask.view(np.uint8)) if mask.size else (0, 0, 0, 0)
+    if cw == 0 or rh == 0:
         return (box[0], box[1], box[0], box[1]), mask[:0, :0]
-    cols = np.flatnonzero(mask.any(axis=0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    return (box[0] + int(c0), box[1] + int(r0), box[0] + int(c1), box[1] + int(r1)), mask[r0:r1, c0:c1]
+    return (box[0] + c0, box[1] + r0, box[0] + c0 + cw, box[1] + r0 + rh), mask[r0 : r0 + rh, c0 : c0 + cw]
 
 
 def instances_from_decoder(

@@ -1,0 +1,149 @@
+"""Benchmarks of the real pipeline: the code `persense run` runs per frame, without the network.
+
+Per frame: read from the source (capture), PerSense.segment (encode, similarity, density, prompts, decode,
+postprocess), and the publish step up to the socket (streamer.stream.messages.result_message: RLE masks, JSON).
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from streamer.errors import UserError
+from streamer.persense import PerSense
+from streamer.sources.base import FrameSource, SourceEnded
+from streamer.stream.messages import PartOptions, result_message
+
+log = logging.getLogger(__name__)
+
+STAGES = ("capture", "encode", "similarity", "density", "prompts", "decode", "postprocess", "publish")
+
+
+@dataclass
+class BenchReport:
+    """Per-stage latencies (ms) of every measured frame, and what the frames held."""
+
+    label: str
+    frame_hw: tuple[int, int] = (0, 0)
+    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    end_to_end_ms: list[float] = field(default_factory=list)
+    objects: list[int] = field(default_factory=list)
+    truth: list[int] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def summary(self) -> dict:
+        def stats(values):
+            if not values:
+                return None
+            arr = np.asarray(values)
+            return {"median": round(float(np.median(arr)), 3), "p99": round(float(np.percentile(arr, 99)), 3)}
+
+        frames = len(self.end_to_end_ms)
+        out = {
+            "label": self.label,
+            "frame": f"{self.frame_hw[1]}x{self.frame_hw[0]}",
+            "frames": frames,
+            "fps": round(frames / self.wall_s, 2) if self.wall_s > 0 else None,
+            "stage_ms": {s: stats(v) for s, v in self.stage_ms.items() if v},
+            "end_to_end_ms": stats(self.end_to_end_ms),
+            "objects_per_frame": round(float(np.mean(self.objects)), 2) if self.objects else 0.0,
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        }
+        if self.truth:
+            errors = np.abs(np.asarray(self.objects) - np.asarray(self.truth))
+            out["truth_per_frame"] = round(float(np.mean(self.truth)), 2)
+            out["count_mae"] = round(float(errors.mean()), 3)
+            out["count_error_pct"] = round(float(100 * errors.sum() / max(np.sum(self.truth), 1)), 2)
+        gpu = gpu_memory_mb()
+        if gpu is not None:
+            out["peak_gpu_mb"] = gpu
+        return out
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def gpu_memory_mb() -> float | None:
+    """Peak GPU memory torch allocated, where torch is already in use on a GPU; None otherwise."""
+    torch = sys.modules.get("torch")
+    try:
+        if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+            return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    except Exception:  # a broken CUDA set-up must not break the report
+        return None
+    return None
+
+
+def run_benchmark(
+    pipeline: PerSense,
+    source: FrameSource,
+    frames: int,
+    warmup: int = 2,
+    label: str = "bench",
+    parts: PartOptions = PartOptions(),
+) -> BenchReport:
+    """Read, segment and encode `warmup + frames` frames one after another; measure the last `frames`."""
+    report = BenchReport(label)
+    source.open()
+    try:
+        done = 0
+        start = None
+        while done < warmup + frames:
+            t0 = time.perf_counter()
+            try:
+                frame = source.read(timeout=5.0)
+            except SourceEnded:
+                break
+            if frame is None:
+                raise UserError(f"{label}: the source gave no frame within 5 s")
+            t1 = time.perf_counter()
+            result = pipeline.segment(frame.image)
+            t2 = time.perf_counter()
+            result_message(frame, result, done, pipeline.support.support_id, parts)
+            t3 = time.perf_counter()
+            done += 1
+            if done <= warmup:
+                continue
+            if start is None:
+                start = t0
+            report.frame_hw = frame.image.shape[:2]
+            report.stage_ms["capture"].append((t1 - t0) * 1e3)
+            for stage, ms in result.timings_ms.items():
+                report.stage_ms.setdefault(stage, []).append(ms)
+            report.stage_ms["publish"].append((t3 - t2) * 1e3)
+            report.end_to_end_ms.append((t3 - t0) * 1e3)
+            report.objects.append(result.count)
+            if frame.truth_count is not None:
+                report.truth.append(frame.truth_count)
+        report.wall_s = time.perf_counter() - start if start is not None else 0.0
+    finally:
+        source.close()
+    if not report.end_to_end_ms:
+        raise UserError(f"{label}: the source ended before any frame was measured")
+    return report
+
+
+def format_table(summaries: list[dict]) -> str:
+    """A plain-text table: one row per run, median / p99 ms per stage."""
+    stages = [s for s in STAGES if any(s in x["stage_ms"] for x in summaries)]
+    head = ["run", "frame", "fps", "objects", "truth"] + stages + ["end-to-end", "rss MB"]
+    rows = [head]
+    for x in summaries:
+        cell = lambda st: "-" if st is None else f"{st['median']:.1f}/{st['p99']:.1f}"  # noqa: E731
+        rows.append(
+            [x["label"], x["frame"], f"{x['fps']}", f"{x['objects_per_frame']}", f"{x.get('truth_per_frame', '-')}"]
+            + [cell(x["stage_ms"].get(s)) for s in stages]
+            + [cell(x["end_to_end_ms"]), f"{x['peak_rss_mb']}"]
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n(stage cells: median/p99 milliseconds)"

@@ -1,0 +1,71 @@
+"""`persense bench`: stage latencies, throughput and memory of the real pipeline, without the network."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from streamer.bench import format_table, run_benchmark
+from streamer.cli.common import add_config_argument, build_pipeline, config_from_args
+from streamer.errors import UserError
+from streamer.imageio import read_image, read_mask
+from streamer.sources.uri import open_source
+
+SWEEP_OBJECTS = (10, 50, 200, 500)
+SWEEP_SIZES = ((640, 480), (1280, 720), (1920, 1080))
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="measure per-stage latency, fps and memory of the pipeline",
+        description="Run the same per-frame code as `persense run` (read, segment, encode the message) without the "
+        "network, and print median/p99 latency per stage, frames per second, end-to-end latency, objects per frame "
+        "and peak memory. The default source is the conveyor simulator at 640x480 with 60 objects, unpaced.",
+    )
+    add_config_argument(parser)
+    parser.add_argument("--source", default=None, metavar="URI", help="frames from here (default: sim:?objects=60)")
+    parser.add_argument("--support", type=Path, metavar="IMAGE", help="support image (default: the simulator's)")
+    parser.add_argument("--support-mask", type=Path, metavar="MASK", help="support mask")
+    parser.add_argument("--frames", type=int, default=30, metavar="N", help="frames measured (default 30)")
+    parser.add_argument("--warmup", type=int, default=3, metavar="N", help="frames run before measuring (default 3)")
+    parser.add_argument("--sweep", action="store_true", help=f"simulator at {SWEEP_OBJECTS} objects x 640x480, 1280x720, 1920x1080")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures as JSON too")
+    parser.set_defaults(func=run)
+
+
+def _support_for(args, config, source):
+    image_path = args.support or config.support.image
+    mask_path = args.support_mask or config.support.mask
+    if image_path and mask_path:
+        return read_image(image_path, "support image"), read_mask(mask_path, "support mask")
+    if hasattr(source, "support"):
+        return source.support()
+    raise UserError("this source has no built-in support set: give --support IMAGE --support-mask MASK")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.frames < 1 or args.warmup < 0:
+        raise UserError("--frames must be >= 1 and --warmup >= 0")
+    config = config_from_args(args)
+    pipeline = build_pipeline(config)
+    if args.sweep:
+        runs = [
+            (f"sim {n} obj", f"sim:?objects={n}&width={w}&height={h}&fps=0") for w, h in SWEEP_SIZES for n in SWEEP_OBJECTS
+        ]
+    else:
+        runs = [(args.source or "sim", args.source or "sim:?objects=60&fps=0")]
+
+    summaries = []
+    for label, uri in runs:
+        source = open_source(uri, camera_id="bench")
+        pipeline.set_support(*_support_for(args, config, source))
+        summary = run_benchmark(pipeline, source, args.frames, args.warmup, label).summary()
+        summary["engines"] = pipeline.engines.name
+        summaries.append(summary)
+        print(format_table([summary]).splitlines()[2], flush=True) if args.sweep else None
+    print(format_table(summaries))
+    if args.json:
+        args.json.write_text(json.dumps(summaries if args.sweep else summaries[0], indent=2))
+    return 0
