@@ -7,6 +7,7 @@ masks would cost objects x frame pixels in memory and in every step after decodi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -30,11 +31,12 @@ class Instance:
     mask: np.ndarray
     point: tuple[float, float] = (float("nan"), float("nan"))
 
-    @property
+    # Cached: masks are not modified after an instance is made, and dense frames ask for these per object.
+    @cached_property
     def area(self) -> int:
         return int(np.count_nonzero(self.mask))
 
-    @property
+    @cached_property
     def centroid(self) -> tuple[float, float]:
         x0, y0, x1, y1 = self.bbox
         m = cv2.moments(self.mask.view(np.uint8), binaryImage=True) if self.mask.size else {"m00": 0}

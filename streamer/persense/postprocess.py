@@ -187,8 +187,10 @@ def instances_from_decoder(
     instances: list[Instance] = []
     for low in kept:
         box, mask = tighten(*upsample_in_box(low, output.valid_hw, frame_hw))
-        if mask.size == 0 or np.count_nonzero(mask) < max(min_area, 1):
+        if mask.size == 0:
             continue
-        point = tuple(float(v) for v in points_xy[low.index])
-        instances.append(Instance(id=len(instances), score=low.score, bbox=box, mask=mask, point=point))
+        point = (float(points_xy[low.index][0]), float(points_xy[low.index][1]))
+        instance = Instance(id=len(instances), score=low.score, bbox=box, mask=mask, point=point)
+        if instance.area >= max(min_area, 1):
+            instances.append(instance)
     return instances
