@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from streamer.errors import UserError
+from streamer.stream.config import StreamConfig
 
 
 class _Section(BaseModel):
@@ -81,7 +82,7 @@ class Config(_Section):
     gate: GateConfig = GateConfig()
     support: SupportConfig = SupportConfig()
     # The stream processor's settings (sources, publishing, control, metrics) live in their own model.
-    stream: dict = Field(default_factory=dict)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
 
 
 def load_config(path: Path | str | None) -> Config:

@@ -1,0 +1,130 @@
+"""`persense run`: segment camera streams and publish the results (ZeroMQ), with control and metrics.
+
+With no arguments it runs the embedded default: the conveyor simulator, the embedded CPU engines and
+the simulator's own support set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+from streamer.config import Config, load_config
+from streamer.stream.config import SourceConfig
+
+log = logging.getLogger("persense.run")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="segment camera streams and publish the results over ZeroMQ",
+        description="Segment every frame of one or more cameras and publish counts and masks over ZeroMQ, "
+        "with a control socket and Prometheus metrics. Without arguments: the built-in conveyor simulator "
+        "with the embedded CPU engines.",
+    )
+    p.add_argument("--config", type=Path, help="YAML configuration (flags override it)")
+    p.add_argument("--source", help="video file, image folder, rtsp://..., v4l2:N, gige:NAME or sim:?objects=60&fps=30")
+    p.add_argument("--camera-id", help="camera name in topics and metrics (default cam0)")
+    p.add_argument("--support", type=Path, help="support image: one example of the product")
+    p.add_argument("--support-mask", type=Path, help="the support object's mask (non-zero pixels)")
+    p.add_argument("--publish", help="ZeroMQ PUB endpoint to bind (default tcp://127.0.0.1:5556)")
+    p.add_argument("--control", help="ZeroMQ REP control endpoint to bind (default tcp://127.0.0.1:5557)")
+    p.add_argument("--metrics-port", type=int, help="HTTP port of /metrics, /healthz, /readyz (default 9108, 0 = any)")
+    p.add_argument("--metrics-host", help="address the metrics port binds (default 127.0.0.1)")
+    p.add_argument("--max-frames", type=int, help="stop after N published results")
+    p.add_argument("--loop", action="store_true", help="replay file sources from the start")
+    p.add_argument("--every-frame", action="store_true", help="file sources: process every frame as fast as possible (default: play files at their own "
+                   "frame rate, newest frame wins, like a camera)")
+    p.add_argument("--overlay", action="store_true", help="publish a JPEG overlay part with each result")
+    p.add_argument("--label-map", action="store_true", help="publish a 16-bit PNG label map part with each result")
+    p.add_argument("--cache-dir", type=Path, help="support prototype cache (default ~/.cache/persense)")
+    p.set_defaults(func=run)
+
+
+def apply_flags(config: Config, args: argparse.Namespace) -> Config:
+    """Flags override the configuration file; the result is validated like the file."""
+    raw = config.model_dump()
+    stream = raw["stream"]
+    if args.source:
+        stream["sources"] = [SourceConfig(uri=args.source).model_dump()]
+    if args.camera_id:
+        stream["sources"][0]["camera_id"] = args.camera_id
+    for source in stream["sources"]:
+        source["loop"] = source["loop"] or args.loop
+        source["every_frame"] = source["every_frame"] or args.every_frame
+    if args.support or args.support_mask:
+        raw["support"] = {"image": args.support, "mask": args.support_mask}
+    if args.publish:
+        stream["publish"]["endpoint"] = args.publish
+    if args.control:
+        stream["control"]["endpoint"] = args.control
+    if args.metrics_port is not None:
+        stream["metrics"]["port"] = args.metrics_port
+    if args.metrics_host:
+        stream["metrics"]["host"] = args.metrics_host
+    if args.max_frames is not None:
+        stream["max_frames"] = args.max_frames
+    stream["publish"]["overlay_jpeg"] = stream["publish"]["overlay_jpeg"] or args.overlay
+    stream["publish"]["label_map_png"] = stream["publish"]["label_map_png"] or args.label_map
+    if args.cache_dir:
+        stream["cache_dir"] = args.cache_dir
+    from pydantic import ValidationError
+
+    from streamer.errors import UserError
+
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UserError(f"{where}: {first['msg']}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from engines.factory import build_engines
+    from streamer.errors import UserError
+    from streamer.sources.redact import redact
+    from streamer.stream.processor import StreamProcessor
+    from streamer.stream.support import initial_support
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError("--max-frames must be at least 1")
+    config = apply_flags(load_config(args.config), args)
+    stream = config.stream
+    support = initial_support(config.support.image, config.support.mask, stream.sources)
+
+    stop = threading.Event()
+    # From here on a signal asks for a clean stop (exit 0), also while the models load.
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    processor = None
+    try:
+        t0 = time.perf_counter()
+        engines = build_engines(config.engines)
+        log.info("engines %s ready in %.1f s", engines.name, time.perf_counter() - t0)
+        if stop.is_set():
+            return 0
+        processor = StreamProcessor(config, engines, support)
+        processor.start()
+        for source in stream.sources:
+            log.info("camera %s: %s", source.camera_id, redact(source.uri))
+        log.info("results: subscribe to %s (topics persense/<camera>/result and /status), e.g. "
+                 "'persense subscribe --endpoint %s'", processor.publisher.endpoint, processor.publisher.endpoint)
+        if processor.control:
+            log.info("control: %s (JSON requests status, pause, resume, set_support)", processor.control.endpoint)
+        if processor.http:
+            base = processor.http.url.rsplit("/", 1)[0]
+            log.info("metrics: %s/metrics, health: %s/healthz, readiness: %s/readyz", base, base, base)
+        why = processor.wait(stop)
+        log.info("stopping (%s)", why)
+    finally:
+        if processor is not None:
+            processor.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("published %d result(s)", processor.publisher.sent if processor.publisher else 0)
+    return 0

@@ -1,0 +1,75 @@
+"""`persense subscribe`: print the counts a running `persense run` publishes; optionally save overlays."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "subscribe",
+        help="print the counts published by 'persense run'",
+        description="Subscribe to a running 'persense run' and print one line per result "
+        "(camera, seq, count, latency); gaps in seq are reported at the end.",
+    )
+    p.add_argument("--endpoint", default="tcp://127.0.0.1:5556", help="the processor's publish endpoint")
+    p.add_argument("--camera", action="append", help="only this camera (repeatable; default all)")
+    p.add_argument("--save-overlays", type=Path, metavar="DIR",
+                   help="write each result's overlay JPEG here (the processor must run with --overlay)")
+    p.add_argument("--max-messages", type=int, help="exit after N results")
+    p.add_argument("--timeout", type=float, help="exit when no message came for this many seconds")
+    p.add_argument("--status", action="store_true", help="also print status messages (heartbeats, state changes)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from streamer.errors import UserError
+    from streamer.subscriber import ProtocolError, ResultMessage, Subscriber
+
+    if args.max_messages is not None and args.max_messages < 1:
+        raise UserError("--max-messages must be at least 1")
+    if args.save_overlays:
+        args.save_overlays.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    warned_no_overlay = False
+    try:
+        sub = Subscriber(args.endpoint, args.camera, status=True)
+    except Exception as exc:  # zmq.ZMQError: a malformed endpoint
+        raise UserError(f"cannot subscribe to {args.endpoint}: {exc}") from None
+    try:
+        while args.max_messages is None or sum(counts.values()) < args.max_messages:
+            try:
+                msg = sub.receive(args.timeout)
+            except ProtocolError as exc:
+                print(f"skipping a malformed message: {exc}")
+                continue
+            if msg is None:
+                print(f"no message for {args.timeout} s; stopping")
+                break
+            if not isinstance(msg, ResultMessage):
+                if args.status:
+                    h = msg.header
+                    print(f"{msg.camera} status {h.get('event')}: state={h.get('state')} paused={h.get('paused')}")
+                continue
+            counts[msg.camera] = counts.get(msg.camera, 0) + 1
+            h = msg.header
+            latency_ms = (time.time() - h["capture_ts"]) * 1000.0
+            truth = f" truth={h['truth_count']}" if "truth_count" in h else ""
+            print(f"{msg.camera} seq={h['seq']} frame={h['frame_index']} count={h['count']}{truth} "
+                  f"latency={latency_ms:.0f}ms")
+            if args.save_overlays:
+                data = msg.parts.get("overlay/jpeg")
+                if data is not None:
+                    (args.save_overlays / f"{msg.camera}_{h['seq']:08d}.jpg").write_bytes(data)
+                elif not warned_no_overlay:
+                    print("the processor sends no overlay part: start 'persense run' with --overlay")
+                    warned_no_overlay = True
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sub.close()
+    for camera, n in sorted(counts.items()):
+        print(f"{camera}: {n} result(s), {sub.gaps.get(camera, 0)} missed (seq gaps)")
+    return 0

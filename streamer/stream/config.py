@@ -1,0 +1,96 @@
+"""The stream processor's settings: `stream:` in the YAML config. Every field has a safe default."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_SOURCE = "sim:?objects=60&fps=30"
+_CAMERA_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(_Section):
+    """One camera or file; each gets its own supervisor."""
+
+    uri: str = Field(DEFAULT_SOURCE, description="file, folder, rtsp://, v4l2:N, gige:NAME or sim:?...")
+    camera_id: Optional[str] = Field(None, description="names the camera in topics and metrics; default cam0, cam1...")
+    every_frame: bool = Field(False, description="file sources: process every frame instead of the newest one")
+    loop: bool = Field(False, description="file sources: replay from the start at the end")
+    options: dict = Field(default_factory=dict, description="extra keyword options for the source (e.g. rtsp_transport)")
+
+    @field_validator("camera_id")
+    @classmethod
+    def _valid_camera(cls, value):
+        # The id becomes part of a ZeroMQ topic and a Prometheus label: keep it short and plain.
+        if value is not None and not _CAMERA_ID.match(value):
+            raise ValueError("camera_id must be 1-64 characters of letters, digits, '_', '.', '-'")
+        return value
+
+
+class SupervisorConfig(_Section):
+    """Reconnect and stall detection timings of every camera's supervisor (seconds)."""
+
+    read_timeout: float = Field(1.0, gt=0)
+    stall_timeout: float = Field(5.0, gt=0, description="no frame for this long: the source is stalled")
+    frozen_after: int = Field(50, ge=0, description="this many identical frames in a row: frozen (0 = off)")
+    backoff_initial: float = Field(0.5, gt=0)
+    backoff_max: float = Field(30.0, gt=0)
+    jitter: float = Field(0.2, ge=0, le=1, description="random fraction added to or taken from each backoff")
+
+
+class PublishConfig(_Section):
+    endpoint: str = Field("tcp://127.0.0.1:5556", description="ZeroMQ PUB endpoint the processor binds")
+    send_hwm: int = Field(100, ge=1, description="ZeroMQ send high-water mark (messages per subscriber)")
+    queue_size: int = Field(8, ge=1, description="results waiting for the publisher thread; more are dropped")
+    masks: bool = Field(True, description="include RLE masks in the header (false: boxes and counts only)")
+    overlay_jpeg: bool = Field(False, description="add a JPEG overlay image part")
+    jpeg_quality: int = Field(80, ge=1, le=100)
+    label_map_png: bool = Field(False, description="add a 16-bit PNG label map part (0 background, i+1 instance i)")
+    heartbeat_s: float = Field(1.0, gt=0, description="interval of status heartbeats per camera")
+
+
+class ControlConfig(_Section):
+    endpoint: Optional[str] = Field("tcp://127.0.0.1:5557", description="ZeroMQ REP endpoint; null disables it")
+    max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="larger requests get an error reply")
+    timeout_s: float = Field(120.0, gt=0, description="how long a set_support request may wait for the pipeline")
+
+
+class MetricsConfig(_Section):
+    host: str = Field("127.0.0.1", description="address of the HTTP server for /metrics, /healthz, /readyz")
+    port: Optional[int] = Field(9108, ge=0, le=65535, description="0 picks a free port; null disables it")
+
+
+class StreamConfig(_Section):
+    sources: list[SourceConfig] = Field(default_factory=lambda: [SourceConfig()])
+    supervisor: SupervisorConfig = SupervisorConfig()
+    publish: PublishConfig = PublishConfig()
+    control: ControlConfig = ControlConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    cache_dir: Optional[Path] = Field(None, description="support prototype cache; default ~/.cache/persense")
+    max_frames: Optional[int] = Field(None, ge=1, description="stop after this many published results")
+
+    @model_validator(mode="after")
+    def _name_cameras(self):
+        if not self.sources:
+            raise ValueError("stream.sources must list at least one source")
+        for i, source in enumerate(self.sources):
+            if source.camera_id is None:
+                source.camera_id = f"cam{i}"
+        ids = [s.camera_id for s in self.sources]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"camera ids must be unique, got {ids}")
+        return self
+
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir is not None:
+            return Path(self.cache_dir).expanduser()
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+        return Path(base) / "persense"

@@ -1,0 +1,104 @@
+"""Prometheus metrics of the stream processor, in a registry of its own (no process-global state).
+
+Labels stay bounded: `camera` comes from the configured sources, `stage` and `outcome` from fixed lists.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+STAGES = ("capture", "encode", "similarity", "density", "prompts", "decode", "postprocess", "publish")
+OUTCOMES = ("processed", "failed", "dropped_stale", "dropped_paused", "dropped_shutdown")
+_STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_CREATED = re.compile(rb"^(# (HELP|TYPE) )?persense_\w+_created[ {]")
+_E2E_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    """One camera's supervisor as seen at scrape time."""
+
+    camera: str
+    up: bool
+    reconnects: int
+    last_frame_age_s: float | None  # None before the first frame
+
+
+class _SourceCollector:
+    """Reads the supervisors when scraped, so the figures are never older than the scrape."""
+
+    def __init__(self, snapshots: Callable[[], Iterable[SourceSnapshot]]):
+        self._snapshots = snapshots
+
+    def collect(self):
+        up = GaugeMetricFamily("persense_source_up", "1 while the camera is streaming, else 0", labels=["camera"])
+        reconnects = CounterMetricFamily(
+            "persense_source_reconnects", "reconnect attempts of the camera's supervisor", labels=["camera"]
+        )
+        age = GaugeMetricFamily(
+            "persense_last_frame_age_seconds", "seconds since the camera's last frame (NaN before the first)",
+            labels=["camera"],
+        )
+        for snap in self._snapshots():
+            up.add_metric([snap.camera], 1.0 if snap.up else 0.0)
+            reconnects.add_metric([snap.camera], float(snap.reconnects))
+            age.add_metric([snap.camera], math.nan if snap.last_frame_age_s is None else snap.last_frame_age_s)
+        yield from (up, reconnects, age)
+
+    def describe(self):
+        # Declaring no descriptions keeps registration from calling collect() before the sources exist.
+        return []
+
+
+class StreamMetrics:
+    """All metrics of one processor. Thread-safe (prometheus_client's metrics lock internally)."""
+
+    def __init__(self, cameras: list[str]):
+        self.registry = CollectorRegistry(auto_describe=False)
+        r = self.registry
+        self.frames = Counter(
+            "persense_frames_total", "frames by outcome (processed, failed, dropped_<reason>)",
+            ["camera", "outcome"], registry=r,
+        )
+        self.stage = Histogram(
+            "persense_stage_seconds", "seconds per frame spent in each stage", ["camera", "stage"],
+            buckets=_STAGE_BUCKETS, registry=r,
+        )
+        self.end_to_end = Histogram(
+            "persense_end_to_end_seconds", "capture to publish, seconds", ["camera"], buckets=_E2E_BUCKETS, registry=r
+        )
+        self.objects = Gauge("persense_objects", "instances in the camera's last result", ["camera"], registry=r)
+        self.publish_dropped = Counter(
+            "persense_publish_dropped_total", "results not published (publish queue full or send refused)",
+            ["camera"], registry=r,
+        )
+        # Every series exists from the start, so dashboards and rate() see zeros rather than gaps.
+        for camera in cameras:
+            for outcome in OUTCOMES:
+                self.frames.labels(camera, outcome)
+            self.publish_dropped.labels(camera)
+            self.end_to_end.labels(camera)
+            self.objects.labels(camera)
+
+    def watch_sources(self, snapshots: Callable[[], Iterable[SourceSnapshot]]) -> None:
+        self.registry.register(_SourceCollector(snapshots))
+
+    def frame(self, camera: str, outcome: str) -> None:
+        self.frames.labels(camera, outcome).inc()
+
+    def observe_stages(self, camera: str, timings_ms: dict[str, float]) -> None:
+        for stage, ms in timings_ms.items():
+            if stage in STAGES:  # an engine's private stage name must not grow the label set
+                self.stage.labels(camera, stage).observe(ms / 1000.0)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text, without prometheus_client's `*_created` series: the exposed names are
+        exactly the documented ones (turning them off in the library would be process-global state)."""
+        lines = generate_latest(self.registry).split(b"\n")
+        return b"\n".join(line for line in lines if not _CREATED.match(line))

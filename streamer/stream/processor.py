@@ -1,0 +1,269 @@
+"""The stream processor: cameras -> newest-frame slots -> inference -> publisher, plus control and metrics.
+
+Threads: one supervisor per camera (capture), one inference thread, one publisher thread, the control
+thread and the metrics HTTP server. They meet only at bounded buffers, so none waits on another.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+import zmq
+
+from engines.interfaces import EngineSet
+from streamer.config import Config
+from streamer.errors import UserError
+from streamer.gates import build_gate
+from streamer.persense.pipeline import PerSense
+from streamer.sources.base import SourceState
+from streamer.stream.control import ControlServer
+from streamer.stream.metrics import SourceSnapshot, StreamMetrics
+from streamer.stream.metrics_server import MetricsServer
+from streamer.stream.publisher import Publisher
+from streamer.stream.slots import FrameSlots
+from streamer.stream.support import PrototypeCache, apply_support, support_from_bytes
+from streamer.stream.worker import InferenceWorker
+
+log = logging.getLogger(__name__)
+
+_FINISHED = (SourceState.ENDED, SourceState.STOPPED)
+
+
+class StreamProcessor:
+    """Runs one configuration until stopped.
+
+    Args:
+        config: the whole configuration (config.stream says what to open, bind and serve).
+        engines: the models.
+        support: (uint8[H, W, 3] RGB image, bool[H, W] mask), the one-shot support set.
+        source_factory: (SourceConfig) -> a zero-argument callable opening a FrameSource; default open_source.
+        supervisor_factory: the CameraSupervisor class or a stand-in with its signature.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        engines: EngineSet,
+        support: tuple[np.ndarray, np.ndarray],
+        source_factory: Callable | None = None,
+        supervisor_factory: Callable | None = None,
+    ):
+        self.config = config
+        self.stream = config.stream
+        self.cameras = [s.camera_id for s in self.stream.sources]
+        self.metrics = StreamMetrics(self.cameras)
+        self.cache = PrototypeCache(self.stream.resolved_cache_dir())
+        self.persense = PerSense(engines, config.pipeline, build_gate(config.gate))
+        self._initial_support = support
+        self._source_factory = source_factory or _default_source_factory
+        self._supervisor_factory = supervisor_factory
+        every = {s.camera_id for s in self.stream.sources if s.every_frame}
+        self.slots = FrameSlots(self.cameras, every, on_drop=self.metrics.frame)
+        self._every_frame = every
+        self.supervisors: dict[str, object] = {}
+        self.started_at = time.monotonic()
+        self._context: zmq.Context | None = None
+        self.publisher: Publisher | None = None
+        self.control: ControlServer | None = None
+        self.http: MetricsServer | None = None
+        self.worker: InferenceWorker | None = None
+        self._stopped = False
+
+    # -- life -----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Compute the support, bind the sockets and the metrics port, start every thread and camera."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        image, mask = self._initial_support
+        support = apply_support(self.persense, image, mask, self.cache)
+        log.info("support %s ready (%s)", support.support_id, self.persense.engines.name)
+        self._context = zmq.Context()
+        self.publisher = Publisher(self._context, self.stream.publish, self.metrics, self.camera_statuses,
+                                   limit=self.stream.max_frames)
+        if self.stream.control.endpoint:
+            handlers = {"status": self._cmd_status, "pause": self._cmd_pause, "resume": self._cmd_resume,
+                        "set_support": self._cmd_set_support}
+            self.control = ControlServer(self._context, self.stream.control, handlers)
+        if self.stream.metrics.port is not None:
+            self.http = MetricsServer(self.stream.metrics.host, self.stream.metrics.port, self.metrics.exposition,
+                                      self.health, self.readiness)
+        self.metrics.watch_sources(self._source_snapshots)
+        self.worker = InferenceWorker(self.persense, self.slots, self.publisher, self.metrics, self._every_frame)
+        for part in (self.publisher, self.worker, self.control, self.http):
+            if part is not None:
+                part.start()
+        for source in self.stream.sources:
+            self.supervisors[source.camera_id] = self._make_supervisor(source)
+        for supervisor in self.supervisors.values():
+            supervisor.start()
+
+    def _make_supervisor(self, source):
+        factory = self._supervisor_factory
+        if factory is None:
+            from streamer.sources.supervisor import CameraSupervisor as factory
+        timing = self.stream.supervisor
+        return factory(
+            source.camera_id,
+            self._source_factory(source),
+            self.slots.put,
+            self._on_state,
+            read_timeout=timing.read_timeout,
+            stall_timeout=timing.stall_timeout,
+            frozen_after=timing.frozen_after,
+            backoff_initial=timing.backoff_initial,
+            backoff_max=timing.backoff_max,
+            jitter=timing.jitter,
+        )
+
+    def wait(self, stop: threading.Event, poll_s: float = 0.1) -> str:
+        """Block until `stop` is set, --max-frames results are out, or every finite source is done -> why."""
+        while True:
+            if stop.wait(poll_s):
+                return "signal"
+            if self.publisher is not None and self.publisher.limit_reached.is_set():
+                return "max-frames"
+            if self.finished():
+                return "sources ended"
+            if self.worker is not None and not self.worker.alive():
+                raise UserError("the inference thread ended unexpectedly (see the log)")
+
+    def finished(self) -> bool:
+        """Every source ended and everything it delivered is published."""
+        if not self.supervisors or any(s.state not in _FINISHED for s in self.supervisors.values()):
+            return False
+        # Order matters: the slots go idle only after the result reached the publisher's queue.
+        return self.slots.idle() and (self.publisher is None or self.publisher.idle())
+
+    def stop(self) -> None:
+        """Stop cameras, finish the frame in flight, flush the publisher, close sockets. Safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for camera, supervisor in self.supervisors.items():
+            try:
+                supervisor.stop(2.0)
+            except Exception:
+                log.exception("camera %s: stopping its supervisor failed", camera)
+        dropped = self.slots.close()
+        if dropped:
+            log.info("dropped %d waiting frame(s) at shutdown", dropped)
+        for part in (self.worker, self.publisher, self.control, self.http):
+            if part is not None:
+                part.stop()
+        if self._context is not None:
+            # destroy, not term: a socket a stuck thread still holds must not keep the process alive.
+            self._context.destroy()
+
+    # -- state ---------------------------------------------------------------------------------------
+    def _on_state(self, camera: str, state: SourceState, reason: str = "") -> None:
+        # Called from the camera's thread while its supervisor holds its lock: only queue the message.
+        if self.publisher is not None:
+            status = self._camera_status(camera)
+            status["state"] = getattr(state, "value", str(state))
+            self.publisher.submit_status(camera, {"event": "state", "reason": reason, **status})
+
+    def _source_snapshots(self) -> list[SourceSnapshot]:
+        now = time.monotonic()
+        snaps = []
+        for camera, sup in list(self.supervisors.items()):
+            last = getattr(sup, "last_frame_monotonic", None)
+            snaps.append(SourceSnapshot(camera, sup.state == SourceState.STREAMING, int(sup.reconnects),
+                                        None if last is None else max(now - last, 0.0)))
+        return snaps
+
+    def _camera_status(self, camera: str) -> dict:
+        sup = self.supervisors.get(camera)
+        worker = self.worker
+        support = self.persense.support
+        last = getattr(sup, "last_frame_monotonic", None) if sup else None
+        return {
+            "state": getattr(sup.state, "value", str(sup.state)) if sup else "starting",
+            "reconnects": int(sup.reconnects) if sup else 0,
+            "last_frame_age_s": None if last is None else round(time.monotonic() - last, 3),
+            "processed": worker.processed.get(camera, 0) if worker else 0,
+            "failed": worker.failed.get(camera, 0) if worker else 0,
+            "published": self.publisher.seq.get(camera, 0) if self.publisher else 0,
+            "last_count": worker.last_count.get(camera) if worker else None,
+            "paused": bool(worker and worker.paused.is_set()),
+            "support_id": support.support_id if support else None,
+        }
+
+    def camera_statuses(self) -> dict[str, dict]:
+        return {camera: self._camera_status(camera) for camera in self.cameras}
+
+    def health(self) -> tuple[bool, dict]:
+        threads = {"inference": self.worker, "publisher": self.publisher, "control": self.control, "http": self.http}
+        alive = {name: part.alive() for name, part in threads.items() if part is not None and hasattr(part, "alive")}
+        return all(alive.values()), {"threads": alive}
+
+    def readiness(self) -> tuple[bool, dict]:
+        alive, _ = self.health()
+        states = {c: getattr(s.state, "value", str(s.state)) for c, s in self.supervisors.items()}
+        streaming = any(s.state == SourceState.STREAMING for s in self.supervisors.values())
+        support = self.persense.support is not None
+        return alive and support and streaming, {"support": support, "cameras": states}
+
+    # -- control commands (control thread) -----------------------------------------------------------
+    def _cmd_status(self, request: dict, frames: list[bytes]) -> dict:
+        support = self.persense.support
+        return {
+            "uptime_s": round(time.monotonic() - self.started_at, 3),
+            "paused": bool(self.worker and self.worker.paused.is_set()),
+            "support_id": support.support_id if support else None,
+            "engines": self.persense.engines.name,
+            "publish": self.publisher.endpoint if self.publisher else None,
+            "metrics": self.http.url if self.http else None,
+            "published": self.publisher.sent if self.publisher else 0,
+            "cameras": self.camera_statuses(),
+        }
+
+    def _cmd_pause(self, request: dict, frames: list[bytes]) -> dict:
+        self.worker.paused.set()
+        self._announce("paused")
+        return {"paused": True}
+
+    def _cmd_resume(self, request: dict, frames: list[bytes]) -> dict:
+        self.worker.paused.clear()
+        self._announce("resumed")
+        return {"paused": False}
+
+    def _cmd_set_support(self, request: dict, frames: list[bytes]) -> dict:
+        if len(frames) != 2:
+            raise UserError(f"set_support needs 2 binary frames after the JSON (image, mask), got {len(frames)}")
+        image, mask = support_from_bytes(frames[0], frames[1])
+        try:
+            support = self.worker.call(lambda: apply_support(self.persense, image, mask, self.cache),
+                                       self.stream.control.timeout_s)
+        except TimeoutError:
+            raise UserError(f"set_support is still waiting for the pipeline after {self.stream.control.timeout_s} s; "
+                            "it will apply when the pipeline gets to it") from None
+        log.info("support replaced: %s", support.support_id)
+        self._announce("support")
+        return {"support_id": support.support_id, "width": int(image.shape[1]), "height": int(image.shape[0])}
+
+    def _announce(self, event: str) -> None:
+        for camera in self.cameras:
+            self.publisher.submit_status(camera, {"event": event, **self._camera_status(camera)})
+
+
+def _default_source_factory(source) -> Callable:
+    from streamer.sources import open_source, source_kind
+
+    options = dict(source.options)
+    if source.loop:
+        options["loop"] = True
+    if source_kind(source.uri) == "file" and not source.every_frame and not {"realtime", "fps"} & options.keys():
+        # Read unpaced, a file would outrun inference and nearly every frame would be dropped as stale;
+        # played at its own rate it behaves like the camera it stands in for.
+        options["realtime"] = True
+    open_source(source.uri, source.camera_id, **options)  # a bad URI or option fails now, in one line
+    return lambda: open_source(source.uri, source.camera_id, **options)

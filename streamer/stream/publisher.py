@@ -1,0 +1,196 @@
+"""The publisher thread: encodes results and sends them on a ZeroMQ PUB socket, never blocking.
+
+Only this thread touches the PUB socket (ZeroMQ sockets are not thread-safe). Results wait in a bounded
+queue; when it is full the result is dropped and counted, so a slow encoder never stalls inference.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import zmq
+
+from streamer.errors import UserError
+from streamer.sources.base import Frame
+from streamer.stream.config import PublishConfig
+from streamer.stream.messages import PartOptions, result_message, status_message
+from streamer.stream.metrics import StreamMetrics
+from streamer.types import SegmentationResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Result:
+    frame: Frame
+    result: SegmentationResult
+    support_id: str
+
+
+def bind_socket(context: zmq.Context, kind: int, endpoint: str, what: str) -> tuple[zmq.Socket, str]:
+    """Bind a socket; -> (socket, the bound endpoint, with the real port when asked for port 0 or *)."""
+    sock = context.socket(kind)
+    sock.setsockopt(zmq.LINGER, 500)
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as exc:
+        sock.close(0)
+        raise UserError(f"cannot bind the {what} endpoint {endpoint}: {exc.strerror}") from None
+    return sock, sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+
+
+class Publisher:
+    """Owns the PUB socket and its thread.
+
+    Args:
+        status_provider: camera -> status dict, asked every `heartbeat_s` for the heartbeats.
+        on_published: called with the camera after each result is sent (from the publisher thread).
+        limit: send at most this many results in all (then `limit_reached` is set); None for no limit.
+    """
+
+    def __init__(
+        self,
+        context: zmq.Context,
+        config: PublishConfig,
+        metrics: StreamMetrics,
+        status_provider: Callable[[], dict[str, dict]],
+        on_published: Callable[[str], None] = lambda camera: None,
+        limit: int | None = None,
+    ):
+        self.config = config
+        self.metrics = metrics
+        self.options = PartOptions(config.masks, config.overlay_jpeg, config.jpeg_quality, config.label_map_png)
+        self._sock, self.endpoint = bind_socket(context, zmq.PUB, config.endpoint, "publish")
+        self._sock.setsockopt(zmq.SNDHWM, config.send_hwm)
+        self._results: queue.Queue[_Result] = queue.Queue(maxsize=config.queue_size)
+        self._status: queue.Queue[tuple[str, dict]] = queue.Queue(maxsize=256)
+        self._status_provider = status_provider
+        self._on_published = on_published
+        self._limit = limit
+        self.sent = 0
+        self.seq: dict[str, int] = {}
+        self.limit_reached = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+
+    # -- called from other threads -------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def submit(self, frame: Frame, result: SegmentationResult, support_id: str, wait: bool = False) -> bool:
+        """Queue a result; a full queue drops it (counted), or with `wait` blocks until room or stop."""
+        item = _Result(frame, result, support_id)
+        while True:
+            try:
+                self._results.put(item, block=wait, timeout=0.2 if wait else None)
+                return True
+            except queue.Full:
+                if not wait or self._stop.is_set():
+                    self.metrics.publish_dropped.labels(frame.camera).inc()
+                    return False
+
+    def submit_status(self, camera: str, status: dict) -> None:
+        """A state change: sent ahead of any waiting results (a flood beyond 256 waiting is dropped)."""
+        try:
+            self._status.put_nowait((camera, status))
+        except queue.Full:
+            log.debug("status queue full; dropped a %s status of camera %s", status.get("event"), camera)
+
+    def idle(self) -> bool:
+        """No result waiting or being sent."""
+        return self._results.unfinished_tasks == 0
+
+    def stop(self, flush_timeout: float = 2.0) -> None:
+        """Send what is queued (up to `flush_timeout`), then close the socket."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(flush_timeout + 1.0)
+        if self._thread.is_alive():
+            log.warning("publisher thread did not finish in time")
+        else:
+            self._sock.close()
+
+    # -- the thread ----------------------------------------------------------------------------------
+    def _run(self) -> None:
+        next_heartbeat = time.monotonic()
+        flush_deadline = None
+        while True:
+            self._send_statuses()
+            now = time.monotonic()
+            if now >= next_heartbeat:
+                self._heartbeat()
+                next_heartbeat = now + self.config.heartbeat_s
+            if self._stop.is_set():
+                flush_deadline = flush_deadline or now + 2.0
+                if self._results.empty() or now > flush_deadline:
+                    break
+            try:
+                item = self._results.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            try:
+                self._publish(item)
+            finally:
+                self._results.task_done()
+        self._send_statuses()
+        while not self._results.empty():  # anything left after the flush deadline is dropped, and counted
+            self.metrics.publish_dropped.labels(self._results.get_nowait().frame.camera).inc()
+
+    def _publish(self, item: _Result) -> None:
+        camera = item.frame.camera
+        if self.limit_reached.is_set():
+            return
+        start = time.perf_counter()
+        seq = self.seq.get(camera, 0)
+        try:
+            parts = result_message(item.frame, item.result, seq, item.support_id, self.options)
+        except Exception:
+            log.exception("camera %s: encoding result %d failed", camera, item.frame.index)
+            self.metrics.publish_dropped.labels(camera).inc()
+            return
+        if not self._send(parts):
+            self.metrics.publish_dropped.labels(camera).inc()
+        # The seq is spent even when the send is refused: the gap tells subscribers a result is missing.
+        self.seq[camera] = seq + 1
+        self.metrics.stage.labels(camera, "publish").observe(time.perf_counter() - start)
+        self.metrics.end_to_end.labels(camera).observe(max(time.time() - item.frame.capture_ts, 0.0))
+        self.metrics.objects.labels(camera).set(item.result.count)
+        self.sent += 1
+        self._on_published(camera)
+        if self._limit is not None and self.sent >= self._limit:
+            self.limit_reached.set()
+
+    def _send(self, parts: list[bytes]) -> bool:
+        try:
+            self._sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.Again:
+            return False
+        except zmq.ZMQError as exc:
+            log.warning("publish failed: %s", exc.strerror)
+            return False
+
+    def _send_statuses(self) -> None:
+        while True:
+            try:
+                camera, status = self._status.get_nowait()
+            except queue.Empty:
+                return
+            self._send(status_message(camera, status))
+
+    def _heartbeat(self) -> None:
+        try:
+            statuses = self._status_provider()
+        except Exception:
+            log.exception("status provider failed")
+            return
+        for camera, status in statuses.items():
+            self._send(status_message(camera, {"event": "heartbeat", **status}))

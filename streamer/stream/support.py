@@ -1,0 +1,112 @@
+"""The support set of a running processor: where it comes from, and its prototype cached on disk.
+
+The prototype costs one encoder pass on the support image (seconds for SAM ViT-H on a CPU); it is cached
+under the cache directory keyed by the engine set's name and the support's content hash, so a restart
+with the same models and support starts at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streamer.errors import UserError
+from streamer.imageio import read_image, read_mask, to_rgb8
+from streamer.persense.pipeline import PerSense, Support, support_id_for
+
+log = logging.getLogger(__name__)
+
+
+class PrototypeCache:
+    """Prototypes on disk: <dir>/<engines name>-<support id>.npy, float32[C]."""
+
+    def __init__(self, directory: Path | None):
+        self.directory = directory
+
+    def _path(self, engines_name: str, support_id: str) -> Path | None:
+        if self.directory is None:
+            return None
+        slug = re.sub(r"[^A-Za-z0-9_.+-]", "_", engines_name)[:80]
+        return self.directory / f"{slug}-{support_id}.npy"
+
+    def load(self, engines_name: str, support_id: str) -> np.ndarray | None:
+        path = self._path(engines_name, support_id)
+        if path is None or not path.exists():
+            return None
+        try:
+            prototype = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable prototype cache %s: %s", path, exc)
+            return None
+        if prototype.ndim != 1 or not np.issubdtype(prototype.dtype, np.floating) or not np.isfinite(prototype).all():
+            log.warning("ignoring malformed prototype cache %s", path)
+            return None
+        return prototype.astype(np.float32)
+
+    def save(self, engines_name: str, support_id: str, prototype: np.ndarray) -> None:
+        path = self._path(engines_name, support_id)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write then rename: a processor killed mid-write must not leave a half file to load next time.
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, prototype.astype(np.float32), allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot cache the support prototype in %s: %s", path.parent, exc.strerror or exc)
+
+
+def apply_support(persense: PerSense, image_rgb: np.ndarray, mask: np.ndarray, cache: PrototypeCache) -> Support:
+    """Set the pipeline's support, from the cache when this engine set has seen this support before."""
+    mask = np.asarray(mask).astype(bool)
+    name = persense.engines.name
+    support_id = support_id_for(image_rgb, mask, name)
+    cached = cache.load(name, support_id)
+    if cached is not None:
+        log.info("support %s: prototype from the cache", support_id)
+        return persense.set_support(image_rgb, mask, prototype=cached)
+    support = persense.set_support(image_rgb, mask)
+    cache.save(name, support_id, support.prototype)
+    return support
+
+
+def decode_image_bytes(data: bytes, what: str) -> np.ndarray:
+    """PNG/JPEG bytes -> the raw decoded array (any channels, 8 or 16 bit); UserError when not an image."""
+    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if len(data) else None
+    if raw is None:
+        raise UserError(f"{what} is not a readable PNG/JPEG image ({len(data)} bytes)")
+    return raw
+
+
+def support_from_bytes(image_data: bytes, mask_data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """set_support's two frames -> (uint8[H, W, 3] RGB, bool[H, W]); a mask is non-zero pixels in any channel."""
+    image = to_rgb8(decode_image_bytes(image_data, "support image"))
+    raw = decode_image_bytes(mask_data, "support mask")
+    mask = raw.max(axis=2) > 0 if raw.ndim == 3 else raw > 0
+    return image, mask
+
+
+def initial_support(image_path: Path | None, mask_path: Path | None, sources: list) -> tuple[np.ndarray, np.ndarray]:
+    """The support given by paths, else the simulator's own when the first source is the simulator.
+
+    Args:
+        sources: the configured SourceConfigs (uri, camera_id, options).
+    """
+    if (image_path is None) != (mask_path is None):
+        raise UserError("give both --support IMAGE and --support-mask MASK (or neither, with the simulator source)")
+    if image_path is not None:
+        return read_image(image_path, "support image"), read_mask(mask_path, "support mask")
+    from streamer.sources import open_source, source_kind
+
+    if sources and source_kind(sources[0].uri) == "sim":
+        # The same URI and options make the same simulator, so its support shows the objects it renders.
+        return open_source(sources[0].uri, sources[0].camera_id, **sources[0].options).support()
+    raise UserError("no support set: give --support IMAGE --support-mask MASK (or support: in the config)")

@@ -1,0 +1,156 @@
+"""A Python client for the published stream (docs/stream-protocol.md): subscribe, decode, check gaps.
+
+    with Subscriber("tcp://127.0.0.1:5556", cameras=["cam0"]) as sub:
+        msg = sub.receive(timeout=5.0)
+        if isinstance(msg, ResultMessage):
+            print(msg.camera, msg.seq, msg.count, [m.shape for m in msg.masks()])
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import zmq
+
+from streamer.rle import decode as rle_decode
+
+RESULT_SCHEMA = "persense.result/1"
+STATUS_SCHEMA = "persense.status/1"
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the stream protocol."""
+
+
+@dataclass
+class ResultMessage:
+    """One frame's result: the header JSON and the binary parts by name ("overlay/jpeg", "labels/png")."""
+
+    camera: str
+    header: dict
+    parts: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def seq(self) -> int:
+        return int(self.header["seq"])
+
+    @property
+    def count(self) -> int:
+        return int(self.header["count"])
+
+    @property
+    def instances(self) -> list[dict]:
+        return self.header["instances"]
+
+    def masks(self) -> list[np.ndarray]:
+        """bool[H, W] per instance (empty if the publisher sends no masks)."""
+        return [rle_decode(inst["mask"]) for inst in self.instances if "mask" in inst]
+
+    def overlay(self) -> np.ndarray | None:
+        """uint8[H, W, 3] RGB overlay image, if the publisher sends one."""
+        data = self.parts.get("overlay/jpeg")
+        if data is None:
+            return None
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def label_map(self) -> np.ndarray | None:
+        """uint16[H, W] (0 background, instance i is i + 1), if the publisher sends one."""
+        data = self.parts.get("labels/png")
+        if data is None:
+            return None
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+@dataclass
+class StatusMessage:
+    """A camera's heartbeat or state change (header["event"]: heartbeat, state, paused, resumed, support)."""
+
+    camera: str
+    header: dict
+
+
+def decode_message(frames: list[bytes]) -> ResultMessage | StatusMessage:
+    """[topic, header JSON, *parts] -> a message; raises ProtocolError on anything malformed."""
+    if len(frames) < 2:
+        raise ProtocolError(f"expected at least 2 frames (topic, header), got {len(frames)}")
+    topic = bytes(frames[0]).decode("utf-8", "replace").split("/")
+    if len(topic) != 3 or topic[0] != "persense" or topic[2] not in ("result", "status"):
+        raise ProtocolError(f"unexpected topic {'/'.join(topic)!r}")
+    try:
+        header = json.loads(bytes(frames[1]))
+    except ValueError as exc:
+        raise ProtocolError(f"header is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("header is not a JSON object")
+    camera = topic[1]
+    if topic[2] == "status":
+        if header.get("schema") != STATUS_SCHEMA:
+            raise ProtocolError(f"status schema {header.get('schema')!r}, expected {STATUS_SCHEMA}")
+        return StatusMessage(camera, header)
+    if header.get("schema") != RESULT_SCHEMA:
+        raise ProtocolError(f"result schema {header.get('schema')!r}, expected {RESULT_SCHEMA}")
+    names = header.get("parts", [])
+    if len(names) != len(frames) - 2:
+        raise ProtocolError(f"header announces {len(names)} part(s) but {len(frames) - 2} followed")
+    return ResultMessage(camera, header, {name: bytes(data) for name, data in zip(names, frames[2:])})
+
+
+class Subscriber:
+    """A SUB socket on the processor's PUB endpoint.
+
+    Args:
+        cameras: only these cameras (default all).
+        status: also receive status messages.
+    """
+
+    def __init__(self, endpoint: str, cameras: list[str] | None = None, status: bool = True):
+        self._context = zmq.Context()
+        self._sock = self._context.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        kinds = ("result", "status") if status else ("result",)
+        for camera in cameras or [None]:
+            for kind in kinds:
+                # Topics are prefix-matched: without a camera, "persense/" would also take status messages.
+                prefix = f"persense/{camera}/{kind}" if camera else "persense/"
+                self._sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+                if not camera:
+                    break
+        self._results_only = not status and not cameras
+        self._sock.connect(endpoint)
+        self._last_seq: dict[str, int] = {}
+        self.gaps: dict[str, int] = {}  # camera -> results missed (seq jumps), restarts not counted
+
+    def receive(self, timeout: float | None = None) -> ResultMessage | StatusMessage | None:
+        """The next message, or None after `timeout` seconds (None: wait for ever)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            if not self._sock.poll(None if left is None else int(left * 1000)):
+                return None
+            msg = decode_message(self._sock.recv_multipart())
+            if self._results_only and isinstance(msg, StatusMessage):
+                continue
+            if isinstance(msg, ResultMessage):
+                self._track(msg)
+            return msg
+
+    def _track(self, msg: ResultMessage) -> None:
+        last = self._last_seq.get(msg.camera)
+        if last is not None and msg.seq > last + 1:
+            self.gaps[msg.camera] = self.gaps.get(msg.camera, 0) + msg.seq - last - 1
+        self._last_seq[msg.camera] = msg.seq
+
+    def close(self) -> None:
+        self._sock.close()
+        self._context.term()
+
+    def __enter__(self) -> "Subscriber":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
