@@ -130,6 +130,9 @@ class PerSense:
                 instances = instances_from_decoder(
                     output, points, (h, w), cfg.duplicate_iou, cfg.min_score, cfg.min_mask_area
                 )
+            if not instances:
+                # No mask to feed back: a feedback pass would only re-decode the same prompts unguided.
+                break
             if iteration < cfg.feedback_iterations:
                 exemplars = self._feedback_exemplars(instances, exemplars)
 
