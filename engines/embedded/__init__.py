@@ -1,0 +1,26 @@
+"""CPU engines that need no weights: colour/texture descriptors, exemplar-driven density, joint watershed masks."""
+
+from __future__ import annotations
+
+from engines.embedded.decoder import EmbeddedMaskDecoder
+from engines.embedded.dmg import EmbeddedDensityMapGenerator
+from engines.embedded.encoder import EmbeddedImageEncoder
+from engines.interfaces import DensityMapGenerator, EngineSet
+
+__all__ = [
+    "EmbeddedDensityMapGenerator",
+    "EmbeddedImageEncoder",
+    "EmbeddedMaskDecoder",
+    "build_embedded_dmg",
+    "build_embedded_engines",
+]
+
+ENGINE_NAME = "embedded-v1"
+
+
+def build_embedded_engines() -> EngineSet:
+    return EngineSet(EmbeddedImageEncoder(), EmbeddedMaskDecoder(), EmbeddedDensityMapGenerator(), ENGINE_NAME)
+
+
+def build_embedded_dmg() -> DensityMapGenerator:
+    return EmbeddedDensityMapGenerator()

@@ -1,0 +1,37 @@
+"""What the embedded encoder hands to the embedded decoder and density map generator."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from engines.embedded.features import Descriptors, compute_descriptors
+from engines.interfaces import ImageEmbedding
+
+
+def descriptors_for(image_rgb: np.ndarray | None, embedding: ImageEmbedding | None) -> Descriptors:
+    """The embedding's descriptors when it is the embedded encoder's (same frame), else computed from the image."""
+    payload = getattr(embedding, "payload", None)
+    if isinstance(payload, Descriptors) and (image_rgb is None or payload.frame_hw == tuple(image_rgb.shape[:2])):
+        return payload
+    if image_rgb is None:
+        raise ValueError("the embedded engines need their own encoder's embedding or the image")
+    return compute_descriptors(image_rgb)
+
+
+def boxes_to_grid(desc: Descriptors, boxes: np.ndarray) -> np.ndarray:
+    """float[M, 4] frame (x0, y0, x1, y1) boxes -> float64[M, 4] grid boxes (edges, x1/y1 exclusive)."""
+    h, w = desc.grid_hw
+    fh, fw = desc.frame_hw
+    scale = np.array([w / fw, h / fh, w / fw, h / fh])
+    return np.asarray(boxes, np.float64).reshape(-1, 4) * scale
+
+
+def inner_ellipses(grid_hw: tuple[int, int], grid_boxes: np.ndarray, scale: float = 0.7) -> np.ndarray:
+    """bool[h, w]: the ellipses inscribed in the boxes, shrunk by `scale` (the part of a box that is the object)."""
+    mask = np.zeros(grid_hw, np.uint8)
+    for x0, y0, x1, y1 in grid_boxes:
+        centre = (int(round((x0 + x1) / 2 - 0.5)), int(round((y0 + y1) / 2 - 0.5)))
+        axes = (max(int(round((x1 - x0) / 2 * scale)), 0), max(int(round((y1 - y0) / 2 * scale)), 0))
+        cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, thickness=-1)
+    return mask.astype(bool)

@@ -1,0 +1,342 @@
+"""Synthetic dense conveyor scenes with exact ground truth, deterministic by seed (numpy + cv2 only).
+
+Targets are shaded, textured amber ellipses ("products") of one colour family with slight size, shape,
+rotation and colour variation; many touch and some partly occlude each other. Distractors are another kind:
+blue-teal rectangles. The background is a dark belt with streaks and mild noise. Ground truth labels hold
+each target's *visible* pixels only (an occluded object loses the pixels its occluder covers).
+
+Objects are pre-rendered once as sprites; a frame is the belt plus sprite pastes, so the conveyor runs at
+hundreds of frames per second.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# Area fraction of the frame the objects' mean-radius disks cover at the default object radius.
+_FILL = 0.42
+# Colour families (HSV with hue in degrees, s and v in [0, 1]).
+_TARGET_HSV = (28.0, 0.78, 0.88)
+_DISTRACTOR_HSV = (205.0, 0.65, 0.75)
+_BELT_GREY = 68.0
+
+
+@dataclass
+class Scene:
+    """One rendered frame and its exact ground truth.
+
+    Attributes:
+        image: uint8[H, W, 3] RGB.
+        labels: int32[H, W]; 0 background, 1..count each target object's visible pixels.
+        count: the number of target objects with visible pixels.
+        distractors: bool[H, W] the visible pixels of objects of the other kind.
+    """
+
+    image: np.ndarray
+    labels: np.ndarray
+    count: int
+    distractors: np.ndarray
+
+
+@dataclass
+class _Sprite:
+    rgb: np.ndarray  # uint8[h, w, 3]
+    mask: np.ndarray  # bool[h, w]
+    cx: float  # sprite centre inside the patch (x, y)
+    cy: float
+
+
+def default_radius(width: int, height: int, n_objects: int, n_distractors: int) -> float:
+    """Mean object radius (pixels) so that n objects cover about 42% of the frame."""
+    n = max(n_objects + n_distractors, 1)
+    r = math.sqrt(_FILL * width * height / (n * math.pi))
+    return float(np.clip(r, 4.0, min(width, height) / 7.0))
+
+
+def _hsv_to_rgb(h_deg: float, s: float, v: float) -> np.ndarray:
+    pixel = np.array([[[h_deg / 2.0, s * 255.0, v * 255.0]]], np.float32).clip(0, 255).astype(np.uint8)
+    return cv2.cvtColor(pixel, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
+
+
+def _target_sprite(rng: np.random.Generator, radius: float) -> _Sprite:
+    """A shaded, speckled ellipse of the target colour family; its rim is darker (rounded product)."""
+    a = radius * rng.uniform(1.0, 1.18)
+    b = radius * rng.uniform(0.85, 1.0)
+    theta = rng.uniform(0, math.pi)
+    half = int(math.ceil(max(a, b))) + 2
+    ys, xs = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float32)
+    c, s = math.cos(theta), math.sin(theta)
+    u = (xs * c + ys * s) / a
+    v = (-xs * s + ys * c) / b
+    rho2 = u * u + v * v
+    mask = rho2 <= 1.0
+    shade = 0.5 + 0.5 * np.sqrt(np.clip(1.0 - rho2, 0.0, 1.0))
+    hx, hy = -0.35 * a, -0.35 * b
+    highlight = 0.25 * np.exp(-((xs - hx) ** 2 + (ys - hy) ** 2) / (2 * (0.3 * radius) ** 2))
+    base = _hsv_to_rgb(
+        _TARGET_HSV[0] + rng.uniform(-5, 5),
+        _TARGET_HSV[1] + rng.uniform(-0.08, 0.08),
+        _TARGET_HSV[2] + rng.uniform(-0.08, 0.06),
+    )
+    speckle = cv2.GaussianBlur(rng.normal(0, 1, xs.shape).astype(np.float32), (0, 0), max(radius / 12, 0.6))
+    speckle *= 9.0 / max(float(speckle.std()), 1e-6)
+    rgb = base[None, None, :] * shade[..., None] + 255.0 * highlight[..., None] + speckle[..., None]
+    return _Sprite(rgb.clip(0, 255).astype(np.uint8), mask, float(half), float(half))
+
+
+def _distractor_sprite(rng: np.random.Generator, radius: float) -> _Sprite:
+    """A blue-teal rotated rectangle with the area of a target disk and a flat bevelled shading."""
+    aspect = rng.uniform(1.6, 2.2)
+    area = math.pi * radius * radius * rng.uniform(0.85, 1.1)
+    w = math.sqrt(area * aspect)
+    h = area / w
+    theta = rng.uniform(0, math.pi)
+    half = int(math.ceil(math.hypot(w, h) / 2)) + 2
+    ys, xs = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float32)
+    c, s = math.cos(theta), math.sin(theta)
+    u = np.abs(xs * c + ys * s) / (w / 2)
+    v = np.abs(-xs * s + ys * c) / (h / 2)
+    mask = (u <= 1.0) & (v <= 1.0)
+    edge = np.clip(1.0 - np.maximum(u, v), 0, 1)
+    shade = 0.7 + 0.3 * np.clip(edge * 4, 0, 1)
+    base = _hsv_to_rgb(_DISTRACTOR_HSV[0] + rng.uniform(-6, 6), _DISTRACTOR_HSV[1], _DISTRACTOR_HSV[2])
+    noise = rng.normal(0, 4.0, xs.shape).astype(np.float32)
+    rgb = base[None, None, :] * shade[..., None] + noise[..., None]
+    return _Sprite(rgb.clip(0, 255).astype(np.uint8), mask, float(half), float(half))
+
+
+def _belt(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """uint8[H, W, 3] belt: dark grey, streaks along the belt (x), mild grain; periodic in x."""
+    pad = 16
+    streak = rng.normal(0, 1, (height, width // 8 + 1)).astype(np.float32)
+    streak = cv2.resize(streak, (width, height), interpolation=cv2.INTER_LINEAR)
+    grain = rng.normal(0, 1, (height, width)).astype(np.float32)
+    # Wrap-pad before blurring so the texture has no seam where the conveyor wraps around.
+    grain = np.concatenate([grain[:, -pad:], grain, grain[:, :pad]], axis=1)
+    grain = cv2.GaussianBlur(grain, (0, 0), 1.0)[:, pad:-pad]
+    grey = _BELT_GREY + 5.0 * streak + 6.0 * grain
+    tint = np.array([0.97, 1.0, 1.04], np.float32)
+    return (grey[..., None] * tint).clip(0, 255).astype(np.uint8)
+
+
+def _place(
+    rng: np.random.Generator,
+    radii: np.ndarray,
+    width: float,
+    height: float,
+    touching: bool,
+    occlusion: bool,
+    period_x: float | None,
+) -> np.ndarray:
+    """Centres float[N, 2] for disks of `radii`: some touching a neighbour, some overlapping one (occlusion).
+
+    With `period_x` the x axis wraps (conveyor loop) and centres lie in [0, period_x); otherwise each disk
+    lies inside the frame. Objects that find no room are left at NaN.
+    """
+    n = len(radii)
+    centres = np.full((n, 2), np.nan, np.float64)
+    placed = np.zeros(n, bool)
+    batch = 48
+    for k in range(n):
+        r = radii[k]
+        x_lo, x_hi = (0.0, period_x) if period_x else (r, width - r)
+        y_lo, y_hi = r, height - r
+        for _ in range(40):
+            idx = np.flatnonzero(placed)
+            mode = rng.random()
+            if len(idx) and touching and mode < 0.65:
+                j = idx[rng.integers(len(idx), size=batch)]
+                overlap = occlusion and mode < 0.15
+                u = rng.uniform(0.6, 0.8, batch) if overlap else rng.uniform(0.94, 1.0, batch)
+                ang = rng.uniform(0, 2 * math.pi, batch)
+                d = (radii[j] + r) * u
+                cand = centres[j] + np.stack([d * np.cos(ang), d * np.sin(ang)], axis=1)
+            else:
+                j = np.full(batch, -1)
+                cand = np.stack([rng.uniform(x_lo, x_hi, batch), rng.uniform(y_lo, y_hi, batch)], axis=1)
+            if period_x:
+                cand[:, 0] %= period_x
+            ok = (cand[:, 0] >= x_lo) & (cand[:, 0] <= x_hi) & (cand[:, 1] >= y_lo) & (cand[:, 1] <= y_hi)
+            if len(idx):
+                dx = cand[:, None, 0] - centres[None, idx, 0]
+                if period_x:
+                    dx = (dx + period_x / 2) % period_x - period_x / 2
+                dy = cand[:, None, 1] - centres[None, idx, 1]
+                dist = np.hypot(dx, dy)
+                need = (radii[None, idx] + r) * 0.94
+                # The partner of an occluding placement may overlap more; every other object only touches.
+                partner = idx[None, :] == j[:, None]
+                ok &= np.all((dist >= need) | partner, axis=1)
+            good = np.flatnonzero(ok)
+            if len(good):
+                centres[k] = cand[good[0]]
+                placed[k] = True
+                break
+    return centres
+
+
+class _World:
+    """Objects (sprites at centres), a belt and a z-order; renders any x offset of the loop."""
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        n_objects: int,
+        n_distractors: int,
+        seed: int,
+        touching: bool,
+        occlusion: bool,
+        object_radius: float | None,
+        period_x: float | None,
+    ):
+        rng = np.random.default_rng(seed)
+        self.width, self.height, self.period_x = width, height, period_x
+        self.radius = object_radius or default_radius(width, height, n_objects, n_distractors)
+        n = n_objects + n_distractors
+        kinds = np.zeros(n, bool)
+        kinds[rng.permutation(n)[:n_distractors]] = True  # True: distractor
+        radii = self.radius * rng.uniform(0.9, 1.08, n)
+        self.centres = _place(rng, radii, width, height, touching, occlusion, period_x)
+        keep = ~np.isnan(self.centres[:, 0])
+        self.centres, self.kinds = self.centres[keep], kinds[keep]
+        self.sprites = [
+            (_distractor_sprite(rng, r) if d else _target_sprite(rng, r)) for r, d in zip(radii[keep], self.kinds)
+        ]
+        self.order = rng.permutation(len(self.sprites))  # paint order: later ones occlude earlier ones
+        belt_w = int(math.ceil(period_x)) if period_x else width
+        self.belt = _belt(rng, belt_w, height)
+        self.noise = [rng.normal(0, 3.0, (height, width, 3)).astype(np.int16) for _ in range(3)]
+
+    def render(self, offset: float, noise_index: int) -> Scene:
+        h, w = self.height, self.width
+        if self.period_x:
+            # Frame column x shows belt column (x + margin - offset) mod loop: the belt moves with the objects.
+            period = self.belt.shape[1]
+            start = int(round((self.period_x - w) / 2 - offset)) % period
+            end = start + w
+            if end <= period:
+                image = self.belt[:, start:end].copy()
+            else:
+                image = np.concatenate([self.belt[:, start:], self.belt[:, : end - period]], axis=1)
+        else:
+            image = self.belt.copy()
+        owner = np.zeros((h, w), np.int32)  # 0: belt, i + 1: object i
+        for i in self.order:
+            sprite = self.sprites[i]
+            cx, cy = self.centres[i]
+            if self.period_x:
+                # The loop is longer than the frame by a margin, so an object is at most once in view.
+                cx = (cx + offset) % self.period_x - (self.period_x - w) / 2
+            x0 = int(round(cx - sprite.cx))
+            y0 = int(round(cy - sprite.cy))
+            sh, sw = sprite.mask.shape
+            ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + sw, w), min(y0 + sh, h)
+            if ax1 <= ax0 or ay1 <= ay0:
+                continue
+            sy, sx = slice(ay0 - y0, ay1 - y0), slice(ax0 - x0, ax1 - x0)
+            m = sprite.mask[sy, sx]
+            np.copyto(image[ay0:ay1, ax0:ax1], sprite.rgb[sy, sx], where=m[..., None])
+            np.copyto(owner[ay0:ay1, ax0:ax1], i + 1, where=m)
+        noise = self.noise[noise_index % len(self.noise)]
+        image = np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+        return self._truth(image, owner)
+
+    def _truth(self, image: np.ndarray, owner: np.ndarray) -> Scene:
+        n = len(self.sprites)
+        visible = np.bincount(owner.ravel(), minlength=n + 1)[1:] > 0
+        lut = np.zeros(n + 1, np.int32)
+        targets = np.flatnonzero(visible & ~self.kinds)
+        lut[targets + 1] = np.arange(1, len(targets) + 1, dtype=np.int32)
+        is_distractor = np.concatenate([[False], self.kinds])
+        return Scene(image, lut[owner], int(len(targets)), is_distractor[owner])
+
+
+def render_scene(
+    width: int = 640,
+    height: int = 480,
+    n_objects: int = 60,
+    n_distractors: int = 8,
+    seed: int = 0,
+    touching: bool = True,
+    occlusion: bool = True,
+    object_radius: float | None = None,
+) -> Scene:
+    """One static dense scene: every object lies inside the frame.
+
+    Args:
+        object_radius: mean target radius in pixels; None chooses one so the objects fit (about 42% cover).
+    """
+    world = _World(width, height, n_objects, n_distractors, seed, touching, occlusion, object_radius, None)
+    return world.render(0.0, 0)
+
+
+def render_support(
+    seed: int = 0, object_radius: float = 28.0, width: int = 320, height: int = 240
+) -> tuple[np.ndarray, np.ndarray]:
+    """A support image with one target object near the centre on the same belt -> (uint8[H, W, 3], bool[H, W])."""
+    rng = np.random.default_rng(seed + 7919)
+    sprite = _target_sprite(rng, object_radius)
+    image = _belt(rng, width, height)
+    sh, sw = sprite.mask.shape
+    if sh > height or sw > width:
+        raise ValueError(f"a {object_radius:.0f}px object does not fit a {width}x{height} support image")
+    x0, y0 = (width - sw) // 2, (height - sh) // 2
+    mask = np.zeros((height, width), bool)
+    mask[y0 : y0 + sh, x0 : x0 + sw] = sprite.mask
+    image[y0 : y0 + sh, x0 : x0 + sw][sprite.mask] = sprite.rgb[sprite.mask]
+    noise = rng.normal(0, 3.0, image.shape)
+    return np.clip(image + noise, 0, 255).astype(np.uint8), mask
+
+
+class ConveyorSimulator:
+    """Objects ride the belt in +x at `speed_px` per frame, leave on the right and come back on the left.
+
+    The objects lie on a loop a little longer than the frame, so about `n_objects` targets are in view
+    (those at the edges partly). `frame(i)` is a pure function of i.
+    """
+
+    def __init__(
+        self,
+        width: int = 640,
+        height: int = 480,
+        n_objects: int = 60,
+        n_distractors: int = 8,
+        speed_px: float = 4.0,
+        seed: int = 0,
+    ):
+        radius = default_radius(width, height, n_objects, n_distractors)
+        # Place on a loop a little longer than the frame, at the density that shows about n_objects targets
+        # (those cut by the frame's edges included).
+        margin = 2.5 * radius
+        period = width + margin
+        scale = period / (width + 2 * radius)
+        self.speed_px = speed_px
+        self._seed = seed
+        self._world = _World(
+            width,
+            height,
+            int(round(n_objects * scale)),
+            int(round(n_distractors * scale)),
+            seed,
+            True,
+            True,
+            radius,
+            period,
+        )
+
+    @property
+    def object_radius(self) -> float:
+        return self._world.radius
+
+    def frame(self, index: int) -> Scene:
+        return self._world.render(index * self.speed_px, index)
+
+    def support(self) -> tuple[np.ndarray, np.ndarray]:
+        r = self._world.radius
+        size = int(max(8 * r, 64))
+        return render_support(self._seed, r, size, size)
