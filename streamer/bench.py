@@ -16,7 +16,7 @@ import numpy as np
 
 from streamer.errors import UserError
 from streamer.persense import PerSense
-from streamer.sources.base import FrameSource, SourceEnded
+from streamer.sources.base import FrameSource, SourceEnded, SourceError
 from streamer.stream.messages import PartOptions, result_message
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,10 @@ def run_benchmark(
 ) -> BenchReport:
     """Read, segment and encode `warmup + frames` frames one after another; measure the last `frames`."""
     report = BenchReport(label)
-    source.open()
+    try:
+        source.open()
+    except SourceError as exc:
+        raise UserError(f"cannot open the source: {exc}") from None
     try:
         done = 0
         start = None
@@ -102,6 +105,8 @@ def run_benchmark(
                 frame = source.read(timeout=5.0)
             except SourceEnded:
                 break
+            except SourceError as exc:
+                raise UserError(f"the source failed: {exc}") from None
             if frame is None:
                 raise UserError(f"{label}: the source gave no frame within 5 s")
             t1 = time.perf_counter()

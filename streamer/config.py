@@ -43,6 +43,9 @@ class PipelineConfig(_Section):
     """The PerSense algorithm's parameters; defaults are the paper's."""
 
     idm_threshold: int = Field(30, ge=0, le=255, description="IDM binary threshold T on the 0-255 density image")
+    idm_keep_composite_centroid: bool = Field(
+        True, description="IDM: prompt at a split composite contour's own centroid too (Algorithm 3, line 23)"
+    )
     ppsm_k: float = Field(math.sqrt(2), gt=0, description="PPSM normalisation constant k")
     feedback_iterations: int = Field(1, ge=0, le=8, description="DMG/IDM/PPSM/decoder re-runs with mask exemplars")
     feedback_exemplars: int = Field(4, ge=1, le=16, description="top masks by score used as the DMG's exemplars")
@@ -97,7 +100,7 @@ def load_config(path: Path | str | None) -> Config:
         raw = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise UserError(f"config file not found: {path}") from None
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UserError(f"cannot read config {path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(raw, dict):
         raise UserError(f"config {path}: the top level must be a mapping")

@@ -137,3 +137,29 @@ def test_eval_reports_class_wise_iou_count_error_and_buckets(tmp_path, scene):
     assert summary["count_mae"] == pytest.approx(
         np.mean([abs(i["predicted_count"] - i["true_count"]) for i in report["images"]])
     )
+
+
+def test_query_names_with_dots_keep_their_whole_stem(tmp_path, support_files, scene):
+    for name in ("a.1.png", "a.2.png"):
+        write_rgb(tmp_path / name, scene.image)
+    assert segment(support_files, tmp_path / "out", tmp_path / "a.1.png", tmp_path / "a.2.png") == 0
+    assert (tmp_path / "out" / "a.1.json").exists() and (tmp_path / "out" / "a.2.json").exists()
+
+
+def test_bench_on_a_dead_rtsp_source_is_one_line(support_files):
+    proc = run_cli("bench", "--source", "rtsp://user:secret@127.0.0.1:9/none", "--frames", "1",
+                   "--support", support_files[0], "--support-mask", support_files[1])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "source" in proc.stderr.splitlines()[-1] and "secret" not in proc.stderr
+
+
+def test_bench_reports_every_stage_and_the_true_count(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_cli("-q", "bench", "--source", "sim:?objects=20&width=320&height=240&fps=0", "--frames", "3",
+                   "--warmup", "1", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["frames"] == 3 and report["fps"] > 0
+    assert set(report["stage_ms"]) >= {"capture", "encode", "density", "prompts", "decode", "postprocess", "publish"}
+    assert abs(report["objects_per_frame"] - report["truth_per_frame"]) <= 0.2 * report["truth_per_frame"]
+    assert "frame" in proc.stdout or "fps" in proc.stdout

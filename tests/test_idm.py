@@ -43,8 +43,20 @@ def test_touching_pair_forms_a_composite_contour_that_is_split():
     singles = [(25 + 45 * i, 25) for i in range(8)] + [(25 + 45 * i, 150) for i in range(8)]
     pair = [(150, 85), (150 + 18, 85)]  # two radius-10 discs 1.8 r apart: one contour, twice the area
     density = disc_map((190, 400), singles + pair, 10)
-    points = idm(density)
-    match(points, singles + pair, tol=2.0)
+    # Algorithm 3, line 23: centres of step 7 (every contour, the composite too) and step 21 (its children).
+    match(idm(density), singles + pair + [(159, 85)], tol=2.0)
+    # Without the composite's own centre: one point per object.
+    match(idm(density, keep_composite_centroid=False), singles + pair, tol=2.0)
+
+
+def test_each_composite_is_split_by_its_own_distance_transform_maximum():
+    # Fifty singles keep sigma small enough that both pairs are outliers (Eq. 3); the larger pair's distance
+    # maximum is larger, and each pair is split at half of its own maximum.
+    singles = [(25 + 45 * i, y) for i in range(10) for y in (25, 70, 250, 295, 340)]
+    small_pair = [(100, 160), (100 + 18, 160)]  # radius 10, 1.8 r apart
+    large_pair = [(300, 160), (325, 160)]  # radius 13, 1.9 r apart
+    density = np.maximum(disc_map((370, 470), singles + small_pair, 10), disc_map((370, 470), large_pair, 13))
+    match(idm(density, keep_composite_centroid=False), singles + small_pair + large_pair, tol=2.5)
 
 
 def test_composite_needs_area_beyond_mu_plus_two_sigma():

@@ -76,3 +76,13 @@ def test_a_count_that_rounds_to_zero_selects_nothing():
 def test_no_candidates_gives_an_empty_array():
     out = ppsm(np.zeros((0, 2), np.float32), np.ones((10, 10), np.float32), count=5)
     assert out.shape == (0, 2)
+
+
+def test_counts_between_one_and_k_still_select_the_point_of_s_max():
+    # T_adapt = S_max * k / C >= S_max for C <= k: Eq. 5 would keep nothing; the C = 1 rule applies instead.
+    sim = similarity_with({(70, 30): 0.9, (10, 10): 0.85})
+    points = np.array([[10, 10]], np.float32)
+    for count in (1.2, 1.41):
+        assert ppsm(points, sim, count=count).tolist() == [[70, 30]]
+    # Just above k the adaptive threshold applies: 0.9 * 1.4142 / 1.5 = 0.8485 < 0.85 keeps the candidate.
+    assert ppsm(points, sim, count=1.5).tolist() == [[10, 10]]

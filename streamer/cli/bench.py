@@ -10,6 +10,7 @@ from streamer.bench import format_table, run_benchmark
 from streamer.cli.common import add_config_argument, build_pipeline, config_from_args
 from streamer.errors import UserError
 from streamer.imageio import read_image, read_mask
+from streamer.sources.redact import redact
 from streamer.sources.uri import open_source
 
 SWEEP_OBJECTS = (10, 50, 200, 500)
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
             (f"sim {n} obj", f"sim:?objects={n}&width={w}&height={h}&fps=0") for w, h in SWEEP_SIZES for n in SWEEP_OBJECTS
         ]
     else:
-        runs = [(args.source or "sim", args.source or "sim:?objects=60&fps=0")]
+        # The label is printed and written to --json: never with the credentials a URI may carry.
+        runs = [(redact(args.source) if args.source else "sim", args.source or "sim:?objects=60&fps=0")]
 
     summaries = []
     for label, uri in runs:
@@ -67,5 +69,8 @@ def run(args: argparse.Namespace) -> int:
         print(format_table([summary]).splitlines()[2], flush=True) if args.sweep else None
     print(format_table(summaries))
     if args.json:
-        args.json.write_text(json.dumps(summaries if args.sweep else summaries[0], indent=2))
+        try:
+            args.json.write_text(json.dumps(summaries if args.sweep else summaries[0], indent=2))
+        except OSError as exc:
+            raise UserError(f"cannot write {args.json}: {exc.strerror}") from None
     return 0

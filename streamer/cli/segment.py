@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"cannot create output directory {args.out}: {exc.strerror}") from None
 
+    stems = [q.stem for q in args.queries]
+    if len(set(stems)) != len(stems):
+        raise UserError("two query images share a file name stem; their outputs would overwrite each other")
     failures = 0
     for query in args.queries:
         # One bad query must not lose the others' results: report it and go on.
@@ -53,8 +56,10 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             continue
         result = pipeline.segment(image)
-        stem = args.out / query.stem
-        stem.with_suffix(".json").write_text(json.dumps(result_to_dict(result, source=str(query))))
+        try:
+            (args.out / f"{query.stem}.json").write_text(json.dumps(result_to_dict(result, source=str(query))))
+        except OSError as exc:
+            raise UserError(f"cannot write {args.out / query.stem}.json: {exc.strerror}") from None
         write_image(args.out / f"{query.stem}_mask.png", result.union_mask().astype(np.uint8) * 255)
         write_image(args.out / f"{query.stem}_overlay.jpg", overlay(image, result))
         print(f"{query}: {result.count} objects ({sum(result.timings_ms.values()):.0f} ms)")

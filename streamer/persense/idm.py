@@ -63,7 +63,9 @@ def split_composite(contour: np.ndarray, ratio: float = 0.5) -> list[tuple[float
     return centroids
 
 
-def idm(density: np.ndarray, threshold: int = 30, composite_sigmas: float = 2.0) -> np.ndarray:
+def idm(
+    density: np.ndarray, threshold: int = 30, composite_sigmas: float = 2.0, keep_composite_centroid: bool = True
+) -> np.ndarray:
     """Candidate point prompts from a density map (Algorithm 3).
 
     1. min-max normalise to 0-255 (I_gray); 2. I_binary = I_gray >= T (Eq. 2, T = 30);
@@ -71,14 +73,16 @@ def idm(density: np.ndarray, threshold: int = 30, composite_sigmas: float = 2.0)
     5. a contour is composite when its area > mu + 2 sigma; each composite is split by a distance transform
        thresholded at 0.5 * max into child contours; 6. centroids by spatial moments (Eq. 4).
 
-    A composite contour that splits into children contributes its children's centroids instead of its own:
-    its own centroid lies between the objects it merges (the paper's Fig. 4 shows one prompt per object).
-    A composite that yields no child keeps its own centroid.
+    As Algorithm 3's last line says, the centres of step 7 (every contour, composites included: "including both
+    parent and child") and of step 21 (every child) are returned; the decoder's duplicate suppression then
+    merges a parent's mask with its child's. `keep_composite_centroid=False` drops the centroid of a composite
+    that splits into children, since it lies on the contact line between the objects it merges.
 
     Args:
         density: float[H, W] density map at frame resolution.
         threshold: T in Eq. 2, on the 0-255 scale.
         composite_sigmas: the 2 in T_comp = mu + 2 sigma.
+        keep_composite_centroid: also return a split composite contour's own centroid (the paper's reading).
 
     Returns:
         float32[N, 2] candidate points (x, y) in pixels; N = 0 for an empty or constant map.
@@ -100,7 +104,8 @@ def idm(density: np.ndarray, threshold: int = 30, composite_sigmas: float = 2.0)
             children = split_composite(contour)
             if children:
                 points.extend(children)
-                continue
+                if not keep_composite_centroid:
+                    continue
         region, offset = _filled_region(contour)
         points.append(_region_centroid(region, offset))
     return np.asarray(points, dtype=np.float32).reshape(-1, 2)

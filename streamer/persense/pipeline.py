@@ -105,6 +105,8 @@ class PerSense:
         with timer.stage("decode"):
             exemplars = self._initial_exemplar(embedding, similarity, gate_boxes, guidance)
 
+        # The answer of the last pass that produced masks: a feedback pass that finds nothing must not erase
+        # what the first pass found (counts would flicker from frame to frame).
         instances: list[Instance] = []
         points = np.zeros((0, 2), np.float32)
         count = 0.0
@@ -113,28 +115,30 @@ class PerSense:
                 break
             with timer.stage("density"):
                 dmg = self.engines.dmg.density(image_rgb, embedding, exemplars)
-                count = float(dmg.count)
             with timer.stage("prompts"):
-                candidates = idm(dmg.density, threshold=cfg.idm_threshold)
-                points = ppsm(candidates, similarity, count, gate_boxes, k=cfg.ppsm_k)
-                points = self._limit_prompts(points, similarity)
-            if len(points) == 0:
-                instances = []
-                break
-            with timer.stage("decode"):
-                # The paper's first pass uses target guidance; the feedback pass decodes with plain prompts.
-                output = self.engines.decoder.decode_points(
-                    embedding, points, guidance if iteration == 0 else None
+                candidates = idm(
+                    dmg.density, threshold=cfg.idm_threshold, keep_composite_centroid=cfg.idm_keep_composite_centroid
                 )
-            with timer.stage("postprocess"):
-                instances = instances_from_decoder(
-                    output, points, (h, w), cfg.duplicate_iou, cfg.min_score, cfg.min_mask_area
-                )
-            if not instances:
-                # No mask to feed back: a feedback pass would only re-decode the same prompts unguided.
+                pass_points = ppsm(candidates, similarity, float(dmg.count), gate_boxes, k=cfg.ppsm_k)
+                pass_points = self._limit_prompts(pass_points, similarity)
+            pass_instances: list[Instance] = []
+            if len(pass_points):
+                with timer.stage("decode"):
+                    # The paper's first pass uses target guidance; the feedback pass decodes with plain prompts.
+                    output = self.engines.decoder.decode_points(
+                        embedding, pass_points, guidance if iteration == 0 else None
+                    )
+                with timer.stage("postprocess"):
+                    pass_instances = instances_from_decoder(
+                        output, pass_points, (h, w), cfg.duplicate_iou, cfg.min_score, cfg.min_mask_area
+                    )
+            if iteration == 0 or pass_instances:
+                instances, points, count = pass_instances, pass_points, float(dmg.count)
+            if not pass_instances:
+                # No mask to feed back: another pass would only re-decode the same prompts unguided.
                 break
             if iteration < cfg.feedback_iterations:
-                exemplars = self._feedback_exemplars(instances, exemplars)
+                exemplars = self._feedback_exemplars(pass_instances, exemplars)
 
         return SegmentationResult(
             width=w, height=h, instances=instances, density_count=count, points=points, timings_ms=timer.ms

@@ -57,8 +57,9 @@ def ppsm(
 
     For C > 1 a candidate is kept when its similarity is strictly above T_adapt = S_max / (C / k) and it
     lies inside at least one gate box (no gate boxes: no gating). For C <= 1 the paper selects only the
-    point of S_max (searched inside the gate boxes when there are any). A count below `min_count`
-    (rounds to zero objects) selects nothing, so an empty scene gives an empty answer.
+    point of S_max (searched inside the gate boxes when there are any); so does 1 < C <= k, where T_adapt
+    >= S_max would select nothing. A count below `min_count` (rounds to zero objects) selects nothing, so
+    an empty scene gives an empty answer.
 
     Args:
         points: float[N, 2] candidate points (x, y) from the IDM.
@@ -78,7 +79,10 @@ def ppsm(
     if count < min_count:
         return np.zeros((0, 2), np.float32)
 
-    if count <= 1:
+    # Eq. 5 is defined for C > 1, but for 1 < C <= k its threshold is at or above S_max and no point could
+    # pass: there the paper's C = 1 rule (the point of S_max) applies too, so counts just above one still
+    # give one object rather than none.
+    if count <= max(1.0, k):
         if not gated:
             return argmax_point(similarity)[None, :]
         best = max((argmax_point(similarity, box) for box in boxes), key=lambda p: sample_at(similarity, p)[0])
