@@ -50,10 +50,3 @@ def test_gate_configuration_errors_are_one_line(config, needle):
     with pytest.raises(UserError, match=needle):
         build_gate(config)
 
-
-def test_engines_load_sam_is_the_package_level_entry_point(tmp_path):
-    import engines
-    from streamer.errors import EngineError
-
-    with pytest.raises(EngineError):
-        engines.load_sam(tmp_path / "missing", backend="onnxruntime")
