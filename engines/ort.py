@@ -11,13 +11,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from streamer.errors import EngineError
+from streamer.errors import EngineError, first_line
 
 log = logging.getLogger(__name__)
 
 # Most capable first; only those the installed onnxruntime offers are used.
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 GPU_PROVIDERS = frozenset(PREFERRED_PROVIDERS[:2])
+# The TensorRT provider's engine cache, beside the model (exports clear it: it keeps the old weights).
+ORT_TRT_CACHE = "ort-trt-cache"
 
 
 def _import_ort():
@@ -69,7 +71,7 @@ def create_session(
         # Engines built by the TensorRT provider take minutes; cache them beside the model.
         trt_defaults = {
             "trt_engine_cache_enable": True,
-            "trt_engine_cache_path": str(path.parent / "ort-trt-cache"),
+            "trt_engine_cache_path": str(path.parent / ORT_TRT_CACHE),
             "trt_timing_cache_enable": True,
         }
         options["TensorrtExecutionProvider"] = {**trt_defaults, **options.get("TensorrtExecutionProvider", {})}
@@ -80,8 +82,7 @@ def create_session(
     try:
         session = ort.InferenceSession(str(path), sess_options=session_options, providers=provider_list)
     except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise EngineError(f"cannot load ONNX model {path}: {first[:300]}") from None
+        raise EngineError(f"cannot load ONNX model {path}: {first_line(exc)[:300]}") from None
     log.info("loaded %s with providers %s", path.name, session.get_providers())
     return session
 
@@ -118,7 +119,7 @@ class OrtRunner:
             try:
                 values = self.session.run(outputs, arrays)
             except Exception as exc:
-                raise EngineError(f"onnxruntime run failed: {str(exc).splitlines()[0][:300]}") from None
+                raise EngineError(f"onnxruntime run failed: {first_line(exc)[:300]}") from None
             return dict(zip(outputs, values))
         binding = self.session.io_binding()
         for name, value in inputs.items():
@@ -131,7 +132,7 @@ class OrtRunner:
         try:
             self.session.run_with_iobinding(binding)
         except Exception as exc:
-            raise EngineError(f"onnxruntime run failed: {str(exc).splitlines()[0][:300]}") from None
+            raise EngineError(f"onnxruntime run failed: {first_line(exc)[:300]}") from None
         values = binding.get_outputs()
         result: dict[str, Any] = {}
         for name, value in zip(outputs, values):

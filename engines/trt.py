@@ -6,16 +6,17 @@ and without TensorRT or a GPU every entry point raises one EngineError line.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from streamer.errors import EngineError
+from streamer.errors import EngineError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def gpu_name(device: int = 0) -> str:
                 capture_output=True, text=True, timeout=20, check=True,
             ).stdout.strip()
             if out:
-                return out.splitlines()[0]
+                return first_line(out)
         except (OSError, subprocess.SubprocessError):
             pass
     raise EngineError("no NVIDIA GPU found: TensorRT engines need one")
@@ -69,15 +70,81 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()
 
 
-def engine_file_name(stem: str, profile_desc: str, gpu: str | None = None, trt_version: str | None = None) -> str:
-    """Name an engine by model stem, GPU, TensorRT version and profile, so that an engine built for other
-    hardware or software is never picked up: e.g. 'decoder.nvidia-h100-80gb-hbm3.trt10.3.0.n1-64-512.fp16.engine'.
+ONNX_TAG = 12  # hex digits of the ONNX checksum in an engine's name
 
+
+def onnx_digest(checksums: Sequence[str]) -> str:
+    """The ONNX export an engine comes from, as the first 12 hex digits of its sha256; with external data
+    (several files) the sha256 of their checksums joined, so that new weights beside an unchanged graph count."""
+    checksums = [c.lower() for c in checksums if c]
+    if not checksums:
+        raise EngineError("no ONNX checksum to name the TensorRT engine by (re-run the export)")
+    text = checksums[0] if len(checksums) == 1 else hashlib.sha256(" ".join(checksums).encode()).hexdigest()
+    return text[:ONNX_TAG]
+
+
+def engine_prefix(stem: str, gpu: str, trt_version: str) -> str:
+    """The part of an engine's name that ties it to a GPU and TensorRT version, e.g. 'decoder.nvidia-h100.trt10.3.0.'"""
+    return f"{stem}.{_slug(gpu)}.trt{_slug(trt_version)}."
+
+
+def engine_file_name(
+    stem: str, profile_desc: str, *, onnx_sha256: str, gpu: str | None = None, trt_version: str | None = None
+) -> str:
+    """Name an engine by model stem, GPU, TensorRT version, profile and the ONNX export it was built from, so that an
+    engine built for other hardware, software or weights is never picked up:
+    e.g. 'decoder.nvidia-h100-80gb-hbm3.trt10.3.0.n1-64-512.fp16.onnx-0123456789ab.engine'.
+
+    `onnx_sha256`: the ONNX file's checksum (or `onnx_digest` of several); its first 12 hex digits are used.
     `gpu` and `trt_version` default to this machine's (EngineError without a GPU or TensorRT).
     """
     gpu = gpu if gpu is not None else gpu_name()
     trt_version = trt_version if trt_version is not None else import_tensorrt().__version__
-    return f"{stem}.{_slug(gpu)}.trt{_slug(trt_version)}.{_slug(profile_desc)}.engine"
+    tag = _slug(onnx_sha256)[:ONNX_TAG]
+    return f"{engine_prefix(stem, gpu, trt_version)}{_slug(profile_desc)}.onnx-{tag}.engine"
+
+
+def recorded_engine(
+    model_dir: Path,
+    recorded: str | None,
+    stem: str,
+    onnx_sha256: str,
+    export_command: str,
+    *,
+    gpu: str | None = None,
+    trt_version: str | None = None,
+) -> Path:
+    """The engine file a model directory's manifest names, checked against this machine and the ONNX export.
+
+    Args:
+        recorded: the engine's file name from the manifest (None or '' when no engine was built).
+        onnx_sha256: the manifest's checksum of the ONNX export (or `onnx_digest` of several files).
+        export_command: e.g. 'persense export sam', for the hint in the error.
+        gpu, trt_version: default to this machine's.
+
+    Raises:
+        EngineError: none recorded, recorded for another GPU / TensorRT version / ONNX export, or missing (one line).
+    """
+    rebuild = f"rebuild it on this machine with `{export_command} --tensorrt`"
+    if not recorded:
+        raise EngineError(f"no TensorRT engine for the {stem} recorded in {model_dir / 'manifest.json'}: "
+                          f"build one with `{export_command} --tensorrt`")
+    gpu = gpu if gpu is not None else gpu_name()
+    trt_version = trt_version if trt_version is not None else import_tensorrt().__version__
+    if Path(recorded).name != recorded:
+        raise EngineError(f"{model_dir / 'manifest.json'} names the {stem} engine {recorded!r}, not a file name "
+                          "inside the model directory; re-run the export")
+    if not recorded.startswith(engine_prefix(stem, gpu, trt_version)):
+        raise EngineError(f"the TensorRT {stem} engine in {model_dir} ({recorded}) was built for another GPU or "
+                          f"TensorRT version (here: {gpu}, TensorRT {trt_version}); {rebuild}")
+    if not recorded.endswith(f".onnx-{_slug(onnx_sha256)[:ONNX_TAG]}.engine"):
+        raise EngineError(f"the TensorRT {stem} engine in {model_dir} ({recorded}) was built from another ONNX "
+                          f"export than the one there now; {rebuild}")
+    path = Path(model_dir) / recorded
+    if not path.is_file():
+        raise EngineError(f"the TensorRT {stem} engine {recorded} named in {model_dir / 'manifest.json'} is "
+                          f"missing; {rebuild}")
+    return path
 
 
 def _torch_dtype(torch, trt, dtype):

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from streamer.errors import UserError
+from streamer.errors import EngineError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +107,15 @@ def _versions() -> dict[str, str]:
 
 
 def export_countr(model, out_dir: Path | str, checkpoint: Path | str | None, opset: int = DEFAULT_OPSET) -> Path:
-    """Write DIR/countr.onnx and DIR/manifest.json for `model`; -> the manifest's path.
+    """Write DIR/countr.onnx and DIR/manifest.json for `model`; -> the manifest's path. TensorRT engines of an
+    earlier export in DIR are deleted.
 
     `checkpoint` is recorded (absolute) so the torch backend can load the same weights.
     """
     from engines.countr import preprocess as pre
     from engines.countr import windows as win
     from engines.countr.manifest import FORMAT, MODEL_TYPE, ONNX_NAME, write_manifest
+    from export.tensorrt import remove_stale_engines
 
     out_dir = Path(out_dir)
     try:
@@ -121,6 +123,8 @@ def export_countr(model, out_dir: Path | str, checkpoint: Path | str | None, ops
     except OSError as exc:
         raise UserError(f"cannot create output directory {out_dir}: {exc.strerror}") from None
     onnx_path = out_dir / ONNX_NAME
+    # Engines built from an earlier export hold its weights; the new manifest names none until --tensorrt.
+    remove_stale_engines(out_dir)
     log.info("exporting CounTR to %s", onnx_path)
     export_onnx(model, onnx_path, opset)
     spec = model.spec
@@ -159,12 +163,19 @@ def build_countr_engine(
     max_groups: int = TRT_MAX_GROUPS,
     timing_cache: Path | str | None = None,
 ) -> Path:
-    """Build the TensorRT engine for DIR/countr.onnx and record its profile in the manifest; -> the engine path."""
-    from engines.countr.manifest import ENGINE_STEM, read_manifest, write_manifest
+    """Build the TensorRT engine for DIR/countr.onnx and record it in the manifest (the runtime loads exactly the
+    engine recorded there); -> the engine path."""
+    from engines.countr.manifest import ENGINE_STEM, onnx_checksum, read_manifest, write_manifest
     from export.tensorrt import build_engine, profile_description
 
     out_dir = Path(out_dir)
     manifest = read_manifest(out_dir)
+    onnx_path = out_dir / manifest["onnx"]
+    checksum = onnx_checksum(out_dir, manifest)
+    # The engine is named by this checksum: it must be the file's.
+    if not onnx_path.is_file() or _sha256(onnx_path) != checksum:
+        raise EngineError(f"{onnx_path} is missing or does not match its manifest checksum: re-run "
+                          "`persense export countr`")
     size = manifest["spec"]["img_size"]
     ex = manifest["spec"]["exemplar_size"]
     opt_windows = min(TRT_OPT_WINDOWS, max_windows)
@@ -173,8 +184,8 @@ def build_countr_engine(
         "exemplars": ((1, 1, 3, ex, ex), (1, 3, 3, ex, ex), (max_groups, 3, 3, ex, ex)),
     }
     engine = build_engine(
-        out_dir / manifest["onnx"], out_dir, ENGINE_STEM, profiles, fp16=fp16, fp32_op_types=FP32_OP_TYPES,
-        timing_cache=timing_cache if timing_cache else out_dir / "timing.cache",
+        onnx_path, out_dir, ENGINE_STEM, profiles, fp16=fp16, fp32_op_types=FP32_OP_TYPES,
+        timing_cache=timing_cache if timing_cache else out_dir / "timing.cache", onnx_sha256=checksum,
     )
     manifest["tensorrt"] = {
         "profile": profile_description(profiles, fp16),

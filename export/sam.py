@@ -105,15 +105,19 @@ def decoder_profiles(opt: int, max_prompts: int) -> dict:
 
 
 def build_tensorrt(model_dir: Path, fp16: bool, opt: int, max_prompts: int, timing_cache: Path | None) -> dict:
-    """Build encoder and decoder engines for this GPU into model_dir and record them in the manifest."""
+    """Build encoder and decoder engines for this GPU into model_dir and record them in the manifest (the runtime
+    loads exactly the engines recorded there). Engines of the same export with another profile or precision stay
+    on disk but are no longer used."""
     from export.tensorrt import build_engine
 
-    manifest = read_manifest(model_dir)
+    # Checked against the files: the engines are named by these checksums.
+    manifest = read_manifest(model_dir, verify=True)
     cache = timing_cache or (model_dir / "trt-timing.cache")
     encoder = build_engine(model_dir / "encoder.onnx", model_dir, "encoder",
-                           {"image": ((1, 3, IMAGE_SIZE, IMAGE_SIZE),) * 3}, fp16=fp16, timing_cache=cache)
+                           {"image": ((1, 3, IMAGE_SIZE, IMAGE_SIZE),) * 3}, fp16=fp16, timing_cache=cache,
+                           onnx_sha256=manifest.onnx_sha256("encoder.onnx"))
     decoder = build_engine(model_dir / "decoder.onnx", model_dir, "decoder", decoder_profiles(opt, max_prompts),
-                           fp16=fp16, timing_cache=cache)
+                           fp16=fp16, timing_cache=cache, onnx_sha256=manifest.onnx_sha256("decoder.onnx"))
     manifest.engines = {"encoder": encoder.name, "decoder": decoder.name}
     manifest.write(model_dir)
     log.info("TensorRT engines: %s, %s", encoder.name, decoder.name)

@@ -70,7 +70,8 @@ def export_onnx(
     checkpoint_info: dict | None = None,
     external_data: bool | None = None,
 ) -> SamManifest:
-    """Export a torch Sam to `out_dir`: encoder.onnx, decoder.onnx, manifest.json.
+    """Export a torch Sam to `out_dir`: encoder.onnx, decoder.onnx, manifest.json; TensorRT engines of an earlier
+    export there are deleted.
 
     Args:
         sam: segment_anything.modeling.Sam (eval mode, CPU).
@@ -85,9 +86,13 @@ def export_onnx(
 
     from engines.sam.modules import DECODER_INPUTS, DECODER_OUTPUTS, SamDecoderModule, SamEncoderModule
 
+    from export.tensorrt import remove_stale_engines
+
     spec = spec_for(model_type)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Engines built from an earlier export hold its weights; the new manifest names none until --tensorrt.
+    remove_stale_engines(out_dir)
     sam = sam.eval().cpu()
     encoder_bytes = sum(p.numel() * p.element_size() for p in sam.image_encoder.parameters())
     if external_data is None:

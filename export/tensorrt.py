@@ -1,13 +1,16 @@
 """Build TensorRT engines from ONNX files: dynamic-shape profiles, FP16 with numerically fragile layers kept in
-FP32, a timing cache, and engine files named by GPU / TensorRT version / profile (see engines.trt)."""
+FP32, a timing cache, and engine files named by GPU / TensorRT version / profile / ONNX checksum (see engines.trt)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import shutil
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from engines.trt import engine_file_name, import_tensorrt, require_cuda
+from engines.ort import ORT_TRT_CACHE
+from engines.trt import engine_file_name, import_tensorrt, onnx_digest, require_cuda
 from streamer.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -16,6 +19,40 @@ Shape = Sequence[int]
 # ONNX op types whose TensorRT layers stay in FP32 under --fp16: SAM's LayerNorm (and the LayerNorm2d that
 # exports as ReduceMean/Pow/Sqrt) and softmax overflow in FP16.
 DEFAULT_FP32_OP_TYPES = ("LayerNormalization", "Softmax", "ReduceMean", "Pow", "Sqrt")
+
+
+def remove_stale_engines(model_dir: Path | str) -> list[str]:
+    """Delete the TensorRT engines (ours and ONNX Runtime's cache) in a directory about to get a new ONNX export.
+
+    They hold the old weights: an engine is a compiled copy of the network, and ONNX Runtime keys its cache by
+    the graph, not the weights. Returns the names removed.
+    """
+    model_dir = Path(model_dir)
+    removed = []
+    for path in sorted(model_dir.glob("*.engine")):
+        if path.is_file():
+            path.unlink()
+            removed.append(path.name)
+    cache = model_dir / ORT_TRT_CACHE
+    if cache.is_dir():
+        shutil.rmtree(cache)
+        removed.append(cache.name + "/")
+    if removed:
+        log.info("removed TensorRT engines of the previous export: %s", ", ".join(removed))
+    return removed
+
+
+def file_digest(onnx_path: Path) -> str:
+    """`onnx_digest` of an ONNX file and its external data file `<name>.data` where there is one."""
+    files = [onnx_path] + [p for p in (onnx_path.with_name(onnx_path.name + ".data"),) if p.is_file()]
+    checksums = []
+    for path in files:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+        checksums.append(digest.hexdigest())
+    return onnx_digest(checksums)
 
 
 def profile_description(profiles: Mapping[str, tuple[Shape, Shape, Shape]], fp16: bool) -> str:
@@ -70,6 +107,7 @@ def build_engine(
     timing_cache: Path | str | None = None,
     workspace_gib: float = 4.0,
     force: bool = False,
+    onnx_sha256: str | None = None,
 ) -> Path:
     """Build (or reuse) a TensorRT engine for an ONNX model.
 
@@ -81,6 +119,8 @@ def build_engine(
         fp16: enable FP16 kernels; layers from `fp32_op_types` nodes stay in FP32.
         timing_cache: file to read and update with kernel timings (speeds up later builds).
         force: rebuild even if an engine of that name exists.
+        onnx_sha256: the export's checksum from its manifest (`engines.trt.onnx_digest` where the weights are
+            external data), which goes into the engine's name; default: computed from the file(s).
 
     Returns:
         The engine file's path.
@@ -94,7 +134,9 @@ def build_engine(
     if not onnx_path.is_file():
         raise EngineError(f"ONNX model not found: {onnx_path}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / engine_file_name(stem, profile_description(profiles, fp16), trt_version=trt.__version__)
+    digest = onnx_sha256 or file_digest(onnx_path)
+    target = out_dir / engine_file_name(stem, profile_description(profiles, fp16), onnx_sha256=digest,
+                                        trt_version=trt.__version__)
     if target.is_file() and not force:
         log.info("engine %s exists; reusing it", target.name)
         return target

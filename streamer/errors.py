@@ -7,3 +7,17 @@ class UserError(Exception):
 
 class EngineError(UserError):
     """A model engine could not be loaded or run (missing files, wrong model type, no GPU, ...)."""
+
+
+def first_line(exc_or_text: BaseException | str) -> str:
+    """The first non-blank line of an exception's text (GLib.Error's .message where it has one) or of a
+    string, stripped; an exception without text gives its class name, a blank string gives ""."""
+    if isinstance(exc_or_text, BaseException):
+        text = getattr(exc_or_text, "message", None)
+        text = text if isinstance(text, str) and text.strip() else str(exc_or_text)
+    else:
+        text = str(exc_or_text)
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    if not line and isinstance(exc_or_text, BaseException):
+        return type(exc_or_text).__name__
+    return line

@@ -101,6 +101,82 @@ def test_bad_model_directories_are_one_line_errors(tmp_path, tiny_dir):
         load_backend(tiny_dir, "tensorrt")
 
 
+@pytest.fixture
+def fake_machine(monkeypatch):
+    """This machine as TensorRT 10.3.0 on an H100, and a TrtBackend that records the engine it is given."""
+    import types
+
+    import engines.countr.manifest as manifest_module
+    import engines.trt as trt_module
+
+    monkeypatch.setattr(trt_module, "gpu_name", lambda device=0: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(trt_module, "import_tensorrt", lambda: types.SimpleNamespace(__version__="10.3.0"))
+    monkeypatch.setattr(manifest_module, "TrtBackend", lambda path, **limits: (Path(path), limits))
+    return {"gpu": "NVIDIA H100 80GB HBM3", "trt_version": "10.3.0"}
+
+
+def _record_fake_engines(model_dir: Path, machine: dict) -> dict[bool, str]:
+    """fp32 and fp16 engine files named as export.tensorrt names them; -> {fp16: name}."""
+    from engines.countr.manifest import onnx_checksum
+    from engines.trt import engine_file_name
+
+    checksum = onnx_checksum(model_dir, read_manifest(model_dir))
+    names = {}
+    for fp16 in (False, True):
+        names[fp16] = engine_file_name("countr", "windows0-1-2-8." + ("fp16" if fp16 else "fp32"),
+                                       onnx_sha256=checksum, **machine)
+        (model_dir / names[fp16]).write_bytes(b"engine")
+    return names
+
+
+def _set_engine(model_dir: Path, name: str) -> None:
+    from engines.countr.manifest import write_manifest
+
+    manifest = read_manifest(model_dir)
+    manifest["tensorrt"] = {"engine": name, "max_windows": 8, "max_groups": 2, "fp16": "fp16" in name}
+    write_manifest(model_dir, manifest)
+
+
+def test_tensorrt_loads_exactly_the_engine_the_manifest_names(tiny_dir, tmp_path, fake_machine):
+    import shutil
+
+    model_dir = tmp_path / "m"
+    shutil.copytree(tiny_dir, model_dir)
+    names = _record_fake_engines(model_dir, fake_machine)
+    for fp16 in (True, False):  # whichever the manifest names, never the last by sort order
+        _set_engine(model_dir, names[fp16])
+        path, limits = load_backend(model_dir, "tensorrt")
+        assert path == model_dir / names[fp16] and limits == {"max_windows": 8, "max_groups": 2}
+    other_gpu = names[True].replace("nvidia-h100-80gb-hbm3", "nvidia-l4")
+    (model_dir / other_gpu).write_bytes(b"engine")
+    _set_engine(model_dir, other_gpu)
+    with pytest.raises(EngineError, match="another GPU or TensorRT version"):
+        load_backend(model_dir, "tensorrt")
+
+
+def test_reexport_deletes_stale_engines(tiny_dir, tmp_path, fake_machine):
+    """Other weights exported into a directory with an engine: it goes (with onnxruntime's TensorRT cache), the
+    manifest names none, and the old engine's name no longer matches the ONNX checksum."""
+    import shutil
+
+    model_dir = tmp_path / "m"
+    shutil.copytree(tiny_dir, model_dir)
+    names = _record_fake_engines(model_dir, fake_machine)
+    _set_engine(model_dir, names[True])
+    (model_dir / "ort-trt-cache").mkdir()
+    (model_dir / "ort-trt-cache" / "TensorrtExecutionProvider_x.engine").write_bytes(b"engine")
+    torch.manual_seed(1)
+    export_countr(CounTR(TINY_SPEC).eval(), model_dir, checkpoint=None)
+    assert not list(model_dir.glob("*.engine")) and not (model_dir / "ort-trt-cache").exists()
+    assert "tensorrt" not in read_manifest(model_dir)
+    with pytest.raises(EngineError, match="no TensorRT engine"):
+        load_backend(model_dir, "tensorrt")
+    (model_dir / names[True]).write_bytes(b"engine")
+    _set_engine(model_dir, names[True])  # a manifest edited by hand to name the old engine
+    with pytest.raises(EngineError, match="another ONNX export"):
+        load_backend(model_dir, "tensorrt")
+
+
 def test_cli_rejects_bad_arguments_and_checkpoints_in_one_line(tmp_path):
     with pytest.raises(UserError, match="--fp16 applies to the TensorRT engine"):
         export_cli("--checkpoint", "x.pth", "--out", str(tmp_path), "--fp16")

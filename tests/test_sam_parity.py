@@ -57,9 +57,13 @@ def test_embedding_geometry(tiny_dir):
     emb = model.encode(textured_image(721, 1283))
     # 721 x 1283 -> 575 x 1024 resized; 575 / 16 = 35.9 -> 36 cells cover it.
     assert emb.features.shape == (64, 64, 64) and emb.valid_hw == (36, 64) and emb.frame_hw == (721, 1283)
-    out = model.decode_points(emb, np.array([[10.0, 20.0], [600.0, 300.0]]))
+    out = model.decode_points(emb, np.array([[10.0, 20.0], [600.0, 300.0]]), best_only=False)
     assert out.logits.shape == (2, 3, 256, 256) and out.scores.shape == (2, 3)
     assert out.valid_hw == pytest.approx((575 / 4, 256.0))
+    # The pipeline's default: the best candidate only, on the 144 x 256 cells that cover the frame.
+    best = model.decode_points(emb, np.array([[10.0, 20.0], [600.0, 300.0]]))
+    assert best.logits.shape == (2, 1, 144, 256) and best.scores.shape == (2, 1)
+    assert best.valid_hw == out.valid_hw
 
 
 def test_single_mask_output_matches_predictor(tiny_dir):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from engines.factory import build_engines
-from engines.interfaces import DecoderOutput, ImageEmbedding
+from engines.interfaces import DecoderOutput, ImageEmbedding, PromptGuidance
 from engines.sam import SamCorrelationDmg
 from sam_testing import agreement, tiny_dir  # noqa: F401
 from streamer.cli import main
@@ -158,3 +158,52 @@ def test_decoder_output_maps_onto_the_frame(tiny_dir):
         canvas = np.zeros((200, 500), bool)
         inst.paste(canvas)
         assert agreement(full_logits, canvas) > 0.995
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_pipeline_decoder_keeps_exactly_the_best_of_three(tiny_dir, backend):
+    """decode_points' default (the pipeline's) is each prompt's best-of-3 from the full output, cropped to the
+    valid cells, chosen per batch: 7 prompts in batches of 3 here, guided and plain."""
+    from engines.sam import load_sam
+    from streamer.persense.postprocess import instances_from_decoder
+
+    model = load_sam(tiny_dir, backend, threads=1, max_batch=3)
+    image, _ = _scene(200, 500)
+    emb = model.encode(image)
+    points = np.random.default_rng(3).uniform([0, 0], [499, 199], (7, 2)).astype(np.float32)
+    vh, vw = emb.valid_hw
+    rng = np.random.default_rng(0)
+    guidance = PromptGuidance(rng.normal(size=model.embed_dim).astype(np.float32),
+                              rng.uniform(-1, 1, (vh, vw)).astype(np.float32))
+    for g in (None, guidance):
+        full = model.decode_points(emb, points, g, best_only=False)
+        best = model.decode_points(emb, points, g)
+        assert full.logits.shape == (7, 3, 256, 256) and best.logits.shape == (7, 1, 103, 256)  # ceil(410 / 4)
+        pick = np.argmax(full.scores, axis=1)
+        np.testing.assert_array_equal(best.scores[:, 0], full.scores[np.arange(7), pick])
+        np.testing.assert_array_equal(best.logits[:, 0], full.logits[np.arange(7), pick, :103, :])
+        assert best.valid_hw == full.valid_hw
+        a = instances_from_decoder(full, points, (200, 500), min_area=1)
+        b = instances_from_decoder(best, points, (200, 500), min_area=1)
+        assert [(x.bbox, x.score) for x in a] == [(y.bbox, y.score) for y in b]
+        assert all(np.array_equal(x.mask, y.mask) for x, y in zip(a, b))
+    assert model.decode_points(emb, np.zeros((0, 2), np.float32)).logits.shape == (0, 1, 103, 256)
+
+
+def test_best_candidate_on_numpy_and_torch():
+    """Selection picks the highest score (the first of equal ones, as np.argmax) on host or device tensors."""
+    import torch
+
+    from engines.sam.backends import best_candidate
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(4, 3, 8, 8)).astype(np.float32)
+    scores = np.array([[0.1, 0.9, 0.2], [0.7, 0.7, 0.1], [0.0, 0.1, 0.3], [0.5, 0.4, 0.3]], np.float32)
+    lo, sc = best_candidate(logits, scores, (5, 6))
+    assert lo.shape == (4, 1, 5, 6) and sc.shape == (4, 1)
+    np.testing.assert_array_equal(sc[:, 0], scores[np.arange(4), [1, 0, 2, 0]])
+    for i, k in enumerate([1, 0, 2, 0]):
+        np.testing.assert_array_equal(lo[i, 0], logits[i, k, :5, :6])
+    t_lo, t_sc = best_candidate(torch.from_numpy(logits), torch.from_numpy(scores), (5, 6))
+    np.testing.assert_array_equal(t_lo.numpy(), lo)
+    np.testing.assert_array_equal(t_sc.numpy(), sc)

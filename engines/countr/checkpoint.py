@@ -10,7 +10,7 @@ from typing import Mapping
 
 import torch
 
-from streamer.errors import EngineError
+from streamer.errors import EngineError, first_line
 
 from engines.countr.model import CounTR, CountrSpec
 
@@ -48,8 +48,7 @@ def _load_problem(exc: Exception) -> str:
         return f"it refers to {blocked.group(1)}, which torch refuses to load (a tampered file?)"
     if "Weights only load failed" in text or isinstance(exc, pickle.UnpicklingError):
         return "not a PyTorch checkpoint, or corrupt"
-    first = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
-    return first[:200]
+    return first_line(exc)[:200]
 
 
 def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:

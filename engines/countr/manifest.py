@@ -4,7 +4,8 @@ DIR/manifest.json  model_type "countr", format, the ONNX file name, the checkpoi
                    loads it), the model spec, input/output shapes, pre-processing constants, library versions,
                    checksums, and (after --tensorrt) the engine profile.
 DIR/countr.onnx    windows float32[B, 3, 384, 384], exemplars float32[G, S, 3, 64, 64] -> density float32[G, B, 384, 384]
-DIR/countr.<gpu>.<trt version>.<profile>.engine   TensorRT engine (optional)
+DIR/countr.<gpu>.trt<version>.<profile>.onnx-<sha256 prefix>.engine   TensorRT engine (optional; the runtime
+                   loads the one the manifest names)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from streamer.errors import EngineError
+from streamer.errors import EngineError, first_line
 
 from engines.countr.backends import CountrBackend, OrtBackend, TorchBackend, TrtBackend
 
@@ -38,7 +39,7 @@ def read_manifest(model_dir: Path | str) -> dict[str, Any]:
     except FileNotFoundError:
         raise EngineError(f"{path} not found: is {model_dir} a `persense export countr` directory?") from None
     except (OSError, ValueError) as exc:
-        raise EngineError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+        raise EngineError(f"cannot read {path}: {first_line(exc)}") from None
     if not isinstance(manifest, dict) or manifest.get("model_type") != MODEL_TYPE:
         kind = manifest.get("model_type") if isinstance(manifest, dict) else None
         raise EngineError(f"{path} describes a {kind!r} model, not CounTR: point engines.countr.model_dir elsewhere")
@@ -53,6 +54,15 @@ def write_manifest(model_dir: Path, manifest: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
     return path
+
+
+def onnx_checksum(model_dir: Path, manifest: dict[str, Any]) -> str:
+    """The ONNX file's sha256 as recorded in the manifest (TensorRT engines are named by it), or EngineError."""
+    name = manifest.get("onnx", ONNX_NAME)
+    checksum = (manifest.get("sha256") or {}).get(name)
+    if not checksum:
+        raise EngineError(f"{model_dir / MANIFEST_NAME} has no checksum for {name}: re-run `persense export countr`")
+    return str(checksum)
 
 
 def _checkpoint_path(model_dir: Path, manifest: dict[str, Any]) -> Path:
@@ -79,16 +89,10 @@ def load_backend(model_dir: Path | str, backend: str) -> CountrBackend:
         model = load_countr(_checkpoint_path(model_dir, manifest), spec)
         return TorchBackend(model, max_windows=DEFAULT_MAX_WINDOWS, max_groups=DEFAULT_MAX_GROUPS)
     if backend == "tensorrt":
-        from engines.trt import engine_file_name
+        from engines.trt import recorded_engine
 
-        trt_info = manifest.get("tensorrt")
-        if not trt_info:
-            raise EngineError(f"{model_dir} has no TensorRT engine: run `persense export countr --tensorrt`")
-        path = model_dir / engine_file_name(ENGINE_STEM, trt_info["profile"])
-        if not path.is_file():
-            raise EngineError(
-                f"no TensorRT engine for this GPU and TensorRT version in {model_dir} (expected {path.name}); "
-                "rebuild it with `persense export countr --tensorrt` on this machine"
-            )
+        trt_info = manifest.get("tensorrt") or {}
+        path = recorded_engine(model_dir, trt_info.get("engine"), ENGINE_STEM, onnx_checksum(model_dir, manifest),
+                               "persense export countr")
         return TrtBackend(path, max_windows=int(trt_info["max_windows"]), max_groups=int(trt_info["max_groups"]))
     raise EngineError(f"unknown CounTR backend {backend!r} (torch, onnxruntime or tensorrt)")

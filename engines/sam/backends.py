@@ -24,6 +24,35 @@ def _outputs(multimask: bool) -> tuple[str, str]:
     return ("masks", "scores") if multimask else ("single_mask", "single_score")
 
 
+def decoder_inputs(embedding, coords, labels, no_mask, has_mask, bias, target) -> dict[str, Any]:
+    """The batched decoder graph's inputs by name (engines.sam.modules.DECODER_INPUTS), without a mask prompt."""
+    return {
+        "image_embeddings": embedding,
+        "point_coords": coords,
+        "point_labels": labels,
+        "mask_input": no_mask,
+        "has_mask_input": has_mask,
+        "attention_bias": bias,
+        "target_embedding": target,
+    }
+
+
+def best_candidate(logits, scores, crop_hw: tuple[int, int]):
+    """Each prompt's best-scoring mask: logits [N, K, 256, 256], scores [N, K] -> logits [N, 1, h, w] (the top-left
+    crop_hw), scores [N, 1]. numpy arrays or torch tensors (selected where they are, e.g. on the GPU); ties go to
+    the first candidate, as np.argmax (and the pipeline's choice among K) does."""
+    n = scores.shape[0]
+    best = scores.argmax(1)
+    if isinstance(scores, np.ndarray):
+        rows = np.arange(n)
+    else:
+        import torch
+
+        rows = torch.arange(n, device=scores.device)
+    h, w = crop_hw
+    return logits[rows, best, :h, :w][:, None], scores[rows, best][:, None]
+
+
 def _profile(n: int) -> str:
     return f"point_coords:{n}x2x2,point_labels:{n}x2,mask_input:1x1x{LOW_RES}x{LOW_RES}"
 
@@ -61,38 +90,27 @@ class OrtBackend:
         features = out.numpy()[0] if keep else out[0]
         return out, features
 
-    def decode(self, embedding: Any, coords, labels, bias, target, multimask: bool):
+    def decode(self, embedding: Any, coords, labels, bias, target, multimask: bool,
+               best_crop: tuple[int, int] | None = None):
+        """-> (logits float32[n, K, 256, 256], scores float32[n, K]); with `best_crop` (h, w) only each prompt's
+        best mask, cropped (`best_candidate`), selected on the host: onnxruntime's outputs arrive there."""
         names = _outputs(multimask)
         out = self.decoder.run(
-            {
-                "image_embeddings": embedding,
-                "point_coords": coords,
-                "point_labels": labels,
-                "mask_input": self._no_mask,
-                "has_mask_input": self._has_mask,
-                "attention_bias": bias,
-                "target_embedding": target,
-            },
-            names,
+            decoder_inputs(embedding, coords, labels, self._no_mask, self._has_mask, bias, target), names
         )
-        return out[names[0]], out[names[1]]
+        logits, scores = out[names[0]], out[names[1]]
+        if best_crop is not None:
+            logits, scores = best_candidate(logits, scores, best_crop)
+        return logits, scores
 
 
-def find_engine(model_dir: Path, stem: str) -> Path:
-    """The engine for this GPU and TensorRT version, or EngineError naming what is there instead."""
-    from engines.trt import engine_file_name, gpu_name, import_tensorrt
+def find_engine(model_dir: Path, manifest: SamManifest, role: str) -> Path:
+    """The engine the manifest records for `role` ('encoder' | 'decoder'), checked against this GPU, this TensorRT
+    version and the ONNX export it was built from; else EngineError (one line)."""
+    from engines.trt import recorded_engine
 
-    prefix = engine_file_name(stem, "x", gpu=gpu_name(), trt_version=import_tensorrt().__version__)
-    prefix = prefix[: -len("x.engine")]
-    found = sorted(model_dir.glob(prefix + "*.engine"))
-    if found:
-        return found[-1]
-    others = sorted(p.name for p in model_dir.glob(f"{stem}.*.engine"))
-    hint = f"; engines there are for other GPUs/versions: {', '.join(others)}" if others else ""
-    raise EngineError(
-        f"no TensorRT {stem} engine for this GPU and TensorRT version in {model_dir}{hint} "
-        "(build one with `persense export sam --tensorrt`)"
-    )
+    return recorded_engine(model_dir, manifest.engines.get(role), role, manifest.onnx_sha256(f"{role}.onnx"),
+                           "persense export sam")
 
 
 class TrtBackend:
@@ -103,8 +121,8 @@ class TrtBackend:
     def __init__(self, model_dir: Path, manifest: SamManifest):
         from engines.trt import TrtRunner
 
-        self.encoder = TrtRunner(find_engine(model_dir, "encoder"))
-        self.decoder = TrtRunner(find_engine(model_dir, "decoder"))
+        self.encoder = TrtRunner(find_engine(model_dir, manifest, "encoder"))
+        self.decoder = TrtRunner(find_engine(model_dir, manifest, "decoder"))
         self.device = "cuda"
         # The decoder engine's optimisation profile caps the prompts per call.
         self.max_prompts = int(self.decoder.engine.get_tensor_profile_shape("point_coords", 0)[2][0])
@@ -118,20 +136,17 @@ class TrtBackend:
         emb = self.encoder.run_device({"image": image})["image_embeddings"].float()
         return emb, emb[0].cpu().numpy()
 
-    def decode(self, embedding, coords, labels, bias, target, multimask: bool):
+    def decode(self, embedding, coords, labels, bias, target, multimask: bool,
+               best_crop: tuple[int, int] | None = None):
+        """As OrtBackend.decode; the best mask is selected on the GPU, so only it crosses to the host."""
         out = self.decoder.run_device(
-            {
-                "image_embeddings": embedding,
-                "point_coords": coords,
-                "point_labels": labels,
-                "mask_input": self._no_mask,
-                "has_mask_input": self._has_mask,
-                "attention_bias": bias,
-                "target_embedding": target,
-            }
+            decoder_inputs(embedding, coords, labels, self._no_mask, self._has_mask, bias, target)
         )
         names = _outputs(multimask)
-        return out[names[0]].float().cpu().numpy(), out[names[1]].float().cpu().numpy()
+        logits, scores = out[names[0]], out[names[1]]
+        if best_crop is not None:
+            logits, scores = best_candidate(logits, scores, best_crop)
+        return logits.float().cpu().numpy(), scores.float().cpu().numpy()
 
 
 class TorchBackend:
@@ -169,7 +184,9 @@ class TorchBackend:
             emb = self.sam.image_encoder(self._torch.from_numpy(image).to(self.device))
         return emb, emb[0].cpu().numpy()
 
-    def decode(self, embedding, coords, labels, bias, target, multimask: bool):
+    def decode(self, embedding, coords, labels, bias, target, multimask: bool,
+               best_crop: tuple[int, int] | None = None):
+        """As OrtBackend.decode, selecting on the model's device."""
         torch = self._torch
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
         with torch.no_grad():
@@ -191,4 +208,6 @@ class TorchBackend:
                     embedding, t(coords), t(labels), no_mask, torch.zeros(1, device=self.device), t(bias), t(target)
                 )
                 low, iou = (multi, multi_iou) if multimask else (single, single_iou)
+            if best_crop is not None:
+                low, iou = best_candidate(low, iou, best_crop)
         return low.cpu().numpy(), iou.cpu().numpy()

@@ -41,6 +41,14 @@ class SamManifest:
         data = {k: v for k, v in self.__dict__.items() if k != "checksum"}
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
+    def onnx_sha256(self, onnx_name: str) -> str:
+        """The checksum TensorRT engines of `onnx_name` are named by: its sha256, combined with that of its
+        external data file where there is one (`engines.trt.onnx_digest`)."""
+        from engines.trt import onnx_digest
+
+        names = [n for n in (onnx_name, onnx_name + ".data") if n in self.files]
+        return onnx_digest([str(self.files[n].get("sha256", "")) for n in names])
+
     def write(self, model_dir: Path) -> Path:
         path = Path(model_dir) / MANIFEST
         path.write_text(self.to_json())

@@ -41,9 +41,17 @@ class SamModel:
             copy of the 64 x 64 image tokens inside the decoder).
         guidance_alpha: strength of PerSAM's target-guided attention (the similarity map's weight on the
             token-to-image attention logits).
+        pipeline_best_only: decode_points returns only each prompt's best candidate (see decode_points).
     """
 
-    def __init__(self, backend, manifest: SamManifest, max_batch: int | None = None, guidance_alpha: float = 1.0):
+    def __init__(
+        self,
+        backend,
+        manifest: SamManifest,
+        max_batch: int | None = None,
+        guidance_alpha: float = 1.0,
+        pipeline_best_only: bool = True,
+    ):
         self.backend = backend
         self.manifest = manifest
         self.embed_dim = manifest.embed_dim
@@ -52,6 +60,7 @@ class SamModel:
         if engine_limit:
             self.max_batch = min(self.max_batch, engine_limit)
         self.guidance_alpha = float(guidance_alpha)
+        self.pipeline_best_only = pipeline_best_only
         self._zero_bias = np.zeros((1, GRID, GRID), np.float32)
         self._zero_target = np.zeros((1, self.embed_dim), np.float32)
 
@@ -108,25 +117,39 @@ class SamModel:
         points_xy: np.ndarray,
         multimask: bool = True,
         guidance: PromptGuidance | None = None,
+        best_only: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """N single positive points (float[N, 2] frame pixels) -> (logits float32[N, K, 256, 256],
-        scores float32[N, K]); K = 3 with multimask, else 1. Decoded in batches of at most max_batch."""
+        scores float32[N, K]); K = 3 with multimask, else 1. Decoded in batches of at most max_batch.
+
+        best_only: keep only each prompt's best-scoring candidate, cropped to the low-res grid's valid part:
+            logits float32[N, 1, ceil(h / 4), ceil(w / 4)] for the resized (h, w) input, scores float32[N, 1].
+            It is chosen per batch (on the GPU for TensorRT and torch), so the other candidates never pile up.
+        """
         payload = self._payload(embedding)
         points = np.asarray(points_xy, np.float32).reshape(-1, 2)
-        k = 3 if multimask else 1
+        k = 1 if best_only or not multimask else 3
+        crop = tf.lowres_valid_cells(payload.input_hw) if best_only else None
+        gh, gw = crop or (LOW_RES, LOW_RES)
         if len(points) == 0:
-            return np.zeros((0, k, LOW_RES, LOW_RES), np.float32), np.zeros((0, k), np.float32)
+            return np.zeros((0, k, gh, gw), np.float32), np.zeros((0, k), np.float32)
         coords, labels = tf.prompt_batch(tf.points_to_input(points, embedding.frame_hw, payload.input_hw))
         bias, target = self.guidance_inputs(embedding, guidance)
-        logits, scores = [], []
+
+        def run(part: slice) -> tuple[np.ndarray, np.ndarray]:
+            return self.backend.decode(
+                payload.embedding, coords[part], labels[part], bias, target, multimask, best_crop=crop
+            )
+
+        if len(points) <= self.max_batch:
+            return run(slice(None))
+        # Filled batch by batch: no list of partial results to concatenate (that would double the peak).
+        logits = np.empty((len(points), k, gh, gw), np.float32)
+        scores = np.empty((len(points), k), np.float32)
         for start in range(0, len(points), self.max_batch):
             part = slice(start, start + self.max_batch)
-            lo, sc = self.backend.decode(payload.embedding, coords[part], labels[part], bias, target, multimask)
-            logits.append(lo)
-            scores.append(sc)
-        if len(logits) == 1:
-            return logits[0], scores[0]
-        return np.concatenate(logits), np.concatenate(scores)
+            logits[part], scores[part] = run(part)
+        return logits, scores
 
     def decode(
         self, embedding: ImageEmbedding, points_xy: np.ndarray, multimask: bool = True
@@ -143,10 +166,21 @@ class SamModel:
 
     # -- the pipeline's MaskDecoder ----------------------------------------------------------------------
     def decode_points(
-        self, embedding: ImageEmbedding, points_xy: np.ndarray, guidance: PromptGuidance | None = None
+        self,
+        embedding: ImageEmbedding,
+        points_xy: np.ndarray,
+        guidance: PromptGuidance | None = None,
+        *,
+        best_only: bool | None = None,
     ) -> DecoderOutput:
-        """Low-resolution multimask logits for N prompts; valid_hw = the resized frame / 4 (fractional)."""
-        logits, scores = self.decode_lowres(embedding, points_xy, True, guidance)
+        """Low-resolution multimask logits for N prompts; valid_hw = the resized frame / 4 (fractional).
+
+        best_only (default: the model's `pipeline_best_only`): only each prompt's best-scoring candidate
+        (K = 1, cropped to the grid's valid part; see decode_lowres), which is all the pipeline reads; else all
+        three, float32[N, 3, 256, 256] (393 MB for 500 prompts).
+        """
+        best = self.pipeline_best_only if best_only is None else best_only
+        logits, scores = self.decode_lowres(embedding, points_xy, True, guidance, best_only=best)
         valid = tf.lowres_valid_hw(self._payload(embedding).input_hw)
         return DecoderOutput(logits=logits, scores=scores, valid_hw=valid)
 
@@ -160,6 +194,7 @@ def load_sam(
     max_batch: int | None = None,
     verify: bool = False,
     guidance_alpha: float = 1.0,
+    pipeline_best_only: bool = True,
 ) -> SamModel:
     """Load a directory written by `persense export sam` on one backend.
 
@@ -168,6 +203,8 @@ def load_sam(
             (segment-anything, from the recorded checkpoint; the reference).
         threads: CPU threads for onnxruntime / torch (0 = their default).
         verify: also check the files' sha256 checksums (slow for ViT-H).
+        pipeline_best_only: the pipeline's decode_points keeps only each prompt's best mask (decode() always
+            returns all K).
 
     Raises:
         EngineError: missing or corrupt directory, unknown backend, missing engines (one line).
@@ -185,4 +222,5 @@ def load_sam(
     else:
         runner = be.TorchBackend(model_dir, manifest, prefer_gpu=prefer_gpu, threads=threads)
     log.info("SAM %s on %s (%s)", manifest.model_type, backend, runner.device)
-    return SamModel(runner, manifest, max_batch=max_batch, guidance_alpha=guidance_alpha)
+    return SamModel(runner, manifest, max_batch=max_batch, guidance_alpha=guidance_alpha,
+                    pipeline_best_only=pipeline_best_only)

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamer.errors import EngineError, UserError
+from streamer.errors import EngineError, UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +132,7 @@ def load_state_dict(path: Path | str) -> dict:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"cannot read checkpoint {path}: {first[:200]}") from None
+        raise UserError(f"cannot read checkpoint {path}: {first_line(exc)[:200]}") from None
     for key in ("model", "state_dict"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]

@@ -55,6 +55,12 @@ def lowres_valid_hw(input_hw: tuple[int, int]) -> tuple[float, float]:
     return input_hw[0] / factor, input_hw[1] / factor
 
 
+def lowres_valid_cells(input_hw: tuple[int, int]) -> tuple[int, int]:
+    """Rows and columns of the 256 x 256 logit grid that cover the frame (partly covered cells included)."""
+    factor = IMAGE_SIZE // LOW_RES
+    return -(-input_hw[0] // factor), -(-input_hw[1] // factor)
+
+
 def points_to_input(points_xy: np.ndarray, frame_hw: tuple[int, int], input_hw: tuple[int, int]) -> np.ndarray:
     """float[N, 2] frame pixels (x, y) -> float32[N, 2] in the resized 1024 input (ResizeLongestSide.apply_coords)."""
     points = np.asarray(points_xy, np.float64).reshape(-1, 2)
