@@ -38,10 +38,7 @@ def _read_raw(path: Path, what: str) -> np.ndarray:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise UserError(f"cannot read {what} {path}: {exc.strerror}") from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise UserError(f"{what} is not a readable image: {path}")
-    return image
+    return decode_image_bytes(data, what, source=str(path))
 
 
 def read_image(path: Path | str, what: str = "image") -> np.ndarray:
@@ -51,7 +48,27 @@ def read_image(path: Path | str, what: str = "image") -> np.ndarray:
 
 def read_mask(path: Path | str, what: str = "mask") -> np.ndarray:
     """-> bool[H, W]: non-zero pixels (any channel; the alpha channel where the colour is empty) are the object."""
-    raw = _read_raw(Path(path), what)
+    return mask_from_raw(_read_raw(Path(path), what))
+
+
+def decode_image_bytes(data: bytes | np.ndarray, what: str, source: str | None = None) -> np.ndarray:
+    """Encoded image bytes (PNG, JPEG, ...) -> the raw decoded array as OpenCV gives it: [H, W] or [H, W, C]
+    in BGR(A) order, uint8 or uint16. The one decoding path for files and for bytes from a socket.
+
+    Raises UserError naming `what` (and `source`, e.g. the file, where given) when it is not an image.
+    """
+    buffer = np.frombuffer(data, np.uint8)
+    raw = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    if raw is None:
+        where = f": {source}" if source else f" ({buffer.size} bytes)"
+        raise UserError(f"{what} is not a readable image{where}")
+    return raw
+
+
+def mask_from_raw(raw: np.ndarray) -> np.ndarray:
+    """A decoded mask image -> bool[H, W]: non-zero pixels in any colour channel are the object; an RGBA
+    mask whose colour channels are all zero is read from its alpha channel instead (so an opaque alpha
+    under a painted mask does not make the whole image the object)."""
     if raw.ndim == 3:
         colour = raw[:, :, :3].max(axis=2) if raw.shape[2] >= 3 else raw[:, :, 0]
         if raw.shape[2] == 4 and not colour.any():

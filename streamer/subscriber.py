@@ -20,6 +20,10 @@ from streamer.rle import decode as rle_decode
 
 RESULT_SCHEMA = "persense.result/1"
 STATUS_SCHEMA = "persense.status/1"
+# Result header fields a client may rely on (docs/stream-protocol.md) -> the JSON types they must have.
+_RESULT_FIELDS: dict[str, tuple[type, ...]] = {
+    "seq": (int,), "frame_index": (int,), "capture_ts": (int, float), "count": (int,), "instances": (list,),
+}
 
 
 class ProtocolError(ValueError):
@@ -94,9 +98,18 @@ def decode_message(frames: list[bytes]) -> ResultMessage | StatusMessage:
         return StatusMessage(camera, header)
     if header.get("schema") != RESULT_SCHEMA:
         raise ProtocolError(f"result schema {header.get('schema')!r}, expected {RESULT_SCHEMA}")
-    names = header.get("parts", [])
+    names = header.get("parts")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ProtocolError("result header has no 'parts' list of names")
     if len(names) != len(frames) - 2:
         raise ProtocolError(f"header announces {len(names)} part(s) but {len(frames) - 2} followed")
+    for key, kinds in _RESULT_FIELDS.items():
+        if key not in header:
+            raise ProtocolError(f"result header lacks the {key!r} field")
+        value = header[key]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise ProtocolError(f"result header field {key!r} is {type(value).__name__}, "
+                                f"expected {' or '.join(k.__name__ for k in kinds)}")
     return ResultMessage(camera, header, {name: bytes(data) for name, data in zip(names, frames[2:])})
 
 

@@ -161,3 +161,84 @@ def test_unknown_camera_name_fails_to_open(camera):
     with pytest.raises(SourceError, match="cannot open GigE camera NO-SUCH-CAMERA"):
         source.open()
 
+
+
+# -- pixel formats we cannot convert are configuration errors ----------------------------------------------
+
+class _StubCamera:
+    """The few calls AravisSource makes on an Aravis.Camera, for a camera that streams YUV422_8."""
+
+    def __init__(self, pixel_format: str) -> None:
+        self.pixel_format = pixel_format
+        self.acquiring = False
+
+    def set_acquisition_mode(self, mode) -> None:
+        pass
+
+    def get_pixel_format_as_string(self) -> str:
+        return self.pixel_format
+
+    def get_payload(self) -> int:
+        return 64
+
+    def create_stream(self, callback, data):
+        raise AssertionError("no stream may be created for a format that cannot be converted")
+
+    def start_acquisition(self) -> None:
+        self.acquiring = True
+
+
+class _StubAravis:
+    """Stands in for the Aravis GI module: one device, whose camera sends `pixel_format`."""
+
+    class AcquisitionMode:
+        CONTINUOUS = 1
+
+    def __init__(self, pixel_format: str) -> None:
+        self.opened = 0
+        stub = self
+
+        class Camera:
+            @staticmethod
+            def new(name):
+                stub.opened += 1
+                return _StubCamera(pixel_format)
+
+        self.Camera = Camera
+
+    def update_device_list(self) -> None:
+        pass
+
+    def get_n_devices(self) -> int:
+        return 1
+
+    def __getattr__(self, name):  # get_device_id, get_device_address, ...
+        if name.startswith("get_device_"):
+            return lambda i: "127.0.0.1"
+        raise AttributeError(name)
+
+
+def test_unsupported_camera_format_is_a_user_error_not_a_reconnect_loop(monkeypatch):
+    import streamer.sources.gige as gige
+
+    aravis = _StubAravis("YUV422_8")
+    monkeypatch.setattr(gige, "load_aravis", lambda: aravis)
+    source = open_source("gige:", "gige0")
+    with pytest.raises(UserError, match="sends pixel format YUV422_8, which is not supported; set the pixel_format"):
+        source.open()
+
+    states = []
+    sup = CameraSupervisor("gige0", lambda: open_source("gige:", "gige0"), lambda f: None,
+                           lambda c, s, r: states.append(s), backoff_initial=0.01, backoff_max=0.01)
+    sup.start()
+    sup._thread.join(10)
+    assert not sup.is_alive() and states == [S.CONNECTING, S.ENDED]
+    assert sup.reconnects == 0 and "YUV422_8" in sup.error and aravis.opened == 2
+
+
+def test_unsupported_requested_format_is_refused_before_any_camera(monkeypatch):
+    import streamer.sources.gige as gige
+
+    monkeypatch.setattr(gige, "load_aravis", lambda: _StubAravis("Mono8"))
+    with pytest.raises(UserError, match="pixel_format Mono12 is not supported"):
+        open_source("gige:", "gige0", pixel_format="Mono12")

@@ -72,10 +72,32 @@ def test_status_message_decodes():
     ([b"persense/cam0/result", b"{not json"], "not JSON"),
     ([b"persense/cam0/result", b'{"schema": "persense.result/9"}'], "schema"),
     ([b"persense/cam0/result", b'{"schema": "persense.result/1", "parts": ["labels/png"]}'], "announces 1"),
+    ([b"persense/cam0/result", b'{"schema": "persense.result/1"}'], "no 'parts' list"),
 ])
 def test_malformed_messages_are_refused(frames, why):
     with pytest.raises(ProtocolError, match=why):
         decode_message(frames)
+
+
+@pytest.mark.parametrize("change, why", [
+    ({"seq": None}, "lacks the 'seq' field"),
+    ({"capture_ts": None}, "lacks the 'capture_ts' field"),
+    ({"count": None}, "lacks the 'count' field"),
+    ({"seq": "7"}, "'seq' is str, expected int"),
+    ({"capture_ts": True}, "'capture_ts' is bool, expected int or float"),
+    ({"instances": {}}, "'instances' is dict, expected list"),
+])
+def test_result_headers_without_the_documented_fields_are_refused(change, why):
+    frame, result = _result()
+    topic, header, *parts = result_message(frame, result, 3, "s", PartOptions())
+    fields = json.loads(header)
+    for key, value in change.items():
+        if value is None:
+            del fields[key]
+        else:
+            fields[key] = value
+    with pytest.raises(ProtocolError, match=why):
+        decode_message([topic, json.dumps(fields).encode(), *parts])
 
 
 def _get(url: str) -> tuple[int, bytes]:

@@ -38,8 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("--metrics-host", help="address the metrics port binds (default 127.0.0.1)")
     p.add_argument("--max-frames", type=int, help="stop after N published results")
     p.add_argument("--loop", action="store_true", help="replay file sources from the start")
-    p.add_argument("--every-frame", action="store_true", help="file sources: process every frame as fast as possible (default: play files at their own "
-                   "frame rate, newest frame wins, like a camera)")
+    p.add_argument("--every-frame", action="store_true",
+                   help="files and folders: process every frame as fast as possible (default: play files at their "
+                   "own frame rate, newest frame wins, like a camera); live cameras always keep the newest frame")
     p.add_argument("--overlay", action="store_true", help="publish a JPEG overlay part with each result")
     p.add_argument("--label-map", action="store_true", help="publish a 16-bit PNG label map part with each result")
     p.add_argument("--cache-dir", type=Path, help="support prototype cache (default ~/.cache/persense)")

@@ -25,19 +25,23 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamer.errors import UserError
+    from streamer.errors import UserError, first_line
     from streamer.subscriber import ProtocolError, ResultMessage, Subscriber
 
     if args.max_messages is not None and args.max_messages < 1:
         raise UserError("--max-messages must be at least 1")
     if args.save_overlays:
-        args.save_overlays.mkdir(parents=True, exist_ok=True)
+        try:
+            args.save_overlays.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create --save-overlays folder {args.save_overlays}: "
+                            f"{exc.strerror or first_line(exc)}") from None
     counts: dict[str, int] = {}
     warned_no_overlay = False
     try:
         sub = Subscriber(args.endpoint, args.camera, status=True)
     except Exception as exc:  # zmq.ZMQError: a malformed endpoint
-        raise UserError(f"cannot subscribe to {args.endpoint}: {exc}") from None
+        raise UserError(f"cannot subscribe to {args.endpoint}: {first_line(exc)}") from None
     try:
         while args.max_messages is None or sum(counts.values()) < args.max_messages:
             try:
@@ -62,7 +66,11 @@ def run(args: argparse.Namespace) -> int:
             if args.save_overlays:
                 data = msg.parts.get("overlay/jpeg")
                 if data is not None:
-                    (args.save_overlays / f"{msg.camera}_{h['seq']:08d}.jpg").write_bytes(data)
+                    path = args.save_overlays / f"{msg.camera}_{h['seq']:08d}.jpg"
+                    try:
+                        path.write_bytes(data)
+                    except OSError as exc:
+                        raise UserError(f"cannot write overlay {path}: {exc.strerror or first_line(exc)}") from None
                 elif not warned_no_overlay:
                     print("the processor sends no overlay part: start 'persense run' with --overlay")
                     warned_no_overlay = True

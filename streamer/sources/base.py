@@ -45,6 +45,8 @@ class FrameSource(Protocol):
 
     live: True for cameras (the newest frame wins, frames may be dropped); False for files, where the
     loop may opt to process every frame.
+    frame_period (optional attribute): seconds between frames where the source sets its own rate (the
+    simulator, a camera with a configured fps); the supervisor never calls a gap of two periods a stall.
     """
 
     live: bool

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from streamer.errors import UserError
-from streamer.imageio import to_rgb8
+from streamer.imageio import decode_image_bytes, to_rgb8
 from streamer.sources.base import Frame, SourceEnded, SourceError
 from streamer.sources.pacing import Pacer
 
@@ -160,8 +160,8 @@ def _read_quietly(path: Path) -> np.ndarray | None:
     except OSError as exc:
         log.warning("skipping %s: %s", path, exc.strerror)
         return None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
+    try:
+        return to_rgb8(decode_image_bytes(data, "image", source=str(path)))
+    except UserError:
         log.warning("skipping %s: not a readable image", path)
         return None
-    return to_rgb8(image)

@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from streamer.errors import UserError
+from streamer.errors import UserError, first_line
 from streamer.sources.base import Frame, SourceError
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def load_aravis() -> Any:
     except (ImportError, ValueError) as exc:
         raise UserError(
             "GigE Vision needs Aravis: apt install gir1.2-aravis-0.8 and pip install 'persense-stream[gige]' "
-            f"({exc})"
+            f"({first_line(exc)})"
         ) from None
     return Aravis
 
@@ -66,7 +66,9 @@ def to_rgb(data: bytes | np.ndarray, width: int, height: int, pixel_format: str)
         raise SourceError(f"short {pixel_format} buffer: {len(data)} bytes for {width}x{height}")
     image = flat.reshape((height, width, channels) if channels > 1 else (height, width))
     if dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)  # Mono10/12 in 16-bit containers are MSB-aligned in GenICam
+        # Mono16 fills all 16 bits: keep the top byte. (GenICam's Mono10/Mono12 are LSB-aligned in their
+        # 16-bit containers and would need >> 2 / >> 4; they are not listed, so open() refuses them.)
+        image = (image >> 8).astype(np.uint8)
     return cv2.cvtColor(image, code) if code is not None else image.copy()
 
 
@@ -89,6 +91,8 @@ class AravisSource:
     def __init__(self, name: str | None, camera_id: str, *, pixel_format: str | None = None,
                  width: int | None = None, height: int | None = None, fps: float | None = None,
                  n_buffers: int = 8, packet_size: int | None = None):
+        if pixel_format and pixel_format not in _FORMATS:
+            raise UserError(f"GigE pixel_format {pixel_format} is not supported (supported: {', '.join(_FORMATS)})")
         self.name = name or None
         self.camera_id = camera_id
         self.pixel_format = pixel_format
@@ -101,6 +105,11 @@ class AravisSource:
         self._format = ""
         self._index = 0
         self.incomplete = 0  # buffers that arrived with missing packets (dropped)
+
+    @property
+    def frame_period(self) -> float | None:
+        """Seconds between frames at the requested rate (None: the camera's own, unknown here)."""
+        return 1.0 / self.fps if self.fps and self.fps > 0 else None
 
     @property
     def label(self) -> str:
@@ -127,6 +136,11 @@ class AravisSource:
             # Not listed (another subnet, discovery blocked): let Aravis try the name itself.
             self._camera = arv.Camera.new(target or self.name)
             self._configure()
+            self._format = self._camera.get_pixel_format_as_string() or ""
+            if self._format not in _FORMATS:
+                # Every read would fail the same way: a configuration error, not a reason to reconnect.
+                raise UserError(f"{self.label} sends pixel format {self._format or '(unknown)'}, which is not "
+                                f"supported; set the pixel_format option to one of {', '.join(_FORMATS)}")
             payload = self._camera.get_payload()
             self._stream = self._camera.create_stream(None, None)
             if self._stream is None:
@@ -134,13 +148,12 @@ class AravisSource:
             for _ in range(self.n_buffers):
                 self._stream.push_buffer(arv.Buffer.new_allocate(payload))
             self._camera.start_acquisition()
-        except SourceError:
+        except (SourceError, UserError):
             self.close()
             raise
         except Exception as exc:  # noqa: BLE001 - GLib.Error and friends: the camera is unreachable or busy
             self.close()
-            raise SourceError(f"cannot open {self.label}: {_message(exc)}") from None
-        self._format = self._camera.get_pixel_format_as_string()
+            raise SourceError(f"cannot open {self.label}: {first_line(exc)}") from None
         self._index = 0
         log.debug("opened %s (%s, payload %d bytes)", self.label, self._format, payload)
 
@@ -188,8 +201,3 @@ class AravisSource:
                 log.debug("%s: stop_acquisition failed", self.label, exc_info=True)
         self._stream = None
         self._camera = None
-
-
-def _message(exc: BaseException) -> str:
-    text = getattr(exc, "message", None) or str(exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

@@ -37,6 +37,11 @@ class SimulatorSource:
         self._index = 0
         self._open = False
 
+    @property
+    def frame_period(self) -> float | None:
+        """Seconds between frames (None when unpaced): a slow simulator is not a stalled camera."""
+        return 1.0 / self.fps if self.fps and self.fps > 0 else None
+
     def support(self) -> tuple[np.ndarray, np.ndarray]:
         """-> (uint8[h, w, 3] RGB support image, bool[h, w] mask of one target object)."""
         return self.simulator.support()

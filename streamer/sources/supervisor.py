@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from streamer.errors import UserError
+from streamer.errors import UserError, first_line
 from streamer.sources.backoff import Backoff
 from streamer.sources.base import Frame, FrameSource, SourceEnded, SourceError, SourceState
 
@@ -46,7 +46,9 @@ class CameraSupervisor:
         on_state: receives (camera_id, state, reason) on every state change, from the supervisor's thread
             (or from stop()'s caller for the final STOPPED).
         read_timeout: seconds one source.read() may wait for a frame.
-        stall_timeout: no frame for this long after open or the last frame: STALLED, then reconnect.
+        stall_timeout: no frame for this long after open or the last frame: STALLED, then reconnect. A live
+            source that paces itself slower (its `frame_period`) gets twice its period instead; a file,
+            folder or other non-live source is never stalled (its only waits are its own pacing).
         frozen_after: this many identical frames in a row from a live source: STALLED, then reconnect
             (0 turns the check off; file sources are never checked, a still video is legitimate).
         backoff_initial, backoff_max, jitter: reconnect delays (see Backoff).
@@ -109,6 +111,10 @@ class CameraSupervisor:
         self._thread = threading.Thread(target=self._run, name=f"camera-{self.camera_id}", daemon=True)
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Ask the thread to stop without waiting (stop() then waits): many cameras stop in parallel."""
+        self._stop.set()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the thread to stop and wait up to `timeout` seconds; always returns."""
         self._stop.set()
@@ -139,9 +145,9 @@ class CameraSupervisor:
                 source.open()
                 retry_reason = self._stream(source)
             except UserError as exc:
-                self.error = str(exc)
-                log.error("camera %s: %s", self.camera_id, exc)
-                self._set_state(SourceState.ENDED, f"error: {exc}")
+                self.error = first_line(exc)
+                log.error("camera %s: %s", self.camera_id, self.error)
+                self._set_state(SourceState.ENDED, f"error: {self.error}")
                 retry_reason = None
             except SourceEnded:
                 self._set_state(SourceState.ENDED, "source ended")
@@ -160,6 +166,7 @@ class CameraSupervisor:
     def _stream(self, source: FrameSource) -> str | None:
         """Read until the source fails, stalls or ends; -> why to reconnect, or None to finish."""
         live = bool(getattr(source, "live", True))
+        stall_limit = stall_limit_for(source, self.stall_timeout)
         last_progress = self._clock()
         last_digest: int | None = None
         repeats = 0
@@ -173,7 +180,7 @@ class CameraSupervisor:
                 return f"read failed: {_describe(exc)}"
             now = self._clock()
             if frame is None:
-                if now - last_progress >= self.stall_timeout:
+                if stall_limit is not None and now - last_progress >= stall_limit:
                     self._set_state(SourceState.STALLED, f"no frame for {now - last_progress:.1f}s")
                     return "stalled"
                 continue
@@ -239,8 +246,20 @@ class CameraSupervisor:
         log.log(level, "camera %s: %s (%s)", self.camera_id, state.value, reason)
 
 
+def stall_limit_for(source: FrameSource, stall_timeout: float) -> float | None:
+    """Seconds without a frame after which `source` counts as stalled; None: never.
+
+    A non-live source (file, folder) waits only on its own pacing, so a slow rate is not a stall; a live
+    one that says how often it delivers (`frame_period`, seconds) gets at least two periods.
+    """
+    if not bool(getattr(source, "live", True)):
+        return None
+    period = getattr(source, "frame_period", None) or 0.0
+    return max(stall_timeout, 2.0 * float(period))
+
+
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = first_line(str(exc))
     if isinstance(exc, SourceError):
         return text or "source error"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -22,7 +22,10 @@ class SourceConfig(_Section):
 
     uri: str = Field(DEFAULT_SOURCE, description="file, folder, rtsp://, v4l2:N, gige:NAME or sim:?...")
     camera_id: Optional[str] = Field(None, description="names the camera in topics and metrics; default cam0, cam1...")
-    every_frame: bool = Field(False, description="file sources: process every frame instead of the newest one")
+    every_frame: bool = Field(
+        False, description="files and folders: process every frame instead of the newest one (live cameras always "
+        "keep the newest)"
+    )
     loop: bool = Field(False, description="file sources: replay from the start at the end")
     options: dict = Field(default_factory=dict, description="extra keyword options for the source (e.g. rtsp_transport)")
 
@@ -45,10 +48,22 @@ class SupervisorConfig(_Section):
     backoff_max: float = Field(30.0, gt=0)
     jitter: float = Field(0.2, ge=0, le=1, description="random fraction added to or taken from each backoff")
 
+    @model_validator(mode="after")
+    def _backoff_order(self):
+        if self.backoff_max < self.backoff_initial:
+            raise ValueError(f"backoff_max ({self.backoff_max}) must be at least backoff_initial "
+                             f"({self.backoff_initial})")
+        return self
+
 
 class PublishConfig(_Section):
     endpoint: str = Field("tcp://127.0.0.1:5556", description="ZeroMQ PUB endpoint the processor binds")
     send_hwm: int = Field(100, ge=1, description="ZeroMQ send high-water mark (messages per subscriber)")
+    count_subscriber_drops: bool = Field(
+        True,
+        description="true: a result a subscriber at its high-water mark cannot take is refused for all and counted; "
+        "false: each slow subscriber silently loses only its own messages (seq gaps show them)",
+    )
     queue_size: int = Field(8, ge=1, description="results waiting for the publisher thread; more are dropped")
     masks: bool = Field(True, description="include RLE masks in the header (false: boxes and counts only)")
     overlay_jpeg: bool = Field(False, description="add a JPEG overlay image part")

@@ -14,7 +14,7 @@ from typing import Callable
 
 import zmq
 
-from streamer.errors import UserError
+from streamer.errors import UserError, first_line
 from streamer.stream.config import ControlConfig
 from streamer.stream.publisher import bind_socket
 
@@ -85,10 +85,10 @@ class ControlServer:
         try:
             return {"ok": True, **handler(request, frames[1:])}
         except UserError as exc:
-            return _error(str(exc))
+            return _error(first_line(exc))
         except Exception as exc:  # a command's bug must not stop the control thread
             log.exception("control: %s failed", cmd)
-            return _error(f"{cmd} failed: {type(exc).__name__}: {exc}")
+            return _error(f"{cmd} failed: {type(exc).__name__}: {first_line(str(exc))}")
 
 
 def _error(message: str) -> dict:

@@ -75,7 +75,9 @@ class StreamMetrics:
         )
         self.objects = Gauge("persense_objects", "instances in the camera's last result", ["camera"], registry=r)
         self.publish_dropped = Counter(
-            "persense_publish_dropped_total", "results not published (publish queue full or send refused)",
+            "persense_publish_dropped_total",
+            "results sent to no subscriber: the publish queue was full, encoding failed, or a subscriber was "
+            "at its send high-water mark (the result then reaches no subscriber)",
             ["camera"], registry=r,
         )
         # Every series exists from the start, so dashboards and rate() see zeros rather than gaps.

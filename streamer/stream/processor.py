@@ -16,10 +16,11 @@ import zmq
 
 from engines.interfaces import EngineSet
 from streamer.config import Config
-from streamer.errors import UserError
+from streamer.errors import UserError, first_line
 from streamer.gates import build_gate
 from streamer.persense.pipeline import PerSense
 from streamer.sources.base import SourceState
+from streamer.stream.cameras import default_source_factory
 from streamer.stream.control import ControlServer
 from streamer.stream.metrics import SourceSnapshot, StreamMetrics
 from streamer.stream.metrics_server import MetricsServer
@@ -31,6 +32,7 @@ from streamer.stream.worker import InferenceWorker
 log = logging.getLogger(__name__)
 
 _FINISHED = (SourceState.ENDED, SourceState.STOPPED)
+_STOP_CAMERAS_S = 2.0  # all cameras together, not each
 
 
 class StreamProcessor:
@@ -59,11 +61,12 @@ class StreamProcessor:
         self.cache = PrototypeCache(self.stream.resolved_cache_dir())
         self.persense = PerSense(engines, config.pipeline, build_gate(config.gate))
         self._initial_support = support
-        self._source_factory = source_factory or _default_source_factory
+        self._source_factory = source_factory or default_source_factory
         self._supervisor_factory = supervisor_factory
-        every = {s.camera_id for s in self.stream.sources if s.every_frame}
-        self.slots = FrameSlots(self.cameras, every, on_drop=self.metrics.frame)
-        self._every_frame = every
+        # Asked for; granted per connection to non-live sources only (see _opened).
+        self._every_frame = {s.camera_id for s in self.stream.sources if s.every_frame}
+        self._warned_live_every_frame: set[str] = set()
+        self.slots = FrameSlots(self.cameras, on_drop=self.metrics.frame)
         self.supervisors: dict[str, object] = {}
         self.started_at = time.monotonic()
         self._context: zmq.Context | None = None
@@ -97,7 +100,7 @@ class StreamProcessor:
             self.http = MetricsServer(self.stream.metrics.host, self.stream.metrics.port, self.metrics.exposition,
                                       self.health, self.readiness)
         self.metrics.watch_sources(self._source_snapshots)
-        self.worker = InferenceWorker(self.persense, self.slots, self.publisher, self.metrics, self._every_frame)
+        self.worker = InferenceWorker(self.persense, self.slots, self.publisher, self.metrics)
         for part in (self.publisher, self.worker, self.control, self.http):
             if part is not None:
                 part.start()
@@ -111,9 +114,17 @@ class StreamProcessor:
         if factory is None:
             from streamer.sources.supervisor import CameraSupervisor as factory
         timing = self.stream.supervisor
+        make = self._source_factory(source)
+        camera = source.camera_id
+
+        def make_and_note():
+            made = make()
+            self._opened(camera, made)
+            return made
+
         return factory(
-            source.camera_id,
-            self._source_factory(source),
+            camera,
+            make_and_note,
             self.slots.put,
             self._on_state,
             read_timeout=timing.read_timeout,
@@ -124,17 +135,43 @@ class StreamProcessor:
             jitter=timing.jitter,
         )
 
+    def _opened(self, camera: str, source) -> None:
+        """A fresh source of `camera` (its supervisor's thread, before it is opened): every_frame applies
+        to non-live sources only; a live camera that had to wait for inference would fall ever further behind."""
+        live = bool(getattr(source, "live", True))
+        wanted = camera in self._every_frame
+        if wanted and live and camera not in self._warned_live_every_frame:
+            self._warned_live_every_frame.add(camera)
+            log.warning("camera %s: every_frame applies to files and folders only; a live camera keeps the "
+                        "newest frame", camera)
+        self.slots.set_every_frame(camera, wanted and not live)
+
     def wait(self, stop: threading.Event, poll_s: float = 0.1) -> str:
-        """Block until `stop` is set, --max-frames results are out, or every finite source is done -> why."""
+        """Block until `stop` is set, --max-frames results are out, or every finite source is done -> why.
+
+        Raises UserError (the first camera's error) when every camera ended on a configuration error.
+        """
         while True:
             if stop.wait(poll_s):
                 return "signal"
             if self.publisher is not None and self.publisher.limit_reached.is_set():
                 return "max-frames"
+            failure = self._all_cameras_failed()
+            if failure:
+                raise UserError(failure)
             if self.finished():
                 return "sources ended"
             if self.worker is not None and not self.worker.alive():
                 raise UserError("the inference thread ended unexpectedly (see the log)")
+
+    def _all_cameras_failed(self) -> str | None:
+        """One line naming the first camera's configuration error when every camera ended on one, else None."""
+        sups = list(self.supervisors.items())
+        if not sups or any(s.state not in _FINISHED or not getattr(s, "error", None) for _, s in sups):
+            return None
+        camera, first = sups[0]
+        others = f" (all {len(sups)} cameras failed)" if len(sups) > 1 else ""
+        return f"camera {camera}: {first_line(first.error)}{others}"
 
     def finished(self) -> bool:
         """Every source ended and everything it delivered is published."""
@@ -148,14 +185,22 @@ class StreamProcessor:
         if self._stopped:
             return
         self._stopped = True
-        for camera, supervisor in self.supervisors.items():
-            try:
-                supervisor.stop(2.0)
-            except Exception:
-                log.exception("camera %s: stopping its supervisor failed", camera)
+        supervisors = list(self.supervisors.items())
+        # Every camera is told first, and the slots closed (waking an every-frame producer waiting for
+        # room), so the cameras wind down in parallel within one deadline rather than one after another.
+        for _, supervisor in supervisors:
+            request_stop = getattr(supervisor, "request_stop", None)
+            if request_stop is not None:
+                request_stop()
         dropped = self.slots.close()
         if dropped:
             log.info("dropped %d waiting frame(s) at shutdown", dropped)
+        deadline = time.monotonic() + _STOP_CAMERAS_S
+        for camera, supervisor in supervisors:
+            try:
+                supervisor.stop(max(deadline - time.monotonic(), 0.0))
+            except Exception:
+                log.exception("camera %s: stopping its supervisor failed", camera)
         for part in (self.worker, self.publisher, self.control, self.http):
             if part is not None:
                 part.stop()
@@ -253,17 +298,3 @@ class StreamProcessor:
     def _announce(self, event: str) -> None:
         for camera in self.cameras:
             self.publisher.submit_status(camera, {"event": event, **self._camera_status(camera)})
-
-
-def _default_source_factory(source) -> Callable:
-    from streamer.sources import open_source, source_kind
-
-    options = dict(source.options)
-    if source.loop:
-        options["loop"] = True
-    if source_kind(source.uri) == "file" and not source.every_frame and not {"realtime", "fps"} & options.keys():
-        # Read unpaced, a file would outrun inference and nearly every frame would be dropped as stale;
-        # played at its own rate it behaves like the camera it stands in for.
-        options["realtime"] = True
-    open_source(source.uri, source.camera_id, **options)  # a bad URI or option fails now, in one line
-    return lambda: open_source(source.uri, source.camera_id, **options)

@@ -1,7 +1,14 @@
-"""The publisher thread: encodes results and sends them on a ZeroMQ PUB socket, never blocking.
+"""The publisher thread: encodes results and sends them on a ZeroMQ XPUB socket, never blocking.
 
-Only this thread touches the PUB socket (ZeroMQ sockets are not thread-safe). Results wait in a bounded
+Only this thread touches the socket (ZeroMQ sockets are not thread-safe). Results wait in a bounded
 queue; when it is full the result is dropped and counted, so a slow encoder never stalls inference.
+
+The socket is an XPUB with XPUB_NODROP: to subscribers it is a plain PUB socket, but a message that a
+subscriber at its send high-water mark cannot take is refused at once (EAGAIN) instead of being dropped
+silently, so every result that does not go out is counted. The price: the refused message goes to no
+subscriber, so one slow subscriber costs every subscriber that result (a seq gap for all, counted once).
+With `publish.count_subscriber_drops: false` the socket drops per subscriber instead, as a PUB socket does:
+slow subscribers no longer affect the others, and their losses show only as their own seq gaps.
 """
 
 from __future__ import annotations
@@ -32,10 +39,15 @@ class _Result:
     support_id: str
 
 
-def bind_socket(context: zmq.Context, kind: int, endpoint: str, what: str) -> tuple[zmq.Socket, str]:
-    """Bind a socket; -> (socket, the bound endpoint, with the real port when asked for port 0 or *)."""
+def bind_socket(
+    context: zmq.Context, kind: int, endpoint: str, what: str, options: dict[int, int] | None = None
+) -> tuple[zmq.Socket, str]:
+    """Bind a socket, setting `options` first; -> (socket, the bound endpoint, with the real port when
+    asked for port 0 or *)."""
     sock = context.socket(kind)
     sock.setsockopt(zmq.LINGER, 500)
+    for option, value in (options or {}).items():
+        sock.setsockopt(option, value)
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as exc:
@@ -45,7 +57,7 @@ def bind_socket(context: zmq.Context, kind: int, endpoint: str, what: str) -> tu
 
 
 class Publisher:
-    """Owns the PUB socket and its thread.
+    """Owns the XPUB socket and its thread.
 
     Args:
         status_provider: camera -> status dict, asked every `heartbeat_s` for the heartbeats.
@@ -65,8 +77,9 @@ class Publisher:
         self.config = config
         self.metrics = metrics
         self.options = PartOptions(config.masks, config.overlay_jpeg, config.jpeg_quality, config.label_map_png)
-        self._sock, self.endpoint = bind_socket(context, zmq.PUB, config.endpoint, "publish")
-        self._sock.setsockopt(zmq.SNDHWM, config.send_hwm)
+        self._sock, self.endpoint = bind_socket(
+            context, zmq.XPUB, config.endpoint, "publish", {zmq.SNDHWM: config.send_hwm, zmq.XPUB_NODROP: int(config.count_subscriber_drops)}
+        )
         self._results: queue.Queue[_Result] = queue.Queue(maxsize=config.queue_size)
         self._status: queue.Queue[tuple[str, dict]] = queue.Queue(maxsize=256)
         self._status_provider = status_provider
@@ -123,6 +136,7 @@ class Publisher:
         next_heartbeat = time.monotonic()
         flush_deadline = None
         while True:
+            self._drain_subscriptions()
             self._send_statuses()
             now = time.monotonic()
             if now >= next_heartbeat:
@@ -177,6 +191,18 @@ class Publisher:
         except zmq.ZMQError as exc:
             log.warning("publish failed: %s", exc.strerror)
             return False
+
+    def _drain_subscriptions(self) -> None:
+        # An XPUB socket hands its subscribers' (un)subscribe messages to the application; unread they
+        # would pile up for as long as the processor runs. ZeroMQ keeps the subscriptions itself.
+        while True:
+            try:
+                self._sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError as exc:
+                log.debug("reading subscriptions failed: %s", exc.strerror)
+                return
 
     def _send_statuses(self) -> None:
         while True:

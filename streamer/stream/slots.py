@@ -2,7 +2,8 @@
 
 Capture threads put, the one inference thread takes, cameras in turn. A live camera never waits: a frame
 that is replaced before inference reaches it is dropped and counted. A file source that asked for every
-frame waits instead (it has no clock to fall behind), until there is room or the slots close.
+frame waits instead (it has no clock to fall behind), until there is room or the slots close. Which
+cameras keep every frame is set per connection (set_every_frame), once the source says whether it is live.
 """
 
 from __future__ import annotations
@@ -44,26 +45,40 @@ class FrameSlots:
         self._closed = False
         self._in_flight = 0  # taken but not yet marked done
 
+    def set_every_frame(self, camera: str, enabled: bool) -> None:
+        """Keep every frame of `camera` (the producer waits for room) or only the newest (it never waits)."""
+        with self._cond:
+            if enabled:
+                self._every.add(camera)
+            else:
+                self._every.discard(camera)
+            self._cond.notify_all()  # a producer waiting for room under the old mode re-checks
+
+    def keeps_every_frame(self, camera: str) -> bool:
+        with self._cond:
+            return camera in self._every
+
     def put(self, frame: Frame) -> bool:
         """Offer a frame; False if the slots are closed (the frame is then dropped)."""
         queue = self._frames[frame.camera]
         with self._cond:
-            if frame.camera in self._every:
-                while len(queue) >= self._depth and not self._closed:
-                    self._cond.wait(0.5)
+            while frame.camera in self._every and len(queue) >= self._depth and not self._closed:
+                self._cond.wait(0.5)
             if self._closed:
                 dropped = True
             else:
                 dropped = False
-                stale = None
-                if frame.camera not in self._every and queue:
-                    stale = queue.popleft()
+                stale = 0
+                if frame.camera not in self._every:
+                    # Usually one; more only right after the camera left every-frame mode.
+                    stale = len(queue)
+                    queue.clear()
                 queue.append(frame)
                 self._cond.notify_all()
         if dropped:
             self._on_drop(frame.camera, DROP_SHUTDOWN)
             return False
-        if stale is not None:
+        for _ in range(stale):
             self._on_drop(frame.camera, DROP_STALE)
         return True
 

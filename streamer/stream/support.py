@@ -13,11 +13,10 @@ import re
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from streamer.errors import UserError
-from streamer.imageio import read_image, read_mask, to_rgb8
+from streamer.imageio import decode_image_bytes, mask_from_raw, read_image, read_mask, to_rgb8
 from streamer.persense.pipeline import PerSense, Support, support_id_for
 
 log = logging.getLogger(__name__)
@@ -78,19 +77,11 @@ def apply_support(persense: PerSense, image_rgb: np.ndarray, mask: np.ndarray, c
     return support
 
 
-def decode_image_bytes(data: bytes, what: str) -> np.ndarray:
-    """PNG/JPEG bytes -> the raw decoded array (any channels, 8 or 16 bit); UserError when not an image."""
-    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if len(data) else None
-    if raw is None:
-        raise UserError(f"{what} is not a readable PNG/JPEG image ({len(data)} bytes)")
-    return raw
-
-
 def support_from_bytes(image_data: bytes, mask_data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """set_support's two frames -> (uint8[H, W, 3] RGB, bool[H, W]); a mask is non-zero pixels in any channel."""
+    """set_support's two frames -> (uint8[H, W, 3] RGB, bool[H, W]), decoded exactly as read_image and
+    read_mask decode files, so the same PNGs give the same support either way."""
     image = to_rgb8(decode_image_bytes(image_data, "support image"))
-    raw = decode_image_bytes(mask_data, "support mask")
-    mask = raw.max(axis=2) > 0 if raw.ndim == 3 else raw > 0
+    mask = mask_from_raw(decode_image_bytes(mask_data, "support mask"))
     return image, mask
 
 

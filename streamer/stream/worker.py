@@ -28,9 +28,8 @@ class ResultSink(Protocol):
 
 
 class InferenceWorker:
-    """Args:
-        every_frame: cameras whose results must not be dropped (the sink blocks instead).
-    """
+    """Results of cameras whose slots keep every frame (FrameSlots.keeps_every_frame) are not dropped
+    when the sink is full: the sink blocks instead."""
 
     def __init__(
         self,
@@ -38,13 +37,11 @@ class InferenceWorker:
         slots: FrameSlots,
         sink: ResultSink,
         metrics: StreamMetrics,
-        every_frame: set[str] | frozenset[str] = frozenset(),
     ):
         self.persense = persense
         self.slots = slots
         self.sink = sink
         self.metrics = metrics
-        self.every_frame = set(every_frame)
         self.paused = threading.Event()
         self.processed: dict[str, int] = {}
         self.failed: dict[str, int] = {}
@@ -108,7 +105,8 @@ class InferenceWorker:
         self.metrics.observe_stages(camera, result.timings_ms)
         self.processed[camera] = self.processed.get(camera, 0) + 1
         self.last_count[camera] = result.count
-        self.sink.submit(frame, result, support.support_id if support else "", wait=camera in self.every_frame)
+        keep = self.slots.keeps_every_frame(camera)
+        self.sink.submit(frame, result, support.support_id if support else "", wait=keep)
 
     def _serve_calls(self) -> None:
         while True:
