@@ -9,7 +9,7 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from streamer.errors import UserError
+from streamer.errors import UserError, first_line
 from streamer.stream.config import StreamConfig
 
 
@@ -101,7 +101,7 @@ def load_config(path: Path | str | None) -> Config:
     except FileNotFoundError:
         raise UserError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read config {path}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"cannot read config {path}: {first_line(exc)}") from None
     if not isinstance(raw, dict):
         raise UserError(f"config {path}: the top level must be a mapping")
     try:
