@@ -16,12 +16,12 @@ import numpy as np
 
 from streamer.errors import UserError
 from streamer.persense import PerSense
+from streamer.persense.pipeline import STAGES
 from streamer.sources.base import FrameSource, SourceEnded, SourceError
 from streamer.stream.messages import PartOptions, result_message
 
 log = logging.getLogger(__name__)
 
-STAGES = ("capture", "encode", "similarity", "density", "prompts", "decode", "postprocess", "publish")
 
 
 @dataclass

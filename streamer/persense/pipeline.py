@@ -23,6 +23,10 @@ from streamer.types import Instance, SegmentationResult
 
 log = logging.getLogger(__name__)
 
+# The stages a frame goes through, in order: `segment` reports the middle six in SegmentationResult.timings_ms;
+# the stream adds capture (before) and publish (after). Metrics and benchmarks label by these names.
+STAGES = ("capture", "encode", "similarity", "density", "prompts", "decode", "postprocess", "publish")
+
 
 @dataclass(frozen=True)
 class Support:

@@ -13,7 +13,8 @@ from typing import Callable, Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-STAGES = ("capture", "encode", "similarity", "density", "prompts", "decode", "postprocess", "publish")
+from streamer.persense.pipeline import STAGES
+
 OUTCOMES = ("processed", "failed", "dropped_stale", "dropped_paused", "dropped_shutdown")
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _CREATED = re.compile(rb"^(# (HELP|TYPE) )?persense_\w+_created[ {]")
