@@ -10,53 +10,20 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 
-def crop_to_counts(mask: np.ndarray, bbox: tuple[int, int, int, int], frame_hw: tuple[int, int]) -> list[int]:
-    """Uncompressed COCO RLE counts of a full-frame mask that is zero outside `bbox`.
-
-    Args:
-        mask: bool[y1 - y0, x1 - x0] the object's pixels inside bbox = (x0, y0, x1, y1), x1/y1 exclusive.
-        frame_hw: (H, W) of the frame.
-
-    Returns:
-        counts: alternating run lengths, zeros first, over the column-major flattened frame.
-    """
-    h, w = frame_hw
-    x0, y0 = int(bbox[0]), int(bbox[1])
-    total = h * w
-    if mask.size == 0 or not mask.any():
-        return [total]
-    bh = mask.shape[0]
-    # Each column padded with a zero above and below, flattened column-major: value changes alternate
-    # object start, object end, and never cross a column.
-    padded = np.zeros((mask.shape[1], bh + 2), np.int8)
-    padded[:, 1:-1] = mask.T
-    flat = padded.ravel()
-    change = np.flatnonzero(flat[1:] != flat[:-1])
-    col = change // (bh + 2)
-    edges_in_frame = (x0 + col) * h + y0 + (change - col * (bh + 2))
-    starts, ends = edges_in_frame[0::2], edges_in_frame[1::2]
-    # A run that reaches the bottom of one column and resumes at the top of the next is one run in the frame.
-    joined = ends[:-1] == starts[1:]
-    if joined.any():
-        starts = np.concatenate([starts[:1], starts[1:][~joined]])
-        ends = np.concatenate([ends[:-1][~joined], ends[-1:]])
-    edges = np.empty(2 * len(starts) + 2, np.int64)
-    edges[0] = 0
-    edges[1:-1:2] = starts
-    edges[2:-1:2] = ends
-    edges[-1] = total
-    counts = np.diff(edges)
-    # pycocotools ends on the last run: no zero-length background run after an object that reaches the end.
-    if counts[-1] == 0:
-        counts = counts[:-1]
-    return counts.tolist()
-
-
 def counts_for_crops(
     items: list[tuple[np.ndarray, tuple[int, int, int, int]]], frame_hw: tuple[int, int]
 ) -> list[list[int]]:
-    """crop_to_counts for many crops of one frame at once: one pass over all crops' pixels, so a dense frame
-    costs a few array operations instead of a dozen per object."""
+    """Uncompressed COCO RLE counts of full-frame masks that are zero outside their boxes.
+
+    Args:
+        items: (mask bool[y1 - y0, x1 - x0], bbox (x0, y0, x1, y1) with x1/y1 exclusive) per object.
+        frame_hw: (H, W) of the frame.
+
+    Returns:
+        per object, alternating run lengths, zeros first, over the column-major flattened frame. All crops
+        go through one pass over their pixels, so a dense frame costs a few array operations, not a dozen
+        per object.
+    """
     h, w = frame_hw
     total = h * w
     if not items:

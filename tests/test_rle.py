@@ -35,17 +35,20 @@ def test_empty_and_full_masks():
     assert encode_crop(full, (0, 0, 5, 4), (4, 5))["counts"] == reference(full)
 
 
-def test_many_crops_at_once_equal_one_at_a_time():
-    from streamer.rle import counts_for_crops, crop_to_counts
+def test_many_crops_at_once_equal_pycocotools_one_by_one():
+    from streamer.rle import encode_crops
 
     rng = np.random.default_rng(7)
     h, w = 37, 23
-    items = []
+    items, fulls = [], []
     for k in range(40):
         x0, x1 = sorted(rng.integers(0, w + 1, size=2))
         y0, y1 = (0, h) if k % 5 == 0 else sorted(rng.integers(0, h + 1, size=2))
         crop = rng.random((y1 - y0, x1 - x0)) < 0.5
         if k % 7 == 0:
             crop[:] = True
+        full = np.zeros((h, w), bool)
+        full[y0:y1, x0:x1] = crop
         items.append((crop, (x0, y0, x1, y1)))
-    assert counts_for_crops(items, (h, w)) == [crop_to_counts(m, b, (h, w)) for m, b in items]
+        fulls.append(full)
+    assert [r["counts"] for r in encode_crops(items, (h, w))] == [reference(f) for f in fulls]
