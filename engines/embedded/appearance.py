@@ -61,17 +61,25 @@ class Gaussian:
     def fit_robust(cls, samples: np.ndarray) -> "Gaussian":
         """samples: float[D, M] -> median and scaled MAD (a rest component's main mode), with floors."""
         samples = thin(samples)
-        med = np.median(samples, axis=1)
-        mad = np.median(np.abs(samples - med[:, None]), axis=1) * 1.4826
+        med = row_median(samples)
+        mad = row_median(np.abs(samples - med[:, None])) * 1.4826
         return cls(med.astype(np.float32), np.maximum(mad, DESCRIPTOR_FLOOR).astype(np.float32))
 
     def distance(self, data: np.ndarray) -> np.ndarray:
         """float[D, ...] -> float32[...] standardized Euclidean distance (0 at the mean)."""
+        return np.sqrt(self.squared_distance(data))
+
+    def squared_distance(self, data: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+        """float32[D, ...] -> float32[...] the squared standardized distance (in place on one scratch array:
+        this runs several times per frame over the whole grid)."""
         total = np.zeros(data.shape[1:], np.float32)
+        z = np.empty(data.shape[1:], np.float32) if scratch is None else scratch
         for channel, mean, std in zip(data, self.mean, self.std):
-            z = (channel - np.float32(mean)) * np.float32(1.0 / std)
-            total += z * z
-        return np.sqrt(total, out=total)
+            np.subtract(channel, np.float32(mean), out=z)
+            z *= np.float32(1.0 / std)
+            z *= z
+            total += z
+        return total
 
 
 @dataclass
@@ -107,15 +115,19 @@ def fit_rest(samples: np.ndarray, scale: np.ndarray) -> list[Gaussian]:
     k = min(_REST_COMPONENTS, z.shape[1])
     centres = z[:, order[np.linspace(0, z.shape[1] - 1, k).astype(int)]]
     for _ in range(3):
-        assign = np.argmin(((z[:, :, None] - centres[:, None, :]) ** 2).sum(axis=0), axis=1)
-        for c in range(k):
-            if np.any(assign == c):
-                centres[:, c] = z[:, assign == c].mean(axis=1)
+        # [k, D, M]: the long sample axis innermost, so each step is a few whole-array operations.
+        diff = z[None, :, :] - centres.T[:, :, None]
+        diff *= diff
+        assign = np.argmin(diff.sum(axis=1), axis=0)
+        # Every cluster's mean at once: one bincount per descriptor, not a selection per cluster.
+        counts = np.bincount(assign, minlength=k)
+        filled = counts > 0
+        for d in range(len(z)):
+            centres[d, filled] = np.bincount(assign, z[d], minlength=k)[filled] / counts[filled]
     components = []
     for c in range(k):
-        members = samples[:, assign == c]
-        if members.shape[1] >= 8:
-            components.append(Gaussian.fit_robust(members))
+        if counts[c] >= 8:
+            components.append(Gaussian.fit_robust(samples[:, assign == c]))
     return components
 
 
@@ -131,21 +143,33 @@ def foreground(data: np.ndarray, reference: np.ndarray) -> Foreground:
         target = Gaussian(data.mean(axis=(1, 2)).astype(np.float32), DESCRIPTOR_FLOOR)
         return Foreground(np.zeros(data.shape[1:], np.float32), target, [])
     target = Gaussian.fit_target(samples)
-    d_target = target.distance(data)
-    far = d_target > _REST_DISTANCE
-    rest_samples = thin(data[:, far], _REST_SAMPLES)
-    rest = fit_rest(rest_samples, target.std) if far.sum() >= 16 else []
+    data = np.ascontiguousarray(data, np.float32)
+    scratch = np.empty(data.shape[1:], np.float32)
+    d_target = np.sqrt(target.squared_distance(data, scratch))
+    # The far cells' indices, strided like `thin`: no [D, M] copy of every far cell.
+    far = np.flatnonzero(d_target.ravel() > _REST_DISTANCE)
+    enough = len(far) >= 16
+    step = max(-(-len(far) // _REST_SAMPLES), 1)
+    rest_samples = data.reshape(len(data), -1)[:, far[::step]]
+    rest = fit_rest(rest_samples, target.std) if enough else []
     # A rest component of the target's own colour is the target's shaded or highlighted tail, not the rest.
     grey = float(np.hypot(target.mean[RED_GREEN], target.mean[YELLOW_BLUE])) < _GREY_CHROMA
     rest = [c for c in rest if grey or _chroma_distance(c.mean, target) >= _SAME_COLOUR]
-    rest_median = np.median(rest_samples, axis=1).astype(np.float32) if far.sum() >= 16 else None
+    rest_median = row_median(rest_samples).astype(np.float32) if enough else None
     if rest:
-        d_rest = np.min([component.distance(data) for component in rest], axis=0)
-        margin = d_rest - d_target
+        d_rest = rest[0].squared_distance(data, scratch)
+        for component in rest[1:]:
+            np.minimum(d_rest, component.squared_distance(data, scratch), out=d_rest)
+        margin = np.sqrt(d_rest, out=d_rest)
+        margin -= d_target
     else:
         margin = np.full(d_target.shape, 2.0, np.float32)
-    prob = _sigmoid(2.5 * margin) * _sigmoid(3.0 * (_MAX_DISTANCE - d_target))
-    return Foreground(prob.astype(np.float32), target, rest, rest_median)
+    margin *= np.float32(2.5)
+    prob = _sigmoid(margin)
+    np.subtract(np.float32(_MAX_DISTANCE), d_target, out=d_target)
+    d_target *= np.float32(3.0)
+    prob *= _sigmoid(d_target)
+    return Foreground(prob, target, rest, rest_median)
 
 
 def _chroma_distance(descriptor: np.ndarray, target: Gaussian) -> float:
@@ -155,4 +179,19 @@ def _chroma_distance(descriptor: np.ndarray, target: Gaussian) -> float:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+    """float32[...] -> float32[...] logistic function; overwrites `x`."""
+    np.clip(x, -30, 30, out=x)
+    np.negative(x, out=x)
+    np.exp(x, out=x)
+    x += np.float32(1.0)
+    return np.reciprocal(x, out=x)
+
+
+def row_median(values: np.ndarray) -> np.ndarray:
+    """float[D, M] -> float[D] the median of each row (np.median's result, without its per-call overhead)."""
+    m = values.shape[1]
+    half = m // 2
+    if m % 2:
+        return np.partition(values, half, axis=1)[:, half]
+    part = np.partition(values, (half - 1, half), axis=1)
+    return (part[:, half - 1] + part[:, half]) / 2

@@ -27,7 +27,7 @@ from engines.embedded.correlation import (
     radial_profile,
 )
 from engines.embedded.features import INTENSITY, RED_GREEN, YELLOW_BLUE, Descriptors
-from engines.embedded.objects import find_centres, interior_valley_depth, object_map
+from engines.embedded.objects import find_centres, interior_valley_depth, object_map, valley_kernel, valley_strength
 from engines.embedded.payload import boxes_to_grid, descriptors_for, inner_ellipses
 from engines.interfaces import DensityOutput, ImageEmbedding
 
@@ -90,8 +90,9 @@ def detect_objects(desc: Descriptors, exemplar_boxes: np.ndarray) -> tuple[np.nd
     intensity = desc.data[INTENSITY]
     colour_contrast = fg.colour_contrast()
     if fg.colour_distinct:
-        interior = interior_valley_depth(intensity, reference, radius)
-        objects = object_map(fg.prob, intensity, radius, interior)
+        valley = desc.cached(("valley", 0.0, valley_kernel(radius)), lambda: valley_strength(intensity, radius))
+        interior = interior_valley_depth(intensity, reference, radius, valley)
+        objects = object_map(fg.prob, intensity, radius, interior, valley)
         centres = find_centres(objects, min_radius=0.4 * smallest)[:, :2]
         how = "segmentation"
     else:

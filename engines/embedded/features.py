@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -40,7 +41,7 @@ class Descriptors:
     data: np.ndarray
     stride: float
     frame_hw: tuple[int, int]
-    _smoothed: dict = field(default_factory=dict, repr=False, compare=False)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def grid_hw(self) -> tuple[int, int]:
@@ -51,19 +52,25 @@ class Descriptors:
         if factor <= 1:
             return self
         key = ("pool", factor)
-        if key not in self._smoothed:
+        if key not in self._cache:
             gh, gw = self.grid_hw
             size = (max(gw // factor, 1), max(gh // factor, 1))
             data = np.stack([cv2.resize(ch, size, interpolation=cv2.INTER_AREA) for ch in self.data])
-            self._smoothed[key] = Descriptors(data, self.stride * factor, self.frame_hw)
-        return self._smoothed[key]
+            self._cache[key] = Descriptors(data, self.stride * factor, self.frame_hw)
+        return self._cache[key]
 
     def smoothed(self, sigma: float) -> np.ndarray:
         """`data` smoothed by `sigma` cells, computed once per frame and sigma (the engines share it)."""
         key = round(float(sigma), 1)
-        if key not in self._smoothed:
-            self._smoothed[key] = smooth(self.data, key)
-        return self._smoothed[key]
+        if key not in self._cache:
+            self._cache[key] = smooth(self.data, key)
+        return self._cache[key]
+
+    def cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """compute() once per frame and key: maps several engine calls on this frame share."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
     def to_grid(self, xy: np.ndarray) -> np.ndarray:
         """float[N, 2] frame (x, y) -> float[N, 2] grid (x, y) (cell centres at integers)."""
@@ -131,11 +138,19 @@ def _soft_bins(values: np.ndarray, centres: np.ndarray, width: float) -> np.ndar
     return bins
 
 
-def embed(desc: Descriptors, pool: int = 2) -> np.ndarray:
+def embed_shape(grid_hw: tuple[int, int], pool: int = 2) -> tuple[int, int, int]:
+    """The (C, h', w') of `embed`'s features for a descriptor grid of `grid_hw`."""
+    gh, gw = grid_hw
+    h, w = (max(1, gh // pool), max(1, gw // pool)) if pool > 1 else (gh, gw)
+    return len(_CHROMA_CENTRES) ** 2 + len(_INTENSITY_CENTRES) + len(_TEXTURE_CENTRES), h, w
+
+
+def embed(desc: Descriptors, pool: int = 2, out: np.ndarray | None = None) -> np.ndarray:
     """Descriptors -> float32[C, h', w'] soft-binned features, C = 81 + 10 + 5, on the grid pooled by `pool`.
 
     The 2-D chroma block is the outer product of two 1-D soft-binnings, so chroma similarity is a 2-D
     Gaussian kernel; each block is unit-norm and weighted, so the cosine is a weighted mean of kernels.
+    `out`: a float32 array of `embed_shape` to write into (else a new one).
     """
     data = desc.data
     if pool > 1:
@@ -144,7 +159,8 @@ def embed(desc: Descriptors, pool: int = 2) -> np.ndarray:
         data = np.stack([cv2.resize(ch, size, interpolation=cv2.INTER_AREA) for ch in data])
     h, w = data.shape[1:]
     nc, ni, nt = len(_CHROMA_CENTRES), len(_INTENSITY_CENTRES), len(_TEXTURE_CENTRES)
-    out = np.empty((nc * nc + ni + nt, h, w), np.float32)
+    if out is None:
+        out = np.empty((nc * nc + ni + nt, h, w), np.float32)
     rg = _soft_bins(data[RED_GREEN], _CHROMA_CENTRES, _CHROMA_WIDTH) * np.float32(_CHROMA_WEIGHT)
     yb = _soft_bins(data[YELLOW_BLUE], _CHROMA_CENTRES, _CHROMA_WIDTH)
     np.multiply(rg[:, None], yb[None, :], out=out[: nc * nc].reshape(nc, nc, h, w))
