@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+
+# Set before numpy loads: OpenBLAS's worker threads spin for ~0.1 s after each call, holding a core that the
+# frame loop's other threads need; the per-frame matrix work is small enough for one thread.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from streamer import __version__
 from streamer.errors import UserError

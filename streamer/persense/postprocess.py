@@ -183,7 +183,12 @@ def instances_from_decoder(
 
     Returns instances ordered by score (best first), ids 0..K-1.
     """
-    kept = suppress_duplicates(lowres_masks(output, min_score), duplicate_iou)
+    masks = lowres_masks(output, min_score)
+    # A label map assigns each cell to one prompt: its masks cannot overlap, so only logits need suppression.
+    if output.labels is not None:
+        kept = sorted(masks, key=lambda m: -m.score)
+    else:
+        kept = suppress_duplicates(masks, duplicate_iou)
     instances: list[Instance] = []
     for low in kept:
         box, mask = tighten(*upsample_in_box(low, output.valid_hw, frame_hw))
