@@ -69,23 +69,22 @@ def lowres_masks(output: DecoderOutput, min_score: float = 0.0) -> list[LowResMa
         if score < min_score:
             continue
         grid = output.logits[i, best[i], :h, :w]  # a view: no copy of the N x K x h x w block
-        positive = grid > 0
-        rows = np.flatnonzero(positive.any(axis=1))
-        if len(rows) == 0:
+        x0, y0, bw, bh = cv2.boundingRect((grid > 0).view(np.uint8))
+        if bw == 0 or bh == 0:
             continue
-        cols = np.flatnonzero(positive.any(axis=0))
-        box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+        x1, y1 = x0 + bw, y0 + bh
+        box = (x0, y0, x1, y1)
         pb = _grow(box, h, w)
         masks.append(LowResMask(i, score, box, pb, np.array(grid[pb[1] : pb[3], pb[0] : pb[2]], np.float32)))
     return masks
 
 
-def boxes_intersect(boxes: np.ndarray) -> np.ndarray:
-    """int[N, 4] (x0, y0, x1, y1) -> bool[N, N]: the boxes share at least one cell."""
-    x0, y0, x1, y1 = (boxes[:, k] for k in range(4))
-    return (
-        (x0[:, None] < x1[None, :]) & (x0[None, :] < x1[:, None]) & (y0[:, None] < y1[None, :]) & (y0[None, :] < y1[:, None])
-    )
+def box_overlap_bound(boxes: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """int[N, 4] boxes, int[N] mask areas -> float[N, N]: an upper bound of the masks' IoU,
+    intersection of the boxes / the larger mask's area."""
+    ix = np.clip(np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(boxes[:, None, 0], boxes[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(boxes[:, None, 1], boxes[None, :, 1]), 0, None)
+    return (ix * iy) / np.maximum(np.maximum(areas[:, None], areas[None, :]), 1)
 
 
 def _mask_iou(a: LowResMask, b: LowResMask, bin_a: np.ndarray, bin_b: np.ndarray, area_a: int, area_b: int) -> float:
@@ -107,23 +106,21 @@ def suppress_duplicates(masks: list[LowResMask], iou: float) -> list[LowResMask]
     """
     if not masks:
         return []
-    order = sorted(range(len(masks)), key=lambda k: -masks[k].score)
-    ranked = [masks[k] for k in order]
+    ranked = sorted(masks, key=lambda m: -m.score)
     binaries = [m.binary() for m in ranked]
-    areas = [int(np.count_nonzero(b)) for b in binaries]
-    # Only masks whose boxes intersect can overlap; the box test prunes almost every pair in a dense frame.
-    overlapping = boxes_intersect(np.array([m.box for m in ranked], np.int32))
+    areas = np.array([np.count_nonzero(b) for b in binaries], np.int64)
+    # Boxes before pixels: mask IoU <= (box intersection) / max(area_a, area_b), so only pairs whose boxes
+    # overlap enough can be duplicates; touching neighbours in a dense frame are pruned without a pixel test.
+    bound = box_overlap_bound(np.array([m.box for m in ranked], np.int64), areas)
+    first, second = np.nonzero(np.triu(bound > iou, 1))  # row-major: pairs (i, j), i < j, in rank order of i
     suppressed = np.zeros(len(ranked), bool)
-    kept = []
-    for rank, mask in enumerate(ranked):
-        if suppressed[rank]:
+    for i, j in zip(first.tolist(), second.tolist()):
+        # Greedy order holds: every pair that could suppress i (h < i) came before the pairs of i.
+        if suppressed[i] or suppressed[j]:
             continue
-        kept.append(mask)
-        for other in np.flatnonzero(overlapping[rank, rank + 1 :]) + rank + 1:
-            o = ranked[other]
-            if not suppressed[other] and _mask_iou(mask, o, binaries[rank], binaries[other], areas[rank], areas[other]) > iou:
-                suppressed[other] = True
-    return kept
+        if _mask_iou(ranked[i], ranked[j], binaries[i], binaries[j], areas[i], areas[j]) > iou:
+            suppressed[j] = True
+    return [m for m, gone in zip(ranked, suppressed) if not gone]
 
 
 def upsample_in_box(
