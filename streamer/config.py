@@ -118,8 +118,9 @@ def _resolve_paths(config: Config, base: Path) -> None:
     for section in (config.engines.sam, config.engines.countr):
         if section is not None and not section.model_dir.is_absolute():
             candidate = base / section.model_dir
-            # Configs in configs/ name model dirs relative to the working directory or to the file; prefer what exists.
-            if candidate.exists() or not section.model_dir.exists():
+            # Configs in configs/ name model dirs relative to the working directory or to the file: the file's
+            # folder where the directory exists there, else the working directory (what an error then names).
+            if candidate.exists() and not section.model_dir.exists():
                 section.model_dir = candidate
     for attr in ("image", "mask"):
         value = getattr(config.support, attr)

@@ -163,3 +163,10 @@ def test_bench_reports_every_stage_and_the_true_count(tmp_path):
     assert set(report["stage_ms"]) >= {"capture", "encode", "density", "prompts", "decode", "postprocess", "publish"}
     assert abs(report["objects_per_frame"] - report["truth_per_frame"]) <= 0.2 * report["truth_per_frame"]
     assert "frame" in proc.stdout or "fps" in proc.stdout
+
+
+def test_a_missing_optional_runtime_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
+    code = main(["export", "sam", "--random-weights", "0", "--model-type", "vit_b", "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "'torch'" in err[0] and "[sam]" in err[0]

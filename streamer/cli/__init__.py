@@ -52,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"persense {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        # Optional runtimes (torch, segment-anything, tensorrt, gi) are imported only by the commands that use them.
+        print(
+            f"persense {args.command}: error: this needs the Python package '{exc.name}', which is not installed "
+            f"(SAM/CounTR export and the torch runtime: pip install 'persense-stream[sam]'; GigE: '[gige]')",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print(f"persense {args.command}: interrupted", file=sys.stderr)
         return 130
