@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamer.errors import EngineError, UserError, first_line
+from streamer.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from streamer.imageio import to_rgb8
 from streamer.sources.base import Frame, SourceError
@@ -22,8 +23,8 @@ _FFMPEG_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 _ENV_LOCK = threading.Lock()
 
 
-class _CaptureSource:
-    """Shared read/close of a cv2.VideoCapture; subclasses open it."""
+class CaptureSource:
+    """Shared read/close of a cv2.VideoCapture; subclasses open it (cameras here, video files in files.py)."""
 
     live = True
 
@@ -41,6 +42,10 @@ class _CaptureSource:
         ok, bgr = self._cap.read()
         if not ok or bgr is None:
             raise SourceError(f"{self.label}: stream ended or timed out")
+        return self._frame(bgr)
+
+    def _frame(self, bgr: np.ndarray) -> Frame:
+        """A decoded BGR image -> the next Frame of this source."""
         frame = Frame(image=to_rgb8(bgr), index=self._index, capture_ts=time.time(), camera=self.camera_id)
         self._index += 1
         return frame
@@ -61,7 +66,7 @@ def ffmpeg_options(transport: str | None, analyzeduration_s: float | None, inher
     return "|".join(pairs)
 
 
-class RtspSource(_CaptureSource):
+class RtspSource(CaptureSource):
     """An RTSP stream through OpenCV's FFmpeg backend.
 
     Args:
@@ -122,7 +127,7 @@ def v4l2_target(spec: str | int) -> int | str:
     return text
 
 
-class V4l2Source(_CaptureSource):
+class V4l2Source(CaptureSource):
     """A USB / V4L2 camera through OpenCV's V4L2 backend.
 
     Args:

@@ -13,6 +13,7 @@ import numpy as np
 from streamer.errors import UserError
 from streamer.imageio import decode_image_bytes, to_rgb8
 from streamer.sources.base import Frame, SourceEnded, SourceError
+from streamer.sources.capture import CaptureSource
 from streamer.sources.pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"})
 
 
-class VideoFileSource:
+class VideoFileSource(CaptureSource):
     """Frames of a video file in order.
 
     Args:
@@ -35,14 +36,12 @@ class VideoFileSource:
 
     def __init__(self, path: str | Path, camera_id: str, *, loop: bool = False, realtime: bool = False,
                  fps: float | None = None):
+        super().__init__(camera_id, str(path))
         self.path = Path(path)
-        self.camera_id = camera_id
         self.loop = loop
         self._realtime = realtime
         self._fps = fps
-        self._cap: cv2.VideoCapture | None = None
         self._pacer = Pacer(None)
-        self._index = 0
 
     def open(self) -> None:
         self._cap = self._open_capture()
@@ -78,14 +77,7 @@ class VideoFileSource:
             if not ok:
                 raise SourceEnded(f"{self.path} has no frames")
             log.debug("video %s: looped after %d frames", self.path, self._index)
-        frame = Frame(image=to_rgb8(bgr), index=self._index, capture_ts=time.time(), camera=self.camera_id)
-        self._index += 1
-        return frame
-
-    def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        return self._frame(bgr)
 
 
 def _natural_key(path: Path) -> list:
