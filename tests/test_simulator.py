@@ -43,7 +43,7 @@ def test_targets_and_distractors_differ_in_colour_and_targets_touch():
 
 def test_occlusion_hides_pixels():
     # The private world knows each object's full (unoccluded) sprite area; labels keep visible pixels only.
-    from streamer.simulator import _World
+    from streamer.simulator.scene import _World
 
     world = _World(640, 480, 60, 8, 2, True, True, None, None)
     scene = world.render(0.0, 0)

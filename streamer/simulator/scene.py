@@ -14,15 +14,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+
+from streamer.simulator.sprites import belt, distractor_sprite, target_sprite
 
 # Area fraction of the frame the objects' mean-radius disks cover at the default object radius.
 _FILL = 0.42
-# Colour families (HSV with hue in degrees, s and v in [0, 1]).
-_TARGET_HSV = (28.0, 0.78, 0.88)
-_DISTRACTOR_HSV = (205.0, 0.65, 0.75)
-_BELT_GREY = 68.0
 
 
 @dataclass
@@ -42,85 +39,11 @@ class Scene:
     distractors: np.ndarray
 
 
-@dataclass
-class _Sprite:
-    rgb: np.ndarray  # uint8[h, w, 3]
-    mask: np.ndarray  # bool[h, w]
-    cx: float  # sprite centre inside the patch (x, y)
-    cy: float
-
-
 def default_radius(width: int, height: int, n_objects: int, n_distractors: int) -> float:
     """Mean object radius (pixels) so that n objects cover about 42% of the frame."""
     n = max(n_objects + n_distractors, 1)
     r = math.sqrt(_FILL * width * height / (n * math.pi))
     return float(np.clip(r, 4.0, min(width, height) / 7.0))
-
-
-def _hsv_to_rgb(h_deg: float, s: float, v: float) -> np.ndarray:
-    pixel = np.array([[[h_deg / 2.0, s * 255.0, v * 255.0]]], np.float32).clip(0, 255).astype(np.uint8)
-    return cv2.cvtColor(pixel, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
-
-
-def _target_sprite(rng: np.random.Generator, radius: float) -> _Sprite:
-    """A shaded, speckled ellipse of the target colour family; its rim is darker (rounded product)."""
-    a = radius * rng.uniform(1.0, 1.18)
-    b = radius * rng.uniform(0.85, 1.0)
-    theta = rng.uniform(0, math.pi)
-    half = int(math.ceil(max(a, b))) + 2
-    ys, xs = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float32)
-    c, s = math.cos(theta), math.sin(theta)
-    u = (xs * c + ys * s) / a
-    v = (-xs * s + ys * c) / b
-    rho2 = u * u + v * v
-    mask = rho2 <= 1.0
-    shade = 0.5 + 0.5 * np.sqrt(np.clip(1.0 - rho2, 0.0, 1.0))
-    hx, hy = -0.35 * a, -0.35 * b
-    highlight = 0.25 * np.exp(-((xs - hx) ** 2 + (ys - hy) ** 2) / (2 * (0.3 * radius) ** 2))
-    base = _hsv_to_rgb(
-        _TARGET_HSV[0] + rng.uniform(-5, 5),
-        _TARGET_HSV[1] + rng.uniform(-0.08, 0.08),
-        _TARGET_HSV[2] + rng.uniform(-0.08, 0.06),
-    )
-    speckle = cv2.GaussianBlur(rng.normal(0, 1, xs.shape).astype(np.float32), (0, 0), max(radius / 12, 0.6))
-    speckle *= 9.0 / max(float(speckle.std()), 1e-6)
-    rgb = base[None, None, :] * shade[..., None] + 255.0 * highlight[..., None] + speckle[..., None]
-    return _Sprite(rgb.clip(0, 255).astype(np.uint8), mask, float(half), float(half))
-
-
-def _distractor_sprite(rng: np.random.Generator, radius: float) -> _Sprite:
-    """A blue-teal rotated rectangle with the area of a target disk and a flat bevelled shading."""
-    aspect = rng.uniform(1.6, 2.2)
-    area = math.pi * radius * radius * rng.uniform(0.85, 1.1)
-    w = math.sqrt(area * aspect)
-    h = area / w
-    theta = rng.uniform(0, math.pi)
-    half = int(math.ceil(math.hypot(w, h) / 2)) + 2
-    ys, xs = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float32)
-    c, s = math.cos(theta), math.sin(theta)
-    u = np.abs(xs * c + ys * s) / (w / 2)
-    v = np.abs(-xs * s + ys * c) / (h / 2)
-    mask = (u <= 1.0) & (v <= 1.0)
-    edge = np.clip(1.0 - np.maximum(u, v), 0, 1)
-    shade = 0.7 + 0.3 * np.clip(edge * 4, 0, 1)
-    base = _hsv_to_rgb(_DISTRACTOR_HSV[0] + rng.uniform(-6, 6), _DISTRACTOR_HSV[1], _DISTRACTOR_HSV[2])
-    noise = rng.normal(0, 4.0, xs.shape).astype(np.float32)
-    rgb = base[None, None, :] * shade[..., None] + noise[..., None]
-    return _Sprite(rgb.clip(0, 255).astype(np.uint8), mask, float(half), float(half))
-
-
-def _belt(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """uint8[H, W, 3] belt: dark grey, streaks along the belt (x), mild grain; periodic in x."""
-    pad = 16
-    streak = rng.normal(0, 1, (height, width // 8 + 1)).astype(np.float32)
-    streak = cv2.resize(streak, (width, height), interpolation=cv2.INTER_LINEAR)
-    grain = rng.normal(0, 1, (height, width)).astype(np.float32)
-    # Wrap-pad before blurring so the texture has no seam where the conveyor wraps around.
-    grain = np.concatenate([grain[:, -pad:], grain, grain[:, :pad]], axis=1)
-    grain = cv2.GaussianBlur(grain, (0, 0), 1.0)[:, pad:-pad]
-    grey = _BELT_GREY + 5.0 * streak + 6.0 * grain
-    tint = np.array([0.97, 1.0, 1.04], np.float32)
-    return (grey[..., None] * tint).clip(0, 255).astype(np.uint8)
 
 
 def _place(
@@ -205,11 +128,11 @@ class _World:
         keep = ~np.isnan(self.centres[:, 0])
         self.centres, self.kinds = self.centres[keep], kinds[keep]
         self.sprites = [
-            (_distractor_sprite(rng, r) if d else _target_sprite(rng, r)) for r, d in zip(radii[keep], self.kinds)
+            (distractor_sprite(rng, r) if d else target_sprite(rng, r)) for r, d in zip(radii[keep], self.kinds)
         ]
         self.order = rng.permutation(len(self.sprites))  # paint order: later ones occlude earlier ones
         belt_w = int(math.ceil(period_x)) if period_x else width
-        self.belt = _belt(rng, belt_w, height)
+        self.belt = belt(rng, belt_w, height)
         self.noise = [rng.normal(0, 3.0, (height, width, 3)).astype(np.int16) for _ in range(3)]
 
     def render(self, offset: float, noise_index: int) -> Scene:
@@ -280,8 +203,8 @@ def render_support(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A support image with one target object near the centre on the same belt -> (uint8[H, W, 3], bool[H, W])."""
     rng = np.random.default_rng(seed + 7919)
-    sprite = _target_sprite(rng, object_radius)
-    image = _belt(rng, width, height)
+    sprite = target_sprite(rng, object_radius)
+    image = belt(rng, width, height)
     sh, sw = sprite.mask.shape
     if sh > height or sw > width:
         raise ValueError(f"a {object_radius:.0f}px object does not fit a {width}x{height} support image")
