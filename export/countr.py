@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from streamer.cli.common import check_output_dir
 from streamer.errors import EngineError, UserError
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def run(args) -> int:
         raise UserError("--fp16 applies to the TensorRT engine: add --tensorrt")
     if args.max_windows < 1:
         raise UserError("--max-windows must be at least 1")
+    check_output_dir(args.out)
     from engines.countr.checkpoint import load_countr
 
     model = load_countr(args.checkpoint)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from engines.sam.manifest import read_manifest
 from engines.sam.spec import IMAGE_SIZE, LOW_RES, OFFICIAL_TYPES, SPECS
+from streamer.cli.common import check_output_dir
 from streamer.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def run(args) -> int:
 
     if (args.checkpoint is None) == (args.random_weights is None):
         raise UserError("give either --checkpoint PTH or --random-weights SEED")
+    check_output_dir(args.out)
     if args.fp16 and not args.tensorrt:
         raise UserError("--fp16 applies to TensorRT engines: add --tensorrt")
     if not 1 <= args.opt_prompts <= args.max_prompts:

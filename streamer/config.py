@@ -100,6 +100,10 @@ def load_config(path: Path | str | None) -> Config:
         raw = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise UserError(f"config file not found: {path}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
+        raise UserError(f"cannot read config {path}:{where} {exc.problem or first_line(exc)}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UserError(f"cannot read config {path}: {first_line(exc)}") from None
     if not isinstance(raw, dict):
@@ -118,9 +122,9 @@ def _resolve_paths(config: Config, base: Path) -> None:
     for section in (config.engines.sam, config.engines.countr):
         if section is not None and not section.model_dir.is_absolute():
             candidate = base / section.model_dir
-            # Configs in configs/ name model dirs relative to the working directory or to the file: the file's
-            # folder where the directory exists there, else the working directory (what an error then names).
-            if candidate.exists() and not section.model_dir.exists():
+            # Relative model dirs: beside the config file where they exist there, else from the working
+            # directory (which an error then names).
+            if candidate.exists():
                 section.model_dir = candidate
     for attr in ("image", "mask"):
         value = getattr(config.support, attr)

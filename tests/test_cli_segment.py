@@ -170,3 +170,43 @@ def test_a_missing_optional_runtime_is_one_line(tmp_path, monkeypatch, capsys):
     code = main(["export", "sam", "--random-weights", "0", "--model-type", "vit_b", "--out", str(tmp_path / "m")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "'torch'" in err[0] and "[sam]" in err[0]
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["eval", "--data", "{tmp}", "--limit", "0"], "--limit"),
+        (["eval", "--data", "{tmp}", "--json", "{tmp}"], "is a directory"),
+        (["export", "sam", "--random-weights", "0", "--model-type", "tiny", "--out", "{file}"], "is a file"),
+        (["export", "countr", "--checkpoint", "{file}", "--out", "{file}"], "is a file"),
+        (["segment", "--support", "{file}", "--support-mask", "{file}", "--out", "{file}", "{file}"], "is a file"),
+    ],
+)
+def test_bad_output_arguments_fail_first_in_one_line(tmp_path, capsys, argv, needle):
+    (tmp_path / "f.txt").write_text("x")
+    argv = [a.format(tmp=tmp_path, file=tmp_path / "f.txt") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert err[0].startswith(f"persense {' '.join(argv[:2]) if argv[0] == 'export' else argv[0]}: error:")
+
+
+def test_logging_flags_work_after_the_command_too():
+    from streamer.cli import build_parser
+
+    args = build_parser().parse_args(["segment", "-v", "--out", "o", "q.png"])
+    assert args.verbose is True and args.quiet is False
+    args = build_parser().parse_args(["-q", "export", "sam", "--out", "o", "--random-weights", "1", "--model-type", "vit_b"])
+    assert args.quiet is True and args.verbose is False
+
+
+def test_a_broken_internal_import_is_not_disguised_as_a_missing_package(monkeypatch, tmp_path):
+    from streamer import cli
+    import streamer.cli.eval as eval_cli
+
+    def broken(args):
+        raise ModuleNotFoundError("No module named 'streamer.nope'", name="streamer.nope")
+
+    monkeypatch.setattr(eval_cli, "run", broken)  # register() binds run when the parser is built
+    with pytest.raises(ModuleNotFoundError):
+        cli.main(["eval", "--data", str(tmp_path)])

@@ -43,3 +43,21 @@ def test_bad_config_is_one_line_naming_the_problem(tmp_path, text, needle):
 def test_missing_config_file():
     with pytest.raises(UserError, match="not found"):
         load_config("/nonexistent/persense.yaml")
+
+
+def test_model_dirs_beside_the_config_win_over_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "plant" / "models" / "sam").mkdir(parents=True)
+    (tmp_path / "models" / "sam").mkdir(parents=True)
+    config_path = tmp_path / "plant" / "c.yaml"
+    config_path.write_text("engines:\n  segmenter: sam\n  sam:\n    model_dir: models/sam\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_config(config_path).engines.sam.model_dir == tmp_path / "plant" / "models" / "sam"
+    (tmp_path / "plant" / "models" / "sam").rmdir()
+    assert load_config(config_path).engines.sam.model_dir == Path("models/sam")
+
+
+def test_yaml_syntax_errors_name_the_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("pipeline:\n  idm_threshold: 30\nengines: [unclosed\n")
+    with pytest.raises(UserError, match="line 4"):
+        load_config(path)

@@ -13,10 +13,23 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from streamer import __version__
-from streamer.errors import UserError
+from streamer.errors import UserError, first_line
 
 # Each module has register(subparsers) that adds its parser with set_defaults(func=run).
 SUBCOMMANDS = ("segment", "eval", "run", "subscribe", "bench", "export")
+
+
+def _add_logging_flags(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="debug log output")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default, help="only warnings and errors")
+
+
+def _subparsers_of(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield sub
+                yield from _subparsers_of(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,17 +40,26 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'persense COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    _add_logging_flags(parser, default=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"streamer.cli.{name}").register(subparsers)
+    # -v / -q also after the command (`persense run -v`); SUPPRESS keeps the top-level value when not given there.
+    for sub in _subparsers_of(parser):
+        _add_logging_flags(sub, default=argparse.SUPPRESS)
     return parser
 
 
-def _configure_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
+def _configure_logging(verbose: bool, quiet: bool) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+# Packages that only some commands need; a missing one is an install step, not a bug.
+OPTIONAL_PACKAGES = {
+    "torch": "sam", "torchvision": "sam", "segment_anything": "sam", "onnx": "sam", "onnxscript": "sam",
+    "tensorrt": "a TensorRT install", "gi": "gige", "pycuda": "a CUDA install", "cuda": "a CUDA install",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,19 +69,26 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     _configure_logging(args.verbose, args.quiet)
+    name = " ".join(p for p in (args.command, getattr(args, "model", None)) if p)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        print(f"persense {args.command}: error: {exc}", file=sys.stderr)
+        print(f"persense {name}: error: {exc}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
-        # Optional runtimes (torch, segment-anything, tensorrt, gi) are imported only by the commands that use them.
-        print(
-            f"persense {args.command}: error: this needs the Python package '{exc.name}', which is not installed "
-            f"(SAM/CounTR export and the torch runtime: pip install 'persense-stream[sam]'; GigE: '[gige]')",
-            file=sys.stderr,
-        )
+        top = (exc.name or "").split(".")[0]
+        if top not in OPTIONAL_PACKAGES:
+            raise  # our own import is broken: that is a bug to see in full
+        extra = OPTIONAL_PACKAGES[top]
+        hint = f"pip install 'persense-stream[{extra}]'" if extra in ("sam", "gige") else f"needs {extra}"
+        print(f"persense {name}: error: this needs the Python package '{top}', which is not installed ({hint})",
+              file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # Files and sockets the user named: one line, never a traceback.
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"persense {name}: error:{where} {exc.strerror or first_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"persense {args.command}: interrupted", file=sys.stderr)
+        print(f"persense {name}: interrupted", file=sys.stderr)
         return 130

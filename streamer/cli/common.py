@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from streamer.config import Config, load_config
@@ -39,3 +40,18 @@ def load_support(pipeline: PerSense, image_path: Path | None, mask_path: Path | 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     return load_config(args.config)
+
+
+def check_output_dir(path: Path) -> Path:
+    """Fail early, before any model loads or frame runs, if `path` cannot become an output directory.
+
+    Nothing is created: a command that fails later leaves no empty directory behind.
+    """
+    if path.exists() and not path.is_dir():
+        raise UserError(f"output directory {path} is a file")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserError(f"cannot create output directory {path}: {ancestor} is not a writable directory")
+    return path

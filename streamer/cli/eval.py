@@ -31,22 +31,30 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise UserError("--limit must be at least 1")
+    if args.json is not None and args.json.is_dir():
+        raise UserError(f"--json {args.json} is a directory")
     classes = discover(args.data)
     pipeline = build_pipeline(config_from_args(args))
     report = Report()
     for klass in classes:
         pipeline.set_support(read_image(klass.support_image, "support image"), read_mask(klass.support_mask, "support mask"))
-        for query in klass.queries[: args.limit]:
+        queries = klass.queries[: args.limit]
+        for query in queries:
             image = read_image(query.image, "query image")
             truth = read_mask(query.mask, "ground-truth mask")
             if truth.shape != image.shape[:2]:
                 raise UserError(f"ground-truth mask {query.mask} is not the size of {query.image}")
             result = pipeline.segment(image)
             report.add(klass.name, query.image.name, result.union_mask(), truth, result.count, read_count(query.count_file))
-        log.info("%s: IoU %.4f over %d images", klass.name, report.class_iou().get(klass.name, float("nan")), len(klass.queries))
+        log.info("%s: IoU %.4f over %d images", klass.name, report.class_iou().get(klass.name, float("nan")), len(queries))
     summary = report.summary()
     print(json.dumps(summary, indent=2))
     if args.json:
         detail = [vars(s) | {"iou": s.iou} for s in report.images]
-        args.json.write_text(json.dumps({"summary": summary, "images": detail}, indent=2))
+        try:
+            args.json.write_text(json.dumps({"summary": summary, "images": detail}, indent=2))
+        except OSError as exc:
+            raise UserError(f"cannot write {args.json}: {exc.strerror}") from None
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.cli.common import add_config_argument, build_pipeline, config_from_args, load_support
+from streamer.cli.common import add_config_argument, build_pipeline, check_output_dir, config_from_args, load_support
 from streamer.errors import UserError
 from streamer.imageio import read_image, write_image
 from streamer.render import overlay
@@ -36,6 +36,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    check_output_dir(args.out)
     pipeline = build_pipeline(config)
     load_support(pipeline, args.support or config.support.image, args.support_mask or config.support.mask)
     try:
