@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-import pickle
-import re
 from pathlib import Path
 from typing import Mapping
 
 import torch
 
-from streamer.errors import EngineError, first_line
+from streamer.errors import EngineError
 
 from engines.countr.model import CounTR, CountrSpec
+from engines.torch_files import load_problem
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +39,6 @@ class _Ignored:
         pass
 
 
-def _load_problem(exc: Exception) -> str:
-    """torch.load's multi-paragraph error -> a short reason."""
-    text = str(exc)
-    blocked = re.search(r"unsupported GLOBAL (\S+) whose module \S+ is blocked", text)
-    if blocked:
-        return f"it refers to {blocked.group(1)}, which torch refuses to load (a tampered file?)"
-    if "Weights only load failed" in text or isinstance(exc, pickle.UnpicklingError):
-        return "not a PyTorch checkpoint, or corrupt"
-    return first_line(exc)[:200]
-
-
 def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     """The checkpoint's weights: `torch.load(path)["model"]` (a bare state dict is accepted too).
 
@@ -58,6 +46,8 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     (training checkpoints often keep the script's argparse.Namespace) are replaced by inert stand-ins.
     """
     path = Path(path)
+    if path.is_dir():
+        raise EngineError(f"CounTR checkpoint {path} is a directory, not a checkpoint file")
     if not path.is_file():
         raise EngineError(f"CounTR checkpoint not found: {path}")
     try:
@@ -67,7 +57,7 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
         with torch.serialization.safe_globals([(_Ignored, name) for name in foreign]):
             raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for truncated or foreign files
-        raise EngineError(f"cannot read CounTR checkpoint {path}: {_load_problem(exc)}") from None
+        raise EngineError(f"cannot read CounTR checkpoint {path}: {load_problem(exc)}") from None
     state = raw.get("model", raw) if isinstance(raw, Mapping) else None
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise EngineError(f"CounTR checkpoint {path}: expected a dict with a 'model' state dict of tensors")

@@ -11,7 +11,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamer.errors import UserError, first_line
+from engines.torch_files import load_problem
+from streamer.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +128,14 @@ def load_state_dict(path: Path | str) -> dict:
     import torch
 
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"checkpoint {path} is a directory, not a checkpoint file")
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise UserError(f"cannot read checkpoint {path}: {first_line(exc)[:200]}") from None
+        raise UserError(f"cannot read checkpoint {path}: {load_problem(exc)}") from None
     for key in ("model", "state_dict"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
