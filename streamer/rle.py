@@ -6,31 +6,44 @@ objects would otherwise mean 500 full-frame Fortran copies.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from pycocotools import mask as mask_utils
 
 
-def counts_for_crops(
-    items: list[tuple[np.ndarray, tuple[int, int, int, int]]], frame_hw: tuple[int, int]
-) -> list[list[int]]:
-    """Uncompressed COCO RLE counts of full-frame masks that are zero outside their boxes.
+@dataclass
+class CropRuns:
+    """The object pixels of many box-cropped masks of one frame, as runs along the frame's columns.
+
+    starts, ends: int64[R] column-major frame offsets of each run (end exclusive); a run never crosses a column.
+    owner: int64[R] which crop each run belongs to (runs are ordered by owner, then offset).
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    owner: np.ndarray
+    count: int
+    frame_hw: tuple[int, int]
+
+
+def crop_runs(items: list[tuple[np.ndarray, tuple[int, int, int, int]]], frame_hw: tuple[int, int]) -> CropRuns:
+    """Runs of many crops in one pass over their pixels: a dense frame costs a few array operations, not a dozen
+    per object.
 
     Args:
         items: (mask bool[y1 - y0, x1 - x0], bbox (x0, y0, x1, y1) with x1/y1 exclusive) per object.
         frame_hw: (H, W) of the frame.
-
-    Returns:
-        per object, alternating run lengths, zeros first, over the column-major flattened frame. All crops
-        go through one pass over their pixels, so a dense frame costs a few array operations, not a dozen
-        per object.
     """
-    h, w = frame_hw
-    total = h * w
+    h = frame_hw[0]
+    empty = np.zeros(0, np.int64)
     if not items:
-        return []
+        return CropRuns(empty, empty, empty, 0, frame_hw)
     heights = np.array([m.shape[0] + 2 for m, _ in items], np.int64)
     sizes = np.array([m.shape[1] for m, _ in items], np.int64) * heights
     starts_of = np.concatenate([[0], np.cumsum(sizes)])
+    # Each crop column padded with a zero above and below, flattened column-major: value changes alternate
+    # run start, run end, and never cross a column.
     flat = np.zeros(int(starts_of[-1]), np.int8)
     for (mask, _), offset, height in zip(items, starts_of[:-1], heights):
         if mask.size:
@@ -42,42 +55,64 @@ def counts_for_crops(
     x0 = np.array([b[0] for _, b in items], np.int64)
     y0 = np.array([b[1] for _, b in items], np.int64)
     edges = (x0[owner] + col) * h + y0[owner] + (local - col * heights[owner])
-    starts, ends, owner = edges[0::2], edges[1::2], owner[0::2]
+    return CropRuns(edges[0::2], edges[1::2], owner[0::2], len(items), frame_hw)
+
+
+def run_counts(runs: CropRuns) -> list[list[int]]:
+    """Uncompressed COCO RLE counts per crop: alternating run lengths, zeros first, over the column-major frame."""
+    h, w = runs.frame_hw
+    total = h * w
+    starts, ends, owner = runs.starts, runs.ends, runs.owner
     # A run that reaches the bottom of one column and resumes at the top of the next is one run in the frame.
     joined = np.zeros(len(starts), bool)
     joined[1:] = (ends[:-1] == starts[1:]) & (owner[:-1] == owner[1:])
     if joined.any():
-        keep_start = ~joined
         keep_end = np.ones(len(ends), bool)
         keep_end[:-1] = ~joined[1:]
-        starts, ends, owner = starts[keep_start], ends[keep_end], owner[keep_start]
-    runs = np.empty(2 * len(starts), np.int64)
-    runs[0::2], runs[1::2] = starts, ends
-    bounds = np.searchsorted(owner, np.arange(len(items) + 1), side="left") * 2
+        starts, ends, owner = starts[~joined], ends[keep_end], owner[~joined]
+    edges = np.empty(2 * len(starts), np.int64)
+    edges[0::2], edges[1::2] = starts, ends
+    bounds = (np.searchsorted(owner, np.arange(runs.count + 1), side="left") * 2).tolist()
+    edge_list, gaps = edges.tolist(), np.diff(edges).tolist()
     out = []
-    for i in range(len(items)):
-        own = runs[bounds[i] : bounds[i + 1]]
-        if len(own) == 0:
+    for b, e in zip(bounds[:-1], bounds[1:]):
+        if b == e:
             out.append([total])
             continue
-        counts = [int(own[0])] + np.diff(own).tolist()
+        counts = [edge_list[b]] + gaps[b : e - 1]
         # pycocotools ends on the last run: no zero-length background run after an object that reaches the end.
-        if own[-1] != total:
-            counts.append(total - int(own[-1]))
+        if edge_list[e - 1] != total:
+            counts.append(total - edge_list[e - 1])
         out.append(counts)
     return out
 
 
-def encode_crops(items: list[tuple[np.ndarray, tuple[int, int, int, int]]], frame_hw: tuple[int, int]) -> list[dict]:
-    """Many (mask, bbox) crops of one frame -> [{"size": [H, W], "counts": str}], compressed in one call."""
+def run_stats(runs: CropRuns) -> tuple[np.ndarray, np.ndarray]:
+    """-> (areas int64[N], centroids float64[N, 2] (x, y) mean pixel position; NaN for an empty crop)."""
+    h = runs.frame_hw[0]
+    length = runs.ends - runs.starts
+    x = runs.starts // h
+    y0 = runs.starts - x * h
+    area = np.bincount(runs.owner, length, runs.count)
+    sum_x = np.bincount(runs.owner, length * x, runs.count)
+    sum_y = np.bincount(runs.owner, length * y0 + length * (length - 1) / 2, runs.count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centroids = np.stack([sum_x / area, sum_y / area], axis=1)
+    return area.astype(np.int64), centroids
+
+
+def compress(counts: list[list[int]], frame_hw: tuple[int, int]) -> list[dict]:
+    """Uncompressed counts -> [{"size": [H, W], "counts": "<COCO compressed RLE string>"}], in one call."""
     h, w = frame_hw
-    if not items:
+    if not counts:
         return []
-    uncompressed = [{"size": [h, w], "counts": counts} for counts in counts_for_crops(items, frame_hw)]
-    return [
-        {"size": [h, w], "counts": r["counts"].decode("ascii")}
-        for r in mask_utils.frPyObjects(uncompressed, h, w)
-    ]
+    compressed = mask_utils.frPyObjects([{"size": [h, w], "counts": c} for c in counts], h, w)
+    return [{"size": [h, w], "counts": r["counts"].decode("ascii")} for r in compressed]
+
+
+def encode_crops(items: list[tuple[np.ndarray, tuple[int, int, int, int]]], frame_hw: tuple[int, int]) -> list[dict]:
+    """Many (mask, bbox) crops of one frame -> [{"size": [H, W], "counts": str}] as pycocotools.mask.encode gives."""
+    return compress(run_counts(crop_runs(items, frame_hw)), frame_hw)
 
 
 def encode_crop(mask: np.ndarray, bbox: tuple[int, int, int, int], frame_hw: tuple[int, int]) -> dict:

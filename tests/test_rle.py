@@ -52,3 +52,21 @@ def test_many_crops_at_once_equal_pycocotools_one_by_one():
         items.append((crop, (x0, y0, x1, y1)))
         fulls.append(full)
     assert [r["counts"] for r in encode_crops(items, (h, w))] == [reference(f) for f in fulls]
+
+
+def test_areas_and_centroids_from_the_runs_equal_the_instances_own():
+    from streamer.rle import crop_runs, run_stats
+    from streamer.types import Instance
+
+    rng = np.random.default_rng(3)
+    h, w = 41, 29
+    instances = []
+    for k in range(30):
+        x0, x1 = sorted(rng.integers(0, w + 1, size=2))
+        y0, y1 = (0, h) if k % 4 == 0 else sorted(rng.integers(0, h + 1, size=2))
+        instances.append(Instance(k, 0.5, (x0, y0, x1, y1), rng.random((y1 - y0, x1 - x0)) < 0.4))
+    areas, centroids = run_stats(crop_runs([(i.mask, i.bbox) for i in instances], (h, w)))
+    for inst, area, centroid in zip(instances, areas, centroids):
+        assert area == inst.area
+        if area:
+            assert np.allclose(centroid, inst.centroid)
