@@ -90,3 +90,24 @@ def test_label_maps_give_the_same_instances_as_equivalent_logits():
 def test_decoder_output_needs_exactly_one_of_logits_and_labels():
     with pytest.raises(ValueError):
         DecoderOutput(None, scores=np.ones((1, 1)), valid_hw=(4, 4))
+
+
+def test_duplicate_candidates_equal_the_brute_force_bound():
+    from streamer.persense.postprocess import duplicate_candidates
+
+    rng = np.random.default_rng(1)
+    for trial in range(20):
+        n = int(rng.integers(0, 60))
+        x0 = rng.integers(0, 100, n)
+        y0 = rng.integers(0, 100, n)
+        boxes = np.stack([x0, y0, x0 + rng.integers(1, 30, n), y0 + rng.integers(1, 30, n)], axis=1)
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) // int(rng.integers(1, 3))
+        expected = []
+        for i in range(n):
+            for j in range(i + 1, n):
+                ix = max(0, min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]))
+                iy = max(0, min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]))
+                if ix * iy / max(areas[i], areas[j], 1) > 0.5:
+                    expected.append((i, j))
+        first, second = duplicate_candidates(boxes, areas, 0.5)
+        assert list(zip(first.tolist(), second.tolist())) == expected

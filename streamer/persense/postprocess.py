@@ -79,12 +79,33 @@ def lowres_masks(output: DecoderOutput, min_score: float = 0.0) -> list[LowResMa
     return masks
 
 
-def box_overlap_bound(boxes: np.ndarray, areas: np.ndarray) -> np.ndarray:
-    """int[N, 4] boxes, int[N] mask areas -> float[N, N]: an upper bound of the masks' IoU,
-    intersection of the boxes / the larger mask's area."""
-    ix = np.clip(np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(boxes[:, None, 0], boxes[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(boxes[:, None, 1], boxes[None, :, 1]), 0, None)
-    return (ix * iy) / np.maximum(np.maximum(areas[:, None], areas[None, :]), 1)
+def duplicate_candidates(boxes: np.ndarray, areas: np.ndarray, iou: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j), i < j, of masks that could overlap by more than `iou`, ordered by i then j.
+
+    Mask IoU <= (box intersection) / max(area_i, area_j), so pairs whose boxes overlap too little are never
+    pixel-tested. Boxes are swept in x order, so the work grows with the pairs that overlap in x, not N^2.
+
+    Args:
+        boxes: int[N, 4] (x0, y0, x1, y1); areas: int[N] mask areas (cells).
+    """
+    n = len(boxes)
+    if n < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(boxes[:, 0], kind="stable")
+    x0_sorted = boxes[order, 0]
+    # For the k-th box in x order, boxes k+1 .. reach[k]-1 start before it ends: they overlap it in x.
+    reach = np.searchsorted(x0_sorted, boxes[order, 2], side="left")
+    spans = np.maximum(reach - np.arange(n) - 1, 0)
+    a = np.repeat(np.arange(n), spans)
+    b = a + 1 + (np.arange(spans.sum()) - np.repeat(np.cumsum(spans) - spans, spans))
+    i, j = order[a], order[b]
+    ix = np.minimum(boxes[i, 2], boxes[j, 2]) - np.maximum(boxes[i, 0], boxes[j, 0])
+    iy = np.minimum(boxes[i, 3], boxes[j, 3]) - np.maximum(boxes[i, 1], boxes[j, 1])
+    bound = np.clip(ix, 0, None) * np.clip(iy, 0, None) / np.maximum(np.maximum(areas[i], areas[j]), 1)
+    keep = bound > iou
+    first, second = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep])
+    rank = np.lexsort((second, first))
+    return first[rank], second[rank]
 
 
 def _mask_iou(a: LowResMask, b: LowResMask, bin_a: np.ndarray, bin_b: np.ndarray, area_a: int, area_b: int) -> float:
@@ -109,10 +130,8 @@ def suppress_duplicates(masks: list[LowResMask], iou: float) -> list[LowResMask]
     ranked = sorted(masks, key=lambda m: -m.score)
     binaries = [m.binary() for m in ranked]
     areas = np.array([np.count_nonzero(b) for b in binaries], np.int64)
-    # Boxes before pixels: mask IoU <= (box intersection) / max(area_a, area_b), so only pairs whose boxes
-    # overlap enough can be duplicates; touching neighbours in a dense frame are pruned without a pixel test.
-    bound = box_overlap_bound(np.array([m.box for m in ranked], np.int64), areas)
-    first, second = np.nonzero(np.triu(bound > iou, 1))  # row-major: pairs (i, j), i < j, in rank order of i
+    # Boxes before pixels: touching neighbours in a dense frame are pruned without a pixel test.
+    first, second = duplicate_candidates(np.array([m.box for m in ranked], np.int64), areas, iou)
     suppressed = np.zeros(len(ranked), bool)
     for i, j in zip(first.tolist(), second.tolist()):
         # Greedy order holds: every pair that could suppress i (h < i) came before the pairs of i.
