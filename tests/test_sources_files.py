@@ -82,6 +82,27 @@ def test_undecodable_video_is_a_user_error(tmp_path):
     assert states == [SourceState.CONNECTING, SourceState.ENDED] and "cannot decode" in sup.error
 
 
+
+def test_text_file_named_png_is_a_user_error_on_the_first_read(tmp_path):
+    # OpenCV's image-sequence backend opens it; only the first read fails. That is bad input, not an empty video.
+    text = tmp_path / "text.png"
+    text.write_text("hello, not an image\n")
+    for loop in (False, True):
+        source = open_source(str(text), "cam0", loop=loop)
+        try:
+            source.open()
+            with pytest.raises(UserError, match=f"cannot decode any frame of {text}"):
+                source.read(1.0)
+        except UserError as exc:  # a build of OpenCV that refuses to open it is just as good
+            assert "cannot decode" in str(exc)
+        finally:
+            source.close()
+    sup = CameraSupervisor("cam0", lambda: open_source(str(text), "cam0"), lambda f: None, lambda c, s, r: None)
+    sup.start()
+    sup._thread.join(10)
+    assert sup.state == SourceState.ENDED and "cannot decode" in (sup.error or "")
+
+
 def write_png(path, value: int) -> None:
     cv2.imwrite(str(path), np.full((20, 30, 3), value, np.uint8))
 

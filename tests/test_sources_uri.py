@@ -77,6 +77,10 @@ def test_options_are_checked_per_kind():
         open_source("sim:objects=5", "cam0")
     with pytest.raises(UserError, match="width must be between"):
         open_source("sim:?width=5", "cam0")
+    with pytest.raises(UserError, match=r"fps must be 0 \(as fast as possible\) or more, got -1"):
+        open_source("sim:?fps=-1", "cam0")
+    with pytest.raises(UserError, match="fps must be 0"):
+        open_source("sim:", "cam0", fps="nan")
     with pytest.raises(UserError, match="not a valid bool"):
         open_source(__file__, "cam0", realtime="maybe")
 

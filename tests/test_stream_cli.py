@@ -137,9 +137,11 @@ def test_subscribe_skips_a_header_without_seq_and_prints_the_good_one(capsys, tm
     finally:
         stop.set()
         thread.join(5)
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert code == 0
-    assert "skipping a malformed message: result header lacks the 'seq' field" in out
+    assert "skipping a malformed message: result header lacks the 'seq' field" in captured.err
+    assert "skipping" not in out, "notes go to stderr, stdout holds only results"
     assert "cam0 seq=0 frame=12 count=0" in out
     assert (tmp_path / "overlays" / "cam0_00000000.jpg").stat().st_size > 0
 
@@ -151,3 +153,125 @@ def test_subscribe_overlay_folder_that_cannot_be_made_is_one_line(capsys, tmp_pa
                  "--timeout", "0.1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("persense subscribe: error: cannot create --save-overlays folder")
+
+
+def _status(camera: str = "cam0") -> list[bytes]:
+    from streamer.stream.messages import status_message
+
+    return status_message(camera, {"event": "heartbeat", "state": "streaming", "paused": True})
+
+
+def _subscribe_beside(messages: list[list[bytes]], *argv: str, publish_s: float) -> tuple[int | None, bool]:
+    """`persense subscribe --endpoint <stand-in> *argv` in a thread while a stand-in publishes `messages` for up
+    to `publish_s` -> (exit code or None, whether it ended while the stand-in was still publishing)."""
+    import threading
+
+    stop, box = threading.Event(), {"ready": threading.Event()}
+    publisher = threading.Thread(target=_publish_until, args=(stop, box, messages), daemon=True)
+    publisher.start()
+    assert box["ready"].wait(5)
+    result: dict = {}
+    subscriber = threading.Thread(
+        target=lambda: result.setdefault("code", main(["subscribe", "--endpoint", box["endpoint"], *argv])), daemon=True
+    )
+    subscriber.start()
+    subscriber.join(publish_s)
+    ended_while_publishing = not subscriber.is_alive()
+    stop.set()
+    publisher.join(5)
+    subscriber.join(30)  # with its own --timeout it ends soon after the stand-in stops
+    return result.get("code"), ended_while_publishing
+
+
+def test_subscribe_timeout_is_not_reset_by_status_heartbeats(capsys):
+    # A paused processor still sends heartbeats: without a result, --timeout must still end the subscriber.
+    code, ended = _subscribe_beside([_status()], "--timeout", "0.3", "--max-messages", "1", publish_s=15)
+    captured = capsys.readouterr()
+    assert ended, "the subscriber ran on while only heartbeats came"
+    assert code == 1
+    assert "no result for 0.3 s" in captured.err and "only 0 of 1 result(s)" in captured.err
+    assert captured.out == "", "status lines only with --status; notes go to stderr"
+
+
+def test_subscribe_prints_status_only_with_status_flag_and_still_times_out(capsys):
+    code, ended = _subscribe_beside([_status("belt")], "--timeout", "0.3", "--status", publish_s=15)
+    captured = capsys.readouterr()
+    assert ended, "heartbeats kept the subscriber running"
+    assert code == 0, "no --max-messages: a timeout is the normal end"
+    assert "belt status heartbeat: state=streaming paused=True" in captured.out
+
+
+def test_subscribe_timeout_before_max_messages_exits_1(capsys):
+    import numpy as np
+
+    from streamer.sources.base import Frame
+    from streamer.stream.messages import PartOptions, result_message
+    from streamer.types import SegmentationResult
+
+    one = result_message(Frame(np.zeros((4, 4, 3), np.uint8), 3, 1000.0, "cam0"), SegmentationResult(4, 4, []), 0, "s",
+                         PartOptions())
+    # The stand-in repeats the same seq; the subscriber counts each copy, so ask for more than can come in time.
+    code, _ = _subscribe_beside([one], "--timeout", "0.3", "--max-messages", "1000000", publish_s=1.0)
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "cam0 seq=0 frame=3 count=0" in captured.out
+    assert "no result for 0.3 s; stopping" in captured.err and "no result" not in captured.out
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan"])
+def test_subscribe_timeout_must_be_positive(capsys, value):
+    assert main(["subscribe", "--endpoint", "tcp://127.0.0.1:1", "--timeout", value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--timeout must be more than 0 seconds" in err[0]
+
+
+def _help(command: str, capsys) -> str:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_run_and_subscribe_help_use_the_common_metavars(capsys):
+    run_help = _help("run", capsys)
+    for usage in ("--config YAML", "--source URI", "--support IMAGE", "--support-mask MASK", "--max-frames N",
+                  "--publish ENDPOINT", "--cache-dir DIR"):
+        assert usage in run_help, usage
+    sub_help = _help("subscribe", capsys)
+    for usage in ("--max-messages N", "--endpoint ENDPOINT", "--timeout SECONDS", "(default tcp://127.0.0.1:5556)",
+                  "default: wait for ever"):
+        assert usage in sub_help, usage
+
+
+def test_support_flags_merge_field_by_field_over_the_config(tmp_path):
+    path = tmp_path / "sup.yaml"
+    path.write_text(f"support: {{image: {tmp_path / 'conf.png'}, mask: {tmp_path / 'conf_mask.png'}}}\n")
+    image_only = apply_flags(load_config(path), _args("--support", "img.png")).support
+    assert (str(image_only.image), image_only.mask) == ("img.png", tmp_path / "conf_mask.png")
+    mask_only = apply_flags(load_config(path), _args("--support-mask", "m.png")).support
+    assert (mask_only.image, str(mask_only.mask)) == (tmp_path / "conf.png", "m.png")
+    neither = apply_flags(load_config(path), _args()).support
+    assert (neither.image, neither.mask) == (tmp_path / "conf.png", tmp_path / "conf_mask.png")
+
+
+@pytest.mark.parametrize("uri, why", [
+    ("sim:?objects=-5", "objects must be between 0 and 10000"),
+    ("sim:?bogus=1", "unknown option 'bogus'"),
+    ("sim:?fps=-1", "fps must be 0"),
+])
+def test_run_reports_a_bad_source_before_loading_engines(tmp_path, capsys, monkeypatch, uri, why):
+    import cv2
+    import numpy as np
+
+    import engines.factory
+
+    def no_engines(config):
+        raise AssertionError("engines were built before the sources were checked")
+
+    monkeypatch.setattr(engines.factory, "build_engines", no_engines)
+    # A real support set, so the simulator's own support (which opens the source URI) is not what catches it.
+    cv2.imwrite(str(tmp_path / "s.png"), np.full((32, 32, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "m.png"), np.pad(np.full((8, 8), 255, np.uint8), 12))
+    code = main(["run", "--source", uri, "--support", str(tmp_path / "s.png"), "--support-mask", str(tmp_path / "m.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("persense run: error: camera cam0: ") and why in err[0]

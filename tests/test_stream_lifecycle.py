@@ -94,6 +94,23 @@ def test_persense_run_exits_2_when_every_source_fails(tmp_path, capsys):
     assert err[-1].startswith("persense run: error: camera cam0: no images") and str(empty) in err[-1]
 
 
+
+def test_persense_run_exits_2_when_a_video_file_has_no_decodable_frame(tmp_path, capsys):
+    from streamer.simulator import ConveyorSimulator
+
+    image, mask = ConveyorSimulator(96, 64, 3, 0).support()
+    cv2.imwrite(str(tmp_path / "support.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(tmp_path / "mask.png"), mask.astype(np.uint8) * 255)
+    text = tmp_path / "text.png"
+    text.write_text("a text file with an image's name\n")
+    code = main(["run", "--source", str(text), "--support", str(tmp_path / "support.png"),
+                 "--support-mask", str(tmp_path / "mask.png"), "--publish", "tcp://127.0.0.1:*",
+                 "--control", "tcp://127.0.0.1:*", "--metrics-port", "0", "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, "a run that could not decode one frame must not succeed"
+    assert err[-1].startswith("persense run: error: camera cam0: cannot decode") and str(text) in err[-1]
+
+
 # -- every_frame is for files only ------------------------------------------------------------------------
 
 def test_every_frame_is_ignored_for_a_live_camera_with_one_warning(tmp_path, caplog):

@@ -27,23 +27,26 @@ def register(subparsers) -> None:
         "with a control socket and Prometheus metrics. Without arguments: the built-in conveyor simulator "
         "with the embedded CPU engines.",
     )
-    p.add_argument("--config", type=Path, help="YAML configuration (flags override it)")
-    p.add_argument("--source", help="video file, image folder, rtsp://..., v4l2:N, gige:NAME or sim:?objects=60&fps=30")
-    p.add_argument("--camera-id", help="camera name in topics and metrics (default cam0)")
-    p.add_argument("--support", type=Path, help="support image: one example of the product")
-    p.add_argument("--support-mask", type=Path, help="the support object's mask (non-zero pixels)")
-    p.add_argument("--publish", help="ZeroMQ PUB endpoint to bind (default tcp://127.0.0.1:5556)")
-    p.add_argument("--control", help="ZeroMQ REP control endpoint to bind (default tcp://127.0.0.1:5557)")
-    p.add_argument("--metrics-port", type=int, help="HTTP port of /metrics, /healthz, /readyz (default 9108, 0 = any)")
-    p.add_argument("--metrics-host", help="address the metrics port binds (default 127.0.0.1)")
-    p.add_argument("--max-frames", type=int, help="stop after N published results")
+    p.add_argument("--config", type=Path, metavar="YAML", help="configuration file (flags override it)")
+    p.add_argument("--source", metavar="URI",
+                   help="video file, image folder, rtsp://..., v4l2:N, gige:NAME or sim:?objects=60&fps=30")
+    p.add_argument("--camera-id", metavar="NAME", help="camera name in topics and metrics (default cam0)")
+    p.add_argument("--support", type=Path, metavar="IMAGE", help="support image: one example of the product")
+    p.add_argument("--support-mask", type=Path, metavar="MASK", help="the support object's mask (non-zero pixels)")
+    p.add_argument("--publish", metavar="ENDPOINT", help="ZeroMQ PUB endpoint to bind (default tcp://127.0.0.1:5556)")
+    p.add_argument("--control", metavar="ENDPOINT",
+                   help="ZeroMQ REP control endpoint to bind (default tcp://127.0.0.1:5557)")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="HTTP port of /metrics, /healthz, /readyz (default 9108, 0 = any)")
+    p.add_argument("--metrics-host", metavar="HOST", help="address the metrics port binds (default 127.0.0.1)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N published results")
     p.add_argument("--loop", action="store_true", help="replay file sources from the start")
     p.add_argument("--every-frame", action="store_true",
                    help="files and folders: process every frame as fast as possible (default: play files at their "
                    "own frame rate, newest frame wins, like a camera); live cameras always keep the newest frame")
     p.add_argument("--overlay", action="store_true", help="publish a JPEG overlay part with each result")
     p.add_argument("--label-map", action="store_true", help="publish a 16-bit PNG label map part with each result")
-    p.add_argument("--cache-dir", type=Path, help="support prototype cache (default ~/.cache/persense)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="support prototype cache (default ~/.cache/persense)")
     p.set_defaults(func=run)
 
 
@@ -58,8 +61,9 @@ def apply_flags(config: Config, args: argparse.Namespace) -> Config:
     for source in stream["sources"]:
         source["loop"] = source["loop"] or args.loop
         source["every_frame"] = source["every_frame"] or args.every_frame
-    if args.support or args.support_mask:
-        raw["support"] = {"image": args.support, "mask": args.support_mask}
+    # Field by field, as segment does: a flag replaces only its own half of the config's support set.
+    raw["support"]["image"] = args.support or raw["support"]["image"]
+    raw["support"]["mask"] = args.support_mask or raw["support"]["mask"]
     if args.publish:
         stream["publish"]["endpoint"] = args.publish
     if args.control:
@@ -86,6 +90,19 @@ def apply_flags(config: Config, args: argparse.Namespace) -> Config:
         raise UserError(f"{where}: {first['msg']}") from None
 
 
+def check_sources(sources: list[SourceConfig]) -> None:
+    """UserError for a bad URI or option now, before the engines load (open_source opens nothing)."""
+    from streamer.errors import UserError
+    from streamer.sources import open_source
+
+    for source in sources:
+        try:
+            # loop is left out: it only changes behaviour, and the camera's own open_source warns about it.
+            open_source(source.uri, source.camera_id, **source.options)
+        except UserError as exc:
+            raise UserError(f"camera {source.camera_id}: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from engines.factory import build_engines
     from streamer.errors import UserError
@@ -97,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--max-frames must be at least 1")
     config = apply_flags(load_config(args.config), args)
     stream = config.stream
+    check_sources(stream.sources)
     support = initial_support(config.support.image, config.support.mask, stream.sources)
 
     stop = threading.Event()

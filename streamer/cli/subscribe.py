@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 
 
 def register(subparsers) -> None:
@@ -12,16 +15,26 @@ def register(subparsers) -> None:
         "subscribe",
         help="print the counts published by 'persense run'",
         description="Subscribe to a running 'persense run' and print one line per result "
-        "(camera, seq, count, latency); gaps in seq are reported at the end.",
+        "(camera, seq, count, latency); gaps in seq are reported at the end. By default it waits for ever "
+        "(a subscriber is long-lived); --timeout bounds the wait for each result. Exit status 1 when "
+        "--timeout ends it before --max-messages results came.",
     )
-    p.add_argument("--endpoint", default="tcp://127.0.0.1:5556", help="the processor's publish endpoint")
-    p.add_argument("--camera", action="append", help="only this camera (repeatable; default all)")
+    p.add_argument("--endpoint", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
+                   help="the processor's publish endpoint (default %(default)s)")
+    p.add_argument("--camera", action="append", metavar="NAME", help="only this camera (repeatable; default all)")
     p.add_argument("--save-overlays", type=Path, metavar="DIR",
                    help="write each result's overlay JPEG here (the processor must run with --overlay)")
-    p.add_argument("--max-messages", type=int, help="exit after N results")
-    p.add_argument("--timeout", type=float, help="exit when no message came for this many seconds")
+    p.add_argument("--max-messages", type=int, metavar="N", help="exit after N results (default: never)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="exit when no result came for this many seconds; status messages do not count "
+                   "(default: wait for ever)")
     p.add_argument("--status", action="store_true", help="also print status messages (heartbeats, state changes)")
     p.set_defaults(func=run)
+
+
+def _note(text: str) -> None:
+    # Notes go to stderr so that stdout holds only result (and --status) lines for a pipe to parse.
+    print(text, file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_messages is not None and args.max_messages < 1:
         raise UserError("--max-messages must be at least 1")
+    if args.timeout is not None and not args.timeout > 0:  # `not >` also rejects NaN
+        raise UserError(f"--timeout must be more than 0 seconds, got {args.timeout}")
     if args.save_overlays:
         try:
             args.save_overlays.mkdir(parents=True, exist_ok=True)
@@ -38,25 +53,32 @@ def run(args: argparse.Namespace) -> int:
                             f"{exc.strerror or first_line(exc)}") from None
     counts: dict[str, int] = {}
     warned_no_overlay = False
+    timed_out = False
     try:
-        sub = Subscriber(args.endpoint, args.camera, status=True)
+        sub = Subscriber(args.endpoint, args.camera, status=args.status)
     except Exception as exc:  # zmq.ZMQError: a malformed endpoint
         raise UserError(f"cannot subscribe to {args.endpoint}: {first_line(exc)}") from None
     try:
+        # The timeout counts from the last result: status heartbeats (1 s) must not keep a stalled run alive.
+        deadline = None if args.timeout is None else time.monotonic() + args.timeout
         while args.max_messages is None or sum(counts.values()) < args.max_messages:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
-                msg = sub.receive(args.timeout)
+                msg = sub.receive(left)
             except ProtocolError as exc:
-                print(f"skipping a malformed message: {exc}")
+                _note(f"skipping a malformed message: {exc}")
                 continue
             if msg is None:
-                print(f"no message for {args.timeout} s; stopping")
+                _note(f"no result for {args.timeout:g} s; stopping")
+                timed_out = True
                 break
             if not isinstance(msg, ResultMessage):
                 if args.status:
                     h = msg.header
                     print(f"{msg.camera} status {h.get('event')}: state={h.get('state')} paused={h.get('paused')}")
                 continue
+            if args.timeout is not None:
+                deadline = time.monotonic() + args.timeout
             counts[msg.camera] = counts.get(msg.camera, 0) + 1
             h = msg.header
             latency_ms = (time.time() - h["capture_ts"]) * 1000.0
@@ -72,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
                     except OSError as exc:
                         raise UserError(f"cannot write overlay {path}: {exc.strerror or first_line(exc)}") from None
                 elif not warned_no_overlay:
-                    print("the processor sends no overlay part: start 'persense run' with --overlay")
+                    _note("the processor sends no overlay part: start 'persense run' with --overlay")
                     warned_no_overlay = True
     except KeyboardInterrupt:
         pass
@@ -80,4 +102,8 @@ def run(args: argparse.Namespace) -> int:
         sub.close()
     for camera, n in sorted(counts.items()):
         print(f"{camera}: {n} result(s), {sub.gaps.get(camera, 0)} missed (seq gaps)")
+    received = sum(counts.values())
+    if timed_out and args.max_messages is not None and received < args.max_messages:
+        _note(f"only {received} of {args.max_messages} result(s) before the timeout")
+        return 1
     return 0

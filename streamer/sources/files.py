@@ -69,6 +69,10 @@ class VideoFileSource(CaptureSource):
             return None
         ok, bgr = self._cap.read()
         if not ok:
+            if self._index == 0:
+                # OpenCV opens some non-videos (a text file named .png) and then reads nothing: that is
+                # bad input, not an empty stream that ends a run successfully.
+                raise UserError(f"cannot decode any frame of {self.path}")
             if not self.loop:
                 raise SourceEnded(f"end of {self.path}")
             self._cap.release()

@@ -11,6 +11,7 @@ supervisor opens (and reopens) the source.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qsl
@@ -152,5 +153,7 @@ def _check_sim(opts: dict[str, Any]) -> None:
             raise UserError(f"sim: {key} must be between 0 and 10000, got {opts[key]}")
     if opts.get("objects") == 0:
         raise UserError("sim: objects must be at least 1")
+    if "fps" in opts and not (math.isfinite(opts["fps"]) and opts["fps"] >= 0):
+        raise UserError(f"sim: fps must be 0 (as fast as possible) or more, got {opts['fps']}")
     if "frames" in opts and opts["frames"] < 1:
         raise UserError(f"sim: frames must be at least 1, got {opts['frames']}")
