@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from waiting import wait_until
 from streamer.errors import UserError
 from streamer.sources import CameraSupervisor, SourceError, SourceState, open_source
 from streamer.sources.gige import AravisSource, load_aravis, to_rgb
@@ -91,13 +92,7 @@ def camera():
         peer.stop()
 
 
-def wait_for(condition, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+wait_for = wait_until
 
 
 @needs_camera

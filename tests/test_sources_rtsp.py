@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from waiting import wait_until
 from streamer.sources import CameraSupervisor, SourceError, SourceState, open_source
 from tests.peers.procs import RtspServer, rtsp_server_missing
 
@@ -46,12 +47,7 @@ class Watch:
         )
 
     def until(self, condition, timeout: float = 20.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.02)
-        return True
+        return wait_until(condition, timeout)
 
     def names(self) -> list[SourceState]:
         return [s for _, s, _ in self.states]

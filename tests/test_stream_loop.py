@@ -13,6 +13,7 @@ import time
 import numpy as np
 import zmq
 
+from waiting import wait_until
 from streamer.config import Config
 from streamer.sources.base import Frame
 from streamer.stream.config import StreamConfig
@@ -81,12 +82,7 @@ def _processor(config: Config, sources: dict, engines=None) -> StreamProcessor:
 
 
 def _wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+    return wait_until(predicate, timeout)
 
 
 def test_every_frame_file_is_published_completely_and_in_order(tmp_path):

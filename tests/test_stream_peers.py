@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 
 from engines.factory import build_engines
+from waiting import wait_until
 from streamer.config import Config, EnginesConfig
 from streamer.stream.config import StreamConfig
 from streamer.stream.processor import StreamProcessor
@@ -42,12 +43,7 @@ def _metric(proc: StreamProcessor, name: str) -> float:
 
 
 def _until(condition, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
+    return wait_until(condition, timeout, interval=0.1)
 
 
 @pytest.mark.skipif(rtsp_server_missing() is not None, reason=f"RTSP test server unavailable: {rtsp_server_missing()}")
