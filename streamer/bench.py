@@ -7,7 +7,10 @@ postprocess), and the publish step up to the socket (streamer.stream.messages.re
 from __future__ import annotations
 
 import logging
+import os
 import resource
+import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -72,7 +75,23 @@ def peak_rss_mb() -> float:
 
 
 def gpu_memory_mb() -> float | None:
-    """Peak GPU memory torch allocated, where torch is already in use on a GPU; None otherwise."""
+    """GPU memory this process holds, where there is an NVIDIA GPU; None otherwise.
+
+    nvidia-smi sees every runtime's allocations (ONNX Runtime, TensorRT, torch); torch's own peak counter is the
+    fallback where nvidia-smi is missing.
+    """
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                capture_output=True, text=True, timeout=5, check=True,
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        used = [float(mib) for pid, mib in (line.split(",")[:2] for line in out.splitlines() if "," in line)
+                if pid.strip() == str(os.getpid())]
+        if used:
+            return round(sum(used), 1)
     torch = sys.modules.get("torch")
     try:
         if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
