@@ -64,7 +64,7 @@ class BenchReport:
             out["count_error_pct"] = round(float(100 * errors.sum() / max(np.sum(self.truth), 1)), 2)
         gpu = gpu_memory_mb()
         if gpu is not None:
-            out["peak_gpu_mb"] = gpu
+            out["gpu_mb"] = gpu  # held at the end of the run: the models and the largest batch's buffers
         return out
 
 
