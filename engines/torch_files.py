@@ -1,12 +1,24 @@
-"""Reading PyTorch checkpoint files: one short reason for the many ways torch.load can fail."""
+"""Reading PyTorch checkpoint files: the path checked first, and one short reason for the many ways
+torch.load can fail."""
 
 from __future__ import annotations
 
 import pickle
 import re
 import zipfile
+from pathlib import Path
 
-from streamer.errors import first_line
+from streamer.errors import EngineError, first_line
+
+
+def checkpoint_file(path: Path | str, what: str = "checkpoint") -> Path:
+    """The path of an existing checkpoint file, or an EngineError naming what is wrong with it."""
+    path = Path(path)
+    if path.is_dir():
+        raise EngineError(f"{what} {path} is a directory, not a checkpoint file")
+    if not path.is_file():
+        raise EngineError(f"{what} not found: {path}")
+    return path
 
 
 def load_problem(exc: Exception) -> str:

@@ -11,7 +11,7 @@ import torch
 from streamer.errors import EngineError
 
 from engines.countr.model import CounTR, CountrSpec
-from engines.torch_files import load_problem
+from engines.torch_files import checkpoint_file, load_problem
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,7 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     Loaded with weights_only=True, so no code from the file runs; Python objects stored next to the weights
     (training checkpoints often keep the script's argparse.Namespace) are replaced by inert stand-ins.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise EngineError(f"CounTR checkpoint {path} is a directory, not a checkpoint file")
-    if not path.is_file():
-        raise EngineError(f"CounTR checkpoint not found: {path}")
+    path = checkpoint_file(path, "CounTR checkpoint")
     try:
         foreign = torch.serialization.get_unsafe_globals_in_checkpoint(path)
         if foreign:

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.torch_files import load_problem
+from engines.torch_files import checkpoint_file, load_problem
 from streamer.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -127,11 +127,7 @@ def load_state_dict(path: Path | str) -> dict:
     """Read a checkpoint file (a plain state dict, or one wrapped under 'model' / 'state_dict')."""
     import torch
 
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"checkpoint {path} is a directory, not a checkpoint file")
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
+    path = checkpoint_file(path)
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
