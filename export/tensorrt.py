@@ -1,11 +1,14 @@
-"""Build TensorRT engines from ONNX files: dynamic-shape profiles, FP16 with numerically fragile layers kept in
-FP32, a timing cache, and engine files named by GPU / TensorRT version / profile / ONNX checksum (see engines.trt)."""
+"""Build TensorRT engines from ONNX files: dynamic-shape profiles, strongly typed networks (FP16 from a
+mixed-precision copy of the graph, numerically fragile ops kept in FP32), a timing cache, and engine files named by
+GPU / TensorRT version / profile / ONNX checksum (see engines.trt)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -16,8 +19,8 @@ from streamer.errors import EngineError
 log = logging.getLogger(__name__)
 
 Shape = Sequence[int]
-# ONNX op types whose TensorRT layers stay in FP32 under --fp16: SAM's LayerNorm (and the LayerNorm2d that
-# exports as ReduceMean/Pow/Sqrt) and softmax overflow in FP16.
+# ONNX op types computed in FP32 under --fp16: SAM's LayerNorm (and the LayerNorm2d that exports as
+# ReduceMean/Pow/Sqrt) and softmax overflow in FP16.
 DEFAULT_FP32_OP_TYPES = ("LayerNormalization", "Softmax", "ReduceMean", "Pow", "Sqrt")
 
 
@@ -67,34 +70,13 @@ def profile_description(profiles: Mapping[str, tuple[Shape, Shape, Shape]], fp16
     return f"{desc}.{'fp16' if fp16 else 'fp32'}"
 
 
-def _fp32_node_names(onnx_path: Path, op_types: Sequence[str]) -> set[str]:
-    """Names of the ONNX nodes of the given op types (weights are not loaded)."""
-    if not op_types:
-        return set()
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    wanted = set(op_types)
-    return {node.name for node in model.graph.node if node.op_type in wanted and node.name}
-
-
-def _keep_fp32(trt, network, node_names: set[str], op_types: Sequence[str]) -> int:
-    """Pin the layers that come from `node_names` (or are of a matching TensorRT type) to FP32."""
-    type_map = {"LayerNormalization": "NORMALIZATION", "Softmax": "SOFTMAX", "ReduceMean": "REDUCE"}
-    layer_types = {getattr(trt.LayerType, type_map[t]) for t in op_types if t in type_map
-                   and hasattr(trt.LayerType, type_map[t])}
-    pinned = 0
-    for i in range(network.num_layers):
-        layer = network.get_layer(i)
-        # The ONNX parser names layers after their node, with suffixes where one node becomes several layers.
-        from_node = layer.name in node_names or any(layer.name.startswith(n + "_") for n in node_names)
-        if from_node or layer.type in layer_types:
-            layer.precision = trt.float32
-            for k in range(layer.num_outputs):
-                if layer.get_output(k).dtype in (trt.float16, trt.float32):
-                    layer.set_output_type(k, trt.float32)
-            pinned += 1
-    return pinned
+def _strongly_typed_flags(trt) -> int:
+    """Network creation flags: strongly typed (tensor types come from the graph). TensorRT 11 is always strongly
+    typed and removed the FP16 builder flag; TensorRT 10 needs the flag to honour a mixed-precision graph."""
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if flag is None:
+        raise EngineError(f"TensorRT {trt.__version__} has no strongly typed networks: install TensorRT 10 or newer")
+    return 1 << int(flag)
 
 
 def build_engine(
@@ -116,7 +98,8 @@ def build_engine(
         out_dir: where the engine goes; its name comes from `engines.trt.engine_file_name`.
         stem: the engine's base name, e.g. 'decoder'.
         profiles: input name -> (min, opt, max) shapes for each input with dynamic dimensions.
-        fp16: enable FP16 kernels; layers from `fp32_op_types` nodes stay in FP32.
+        fp16: build from a mixed-precision copy of the graph (export.precision): FP16 but for the ops of
+            `fp32_op_types`, inputs and outputs FP32.
         timing_cache: file to read and update with kernel timings (speeds up later builds).
         force: rebuild even if an engine of that name exists.
         onnx_sha256: the export's checksum from its manifest (`engines.trt.onnx_digest` where the weights are
@@ -141,12 +124,30 @@ def build_engine(
         log.info("engine %s exists; reusing it", target.name)
         return target
 
+    scratch = tempfile.TemporaryDirectory(dir=out_dir, prefix=".fp16-") if fp16 else contextlib.nullcontext()
+    with scratch as scratch_dir:
+        source = onnx_path
+        if fp16:
+            from export.precision import convert_to_fp16
+
+            # The FP16 copy lives only for the build: the engine is named by the FP32 export it derives from.
+            source = convert_to_fp16(onnx_path, Path(scratch_dir) / onnx_path.name, fp32_op_types)
+        serialized, config = _build(trt, source, profiles, timing_cache, workspace_gib)
+    tmp = target.with_suffix(".partial")
+    tmp.write_bytes(bytes(serialized))
+    tmp.replace(target)
+    if timing_cache:
+        cache_path = Path(timing_cache)
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+    return target
+
+
+def _build(trt, onnx_path: Path, profiles, timing_cache, workspace_gib: float):
+    """Parse and build one strongly typed network -> (serialized engine, builder config)."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    flags = 0
-    if hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH") and int(trt.__version__.split(".")[0]) < 10:
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(flags)
+    network = builder.create_network(_strongly_typed_flags(trt))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -154,14 +155,6 @@ def build_engine(
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    if fp16:
-        config.set_flag(trt.BuilderFlag.FP16)
-        pinned = _keep_fp32(trt, network, _fp32_node_names(onnx_path, fp32_op_types), fp32_op_types)
-        flag = getattr(trt.BuilderFlag, "OBEY_PRECISION_CONSTRAINTS", None)
-        if flag is not None:
-            config.set_flag(flag)
-        log.info("%s: %d layers kept in FP32", stem, pinned)
-
     if profiles:
         profile = builder.create_optimization_profile()
         for name, (lo, opt, hi) in profiles.items():
@@ -173,14 +166,8 @@ def build_engine(
     cache = config.create_timing_cache(cache_bytes)
     config.set_timing_cache(cache, ignore_mismatch=False)
 
-    log.info("building TensorRT engine %s (this takes minutes)", target.name)
+    log.info("building TensorRT engine from %s (this takes minutes)", onnx_path.name)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineError(f"TensorRT failed to build an engine from {onnx_path.name} (see the log above)")
-    tmp = target.with_suffix(".partial")
-    tmp.write_bytes(bytes(serialized))
-    tmp.replace(target)
-    if cache_path:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
-    return target
+    return serialized, config
