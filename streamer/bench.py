@@ -101,6 +101,56 @@ def gpu_memory_mb() -> float | None:
     return None
 
 
+# Distributions whose versions decide the figures; the first installed name of each group is reported.
+RUNTIME_DISTRIBUTIONS = {
+    "numpy": ("numpy",),
+    "opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python"),
+    "onnxruntime": ("onnxruntime-gpu", "onnxruntime"),
+    "tensorrt": ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11"),
+    "torch": ("torch",),
+}
+
+
+def machine_description() -> dict:
+    """Where figures come from: CPU model, cores, GPUs (nvidia-smi: name, driver) and runtime versions.
+
+    Nothing is imported: versions come from the installed distributions' metadata.
+    """
+    import platform
+    from importlib import metadata
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    versions = {"python": platform.python_version()}
+    for key, names in RUNTIME_DISTRIBUTIONS.items():
+        for name in names:
+            try:
+                versions[key] = metadata.version(name)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    gpus = []
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=10, check=True).stdout
+            gpus = [line.strip() for line in out.splitlines() if line.strip()]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpus": gpus, "versions": versions}
+
+
+def format_machine(machine: dict) -> str:
+    """One line for the report's footer."""
+    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
+    gpus = "; ".join(machine["gpus"]) or "no NVIDIA GPU"
+    return f"machine: {machine['cpu']} ({machine['cores']} cores), {gpus}; {versions}"
+
+
 def run_benchmark(
     pipeline: PerSense,
     source: FrameSource,

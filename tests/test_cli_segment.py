@@ -1,6 +1,7 @@
 """`persense segment` and `persense eval` end to end on the embedded engines, and their handling of bad input."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -163,6 +164,11 @@ def test_bench_reports_every_stage_and_the_true_count(tmp_path):
     assert set(report["stage_ms"]) >= {"capture", "encode", "density", "prompts", "decode", "postprocess", "publish"}
     assert abs(report["objects_per_frame"] - report["truth_per_frame"]) <= 0.2 * report["truth_per_frame"]
     assert "frame" in proc.stdout or "fps" in proc.stdout
+    # Figures carry the machine they came from.
+    machine = report["machine"]
+    assert machine["cores"] == os.cpu_count() and machine["cpu"]
+    assert machine["versions"]["numpy"] == np.__version__ and "onnxruntime" in machine["versions"]
+    assert "machine:" in proc.stdout
 
 
 def test_a_missing_optional_runtime_is_one_line(tmp_path, monkeypatch, capsys):

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from streamer.bench import format_table, run_benchmark
+from streamer.bench import format_machine, format_table, machine_description, run_benchmark
 from streamer.cli.common import add_config_argument, build_pipeline, config_from_args
 from streamer.errors import UserError
 from streamer.imageio import read_image, read_mask
@@ -59,15 +59,18 @@ def run(args: argparse.Namespace) -> int:
         # The label is printed and written to --json: never with the credentials a URI may carry.
         runs = [(redact(args.source) if args.source else "sim", args.source or "sim:?objects=60&fps=0")]
 
+    machine = machine_description()
     summaries = []
     for label, uri in runs:
         source = open_source(uri, camera_id="bench")
         pipeline.set_support(*_support_for(args, config, source))
         summary = run_benchmark(pipeline, source, args.frames, args.warmup, label).summary()
         summary["engines"] = pipeline.engines.name
+        summary["machine"] = machine
         summaries.append(summary)
         print(format_table([summary]).splitlines()[2], flush=True) if args.sweep else None
     print(format_table(summaries))
+    print(format_machine(machine))
     if args.json:
         try:
             args.json.write_text(json.dumps(summaries if args.sweep else summaries[0], indent=2))
