@@ -165,7 +165,7 @@ def _torch_dtype(torch, trt, dtype):
 
 
 class TrtRunner:
-    """One deserialized engine and its execution context (TensorRT 10 named-tensor API).
+    """One deserialized engine and its execution context (the named-tensor API of TensorRT 10 and 11).
 
     Not thread-safe: one `run` at a time. Inputs may be numpy arrays (copied to the GPU) or CUDA torch tensors
     (used in place); `run` returns numpy arrays, `run_device` CUDA torch tensors.

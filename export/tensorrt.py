@@ -71,12 +71,25 @@ def profile_description(profiles: Mapping[str, tuple[Shape, Shape, Shape]], fp16
 
 
 def _strongly_typed_flags(trt) -> int:
-    """Network creation flags: strongly typed (tensor types come from the graph). TensorRT 11 is always strongly
-    typed and removed the FP16 builder flag; TensorRT 10 needs the flag to honour a mixed-precision graph."""
+    """Network creation flags: strongly typed (tensor types come from the graph). TensorRT 10 needs the flag to
+    honour a mixed-precision graph; TensorRT 11 is always strongly typed and ignores it (a later release may drop
+    it)."""
     flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-    if flag is None:
-        raise EngineError(f"TensorRT {trt.__version__} has no strongly typed networks: install TensorRT 10 or newer")
-    return 1 << int(flag)
+    if flag is not None:
+        return 1 << int(flag)
+    if int(trt.__version__.split(".")[0]) >= 11:
+        return 0
+    raise EngineError(f"TensorRT {trt.__version__} has no strongly typed networks: install TensorRT 10 or newer")
+
+
+def _use_timing_cache(config, cache_bytes: bytes) -> bool:
+    """Give the builder a timing cache made from `cache_bytes`; False where TensorRT rejects them."""
+    try:
+        cache = config.create_timing_cache(cache_bytes)
+    except Exception as exc:  # noqa: BLE001 - the bindings raise their own types for a foreign cache
+        log.debug("timing cache rejected: %s", exc)
+        return False
+    return cache is not None and bool(config.set_timing_cache(cache, ignore_mismatch=False))
 
 
 def build_engine(
@@ -163,8 +176,10 @@ def _build(trt, onnx_path: Path, profiles, timing_cache, workspace_gib: float):
 
     cache_path = Path(timing_cache) if timing_cache else None
     cache_bytes = cache_path.read_bytes() if cache_path and cache_path.is_file() else b""
-    cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if not _use_timing_cache(config, cache_bytes) and cache_bytes:
+        # Kernel timings of another TensorRT version or GPU: start afresh rather than fail the build.
+        log.warning("ignoring the TensorRT timing cache %s (another TensorRT version or GPU)", cache_path)
+        _use_timing_cache(config, b"")
 
     log.info("building TensorRT engine from %s (this takes minutes)", onnx_path.name)
     serialized = builder.build_serialized_network(network, config)
