@@ -5,6 +5,8 @@ Documented for subscribers in docs/stream-protocol.md.
 
 from __future__ import annotations
 
+import numpy as np
+
 from streamer.rle import compress, crop_runs, run_counts, run_stats
 from streamer.types import SegmentationResult
 
@@ -18,17 +20,16 @@ def result_to_dict(result: SegmentationResult, include_masks: bool = True, **ext
     runs = crop_runs([(i.mask, i.bbox) for i in result.instances], frame_hw)
     masks = compress(run_counts(runs), frame_hw) if include_masks else []
     areas, centroids = run_stats(runs)
+    insts = result.instances
+    boxes = np.array([i.bbox for i in insts], np.int64).reshape(-1, 4)
+    # An empty mask has no centroid: the box centre stands in.
+    centroids = np.where(areas[:, None] > 0, centroids, (boxes[:, :2] + boxes[:, 2:]) / 2.0)
+    # Converted to Python numbers in bulk: per-object numpy scalars cost more than the masks' encoding.
+    rows = zip([i.id for i in insts], [i.score for i in insts], boxes.tolist(), areas.tolist(), centroids.tolist())
     instances = []
-    for k, inst in enumerate(result.instances):
-        x0, y0, x1, y1 = inst.bbox
-        cx, cy = centroids[k] if areas[k] else ((x0 + x1) / 2.0, (y0 + y1) / 2.0)
-        item = {
-            "id": inst.id,
-            "score": round(float(inst.score), 5),
-            "bbox": [int(x0), int(y0), int(x1), int(y1)],
-            "area": int(areas[k]),
-            "centroid": [round(float(cx), 2), round(float(cy), 2)],
-        }
+    for k, (ident, score, box, area, (cx, cy)) in enumerate(rows):
+        item = {"id": ident, "score": round(float(score), 5), "bbox": box, "area": area,
+                "centroid": [round(cx, 2), round(cy, 2)]}
         if include_masks:
             item["mask"] = masks[k]
         instances.append(item)
