@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +22,7 @@ from streamer.errors import UserError
 from streamer.persense import PerSense
 from streamer.persense.pipeline import STAGES
 from streamer.sources.base import FrameSource, SourceEnded, SourceError
+from streamer.stream.ahead import JustInTime
 from streamer.stream.messages import PartOptions, result_message
 
 log = logging.getLogger(__name__)
@@ -151,6 +153,57 @@ def format_machine(machine: dict) -> str:
     return f"machine: {machine['cpu']} ({machine['cores']} cores), {gpus}; {versions}"
 
 
+def _read(source: FrameSource, label: str):
+    """-> (frame, read start, read end) from perf_counter, or None at the source's end."""
+    t0 = time.perf_counter()
+    try:
+        frame = source.read(timeout=5.0)
+    except SourceEnded:
+        return None
+    except SourceError as exc:
+        raise UserError(f"the source failed: {exc}") from None
+    if frame is None:
+        raise UserError(f"{label}: the source gave no frame within 5 s")
+    return frame, t0, time.perf_counter()
+
+
+def _frames(source: FrameSource, pipeline: PerSense, count: int, label: str, encode_ahead: bool):
+    """Up to `count` (frame, read start, read end, EncodedFrame | None). With encode_ahead an encoder thread
+    reads and encodes the next frame while the caller segments this one, started just in time as `persense run`'s
+    encoder thread does (streamer.stream.ahead)."""
+    if not encode_ahead:
+        for _ in range(count):
+            item = _read(source, label)
+            if item is None:
+                return
+            yield (*item, None)
+        return
+    schedule = JustInTime()
+
+    def fetch():
+        while (delay := schedule.delay_s()) > 0:
+            time.sleep(min(delay, 0.05))
+        item = _read(source, label)
+        if item is None:
+            return None
+        encoded = pipeline.encode(item[0].image)
+        schedule.encoded(encoded.encode_ms / 1e3)
+        return (*item, encoded)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="encoder") as encoder:
+        pending = encoder.submit(fetch) if count else None
+        for i in range(count):
+            item = pending.result()
+            if item is None:
+                return
+            pending = encoder.submit(fetch) if i + 1 < count else None
+            schedule.segment_started()
+            try:
+                yield item  # the caller segments and publishes it meanwhile
+            finally:
+                schedule.segment_ended()
+
+
 def run_benchmark(
     pipeline: PerSense,
     source: FrameSource,
@@ -158,8 +211,12 @@ def run_benchmark(
     warmup: int = 2,
     label: str = "bench",
     parts: PartOptions = PartOptions(),
+    encode_ahead: bool = False,
 ) -> BenchReport:
-    """Read, segment and encode `warmup + frames` frames one after another; measure the last `frames`."""
+    """Read, segment and encode `warmup + frames` frames; measure the last `frames`.
+
+    encode_ahead: encode frame t+1 on another thread while frame t is segmented (`stream.encode_ahead`).
+    """
     report = BenchReport(label)
     try:
         source.open()
@@ -168,18 +225,8 @@ def run_benchmark(
     try:
         done = 0
         start = None
-        while done < warmup + frames:
-            t0 = time.perf_counter()
-            try:
-                frame = source.read(timeout=5.0)
-            except SourceEnded:
-                break
-            except SourceError as exc:
-                raise UserError(f"the source failed: {exc}") from None
-            if frame is None:
-                raise UserError(f"{label}: the source gave no frame within 5 s")
-            t1 = time.perf_counter()
-            result = pipeline.segment(frame.image)
+        for frame, t0, t1, encoded in _frames(source, pipeline, warmup + frames, label, encode_ahead):
+            result = pipeline.segment(frame.image, encoded)
             t2 = time.perf_counter()
             result_message(frame, result, done, pipeline.support.support_id, parts)
             t3 = time.perf_counter()

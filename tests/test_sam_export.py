@@ -62,8 +62,10 @@ def test_external_data_export_loads(tmp_path):
     export_onnx(sam, "tiny", tmp_path, external_data=True)
     assert (tmp_path / "encoder.onnx.data").is_file()
     assert "encoder.onnx.data" in read_manifest(tmp_path).files
-    emb = load_sam(tmp_path, threads=1).encode(textured_image(64, 96))
+    model = load_sam(tmp_path, threads=1)
+    emb = model.encode(textured_image(64, 96))
     assert emb.features.shape == (64, 64, 64) and np.isfinite(emb.features).all()
+    assert model.device == "cpu"  # where the stream decides whether to encode ahead
 
 
 def test_detect_model_type_from_shapes():

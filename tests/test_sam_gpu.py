@@ -189,7 +189,7 @@ def test_onnxruntime_cuda_provider(tiny_dir):
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
     model = load_sam(tiny_dir, "onnxruntime", prefer_gpu=True)
-    assert model.backend.device == "cuda"
+    assert model.backend.device == "cuda" and model.device == "cuda"
     _check_parity(model, tiny_dir)
 
 

@@ -65,6 +65,11 @@ class SamModel:
         self._zero_target = np.zeros((1, self.embed_dim), np.float32)
 
     @property
+    def device(self) -> str:
+        """'cuda' or 'cpu': where the encoder and decoder run (the stream overlaps a GPU encoder with the rest)."""
+        return self.backend.device
+
+    @property
     def name(self) -> str:
         """Identifies the model (type + manifest checksum): keys caches of support prototypes."""
         return f"sam-{self.manifest.model_type}-{self.manifest.checksum[:12]}"

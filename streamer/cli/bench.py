@@ -12,6 +12,7 @@ from streamer.errors import UserError
 from streamer.imageio import read_image, read_mask
 from streamer.sources.redact import redact
 from streamer.sources.uri import open_source
+from streamer.stream.ahead import encode_ahead_enabled
 
 SWEEP_OBJECTS = (10, 50, 200, 500)
 SWEEP_SIZES = ((640, 480), (1280, 720), (1920, 1080))
@@ -33,6 +34,9 @@ def register(subparsers) -> None:
     parser.add_argument("--warmup", type=int, default=3, metavar="N", help="frames run before measuring (default 3)")
     parser.add_argument("--sweep", action="store_true", help=f"simulator at {SWEEP_OBJECTS} objects x 640x480, 1280x720, 1920x1080")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures as JSON too")
+    parser.add_argument("--encode-ahead", choices=("on", "off"), default=None,
+                        help="encode the next frame while this one is segmented, or each in turn (default: "
+                        "stream.encode_ahead from the config; unset, on where the encoder runs on a GPU)")
     parser.set_defaults(func=run)
 
 
@@ -64,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
     for label, uri in runs:
         source = open_source(uri, camera_id="bench")
         pipeline.set_support(*_support_for(args, config, source))
-        summary = run_benchmark(pipeline, source, args.frames, args.warmup, label).summary()
+        setting = {"on": True, "off": False}.get(args.encode_ahead, config.stream.encode_ahead)
+        encode_ahead = encode_ahead_enabled(setting, pipeline.engines.encoder)
+        summary = run_benchmark(pipeline, source, args.frames, args.warmup, label, encode_ahead=encode_ahead).summary()
+        summary["encode_ahead"] = encode_ahead
         summary["engines"] = pipeline.engines.name
         summary["machine"] = machine
         summaries.append(summary)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,8 +60,20 @@ class _Timer:
             self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1000.0
 
 
+@dataclass(frozen=True)
+class EncodedFrame:
+    """A frame's encoder output, computed ahead of the rest of `segment` (see PerSense.encode)."""
+
+    embedding: ImageEmbedding
+    encode_ms: float
+
+
 class PerSense:
-    """The one-shot dense instance segmentation pipeline. Not thread-safe: one frame at a time.
+    """The one-shot dense instance segmentation pipeline.
+
+    One frame at a time, except `encode`, which may run on another thread one frame ahead of `segment`: with the
+    encoder on a GPU, frame t+1 is encoded while the CPU stages of frame t run, so a frame costs max(encoder,
+    rest) instead of their sum. The encoder itself is used by one thread at a time (set_support uses it too).
 
     Stage names in `SegmentationResult.timings_ms`: encode, similarity, density, prompts, decode, postprocess.
     """
@@ -70,6 +83,7 @@ class PerSense:
         self.config = config or PipelineConfig()
         self.gate = gate or NoGate()
         self.support: Support | None = None
+        self._encoder_lock = threading.Lock()
 
     # -- support set ------------------------------------------------------------------------------------
     def set_support(self, image_rgb: np.ndarray, mask: np.ndarray, prototype: np.ndarray | None = None) -> Support:
@@ -83,23 +97,37 @@ class PerSense:
         if not mask.any():
             raise UserError("the support mask is empty: mark the example object with non-zero pixels")
         if prototype is None:
-            prototype = support_prototype(self.engines.encoder.encode(image_rgb), mask)
+            prototype = support_prototype(self.encode(image_rgb).embedding, mask)
         ys, xs = np.nonzero(mask)
         size = (float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
         self.support = Support(prototype.astype(np.float32), size, support_id_for(image_rgb, mask, self.engines.name))
         return self.support
 
     # -- per frame ---------------------------------------------------------------------------------------
-    def segment(self, image_rgb: np.ndarray) -> SegmentationResult:
-        """Segment every instance of the support's kind in one uint8[H, W, 3] RGB frame."""
+    def encode(self, image_rgb: np.ndarray) -> EncodedFrame:
+        """The encoder's part of `segment` for one uint8[H, W, 3] RGB frame; safe to call from another thread."""
+        start = time.perf_counter()
+        with self._encoder_lock:
+            embedding = self.engines.encoder.encode(image_rgb)
+        return EncodedFrame(embedding, (time.perf_counter() - start) * 1000.0)
+
+    def segment(self, image_rgb: np.ndarray, encoded: EncodedFrame | None = None) -> SegmentationResult:
+        """Segment every instance of the support's kind in one uint8[H, W, 3] RGB frame.
+
+        encoded: this frame's `encode(image_rgb)`, where it was computed ahead; else it is computed here.
+        """
         if self.support is None:
             raise UserError("no support set: call set_support(image, mask) first")
         cfg = self.config
         timer = _Timer()
         h, w = image_rgb.shape[:2]
 
-        with timer.stage("encode"):
-            embedding = self.engines.encoder.encode(image_rgb)
+        encoded = encoded if encoded is not None else self.encode(image_rgb)
+        embedding = encoded.embedding
+        if tuple(embedding.frame_hw) != (h, w):
+            raise ValueError(f"the embedding is of a {embedding.frame_hw[1]}x{embedding.frame_hw[0]} frame, "
+                             f"not of this {w}x{h} one")
+        timer.ms["encode"] = encoded.encode_ms
         with timer.stage("similarity"):
             grid = similarity_grid(embedding, self.support.prototype)
             similarity = to_frame(grid, (h, w))

@@ -91,6 +91,11 @@ class StreamConfig(_Section):
     metrics: MetricsConfig = MetricsConfig()
     cache_dir: Optional[Path] = Field(None, description="support prototype cache; default ~/.cache/persense")
     max_frames: Optional[int] = Field(None, ge=1, description="stop after this many published results")
+    encode_ahead: Optional[bool] = Field(
+        None,
+        description="encode the next frame on its own thread while the current one is segmented, so that a frame "
+        "costs max(encoder, rest) instead of their sum; null (default): on where the encoder runs on a GPU",
+    )
 
     @model_validator(mode="after")
     def _name_cameras(self):

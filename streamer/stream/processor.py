@@ -27,6 +27,7 @@ from streamer.stream.metrics_server import MetricsServer
 from streamer.stream.publisher import Publisher
 from streamer.stream.slots import FrameSlots
 from streamer.stream.support import PrototypeCache, apply_support, support_from_bytes
+from streamer.stream.ahead import encode_ahead_enabled
 from streamer.stream.worker import InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,9 @@ class StreamProcessor:
             self.http = MetricsServer(self.stream.metrics.host, self.stream.metrics.port, self.metrics.exposition,
                                       self.health, self.readiness)
         self.metrics.watch_sources(self._source_snapshots)
-        self.worker = InferenceWorker(self.persense, self.slots, self.publisher, self.metrics)
+        self.worker = InferenceWorker(self.persense, self.slots, self.publisher, self.metrics,
+                                      encode_ahead=encode_ahead_enabled(self.stream.encode_ahead,
+                                                                       self.persense.engines.encoder))
         for part in (self.publisher, self.worker, self.control, self.http):
             if part is not None:
                 part.start()

@@ -1,7 +1,12 @@
 """The inference thread: takes the newest frame of each camera in turn, segments it, hands it on.
 
 PerSense is not thread-safe, so everything that touches it (segment, set_support) runs on this thread;
-other threads ask through `call`, which the thread serves between frames.
+other threads ask through `call`, which the thread serves between frames. With `encode_ahead`, an encoder
+thread takes the frames instead and runs PerSense.encode (the one part that may run on another thread) one frame
+ahead: while frame t is segmented, frame t+1 is encoded, so with the encoder on a GPU a frame costs
+max(encoder, rest) rather than their sum. It starts each encoding just in time (streamer.stream.ahead), hands
+the encoded frame over through a one-place buffer and waits while it is full, so at most two frames are in
+flight and none is encoded in vain.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from concurrent.futures import Future
 from typing import Callable, Protocol
 
 from streamer.errors import UserError
-from streamer.persense.pipeline import PerSense
+from streamer.persense.pipeline import EncodedFrame, PerSense
 from streamer.sources.base import Frame
+from streamer.stream.ahead import JustInTime
 from streamer.stream.metrics import StreamMetrics
 from streamer.stream.slots import FrameSlots
 from streamer.types import SegmentationResult
@@ -37,6 +43,7 @@ class InferenceWorker:
         slots: FrameSlots,
         sink: ResultSink,
         metrics: StreamMetrics,
+        encode_ahead: bool = False,
     ):
         self.persense = persense
         self.slots = slots
@@ -47,22 +54,31 @@ class InferenceWorker:
         self.failed: dict[str, int] = {}
         self.last_count: dict[str, int] = {}
         self._calls: queue.SimpleQueue[tuple[Callable[[], object], Future]] = queue.SimpleQueue()
+        self._failures_lock = threading.Lock()  # failures are counted by both threads with encode_ahead
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
+        self._encoded: queue.Queue[tuple[Frame, EncodedFrame]] = queue.Queue(maxsize=1)
+        self._encoder = (threading.Thread(target=self._encode_ahead, name="encoder", daemon=True)
+                         if encode_ahead else None)
+        self._schedule = JustInTime()
 
     def start(self) -> None:
         self._thread.start()
+        if self._encoder is not None:
+            self._encoder.start()
 
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread.is_alive() and (self._encoder is None or self._encoder.is_alive())
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Finish the frame in flight (up to `timeout`), then end the thread."""
+        """Finish the frames in flight (up to `timeout`), then end the threads."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("the frame in flight did not finish within %.0f s; leaving it", timeout)
+        deadline = time.monotonic() + timeout
+        for thread in (self._encoder, self._thread):
+            if thread is not None and thread.is_alive():
+                thread.join(max(deadline - time.monotonic(), 0.0))
+                if thread.is_alive():
+                    log.warning("the frame in flight did not finish within %.0f s; leaving it", timeout)
         self._fail_calls(RuntimeError("the processor is stopping"))
 
     def call(self, fn: Callable[[], object], timeout: float) -> object:
@@ -73,33 +89,90 @@ class InferenceWorker:
         self._calls.put((fn, future))
         return future.result(timeout)
 
-    # -- the thread ------------------------------------------------------------------------------------
+    # -- the threads -----------------------------------------------------------------------------------
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() or self._handover_pending():
             self._serve_calls()
-            frame = self.slots.take(0.1)
+            frame, encoded = self._next()
             if frame is None:
                 continue
+            self._schedule.segment_started()
             try:
                 if self.paused.is_set():
                     self.metrics.frame(frame.camera, "dropped_paused")
                 else:
-                    self._process(frame)
+                    self._process(frame, encoded)
             finally:
+                self._schedule.segment_ended()
                 self.slots.task_done()
 
-    def _process(self, frame: Frame) -> None:
+    def _next(self) -> tuple[Frame | None, EncodedFrame | None]:
+        """The next frame to segment, and its encoding where the encoder thread made it."""
+        if self._encoder is None:
+            frame = self.slots.take(0.1)
+            if frame is not None:
+                self._observe_capture(frame)
+            return frame, None
+        try:
+            return self._encoded.get(timeout=0.1)
+        except queue.Empty:
+            return None, None
+
+    def _handover_pending(self) -> bool:
+        """After stop: frames the encoder thread has taken are still segmented, so none is lost silently."""
+        return self._encoder is not None and (self._encoder.is_alive() or not self._encoded.empty())
+
+    def _encode_ahead(self) -> None:
+        while not self._stop.is_set():
+            # Just in time: the newest frame, ready about when the segmenter is free (see streamer.stream.ahead).
+            delay = self._schedule.delay_s()
+            if delay > 0:
+                self._stop.wait(min(delay, 0.05))
+                continue
+            frame = self.slots.take(0.1)
+            if frame is None:
+                continue
+            self._observe_capture(frame)
+            if self.paused.is_set():
+                self.metrics.frame(frame.camera, "dropped_paused")
+                self.slots.task_done()
+                continue
+            try:
+                encoded = self.persense.encode(frame.image)
+            except Exception as exc:  # one bad frame must not end the stream
+                self._record_failure(frame, exc)
+                self.slots.task_done()
+                continue
+            self._schedule.encoded(encoded.encode_ms / 1e3)
+            # Waits while the previous frame is segmented; the inference thread drains this even after stop.
+            while self._thread.is_alive():
+                try:
+                    self._encoded.put((frame, encoded), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            else:
+                self.slots.task_done()  # no one left to segment it
+
+    def _observe_capture(self, frame: Frame) -> None:
+        self.metrics.stage.labels(frame.camera, "capture").observe(max(time.time() - frame.capture_ts, 0.0))
+
+    def _record_failure(self, frame: Frame, exc: Exception) -> None:
+        camera = frame.camera
+        with self._failures_lock:
+            n = self.failed[camera] = self.failed.get(camera, 0) + 1
+        self.metrics.frame(camera, "failed")
+        if n == 1 or n % 100 == 0:
+            log.warning("camera %s: frame %d failed (%d so far): %s", camera, frame.index, n, exc,
+                        exc_info=not isinstance(exc, UserError))
+
+    def _process(self, frame: Frame, encoded: EncodedFrame | None = None) -> None:
         camera = frame.camera
         try:
-            self.metrics.stage.labels(camera, "capture").observe(max(time.time() - frame.capture_ts, 0.0))
             support = self.persense.support
-            result = self.persense.segment(frame.image)
+            result = self.persense.segment(frame.image, encoded)
         except Exception as exc:  # one bad frame must not end the stream
-            n = self.failed[camera] = self.failed.get(camera, 0) + 1
-            self.metrics.frame(camera, "failed")
-            if n == 1 or n % 100 == 0:
-                log.warning("camera %s: frame %d failed (%d so far): %s", camera, frame.index, n, exc,
-                            exc_info=not isinstance(exc, UserError))
+            self._record_failure(frame, exc)
             return
         self.metrics.frame(camera, "processed")
         self.metrics.observe_stages(camera, result.timings_ms)
