@@ -196,8 +196,9 @@ def _frames(source: FrameSource, pipeline: PerSense, count: int, label: str, enc
             item = pending.result()
             if item is None:
                 return
-            pending = encoder.submit(fetch) if i + 1 < count else None
+            # Started before the next fetch is queued: its delay counts from this segment.
             schedule.segment_started()
+            pending = encoder.submit(fetch) if i + 1 < count else None
             try:
                 yield item  # the caller segments and publishes it meanwhile
             finally:

@@ -135,3 +135,23 @@ def test_next_encoding_starts_just_in_time(monkeypatch):
     schedule.segment_ended()  # a slow frame (125 ms) moves the average halfway: 82.5 ms
     schedule.segment_started()
     assert schedule.delay_s() == pytest.approx(0.0825 - 0.030)
+
+
+def test_the_encoder_waits_while_an_encoded_frame_is_held():
+    """At most two frames in flight: the next encoding is not due while the hand-off holds one, and its delay
+    counts from the segment that takes it (taking and starting the segment are one step)."""
+    schedule = ahead.JustInTime(margin=1.0)
+    stop = threading.Event()
+    assert schedule.hand_over("frame 1", lambda: True)
+    due = threading.Event()
+    waiter = threading.Thread(target=lambda: (schedule.wait_until_due(stop), due.set()), daemon=True)
+    waiter.start()
+    assert not due.wait(0.3)  # frame 1 is still held
+    assert schedule.take(1.0) == "frame 1"
+    assert due.wait(5.0)  # nothing known of the durations yet: due as soon as frame 1 is taken
+    assert schedule.take(0.05) is None and not schedule.holding()
+    # A hand-off whose receiver is gone is refused rather than waited on for ever.
+    assert schedule.hand_over("frame 2", lambda: True)
+    assert schedule.hand_over("frame 3", lambda: False) is False
+    assert schedule.drain() == "frame 2" and schedule.drain() is None
+    stop.set()

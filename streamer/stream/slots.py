@@ -108,6 +108,11 @@ class FrameSlots:
         with self._cond:
             return self._in_flight == 0 and self.pending_locked() == 0
 
+    @property
+    def closed(self) -> bool:
+        with self._cond:
+            return self._closed
+
     def pending_locked(self) -> int:
         return sum(len(q) for q in self._frames.values())
 

@@ -4,9 +4,9 @@ PerSense is not thread-safe, so everything that touches it (segment, set_support
 other threads ask through `call`, which the thread serves between frames. With `encode_ahead`, an encoder
 thread takes the frames instead and runs PerSense.encode (the one part that may run on another thread) one frame
 ahead: while frame t is segmented, frame t+1 is encoded, so with the encoder on a GPU a frame costs
-max(encoder, rest) rather than their sum. It starts each encoding just in time (streamer.stream.ahead), hands
-the encoded frame over through a one-place buffer and waits while it is full, so at most two frames are in
-flight and none is encoded in vain.
+max(encoder, rest) rather than their sum. Each encoding starts just in time and the encoded frame is handed over
+through a one-place buffer (streamer.stream.ahead), so at most two frames are in flight and none is encoded in
+vain.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from streamer.persense.pipeline import EncodedFrame, PerSense
 from streamer.sources.base import Frame
 from streamer.stream.ahead import JustInTime
 from streamer.stream.metrics import StreamMetrics
-from streamer.stream.slots import FrameSlots
+from streamer.stream.slots import DROP_SHUTDOWN, FrameSlots
 from streamer.types import SegmentationResult
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,6 @@ class InferenceWorker:
         self._failures_lock = threading.Lock()  # failures are counted by both threads with encode_ahead
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
-        self._encoded: queue.Queue[tuple[Frame, EncodedFrame]] = queue.Queue(maxsize=1)
         self._encoder = (threading.Thread(target=self._encode_ahead, name="encoder", daemon=True)
                          if encode_ahead else None)
         self._schedule = JustInTime()
@@ -79,6 +78,9 @@ class InferenceWorker:
                 thread.join(max(deadline - time.monotonic(), 0.0))
                 if thread.is_alive():
                     log.warning("the frame in flight did not finish within %.0f s; leaving it", timeout)
+        leftover = self._schedule.drain()
+        if leftover is not None:
+            self._drop_unsegmented(leftover[0])
         self._fail_calls(RuntimeError("the processor is stopping"))
 
     def call(self, fn: Callable[[], object], timeout: float) -> object:
@@ -96,40 +98,41 @@ class InferenceWorker:
             frame, encoded = self._next()
             if frame is None:
                 continue
-            self._schedule.segment_started()
             try:
                 if self.paused.is_set():
                     self.metrics.frame(frame.camera, "dropped_paused")
                 else:
                     self._process(frame, encoded)
             finally:
-                self._schedule.segment_ended()
+                if self._encoder is not None:
+                    self._schedule.segment_ended()
                 self.slots.task_done()
 
     def _next(self) -> tuple[Frame | None, EncodedFrame | None]:
         """The next frame to segment, and its encoding where the encoder thread made it."""
         if self._encoder is None:
-            frame = self.slots.take(0.1)
+            frame = self._take_frame()
             if frame is not None:
                 self._observe_capture(frame)
             return frame, None
-        try:
-            return self._encoded.get(timeout=0.1)
-        except queue.Empty:
-            return None, None
+        item = self._schedule.take(0.1)  # also marks the segment's start for the encoder's schedule
+        return item if item is not None else (None, None)
+
+    def _take_frame(self) -> Frame | None:
+        frame = self.slots.take(0.1)
+        if frame is None and self.slots.closed:
+            self._stop.wait(0.05)  # closed slots answer at once: do not spin until stop
+        return frame
 
     def _handover_pending(self) -> bool:
         """After stop: frames the encoder thread has taken are still segmented, so none is lost silently."""
-        return self._encoder is not None and (self._encoder.is_alive() or not self._encoded.empty())
+        return self._encoder is not None and (self._encoder.is_alive() or self._schedule.holding())
 
     def _encode_ahead(self) -> None:
         while not self._stop.is_set():
             # Just in time: the newest frame, ready about when the segmenter is free (see streamer.stream.ahead).
-            delay = self._schedule.delay_s()
-            if delay > 0:
-                self._stop.wait(min(delay, 0.05))
-                continue
-            frame = self.slots.take(0.1)
+            self._schedule.wait_until_due(self._stop)
+            frame = self._take_frame()
             if frame is None:
                 continue
             self._observe_capture(frame)
@@ -145,14 +148,13 @@ class InferenceWorker:
                 continue
             self._schedule.encoded(encoded.encode_ms / 1e3)
             # Waits while the previous frame is segmented; the inference thread drains this even after stop.
-            while self._thread.is_alive():
-                try:
-                    self._encoded.put((frame, encoded), timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            else:
-                self.slots.task_done()  # no one left to segment it
+            if not self._schedule.hand_over((frame, encoded), self._thread.is_alive):
+                self._drop_unsegmented(frame)
+
+    def _drop_unsegmented(self, frame: Frame) -> None:
+        """A taken frame that no thread will segment any more (the processor is stopping): counted, not lost."""
+        self.metrics.frame(frame.camera, DROP_SHUTDOWN)
+        self.slots.task_done()
 
     def _observe_capture(self, frame: Frame) -> None:
         self.metrics.stage.labels(frame.camera, "capture").observe(max(time.time() - frame.capture_ts, 0.0))
