@@ -6,10 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from streamer.bench import format_machine, format_table, machine_description, run_benchmark
+from streamer.bench import format_table, run_benchmark
 from streamer.cli.common import add_config_argument, build_pipeline, config_from_args
 from streamer.errors import UserError
 from streamer.imageio import read_image, read_mask
+from streamer.machine import format_machine, machine_description
 from streamer.sources.redact import redact
 from streamer.sources.uri import open_source
 from streamer.stream.ahead import encode_ahead_enabled
