@@ -7,6 +7,7 @@ postprocess), and the publish step up to the socket (streamer.stream.messages.re
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -92,10 +93,10 @@ def _frames(source: FrameSource, pipeline: PerSense, count: int, label: str, enc
             yield (*item, None)
         return
     schedule = JustInTime()
+    never = threading.Event()  # the generator's consumer ends the loop, not a stop signal
 
     def fetch():
-        while (delay := schedule.delay_s()) > 0:
-            time.sleep(min(delay, 0.05))
+        schedule.wait_until_due(never)
         item = _read(source, label)
         if item is None:
             return None

@@ -171,6 +171,17 @@ def test_bench_reports_every_stage_and_the_true_count(tmp_path):
     assert "machine:" in proc.stdout
 
 
+def test_bench_with_encode_ahead_measures_the_same_frames(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_cli("-q", "bench", "--source", "sim:?objects=20&width=320&height=240&fps=0", "--frames", "4",
+                   "--warmup", "1", "--encode-ahead", "on", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["encode_ahead"] is True and report["frames"] == 4 and report["fps"] > 0
+    assert len(report["stage_ms"]) >= 7 and report["stage_ms"]["encode"]["median"] > 0
+    assert abs(report["objects_per_frame"] - report["truth_per_frame"]) <= 0.2 * report["truth_per_frame"]
+
+
 def test_a_missing_optional_runtime_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
     code = main(["export", "sam", "--random-weights", "0", "--model-type", "vit_b", "--out", str(tmp_path / "m")])

@@ -65,12 +65,12 @@ def run(args: argparse.Namespace) -> int:
         runs = [(redact(args.source) if args.source else "sim", args.source or "sim:?objects=60&fps=0")]
 
     machine = machine_description()
+    setting = {"on": True, "off": False}.get(args.encode_ahead, config.stream.encode_ahead)
+    encode_ahead = encode_ahead_enabled(setting, pipeline.engines.encoder)
     summaries = []
     for label, uri in runs:
         source = open_source(uri, camera_id="bench")
         pipeline.set_support(*_support_for(args, config, source))
-        setting = {"on": True, "off": False}.get(args.encode_ahead, config.stream.encode_ahead)
-        encode_ahead = encode_ahead_enabled(setting, pipeline.engines.encoder)
         summary = run_benchmark(pipeline, source, args.frames, args.warmup, label, encode_ahead=encode_ahead).summary()
         summary["encode_ahead"] = encode_ahead
         summary["engines"] = pipeline.engines.name

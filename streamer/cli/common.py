@@ -16,10 +16,10 @@ from streamer.persense import PerSense
 log = logging.getLogger(__name__)
 
 
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", type=Path, metavar="YAML", help="configuration file (default: embedded CPU engines, paper defaults)"
-    )
+def add_config_argument(
+    parser: argparse.ArgumentParser, help: str = "configuration file (default: embedded CPU engines, paper defaults)"
+) -> None:
+    parser.add_argument("--config", type=Path, metavar="YAML", help=help)
 
 
 def build_pipeline(config: Config) -> PerSense:

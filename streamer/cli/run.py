@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+from streamer.cli.common import add_config_argument
 from streamer.config import Config, load_config
 from streamer.stream.config import SourceConfig
 
@@ -27,7 +28,7 @@ def register(subparsers) -> None:
         "with a control socket and Prometheus metrics. Without arguments: the built-in conveyor simulator "
         "with the embedded CPU engines.",
     )
-    p.add_argument("--config", type=Path, metavar="YAML", help="configuration file (flags override it)")
+    add_config_argument(p, help="configuration file (flags override it)")
     p.add_argument("--source", metavar="URI",
                    help="video file, image folder, rtsp://..., v4l2:N, gige:NAME or sim:?objects=60&fps=30")
     p.add_argument("--camera-id", metavar="NAME", help="camera name in topics and metrics (default cam0)")

@@ -20,6 +20,7 @@ from streamer.errors import UserError, first_line
 from streamer.gates import build_gate
 from streamer.persense.pipeline import PerSense
 from streamer.sources.base import SourceState
+from streamer.stream.ahead import encode_ahead_enabled
 from streamer.stream.cameras import default_source_factory
 from streamer.stream.control import ControlServer
 from streamer.stream.metrics import SourceSnapshot, StreamMetrics
@@ -27,7 +28,6 @@ from streamer.stream.metrics_server import MetricsServer
 from streamer.stream.publisher import Publisher
 from streamer.stream.slots import FrameSlots
 from streamer.stream.support import PrototypeCache, apply_support, support_from_bytes
-from streamer.stream.ahead import encode_ahead_enabled
 from streamer.stream.worker import InferenceWorker
 
 log = logging.getLogger(__name__)
