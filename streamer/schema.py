@@ -39,6 +39,7 @@ def result_to_dict(result: SegmentationResult, include_masks: bool = True, **ext
         "height": result.height,
         "count": result.count,
         "density_count": round(float(result.density_count), 3),
+        "match_quality": round(float(result.match_quality), 4),
         "instances": instances,
         "timings_ms": {k: round(v, 3) for k, v in result.timings_ms.items()},
     }

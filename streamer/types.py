@@ -60,6 +60,8 @@ class SegmentationResult:
         density_count: the density map generator's count estimate C of the last pass.
         points: float[P, 2] the point prompts (x, y) decoded in the last pass.
         timings_ms: stage name -> milliseconds spent on this frame.
+        match_quality: how alike the frame's objects are to the support, on the support's own scale (1: as
+            alike as the support object to itself; 0: unrelated content); 0 with no object.
     """
 
     width: int
@@ -68,6 +70,7 @@ class SegmentationResult:
     density_count: float = 0.0
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
     timings_ms: dict[str, float] = field(default_factory=dict)
+    match_quality: float = 0.0
 
     @property
     def count(self) -> int:

@@ -238,7 +238,7 @@ def test_prototype_cache_survives_a_restart(tmp_path):
     s2 = apply_support(PerSense(second), *blob_support(), cache)
     assert first.encoder.calls == 1 and second.encoder.calls == 0
     assert s1.support_id == s2.support_id and np.allclose(s1.prototype, s2.prototype)
-    (next(tmp_path.glob("*.npy"))).write_bytes(b"garbage")
+    (next(tmp_path.glob("*.npz"))).write_bytes(b"garbage")
     third = blob_engines()
     apply_support(PerSense(third), *blob_support(), cache)  # a corrupt cache file is recomputed, not fatal
     assert third.encoder.calls == 1

@@ -19,6 +19,7 @@ from streamer.gates import Gate, NoGate
 from streamer.persense.idm import idm
 from streamer.persense.postprocess import instances_from_decoder
 from streamer.persense.ppsm import argmax_point, ppsm, sample_at
+from streamer.persense.presence import MatchCalibration, calibrate, frame_quality, instance_similarity
 from streamer.persense.similarity import similarity_grid, support_prototype, to_frame
 from streamer.types import Instance, SegmentationResult
 
@@ -36,6 +37,7 @@ class Support:
     prototype: np.ndarray  # float32[C], L2-normalised
     object_size: tuple[float, float]  # (w, h) of the support mask's box, a fallback exemplar size
     support_id: str  # content hash of image + mask + models: names the support in published results
+    calibration: MatchCalibration  # the support's similarity to itself: the scale of match quality
 
 
 def support_id_for(image_rgb: np.ndarray, mask: np.ndarray, engines_name: str) -> str:
@@ -45,6 +47,14 @@ def support_id_for(image_rgb: np.ndarray, mask: np.ndarray, engines_name: str) -
     digest.update(np.packbits(mask).tobytes())
     digest.update(str(image_rgb.shape).encode())
     return digest.hexdigest()[:16]
+
+
+def _similar_size(box: tuple[float, float, float, float], size: tuple[float, float], tolerance: float) -> bool:
+    """The box's linear size, sqrt(w * h), is within a factor `tolerance` of the support object's."""
+    x0, y0, x1, y1 = box
+    found = np.sqrt(max(x1 - x0, 1.0) * max(y1 - y0, 1.0))
+    expected = np.sqrt(max(size[0], 1.0) * max(size[1], 1.0))
+    return expected / tolerance <= found <= expected * tolerance
 
 
 class _Timer:
@@ -86,8 +96,15 @@ class PerSense:
         self._encoder_lock = threading.Lock()
 
     # -- support set ------------------------------------------------------------------------------------
-    def set_support(self, image_rgb: np.ndarray, mask: np.ndarray, prototype: np.ndarray | None = None) -> Support:
-        """Compute (or take a cached) prototype for the support image and mask; replaces the previous one."""
+    def set_support(
+        self,
+        image_rgb: np.ndarray,
+        mask: np.ndarray,
+        prototype: np.ndarray | None = None,
+        calibration: MatchCalibration | None = None,
+    ) -> Support:
+        """Compute (or take cached) prototype and match calibration for the support image and mask; replaces
+        the previous support. A cached prototype is used only with its calibration."""
         mask = np.asarray(mask).astype(bool)
         if mask.shape != image_rgb.shape[:2]:
             raise UserError(
@@ -96,11 +113,14 @@ class PerSense:
             )
         if not mask.any():
             raise UserError("the support mask is empty: mark the example object with non-zero pixels")
-        if prototype is None:
-            prototype = support_prototype(self.encode(image_rgb).embedding, mask)
+        if prototype is None or calibration is None:
+            embedding = self.encode(image_rgb).embedding
+            prototype = support_prototype(embedding, mask)
+            calibration = calibrate(similarity_grid(embedding, prototype), mask)
         ys, xs = np.nonzero(mask)
         size = (float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
-        self.support = Support(prototype.astype(np.float32), size, support_id_for(image_rgb, mask, self.engines.name))
+        support_id = support_id_for(image_rgb, mask, self.engines.name)
+        self.support = Support(prototype.astype(np.float32), size, support_id, calibration)
         return self.support
 
     # -- per frame ---------------------------------------------------------------------------------------
@@ -172,8 +192,11 @@ class PerSense:
             if iteration < cfg.feedback_iterations:
                 exemplars = self._feedback_exemplars(pass_instances, exemplars)
 
+        with timer.stage("postprocess"):
+            instances, quality = self._presence(instances, similarity)
         return SegmentationResult(
-            width=w, height=h, instances=instances, density_count=count, points=points, timings_ms=timer.ms
+            width=w, height=h, instances=instances, density_count=count, points=points, timings_ms=timer.ms,
+            match_quality=quality,
         )
 
     # -- steps ---------------------------------------------------------------------------------------------
@@ -192,14 +215,30 @@ class PerSense:
         h, w = similarity.shape
         output = self.engines.decoder.decode_points(embedding, p_max[None, :], guidance)
         found = instances_from_decoder(output, p_max[None, :], (h, w), min_area=1)
-        if found:
-            return np.asarray([found[0].bbox], np.float32)
-        # No mask at the prior: fall back to a support-sized box around it rather than giving up on the frame.
         bw, bh = self.support.object_size
+        if found and _similar_size(found[0].bbox, (bw, bh), self.config.exemplar_size_tolerance):
+            return np.asarray([found[0].bbox], np.float32)
+        # No mask at the prior, or one of another scale than the support's object (a mask that leaked into
+        # the background, or collapsed to a speck): the camera sees the product at about the support's
+        # scale, so a support-sized box around the prior is the better exemplar than giving up on the frame.
         x, y = p_max
         box = [max(x - bw / 2, 0), max(y - bh / 2, 0), min(x + bw / 2, w), min(y + bh / 2, h)]
-        log.debug("initial exemplar: no mask at the prior %s, using a support-sized box", p_max.tolist())
+        log.debug("initial exemplar: no mask of the support's scale at the prior %s, using a support-sized box",
+                  p_max.tolist())
         return np.asarray([box], np.float32)
+
+    def _presence(self, instances: list[Instance], similarity: np.ndarray) -> tuple[list[Instance], float]:
+        """(the instances, renumbered, or none when the frame's match quality is below the presence threshold;
+        the frame's match quality)."""
+        if not instances:
+            return instances, 0.0
+        qualities = self.support.calibration.quality(instance_similarity(instances, similarity))
+        quality = frame_quality(qualities)
+        if quality < self.config.presence_threshold:
+            log.debug("presence: match quality %.2f below %.2f: no object of the support's kind",
+                      quality, self.config.presence_threshold)
+            return [], quality
+        return instances, quality
 
     def _feedback_exemplars(self, instances: list[Instance], previous: np.ndarray) -> np.ndarray:
         """Algorithm 1, line 14: the top-m masks by decoder score become the DMG's exemplars."""

@@ -75,6 +75,12 @@ class StreamMetrics:
             "persense_end_to_end_seconds", "capture to publish, seconds", ["camera"], buckets=_E2E_BUCKETS, registry=r
         )
         self.objects = Gauge("persense_objects", "instances in the camera's last result", ["camera"], registry=r)
+        self.match_quality = Gauge(
+            "persense_match_quality",
+            "how alike the camera's last objects are to the support (1: as alike as the support to itself, "
+            "0: unrelated); below the presence threshold the frame counts 0",
+            ["camera"], registry=r,
+        )
         self.publish_dropped = Counter(
             "persense_publish_dropped_total",
             "results sent to no subscriber: the publish queue was full, encoding failed, or a subscriber was "
@@ -88,6 +94,7 @@ class StreamMetrics:
             self.publish_dropped.labels(camera)
             self.end_to_end.labels(camera)
             self.objects.labels(camera)
+            self.match_quality.labels(camera)
 
     def watch_sources(self, snapshots: Callable[[], Iterable[SourceSnapshot]]) -> None:
         self.registry.register(_SourceCollector(snapshots))

@@ -177,6 +177,7 @@ class Publisher:
         self.metrics.stage.labels(camera, "publish").observe(time.perf_counter() - start)
         self.metrics.end_to_end.labels(camera).observe(max(time.time() - item.frame.capture_ts, 0.0))
         self.metrics.objects.labels(camera).set(item.result.count)
+        self.metrics.match_quality.labels(camera).set(item.result.match_quality)
         self.sent += 1
         self._on_published(camera)
         if self._limit is not None and self.sent >= self._limit:

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,14 @@ import numpy as np
 from streamer.errors import UserError
 from streamer.imageio import decode_image_bytes, mask_from_raw, read_image, read_mask, to_rgb8
 from streamer.persense.pipeline import PerSense, Support, support_id_for
+from streamer.persense.presence import MatchCalibration
 
 log = logging.getLogger(__name__)
 
 
 class PrototypeCache:
-    """Prototypes on disk: <dir>/<engines name>-<support id>.npy, float32[C]."""
+    """Prototypes on disk: <dir>/<engines name>-<support id>.npz holding `prototype` float32[C] and
+    `calibration` float64[2] (the support's self-similarity and floor, see streamer.persense.presence)."""
 
     def __init__(self, directory: Path | None):
         self.directory = directory
@@ -32,32 +35,38 @@ class PrototypeCache:
         if self.directory is None:
             return None
         slug = re.sub(r"[^A-Za-z0-9_.+-]", "_", engines_name)[:80]
-        return self.directory / f"{slug}-{support_id}.npy"
+        return self.directory / f"{slug}-{support_id}.npz"
 
-    def load(self, engines_name: str, support_id: str) -> np.ndarray | None:
+    def load(self, engines_name: str, support_id: str) -> tuple[np.ndarray, MatchCalibration] | None:
         path = self._path(engines_name, support_id)
         if path is None or not path.exists():
             return None
         try:
-            prototype = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+            with np.load(path, allow_pickle=False) as archive:
+                prototype, calibration = archive["prototype"], archive["calibration"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             log.warning("ignoring unreadable prototype cache %s: %s", path, exc)
             return None
-        if prototype.ndim != 1 or not np.issubdtype(prototype.dtype, np.floating) or not np.isfinite(prototype).all():
+        valid = (
+            prototype.ndim == 1 and np.issubdtype(prototype.dtype, np.floating) and np.isfinite(prototype).all()
+            and calibration.shape == (2,) and np.isfinite(calibration).all()
+        )
+        if not valid:
             log.warning("ignoring malformed prototype cache %s", path)
             return None
-        return prototype.astype(np.float32)
+        return prototype.astype(np.float32), MatchCalibration(float(calibration[0]), float(calibration[1]))
 
-    def save(self, engines_name: str, support_id: str, prototype: np.ndarray) -> None:
-        path = self._path(engines_name, support_id)
+    def save(self, engines_name: str, support: Support) -> None:
+        path = self._path(engines_name, support.support_id)
         if path is None:
             return
+        calibration = np.array([support.calibration.self_similarity, support.calibration.floor], np.float64)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Write then rename: a processor killed mid-write must not leave a half file to load next time.
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(fd, "wb") as fh:
-                np.save(fh, prototype.astype(np.float32), allow_pickle=False)
+                np.savez(fh, prototype=support.prototype.astype(np.float32), calibration=calibration)
             os.replace(tmp, path)
         except OSError as exc:
             log.warning("cannot cache the support prototype in %s: %s", path.parent, exc.strerror or exc)
@@ -71,9 +80,9 @@ def apply_support(persense: PerSense, image_rgb: np.ndarray, mask: np.ndarray, c
     cached = cache.load(name, support_id)
     if cached is not None:
         log.info("support %s: prototype from the cache", support_id)
-        return persense.set_support(image_rgb, mask, prototype=cached)
+        return persense.set_support(image_rgb, mask, prototype=cached[0], calibration=cached[1])
     support = persense.set_support(image_rgb, mask)
-    cache.save(name, support_id, support.prototype)
+    cache.save(name, support)
     return support
 
 

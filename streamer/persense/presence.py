@@ -1,0 +1,62 @@
+"""Presence: how well a frame's objects match the support, on a scale the support calibrates itself.
+
+The support image is compared with its own prototype once: its object's cells give the similarity that
+"the same kind" reaches (`self_similarity`), the image's least alike cells what unrelated content
+reaches (`floor`). A query object's match quality is its similarity on that scale: about 1 for objects as
+alike as the support is to itself, about 0 for content as unrelated as the support image's least alike
+part. A frame whose objects match far below the support's own level holds no object of its kind (an empty
+belt, another product, a camera knocked off its view) and counts 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from streamer.types import Instance
+
+# Percentile of the support image's similarity taken as "unrelated content".
+_FLOOR_PERCENTILE = 5.0
+
+
+@dataclass(frozen=True)
+class MatchCalibration:
+    """self_similarity: median similarity inside the support object; floor: the support image's unrelated level."""
+
+    self_similarity: float
+    floor: float
+
+    def quality(self, similarity: np.ndarray | float) -> np.ndarray:
+        """Similarity -> match quality (1 = as alike as the support to itself, 0 = unrelated), not clipped."""
+        span = max(self.self_similarity - self.floor, 1e-6)
+        return (np.asarray(similarity, np.float64) - self.floor) / span
+
+
+def calibrate(similarity_grid: np.ndarray, mask: np.ndarray) -> MatchCalibration:
+    """The support image's similarity to its own prototype (float[h, w], the feature grid) and its mask
+    (bool[H, W], any resolution) -> the calibration."""
+    h, w = similarity_grid.shape
+    coverage = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    inside = coverage >= 0.5
+    if not inside.any():
+        inside = coverage >= coverage.max() * 0.5
+    self_similarity = float(np.median(similarity_grid[inside]))
+    floor = float(np.percentile(similarity_grid, _FLOOR_PERCENTILE))
+    return MatchCalibration(self_similarity, min(floor, self_similarity - 1e-3))
+
+
+def instance_similarity(instances: list[Instance], similarity: np.ndarray) -> np.ndarray:
+    """float64[N]: each instance's mean similarity over its mask (similarity: float[H, W] at frame size)."""
+    values = np.zeros(len(instances))
+    for k, inst in enumerate(instances):
+        x0, y0, x1, y1 = inst.bbox
+        crop = similarity[y0:y1, x0:x1]
+        values[k] = float(crop[inst.mask].mean()) if inst.mask.any() else float(crop.mean() if crop.size else 0.0)
+    return values
+
+
+def frame_quality(qualities: np.ndarray) -> float:
+    """The frame's match quality: the median of its objects' (0 with no object)."""
+    return float(np.median(qualities)) if len(qualities) else 0.0
