@@ -54,10 +54,10 @@ class PipelineConfig(_Section):
     min_mask_area: int = Field(4, ge=0, description="masks smaller than this many frame pixels are dropped")
     min_score: float = Field(0.0, ge=0, le=1, description="masks scoring below this are dropped")
     max_prompts: int = Field(1024, ge=1, description="cap on point prompts decoded per pass")
-    presence_threshold: float = Field(
+    presence_threshold: Optional[float] = Field(
         0.4, ge=-1.0, le=1.0,
         description="a frame whose objects' median match quality (1: as alike as the support to itself, 0: "
-        "unrelated) is below this counts 0",
+        "unrelated) is below this counts 0; null: never",
     )
     exemplar_size_tolerance: float = Field(
         2.0, ge=1.0, le=100.0,

@@ -105,3 +105,72 @@ def test_empty_density_gives_count_zero():
     persense, decoder, dmg, image = pipeline([np.zeros((H, W), np.float32)] * 2)
     result = persense.segment(image)
     assert result.count == 0 and result.union_mask().sum() == 0
+
+
+class GiantDiscDecoder(DiscDecoder):
+    """Like DiscDecoder, but the prompts listed in `giant` get a mask far larger than any object."""
+
+    def __init__(self, giant):
+        super().__init__()
+        self.giant = set(giant)
+
+    def decode_points(self, embedding, points_xy, guidance=None):
+        out = super().decode_points(embedding, points_xy, guidance)
+        for i, (x, y) in enumerate(points_xy):
+            if len(points_xy) > 1 and i in self.giant:
+                cv2.circle(out.labels, (int(round(x)), int(round(y))), 45, i + 1, -1)
+        return out
+
+
+def test_masks_many_times_the_exemplars_size_are_dropped():
+    decoder, dmg = GiantDiscDecoder({2}), ScriptedDmg([blobs(OBJECTS)])
+    persense = PerSense(EngineSet(ColourEncoder(), decoder, dmg, "test"), PipelineConfig(feedback_iterations=0))
+    image = scene()
+    mask = np.zeros((H, W), bool)
+    cv2.circle(mask.view(np.uint8), OBJECTS[0], 8, 1, -1)
+    persense.set_support(image, mask)
+    result = persense.segment(image)
+    # The 90 px mask is over 2x the 17 px exemplar: dropped; the other five objects stay, renumbered.
+    assert result.count == len(OBJECTS) - 1
+    assert [inst.id for inst in result.instances] == list(range(len(OBJECTS) - 1))
+    assert all(inst.bbox[2] - inst.bbox[0] <= 20 for inst in result.instances)
+
+
+def test_an_initial_mask_of_another_scale_gives_a_support_sized_exemplar():
+    class LeakyDecoder(DiscDecoder):
+        def decode_points(self, embedding, points_xy, guidance=None):
+            out = super().decode_points(embedding, points_xy, guidance)
+            if len(points_xy) == 1:  # the prior's mask leaks over most of the frame
+                out.labels[:] = 1
+            return out
+
+    dmg = ScriptedDmg([blobs(OBJECTS)])
+    persense = PerSense(EngineSet(ColourEncoder(), LeakyDecoder(), dmg, "test"), PipelineConfig(feedback_iterations=0))
+    image = scene()
+    mask = np.zeros((H, W), bool)
+    cv2.circle(mask.view(np.uint8), OBJECTS[0], 8, 1, -1)
+    persense.set_support(image, mask)
+    persense.segment(image)
+    (x0, y0, x1, y1), = dmg.exemplars[0]
+    assert (x1 - x0, y1 - y0) == (17, 17)  # the support mask's box, not the 160 x 120 leak
+
+
+def test_match_quality_is_high_for_the_support_kind_and_a_foreign_frame_counts_zero():
+    persense, decoder, dmg, image = pipeline([blobs(OBJECTS), blobs(OBJECTS)])
+    result = persense.segment(image)
+    assert result.count == len(OBJECTS)
+    assert result.match_quality > 0.8
+    # The same density and masks on a frame whose objects are of another colour: not the support's kind.
+    other = image.copy()
+    other[(image == (230, 140, 30)).all(axis=2)] = (30, 60, 230)
+    dmg.densities = [blobs(OBJECTS), blobs(OBJECTS)]
+    foreign = persense.segment(other)
+    assert foreign.count == 0
+    assert foreign.match_quality < persense.config.presence_threshold
+
+
+def test_presence_threshold_can_be_turned_down():
+    persense, decoder, dmg, image = pipeline([blobs(OBJECTS)] * 2, presence_threshold=None)
+    other = image.copy()
+    other[(image == (230, 140, 30)).all(axis=2)] = (30, 60, 230)
+    assert persense.segment(other).count == len(OBJECTS)

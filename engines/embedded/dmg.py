@@ -38,7 +38,9 @@ _BLOB_SIGMA = 0.25
 _POOL_RADIUS = 6.0
 # Descriptor smoothing before classification, in object radii.
 _SMOOTH = 0.2
-_MIN_CORRELATION = 0.6
+# Correlation peaks: objects' peaks and the background's separate at a valley of the peak values' histogram
+# (Otsu's threshold on them), kept within these bounds.
+_CORRELATION_RANGE = (0.42, 0.6)
 # A correlation peak's surroundings must vary at least this fraction as much as the exemplar's template.
 _MIN_CONTRAST = 0.5
 _MAX_COLOUR_DISTANCE = 3.0
@@ -98,7 +100,8 @@ def detect_objects(desc: Descriptors, exemplar_boxes: np.ndarray) -> tuple[np.nd
     else:
         profile = np.mean([radial_profile(intensity, box) for box in boxes], axis=0)
         ncc, _ = correlation_map(intensity, profile, radius)
-        centres = correlation_peaks(ncc, radius, _MIN_CORRELATION)
+        centres = correlation_peaks(ncc, radius, _CORRELATION_RANGE[0])
+        centres = centres[peak_values(ncc, centres) >= peak_threshold(peak_values(ncc, centres))]
         # Correlation ignores contrast: a faint ripple in flat background must not pass for an object.
         contrast = local_contrast(intensity, radius)
         ix = np.clip(np.rint(centres[:, 0]).astype(int), 0, contrast.shape[1] - 1)
@@ -110,6 +113,28 @@ def detect_objects(desc: Descriptors, exemplar_boxes: np.ndarray) -> tuple[np.nd
         "dmg: %s, radius %.1f cells, colour contrast %.1f, %d objects", how, radius, colour_contrast, len(centres)
     )
     return centres, radius
+
+
+def peak_values(ncc: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """float32[K]: the correlation at each centre (grid cells)."""
+    ix = np.clip(np.rint(centres[:, 0]).astype(int), 0, ncc.shape[1] - 1)
+    iy = np.clip(np.rint(centres[:, 1]).astype(int), 0, ncc.shape[0] - 1)
+    return ncc[iy, ix]
+
+
+def peak_threshold(values: np.ndarray) -> float:
+    """The correlation that separates objects' peaks from the background's: Otsu's threshold on the peak
+    values (a frame's own split, so scenes with weaker or stronger matches are judged alike), bounded."""
+    low, high = _CORRELATION_RANGE
+    if len(values) < 4 or float(values.max() - values.min()) < 1e-3:
+        return high
+    hist, edges = np.histogram(values, bins=32)
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(hist).astype(np.float64)
+    mean = np.cumsum(hist * centres)
+    total, total_mean = weight[-1], mean[-1]
+    between = (total_mean * weight - mean * total) ** 2 / np.maximum(weight * (total - weight), 1e-9)
+    return float(np.clip(centres[int(np.argmax(between[:-1]))], low, high))
 
 
 def colour_matches(fg, data: np.ndarray, centres: np.ndarray) -> np.ndarray:

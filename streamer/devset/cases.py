@@ -57,6 +57,9 @@ def _scenes() -> dict[str, c.Scene]:
         "coins on gravel": c.compose(coins, c.texture("gravel", w, h), 90, 20, seed=2, lighting=0.35),
         "coins on grass": c.compose(coins, c.texture("grass", w, h, (0.7, 1.0, 0.6)), 220, 13, seed=3),
         "small coins on brick": c.compose(coins, c.texture("brick", 800, 600), 300, 12, seed=4, spacing=0.9),
+        "coins in uneven light": c.compose(
+            coins, c.texture("grass", w, h, (0.9, 0.75, 0.55)), 60, 24, seed=9, lighting=0.5
+        ),
         "nuclei, fluorescence": c.compose(
             glow, c.dark_field(w, h, 5), 125, 11, seed=5, bright_fraction=0.04, brightness=(0.5, 1.1)
         ),
@@ -100,6 +103,7 @@ def _builders() -> list[Callable[[], Case]]:
         same("coins on gravel"),
         same("coins on grass"),
         same("small coins on brick"),
+        same("coins in uneven light"),
         same("nuclei, fluorescence"),
         same("nuclei on stroma"),
         same("galaxies"),

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from streamer.persense.idm import idm
 from streamer.persense.postprocess import instances_from_decoder
 from streamer.persense.ppsm import argmax_point, ppsm, sample_at
 from streamer.persense.presence import MatchCalibration, calibrate, frame_quality, instance_similarity
+from streamer.persense.support_checks import size_mismatch, support_problems
 from streamer.persense.similarity import similarity_grid, support_prototype, to_frame
 from streamer.types import Instance, SegmentationResult
 
@@ -38,6 +39,8 @@ class Support:
     object_size: tuple[float, float]  # (w, h) of the support mask's box, a fallback exemplar size
     support_id: str  # content hash of image + mask + models: names the support in published results
     calibration: MatchCalibration  # the support's similarity to itself: the scale of match quality
+    image_hw: tuple[int, int] = (0, 0)  # the support image's (H, W)
+    warnings: tuple[str, ...] = ()  # what a person should know about this support (see support_checks)
 
 
 def support_id_for(image_rgb: np.ndarray, mask: np.ndarray, engines_name: str) -> str:
@@ -49,11 +52,16 @@ def support_id_for(image_rgb: np.ndarray, mask: np.ndarray, engines_name: str) -
     return digest.hexdigest()[:16]
 
 
-def _similar_size(box: tuple[float, float, float, float], size: tuple[float, float], tolerance: float) -> bool:
-    """The box's linear size, sqrt(w * h), is within a factor `tolerance` of the support object's."""
+def _linear_size(box: tuple[float, float, float, float]) -> float:
+    """sqrt(w * h) of an (x0, y0, x1, y1) box."""
     x0, y0, x1, y1 = box
-    found = np.sqrt(max(x1 - x0, 1.0) * max(y1 - y0, 1.0))
-    expected = np.sqrt(max(size[0], 1.0) * max(size[1], 1.0))
+    return float(np.sqrt(max(x1 - x0, 1.0) * max(y1 - y0, 1.0)))
+
+
+def _similar_size(box: tuple[float, float, float, float], size: tuple[float, float], tolerance: float) -> bool:
+    """The box's linear size is within a factor `tolerance` of the support object's (w, h)."""
+    found = _linear_size(box)
+    expected = _linear_size((0.0, 0.0, size[0], size[1]))
     return expected / tolerance <= found <= expected * tolerance
 
 
@@ -93,6 +101,7 @@ class PerSense:
         self.config = config or PipelineConfig()
         self.gate = gate or NoGate()
         self.support: Support | None = None
+        self._size_warned = False
         self._encoder_lock = threading.Lock()
 
     # -- support set ------------------------------------------------------------------------------------
@@ -113,6 +122,9 @@ class PerSense:
             )
         if not mask.any():
             raise UserError("the support mask is empty: mark the example object with non-zero pixels")
+        warnings = tuple(support_problems(image_rgb, mask))
+        for warning in warnings:
+            log.warning("support: %s", warning)
         if prototype is None or calibration is None:
             embedding = self.encode(image_rgb).embedding
             prototype = support_prototype(embedding, mask)
@@ -120,7 +132,10 @@ class PerSense:
         ys, xs = np.nonzero(mask)
         size = (float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
         support_id = support_id_for(image_rgb, mask, self.engines.name)
-        self.support = Support(prototype.astype(np.float32), size, support_id, calibration)
+        self.support = Support(
+            prototype.astype(np.float32), size, support_id, calibration, tuple(image_rgb.shape[:2]), warnings
+        )
+        self._size_warned = False
         return self.support
 
     # -- per frame ---------------------------------------------------------------------------------------
@@ -148,6 +163,11 @@ class PerSense:
             raise ValueError(f"the embedding is of a {embedding.frame_hw[1]}x{embedding.frame_hw[0]} frame, "
                              f"not of this {w}x{h} one")
         timer.ms["encode"] = encoded.encode_ms
+        if not self._size_warned:
+            self._size_warned = True
+            mismatch = size_mismatch(self.support.image_hw, (h, w))
+            if mismatch:
+                log.warning("%s", mismatch)
         with timer.stage("similarity"):
             grid = similarity_grid(embedding, self.support.prototype)
             similarity = to_frame(grid, (h, w))
@@ -184,6 +204,7 @@ class PerSense:
                     pass_instances = instances_from_decoder(
                         output, pass_points, (h, w), cfg.duplicate_iou, cfg.min_score, cfg.min_mask_area
                     )
+            pass_instances = self._size_gate(pass_instances, exemplars)
             if iteration == 0 or pass_instances:
                 instances, points, count = pass_instances, pass_points, float(dmg.count)
             if not pass_instances:
@@ -227,6 +248,20 @@ class PerSense:
                   p_max.tolist())
         return np.asarray([box], np.float32)
 
+    def _size_gate(self, instances: list[Instance], exemplars: np.ndarray) -> list[Instance]:
+        """The instances whose box is at most `exemplar_size_tolerance` times the exemplars' linear size: a
+        mask many times an exemplar's size leaked into the background or merged a clump, and is no object."""
+        if not instances or len(exemplars) == 0:
+            return instances
+        sides = np.maximum(exemplars[:, 2:] - exemplars[:, :2], 1.0)
+        limit = float(np.median(np.sqrt(sides[:, 0] * sides[:, 1]))) * self.config.exemplar_size_tolerance
+        kept = [inst for inst in instances if _linear_size(inst.bbox) <= limit]
+        if len(kept) < len(instances):
+            log.debug("size gate: %d of %d masks larger than %.0f px dropped", len(instances) - len(kept),
+                      len(instances), limit)
+            kept = [replace(inst, id=k) for k, inst in enumerate(kept)]
+        return kept
+
     def _presence(self, instances: list[Instance], similarity: np.ndarray) -> tuple[list[Instance], float]:
         """(the instances, renumbered, or none when the frame's match quality is below the presence threshold;
         the frame's match quality)."""
@@ -234,9 +269,10 @@ class PerSense:
             return instances, 0.0
         qualities = self.support.calibration.quality(instance_similarity(instances, similarity))
         quality = frame_quality(qualities)
-        if quality < self.config.presence_threshold:
+        threshold = self.config.presence_threshold
+        if threshold is not None and quality < threshold:
             log.debug("presence: match quality %.2f below %.2f: no object of the support's kind",
-                      quality, self.config.presence_threshold)
+                      quality, threshold)
             return [], quality
         return instances, quality
 

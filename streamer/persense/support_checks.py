@@ -1,0 +1,50 @@
+"""Checks of a one-shot support that catch the examples no engine can learn from.
+
+`support_problems` returns the warnings a person should read before trusting the counts; a support that
+cannot work at all (an object of a few pixels) is a UserError.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamer.errors import UserError
+
+# Fewer mask pixels than this describe no object; fewer than _SMALL_OBJECT, an unreliable one.
+_MIN_PIXELS = 9
+_SMALL_OBJECT = 64
+# Intensity standard deviation (0-255) over the object and its surroundings below which the support is flat.
+_FLAT = 2.0
+
+
+def support_problems(image_rgb: np.ndarray, mask: np.ndarray) -> list[str]:
+    """Warnings about a support image uint8[H, W, 3] and mask bool[H, W]; raises UserError when unusable."""
+    area = int(mask.sum())
+    if area < _MIN_PIXELS:
+        raise UserError(
+            f"the support mask covers {area} pixel(s): mark the whole example object (at least {_MIN_PIXELS})"
+        )
+    problems = []
+    if area < _SMALL_OBJECT:
+        problems.append(f"the support object is only {area} pixels: counts of such small objects are unreliable")
+    if mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any():
+        problems.append("the support object touches the image border: a cut-off example may not look like a whole one")
+    ys, xs = np.nonzero(mask)
+    pad = max(int(0.5 * max(np.ptp(xs), np.ptp(ys))), 2)
+    y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, mask.shape[0])
+    x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, mask.shape[1])
+    if float(image_rgb[y0:y1, x0:x1].astype(np.float32).mean(axis=2).std()) < _FLAT:
+        problems.append("the support mask lies on a uniform region: there is no object to learn from there")
+    return problems
+
+
+def size_mismatch(support_hw: tuple[int, int], frame_hw: tuple[int, int], factor: float = 4.0) -> str | None:
+    """A warning when the frame and the support image differ in linear size by more than `factor`."""
+    ratio = float(np.sqrt((frame_hw[0] * frame_hw[1]) / max(support_hw[0] * support_hw[1], 1)))
+    if ratio > factor or ratio < 1 / factor:
+        return (
+            f"the frame ({frame_hw[1]}x{frame_hw[0]}) and the support image ({support_hw[1]}x{support_hw[0]}) differ "
+            f"{max(ratio, 1 / ratio):.1f}x in size: objects are expected at the support's scale; take the support "
+            "from the camera's own view"
+        )
+    return None
