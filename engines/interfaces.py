@@ -39,10 +39,13 @@ class PromptGuidance:
         prototype: float32[C] the support prototype (L2-normalised).
         similarity: float32[h, w] the similarity map on the encoder's feature grid (same grid as
             `ImageEmbedding.features`).
+        object_radius: the support object's radius in frame pixels (sqrt(w * h) / 2 of its box), a scale
+            prior for decoders that find an object's extent themselves; None when unknown.
     """
 
     prototype: np.ndarray
     similarity: np.ndarray
+    object_radius: float | None = None
 
 
 @dataclass

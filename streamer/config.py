@@ -59,10 +59,18 @@ class PipelineConfig(_Section):
         description="a frame whose objects' median match quality (1: as alike as the support to itself, 0: "
         "unrelated) is below this counts 0; null: never",
     )
+    feedback_quality_margin: float = Field(
+        0.1, ge=0.0, le=2.0,
+        description="a feedback pass whose match quality is more than this below the first pass's is discarded",
+    )
     exemplar_size_tolerance: float = Field(
+        1.3, ge=1.0, le=100.0,
+        description="the initial exemplar is the mask decoded at the prior when its size is within this factor of "
+        "the support object's, else a support-sized box there",
+    )
+    mask_size_tolerance: float = Field(
         2.0, ge=1.0, le=100.0,
-        description="the initial exemplar's mask is used when its size is within this factor of the support "
-        "object's, else a support-sized box at the prior",
+        description="masks larger than this factor of the exemplars' size (leaks, merged clumps) are no object",
     )
 
 

@@ -17,12 +17,15 @@ def test_calibration_takes_the_object_median_and_the_images_low_percentile():
     assert abs(float(cal.quality(cal.floor))) < 1e-9
 
 
-def test_instance_similarity_is_the_mean_over_the_mask_only():
+def test_instance_similarity_is_the_median_over_the_mask_only():
     sim = np.zeros((20, 20), np.float32)
     sim[5:10, 5:10] = 1.0
     mask = np.zeros((10, 10), bool)
     mask[:5, :5] = True  # exactly the 1.0 square
     inst = Instance(0, 1.0, (5, 5, 15, 15), mask)
+    assert instance_similarity([inst], sim).tolist() == [1.0]
+    # A mask that takes in a rim of background (0.0) is still judged by the object's majority.
+    mask[:6, :6] = True
     assert instance_similarity([inst], sim).tolist() == [1.0]
     assert frame_quality(np.array([0.2, 0.9, 1.0])) == 0.9
     assert frame_quality(np.array([])) == 0.0

@@ -14,6 +14,7 @@ import numpy as np
 
 from engines.embedded.features import Descriptors
 from engines.embedded.joint import segment_prompts
+from engines.embedded.rays import group_prompts, outline_scores, outlines, rasterise
 from engines.embedded.scoring import region_scores
 from engines.interfaces import DecoderOutput, ImageEmbedding, PromptGuidance
 from streamer.errors import EngineError
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 # Cosine similarity to the support prototype below which a guided prompt is on another kind of object
 # (targets sit at 0.6-1.0, the belt and other-coloured objects at 0.1-0.3 with the embedded features).
 _MIN_GUIDED_SIMILARITY = 0.4
+import os
+_USE_RAYS = os.environ.get("RAYS", "1") == "1"
+_RAYS_MIN = int(os.environ.get("RAYS_MIN", "2"))
 
 
 class EmbeddedMaskDecoder:
@@ -42,10 +46,23 @@ class EmbeddedMaskDecoder:
             empty = np.zeros((gh, gw), np.int32)
             return DecoderOutput(None, np.zeros((0, 1), np.float32), (float(gh), float(gw)), empty)
         cells = desc.to_grid(points)
-        groups_map, groups, prob, radius = segment_prompts(desc, cells, guidance)
-        if guidance is not None:
-            groups_map = drop_unlike(groups_map, groups, guidance_at(guidance, cells, desc.grid_hw))
-        scores = region_scores(groups_map, groups, prob, len(points))
+        if len(points) >= _RAYS_MIN and _USE_RAYS:
+            data = desc.smoothed(0.8)
+            hint = None
+            if guidance is not None and guidance.object_radius:
+                hint = float(guidance.object_radius) / desc.stride
+            shapes = outlines(data, cells, max_radius=0.2 * max(gh, gw), radius_hint=hint)
+            groups = group_prompts(cells, shapes.radius)
+            groups_map = rasterise((gh, gw), cells, shapes, groups)
+            scores = outline_scores(shapes, groups)
+            radius = float(np.median(shapes.radius))
+            if guidance is not None:
+                groups_map = drop_unlike(groups_map, groups, guidance_at(guidance, cells, desc.grid_hw))
+        else:
+            groups_map, groups, prob, radius = segment_prompts(desc, cells, guidance)
+            if guidance is not None:
+                groups_map = drop_unlike(groups_map, groups, guidance_at(guidance, cells, desc.grid_hw))
+            scores = region_scores(groups_map, groups, prob, len(points))
         labels = prompt_labels(groups_map, groups)
         log.debug("decoder: %d prompts, %d objects, radius %.1f cells", len(points), int(groups.max()) + 1, radius)
         return DecoderOutput(None, scores[:, None], (float(gh), float(gw)), labels)

@@ -1,11 +1,12 @@
 """Exemplar-driven density map generator for the CPU.
 
-The exemplar boxes give the target's appearance (a two-class colour/texture model fitted on their insides)
-and its scale (their radii). Objects are then found one of two ways:
-- colour-distinct targets: the appearance model segments them, and each object is a peak of the distance
-  transform of that foreground, touching objects split at saddles and shading valleys;
-- grey-on-grey targets: multi-scale exemplar correlation (a rotation-invariant radial template of the
-  exemplars, normalised cross-correlation at 0.75-1.32x their radius), gated by colour.
+The exemplar boxes give the objects' scale (their radius) and look. Objects are found in two steps:
+1. candidates: cells ringed by an outline at the exemplars' radius (`rims`): every compact object of about
+   that size, bright or dark, on any background;
+2. verification: a candidate is of the kind when its neighbourhood correlates with the exemplars'
+   rotation-invariant radial profile (normalised cross-correlation, so brightness and contrast do not
+   matter: dim and bright objects of the kind alike) and its colour is the exemplars'. The correlation
+   threshold is the frame's own split of its candidates' correlations (Otsu), within bounds.
 Every object found contributes a Gaussian of unit mass, with a width set by the exemplars' scale, so the
 map integrates to the count and each object's blob is what the IDM's threshold and contour split expect.
 Large objects are processed on a pooled grid (about 6 cells per radius): same answer, faster.
@@ -18,17 +19,11 @@ import logging
 import cv2
 import numpy as np
 
-from engines.embedded.appearance import foreground
-from engines.embedded.correlation import (
-    correlation_map,
-    correlation_peaks,
-    local_contrast,
-    profile_contrast,
-    radial_profile,
-)
+from engines.embedded.correlation import correlation_map, radial_profile
 from engines.embedded.features import INTENSITY, RED_GREEN, YELLOW_BLUE, Descriptors
-from engines.embedded.objects import find_centres, interior_valley_depth, object_map, valley_kernel, valley_strength
-from engines.embedded.payload import boxes_to_grid, descriptors_for, inner_ellipses
+from engines.embedded.payload import boxes_to_grid, descriptors_for
+from engines.embedded.rays import radial_gradients
+from engines.embedded.rims import rim_candidates, rim_map, snap_to_candidates
 from engines.interfaces import DensityOutput, ImageEmbedding
 
 log = logging.getLogger(__name__)
@@ -36,14 +31,16 @@ log = logging.getLogger(__name__)
 # Density blob width in object radii: narrow enough that touching objects' blobs stay apart at the IDM's T.
 _BLOB_SIGMA = 0.25
 _POOL_RADIUS = 6.0
-# Descriptor smoothing before classification, in object radii.
-_SMOOTH = 0.2
-# Correlation peaks: objects' peaks and the background's separate at a valley of the peak values' histogram
-# (Otsu's threshold on them), kept within these bounds.
-_CORRELATION_RANGE = (0.42, 0.6)
-# A correlation peak's surroundings must vary at least this fraction as much as the exemplar's template.
-_MIN_CONTRAST = 0.5
+# Descriptor smoothing (cells) before gradients: the decoder uses the same, so the two share the map.
+_SMOOTH = 0.8
+# Candidates whose outline is weaker than this fraction of the exemplars' are no object.
+_MIN_RIM = 0.25
+# Bounds of the correlation threshold (the frame's Otsu split of its candidates' correlations).
+_CORRELATION_RANGE = (0.3, 0.65)
+# Colour: a candidate farther than this (exemplar chroma spreads) from the exemplars' colour is another kind.
 _MAX_COLOUR_DISTANCE = 3.0
+_CHROMA_FLOOR = np.array([0.05, 0.05])
+_CHROMA_REL_FLOOR = 0.15
 
 
 class EmbeddedDensityMapGenerator:
@@ -58,77 +55,76 @@ class EmbeddedDensityMapGenerator:
         boxes = boxes_to_grid(desc, exemplar_boxes)
         if len(boxes):
             # Objects of more than ~6 cells' radius are found as well on a coarser grid, and faster.
-            desc = desc.pooled(max(int(exemplar_radius(boxes)[0] // _POOL_RADIUS), 1))
+            desc = desc.pooled(max(int(exemplar_radius(boxes) // _POOL_RADIUS), 1))
         centres, radius = detect_objects(desc, exemplar_boxes)
         density = render_density(centres, radius, desc)
         return DensityOutput(density, float(len(centres)))
 
 
-def exemplar_radius(grid_boxes: np.ndarray) -> tuple[float, float]:
-    """(median, smallest) exemplar radius in grid cells, radius = sqrt(w * h) / 2."""
+def exemplar_radius(grid_boxes: np.ndarray) -> float:
+    """The median exemplar radius in grid cells, radius = sqrt(w * h) / 2."""
     w = np.maximum(grid_boxes[:, 2] - grid_boxes[:, 0], 1e-3)
     h = np.maximum(grid_boxes[:, 3] - grid_boxes[:, 1], 1e-3)
-    sizes = np.sqrt(w * h) / 2
-    return float(np.median(sizes)), float(sizes.min())
+    return float(np.median(np.sqrt(w * h) / 2))
+
+
+def gradients(desc: Descriptors) -> tuple[np.ndarray, np.ndarray]:
+    """The descriptors' radial-projection gradients (see rays.radial_gradients), once per frame and grid."""
+    return desc.cached(("gradients", _SMOOTH), lambda: radial_gradients(desc.smoothed(_SMOOTH)))
 
 
 def detect_objects(desc: Descriptors, exemplar_boxes: np.ndarray) -> tuple[np.ndarray, float]:
-    """-> (float32[K, 2] object centres (x, y) in grid cells, the exemplars' radius in cells).
-
-    Colour-distinct targets are segmented by appearance and split at distance-transform saddles and
-    shading valleys; grey-on-grey targets are found by exemplar correlation (brightness-invariant). Either
-    way the appearance model's colour test rejects objects of another colour.
-    """
+    """-> (float32[K, 2] object centres (x, y) in grid cells, the exemplars' radius in cells)."""
     boxes = boxes_to_grid(desc, exemplar_boxes)
     if len(boxes) == 0:
         return np.zeros((0, 2), np.float32), 1.0
-    radius, smallest = exemplar_radius(boxes)
-    reference = inner_ellipses(desc.grid_hw, boxes)
-    if not reference.any():
+    radius = max(exemplar_radius(boxes), 1.0)
+    gx, gy = gradients(desc)
+    rim = rim_map(gx, gy, radius)
+    candidates = rim_candidates(rim, radius, 0.0)
+    # The boxes' centres on their objects' centres (a mask's box is off where the mask is).
+    centres = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2 - 0.5, (boxes[:, 1] + boxes[:, 3]) / 2 - 0.5])
+    exemplars = snap_to_candidates(centres, candidates, 0.6 * radius)
+    own_rim = float(np.median(_at(rim, exemplars)))
+    candidates = candidates[_at(rim, candidates) > _MIN_RIM * own_rim]
+    if len(candidates) == 0:
         return np.zeros((0, 2), np.float32), radius
-    # Averaging over a fifth of the object evens out engraving and speckle before the per-cell decision.
-    data = desc.smoothed(_SMOOTH * radius)
-    fg = foreground(data, reference)
     intensity = desc.data[INTENSITY]
-    colour_contrast = fg.colour_contrast()
-    if fg.colour_distinct:
-        valley = desc.cached(("valley", 0.0, valley_kernel(radius)), lambda: valley_strength(intensity, radius))
-        interior = interior_valley_depth(intensity, reference, radius, valley)
-        objects = object_map(fg.prob, intensity, radius, interior, valley)
-        centres = find_centres(objects, min_radius=0.4 * smallest)[:, :2]
-        how = "segmentation"
-    else:
-        profile = np.mean([radial_profile(intensity, box) for box in boxes], axis=0)
-        ncc, _ = correlation_map(intensity, profile, radius)
-        centres = correlation_peaks(ncc, radius, _CORRELATION_RANGE[0])
-        centres = centres[peak_values(ncc, centres) >= peak_threshold(peak_values(ncc, centres))]
-        # Correlation ignores contrast: a faint ripple in flat background must not pass for an object.
-        contrast = local_contrast(intensity, radius)
-        ix = np.clip(np.rint(centres[:, 0]).astype(int), 0, contrast.shape[1] - 1)
-        iy = np.clip(np.rint(centres[:, 1]).astype(int), 0, contrast.shape[0] - 1)
-        strong = contrast[iy, ix] >= _MIN_CONTRAST * profile_contrast(profile)
-        centres = centres[strong & colour_matches(fg, data, centres)]
-        how = "correlation"
+    profile = np.mean([radial_profile(intensity, _box(x, y, radius)) for x, y in exemplars], axis=0)
+    ncc, _ = correlation_map(intensity, profile, radius)
+    # The best correlation within a cell of the candidate: the two maps' peaks need not share a cell.
+    scores = _at(cv2.dilate(ncc, np.ones((3, 3), np.uint8)), candidates)
+    threshold = correlation_threshold(scores)
+    colour = colour_matches(desc, exemplars, candidates, radius)
+    alike = (scores >= threshold) & colour
     log.debug(
-        "dmg: %s, radius %.1f cells, colour contrast %.1f, %d objects", how, radius, colour_contrast, len(centres)
+        "dmg: radius %.1f cells, %d candidates, correlation threshold %.2f (%d pass), colour %d pass, %d objects",
+        radius, len(candidates), threshold, int((scores >= threshold).sum()), int(colour.sum()), int(alike.sum()),
     )
-    return centres, radius
+    return candidates[alike].astype(np.float32), radius
 
 
-def peak_values(ncc: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """float32[K]: the correlation at each centre (grid cells)."""
-    ix = np.clip(np.rint(centres[:, 0]).astype(int), 0, ncc.shape[1] - 1)
-    iy = np.clip(np.rint(centres[:, 1]).astype(int), 0, ncc.shape[0] - 1)
-    return ncc[iy, ix]
+def _at(values: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """values at the cells nearest float[K, 2] (x, y) points."""
+    h, w = values.shape
+    ix = np.clip(np.rint(points[:, 0]).astype(int), 0, w - 1)
+    iy = np.clip(np.rint(points[:, 1]).astype(int), 0, h - 1)
+    return values[iy, ix]
 
 
-def peak_threshold(values: np.ndarray) -> float:
-    """The correlation that separates objects' peaks from the background's: Otsu's threshold on the peak
-    values (a frame's own split, so scenes with weaker or stronger matches are judged alike), bounded."""
+def _box(x: float, y: float, radius: float) -> np.ndarray:
+    """The grid box (x0, y0, x1, y1) of a disc of `radius` cells centred on cell (x, y)."""
+    return np.array([x + 0.5 - radius, y + 0.5 - radius, x + 0.5 + radius, y + 0.5 + radius])
+
+
+def correlation_threshold(scores: np.ndarray) -> float:
+    """The correlation that separates the kind's candidates from the background's: Otsu's threshold on the
+    candidates' correlations (the frame's own split: scenes with weaker or stronger matches are judged
+    alike), within `_CORRELATION_RANGE`."""
     low, high = _CORRELATION_RANGE
-    if len(values) < 4 or float(values.max() - values.min()) < 1e-3:
-        return high
-    hist, edges = np.histogram(values, bins=32)
+    if len(scores) < 4 or float(scores.max() - scores.min()) < 1e-3:
+        return low
+    hist, edges = np.histogram(scores, bins=32)
     centres = (edges[:-1] + edges[1:]) / 2
     weight = np.cumsum(hist).astype(np.float64)
     mean = np.cumsum(hist * centres)
@@ -137,13 +133,25 @@ def peak_threshold(values: np.ndarray) -> float:
     return float(np.clip(centres[int(np.argmax(between[:-1]))], low, high))
 
 
-def colour_matches(fg, data: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """bool[K]: the cells at `centres` have the target's colour (chroma within the target class)."""
-    h, w = data.shape[1:]
-    ix = np.clip(np.rint(centres[:, 0]).astype(int), 0, w - 1)
-    iy = np.clip(np.rint(centres[:, 1]).astype(int), 0, h - 1)
-    chroma = [RED_GREEN, YELLOW_BLUE]
-    z = (data[chroma][:, iy, ix] - fg.target.mean[chroma, None]) / fg.target.std[chroma, None]
+def _disc_means(desc: Descriptors, radius: float) -> np.ndarray:
+    """float32[2, h, w]: the chroma descriptors averaged over a disc of half an object radius around each cell."""
+    r = max(int(round(0.5 * radius)), 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)).astype(np.float32)
+    kernel /= kernel.sum()
+    return np.stack([cv2.filter2D(desc.data[c], -1, kernel) for c in (RED_GREEN, YELLOW_BLUE)])
+
+
+def colour_matches(desc: Descriptors, exemplars: np.ndarray, candidates: np.ndarray, radius: float) -> np.ndarray:
+    """bool[K]: the candidates' colour (chroma averaged over their middle) is the exemplars'."""
+    means = _disc_means(desc, radius)
+    reference = np.stack([_at(m, exemplars) for m in means])  # [2, M]
+    centre = np.median(reference, axis=1)
+    spread = np.maximum(reference.std(axis=1), _CHROMA_FLOOR)
+    spread = np.maximum(spread, _CHROMA_REL_FLOOR * float(np.hypot(*centre)))
+    found = np.stack([_at(m, candidates) for m in means])  # [2, K]
+    z = (found - centre[:, None]) / spread[:, None]
+    log.debug("colour: exemplar chroma %s spread %s; candidates' chroma median %s", np.round(centre, 3),
+              np.round(spread, 3), np.round(np.median(found, axis=1), 3))
     return np.hypot(z[0], z[1]) < _MAX_COLOUR_DISTANCE
 
 

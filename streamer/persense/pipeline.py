@@ -40,6 +40,7 @@ class Support:
     support_id: str  # content hash of image + mask + models: names the support in published results
     calibration: MatchCalibration  # the support's similarity to itself: the scale of match quality
     image_hw: tuple[int, int] = (0, 0)  # the support image's (H, W)
+    object_radius: float = 0.0  # sqrt(area / pi) of the support mask, pixels: the objects' scale
     warnings: tuple[str, ...] = ()  # what a person should know about this support (see support_checks)
 
 
@@ -133,7 +134,8 @@ class PerSense:
         size = (float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
         support_id = support_id_for(image_rgb, mask, self.engines.name)
         self.support = Support(
-            prototype.astype(np.float32), size, support_id, calibration, tuple(image_rgb.shape[:2]), warnings
+            prototype.astype(np.float32), size, support_id, calibration, image_hw=tuple(image_rgb.shape[:2]),
+            object_radius=float(np.sqrt(mask.sum() / np.pi)), warnings=warnings,
         )
         self._size_warned = False
         return self.support
@@ -172,7 +174,9 @@ class PerSense:
             grid = similarity_grid(embedding, self.support.prototype)
             similarity = to_frame(grid, (h, w))
             gate_boxes = self.gate.boxes(image_rgb)
-        guidance = PromptGuidance(self.support.prototype, grid) if cfg.target_guidance else None
+        guidance = None
+        if cfg.target_guidance:
+            guidance = PromptGuidance(self.support.prototype, grid, self.support.object_radius)
 
         with timer.stage("decode"):
             exemplars = self._initial_exemplar(embedding, similarity, gate_boxes, guidance)
@@ -181,7 +185,7 @@ class PerSense:
         # what the first pass found (counts would flicker from frame to frame).
         instances: list[Instance] = []
         points = np.zeros((0, 2), np.float32)
-        count = 0.0
+        count, quality = 0.0, 0.0
         for iteration in range(1 + cfg.feedback_iterations):
             if len(exemplars) == 0:
                 break
@@ -194,6 +198,7 @@ class PerSense:
                 pass_points = ppsm(candidates, similarity, float(dmg.count), gate_boxes, k=cfg.ppsm_k)
                 pass_points = self._limit_prompts(pass_points, similarity)
             pass_instances: list[Instance] = []
+            pass_quality = 0.0
             if len(pass_points):
                 with timer.stage("decode"):
                     # The paper's first pass uses target guidance; the feedback pass decodes with plain prompts.
@@ -204,17 +209,23 @@ class PerSense:
                     pass_instances = instances_from_decoder(
                         output, pass_points, (h, w), cfg.duplicate_iou, cfg.min_score, cfg.min_mask_area
                     )
-            pass_instances = self._size_gate(pass_instances, exemplars)
-            if iteration == 0 or pass_instances:
-                instances, points, count = pass_instances, pass_points, float(dmg.count)
+                    pass_instances = self._size_gate(pass_instances, exemplars)
+                    pass_quality = self._match_quality(pass_instances, similarity)
+            # A feedback pass replaces the answer unless it found nothing, or objects that match the support
+            # clearly worse (exemplars fed back from poor masks find other things): counts must not flicker
+            # to 0, nor drift to another kind of object.
+            if iteration == 0 or (pass_instances and pass_quality >= quality - cfg.feedback_quality_margin):
+                instances, points, count, quality = pass_instances, pass_points, float(dmg.count), pass_quality
+            elif pass_instances:
+                log.debug("feedback pass: match quality %.2f, %.2f before: the first pass's answer kept",
+                          pass_quality, quality)
             if not pass_instances:
                 # No mask to feed back: another pass would only re-decode the same prompts unguided.
                 break
             if iteration < cfg.feedback_iterations:
                 exemplars = self._feedback_exemplars(pass_instances, exemplars)
 
-        with timer.stage("postprocess"):
-            instances, quality = self._presence(instances, similarity)
+        instances = self._presence(instances, quality)
         return SegmentationResult(
             width=w, height=h, instances=instances, density_count=count, points=points, timings_ms=timer.ms,
             match_quality=quality,
@@ -249,12 +260,12 @@ class PerSense:
         return np.asarray([box], np.float32)
 
     def _size_gate(self, instances: list[Instance], exemplars: np.ndarray) -> list[Instance]:
-        """The instances whose box is at most `exemplar_size_tolerance` times the exemplars' linear size: a
+        """The instances whose box is at most `mask_size_tolerance` times the exemplars' linear size: a
         mask many times an exemplar's size leaked into the background or merged a clump, and is no object."""
         if not instances or len(exemplars) == 0:
             return instances
         sides = np.maximum(exemplars[:, 2:] - exemplars[:, :2], 1.0)
-        limit = float(np.median(np.sqrt(sides[:, 0] * sides[:, 1]))) * self.config.exemplar_size_tolerance
+        limit = float(np.median(np.sqrt(sides[:, 0] * sides[:, 1]))) * self.config.mask_size_tolerance
         kept = [inst for inst in instances if _linear_size(inst.bbox) <= limit]
         if len(kept) < len(instances):
             log.debug("size gate: %d of %d masks larger than %.0f px dropped", len(instances) - len(kept),
@@ -262,19 +273,19 @@ class PerSense:
             kept = [replace(inst, id=k) for k, inst in enumerate(kept)]
         return kept
 
-    def _presence(self, instances: list[Instance], similarity: np.ndarray) -> tuple[list[Instance], float]:
-        """(the instances, renumbered, or none when the frame's match quality is below the presence threshold;
-        the frame's match quality)."""
+    def _match_quality(self, instances: list[Instance], similarity: np.ndarray) -> float:
+        """The frame's match quality for these instances (see streamer.persense.presence); 0 with none."""
         if not instances:
-            return instances, 0.0
-        qualities = self.support.calibration.quality(instance_similarity(instances, similarity))
-        quality = frame_quality(qualities)
+            return 0.0
+        return frame_quality(self.support.calibration.quality(instance_similarity(instances, similarity)))
+
+    def _presence(self, instances: list[Instance], quality: float) -> list[Instance]:
+        """The instances, or none when the frame's match quality is below the presence threshold."""
         threshold = self.config.presence_threshold
-        if threshold is not None and quality < threshold:
-            log.debug("presence: match quality %.2f below %.2f: no object of the support's kind",
-                      quality, threshold)
-            return [], quality
-        return instances, quality
+        if instances and threshold is not None and quality < threshold:
+            log.debug("presence: match quality %.2f below %.2f: no object of the support's kind", quality, threshold)
+            return []
+        return instances
 
     def _feedback_exemplars(self, instances: list[Instance], previous: np.ndarray) -> np.ndarray:
         """Algorithm 1, line 14: the top-m masks by decoder score become the DMG's exemplars."""

@@ -48,12 +48,15 @@ def calibrate(similarity_grid: np.ndarray, mask: np.ndarray) -> MatchCalibration
 
 
 def instance_similarity(instances: list[Instance], similarity: np.ndarray) -> np.ndarray:
-    """float64[N]: each instance's mean similarity over its mask (similarity: float[H, W] at frame size)."""
+    """float64[N]: each instance's median similarity over its mask (similarity: float[H, W] at frame size).
+
+    The median, not the mean: a mask that takes in a rim of background is still judged by the object."""
     values = np.zeros(len(instances))
     for k, inst in enumerate(instances):
         x0, y0, x1, y1 = inst.bbox
         crop = similarity[y0:y1, x0:x1]
-        values[k] = float(crop[inst.mask].mean()) if inst.mask.any() else float(crop.mean() if crop.size else 0.0)
+        inside = crop[inst.mask] if inst.mask.any() else crop.ravel()
+        values[k] = float(np.median(inside)) if inside.size else 0.0
     return values
 
 

@@ -1,0 +1,185 @@
+"""Star-convex masks around point prompts: each prompt's object outline is found along rays cast from it.
+
+A compact object seen from a point inside it is star-convex: every ray from the point leaves the object
+once, at its outline. The outline is where intensity (and colour) change most along the ray, so each
+prompt's mask is the polygon through, on each of `RAYS` rays, the strongest radial change within a band
+around the object's radius. The radius comes from scale selection: the ring around the prompt on which
+the radial change is strong at most angles (a rim is a closed contour; engraving, speckle and texture
+inside an object are patchy), taken per prompt and kept near the prompts' common scale.
+
+Only the radial component of the gradient counts, so the lines of an engraving (mostly tangential to
+rays that cross them at random angles) weigh less than the outline, which every ray crosses head on.
+Touching objects are split between their prompts (each cell goes to the nearest prompt whose polygon
+holds it), and prompts closer than half a radius are one object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from engines.embedded.features import INTENSITY, RED_GREEN, YELLOW_BLUE
+
+RAYS = 32
+import os
+_SCALE_MODE = os.environ.get("SCALE", "rim")
+# Chromaticity differences count as this many intensity levels per unit (0.1 of chroma ~ 20 levels).
+_CHROMA_GAIN = 200.0
+_GRADIENT_SIGMA = 1.0
+_MIN_RADIUS = 1.5
+# The share of rays that must see an edge on a ring for it to count as the rim (a low percentile over rays).
+_RIM_PERCENTILE = 30.0
+# A prompt's own radius is kept within this factor of the prompts' common radius.
+_SCALE_SPREAD = 1.6
+# Each ray's outline is looked for within this band around the prompt's radius.
+_BAND = (0.65, 1.4)
+_SMOOTH_RAYS = 5
+# Prompts nearer than this many radii are one object.
+_SAME_OBJECT = 0.5
+
+
+@dataclass
+class Outlines:
+    """Per prompt: radius float[N] (cells), ray radii float[N, RAYS], edge strength float[N, RAYS]."""
+
+    radius: np.ndarray
+    ray_radius: np.ndarray
+    edge: np.ndarray
+
+
+def radial_gradients(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32[D, h, w] descriptors -> (gx, gy) float32[h, w] of the combined intensity and chroma signal.
+
+    Each channel's gradient is taken separately and the pair with the larger magnitude per cell kept, so a
+    colour edge without a brightness step still counts, and the sign (needed for radial projection) is kept.
+    """
+    gx_total = np.zeros(data.shape[1:], np.float32)
+    gy_total = np.zeros(data.shape[1:], np.float32)
+    best = np.zeros(data.shape[1:], np.float32)
+    for channel, gain in ((INTENSITY, 1.0), (RED_GREEN, _CHROMA_GAIN), (YELLOW_BLUE, _CHROMA_GAIN)):
+        smooth = cv2.GaussianBlur(data[channel] * np.float32(gain), (0, 0), _GRADIENT_SIGMA)
+        gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3) * np.float32(0.125)
+        gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3) * np.float32(0.125)
+        magnitude = gx * gx + gy * gy
+        stronger = magnitude > best
+        best = np.where(stronger, magnitude, best)
+        gx_total = np.where(stronger, gx, gx_total)
+        gy_total = np.where(stronger, gy, gy_total)
+    return gx_total, gy_total
+
+
+def _radial_profiles(gx: np.ndarray, gy: np.ndarray, cells: np.ndarray, max_radius: int) -> np.ndarray:
+    """float32[N, RAYS, R]: |radial derivative| at radii 1..R cells on each ray from each prompt."""
+    n = len(cells)
+    angles = np.arange(RAYS) * (2 * np.pi / RAYS)
+    cos, sin = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+    radii = np.arange(1, max_radius + 1, dtype=np.float32)
+    map_x = (cells[:, 0, None, None] + cos[None, :, None] * radii[None, None, :]).astype(np.float32)
+    map_y = (cells[:, 1, None, None] + sin[None, :, None] * radii[None, None, :]).astype(np.float32)
+    shape = (n * RAYS, max_radius)
+    sx = cv2.remap(gx, map_x.reshape(shape), map_y.reshape(shape), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    sy = cv2.remap(gy, map_x.reshape(shape), map_y.reshape(shape), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    radial = sx.reshape(n, RAYS, max_radius) * cos[None, :, None] + sy.reshape(n, RAYS, max_radius) * sin[None, :, None]
+    return np.abs(radial)
+
+
+def outlines(data: np.ndarray, cells: np.ndarray, max_radius: float, radius_hint: float | None = None) -> Outlines:
+    """Outline each prompt (float[N, 2] grid (x, y)) on descriptors float32[D, h, w].
+
+    Args:
+        max_radius: the largest object radius (cells) looked for.
+        radius_hint: about the objects' radius (cells) when the caller knows it (the support's): scale
+            selection then looks within a factor `_SCALE_SPREAD` of it.
+    """
+    if radius_hint is not None:
+        max_radius = min(max_radius, radius_hint * _SCALE_SPREAD)
+    gx, gy = radial_gradients(data)
+    reach = int(np.ceil(max_radius * _BAND[1])) + 2
+    profiles = _radial_profiles(gx, gy, cells, reach)
+    radii = np.arange(1, reach + 1, dtype=np.float64)
+    lowest = _MIN_RADIUS if radius_hint is None else max(_MIN_RADIUS, radius_hint / _SCALE_SPREAD)
+    outside = (radii < lowest) | (radii > max_radius)
+    if _SCALE_MODE == "rim":
+        rim = np.percentile(profiles, _RIM_PERCENTILE, axis=1)  # [N, R]
+        rim[:, outside] = -1.0
+        own = radii[np.argmax(rim, axis=1)]
+    else:
+        per_ray = np.where(outside[None, None, :], -1.0, profiles)
+        own = np.median(radii[np.argmax(per_ray, axis=2)], axis=1)
+    common = float(np.median(own))
+    radius = np.clip(own, common / _SCALE_SPREAD, common * _SCALE_SPREAD)
+    low = radius[:, None, None] * _BAND[0]
+    high = radius[:, None, None] * _BAND[1]
+    in_band = (radii[None, None, :] >= low) & (radii[None, None, :] <= high)
+    scored = np.where(in_band, profiles, -1.0)
+    index = np.argmax(scored, axis=2)
+    edge = np.take_along_axis(profiles, index[..., None], axis=2)[..., 0]
+    ray_radius = _circular_median(radii[index], _SMOOTH_RAYS)
+    return Outlines(radius, ray_radius, edge)
+
+
+def _circular_median(values: np.ndarray, window: int) -> np.ndarray:
+    """float[N, K] -> the median over a circular window along the last axis."""
+    half = window // 2
+    padded = np.concatenate([values[:, -half:], values, values[:, :half]], axis=1)
+    stacked = np.stack([padded[:, i : i + values.shape[1]] for i in range(window)], axis=0)
+    return np.median(stacked, axis=0)
+
+
+def group_prompts(cells: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """int[N] group per prompt: a prompt within half a radius of an earlier group's first prompt joins it."""
+    n = len(cells)
+    groups = np.full(n, -1, np.int64)
+    leaders: list[int] = []
+    for i in range(n):
+        for g, j in enumerate(leaders):
+            if np.hypot(*(cells[i] - cells[j])) < _SAME_OBJECT * min(radius[i], radius[j]):
+                groups[i] = g
+                break
+        else:
+            groups[i] = len(leaders)
+            leaders.append(i)
+    return groups
+
+
+def rasterise(grid_hw: tuple[int, int], cells: np.ndarray, shapes: Outlines, groups: np.ndarray) -> np.ndarray:
+    """int32[h, w] label map (g + 1 for group g): each group leader's polygon, cells shared by two polygons
+    going to the nearer prompt."""
+    gh, gw = grid_hw
+    labels = np.zeros((gh, gw), np.int32)
+    owner_distance = np.full((gh, gw), np.inf, np.float32)
+    angles = np.arange(RAYS) * (2 * np.pi / RAYS)
+    leaders = np.unique(groups, return_index=True)[1]
+    for g, i in enumerate(leaders):
+        r = shapes.ray_radius[i] + 0.5
+        xs = cells[i, 0] + r * np.cos(angles)
+        ys = cells[i, 1] + r * np.sin(angles)
+        x0, x1 = max(int(np.floor(xs.min())), 0), min(int(np.ceil(xs.max())) + 1, gw)
+        y0, y1 = max(int(np.floor(ys.min())), 0), min(int(np.ceil(ys.max())) + 1, gh)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        poly = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        points = np.round(np.column_stack([xs - x0, ys - y0]) * 8).astype(np.int32)
+        cv2.fillPoly(poly, [points], 1, shift=3)
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        distance = np.hypot(xx - cells[i, 0], yy - cells[i, 1]).astype(np.float32) / max(shapes.radius[i], 1.0)
+        window = owner_distance[y0:y1, x0:x1]
+        take = (poly > 0) & (distance < window)
+        window[take] = distance[take]
+        labels[y0:y1, x0:x1][take] = g + 1
+    return labels
+
+
+def outline_scores(shapes: Outlines, groups: np.ndarray) -> np.ndarray:
+    """float32[N] in [0, 1]: how clear and regular each prompt's outline is (a whole, typical object scores
+    high): edge strength relative to the call's typical outline, times roundness of the ray radii."""
+    strength = np.median(shapes.edge, axis=1)
+    typical = max(float(np.median(strength)), 1e-6)
+    clarity = np.clip(strength / typical, 0.0, 1.0)
+    spread = np.std(shapes.ray_radius, axis=1) / np.maximum(np.mean(shapes.ray_radius, axis=1), 1e-6)
+    regular = np.clip(1.0 - spread, 0.0, 1.0)
+    leader_score = clarity * regular
+    first = np.unique(groups, return_index=True)[1]
+    return leader_score[first][groups].astype(np.float32)

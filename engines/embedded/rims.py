@@ -1,0 +1,71 @@
+"""Object candidates at a known scale: cells ringed, at the objects' radius, by an outline.
+
+A compact object's outline crosses every ray from its centre at about its radius, so at the centre the
+radial derivative of the image, looked up on the circle of that radius, is strong in every direction.
+The rim map holds, per cell, a low percentile over `ANGLES` directions of that derivative (each direction
+taking its best of a few radii near the object's), so only closed outlines score: an edge on one side (a
+mortar line, a shadow) or texture (random directions) does not. Its local maxima are the candidates,
+found wherever an object of the kind is, whatever its brightness; telling the kind's objects from the
+background's other round things is the caller's job (see `dmg`).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from engines.embedded.objects import disk
+
+ANGLES = 16
+# The radii each direction looks at, in object radii.
+_RADII = (0.8, 1.0, 1.2)
+# The share of directions that must see an outline: the percentile taken over directions.
+_PERCENTILE = 30.0
+# Candidates are the rim map's maxima over a disc of this many object radii.
+_SPACING = 0.6
+
+
+def _shifted(values: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """out[y, x] = values[y + dy, x + dx], edges replicated."""
+    h, w = values.shape
+    ys = np.clip(np.arange(h) + dy, 0, h - 1)
+    xs = np.clip(np.arange(w) + dx, 0, w - 1)
+    if dx == 0:
+        return values[ys]
+    return values[ys][:, xs] if dy else values[:, xs]
+
+
+def rim_map(gx: np.ndarray, gy: np.ndarray, radius: float) -> np.ndarray:
+    """float32[h, w] outline strength around each cell at `radius` cells, from the image gradient gx, gy."""
+    per_angle = np.empty((ANGLES,) + gx.shape, np.float32)
+    for k in range(ANGLES):
+        angle = 2 * np.pi * k / ANGLES
+        c, s = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+        derivative = np.abs(gx * c + gy * s)
+        best = per_angle[k]
+        best[:] = 0.0
+        for factor in _RADII:
+            dx, dy = int(round(radius * factor * c)), int(round(radius * factor * s))
+            np.maximum(best, _shifted(derivative, dx, dy), out=best)
+    kth = int(round(_PERCENTILE / 100 * (ANGLES - 1)))
+    return np.partition(per_angle, kth, axis=0)[kth]
+
+
+def rim_candidates(rim: np.ndarray, radius: float, floor: float) -> np.ndarray:
+    """float64[K, 2] (x, y) cells: local maxima of the rim map above `floor`, `_SPACING` radii apart."""
+    peaks = (rim >= cv2.dilate(rim, disk(max(_SPACING * radius, 1.0)))) & (rim > floor)
+    _, _, _, centroids = cv2.connectedComponentsWithStats(peaks.astype(np.uint8), connectivity=8)
+    return centroids[1:].astype(np.float64).reshape(-1, 2)
+
+
+def snap_to_candidates(points: np.ndarray, candidates: np.ndarray, reach: float) -> np.ndarray:
+    """float[M, 2] points moved to the nearest candidate within `reach` cells (else left where they are)."""
+    if len(candidates) == 0:
+        return np.asarray(points, np.float64)
+    points = np.asarray(points, np.float64).copy()
+    for k, (x, y) in enumerate(points):
+        d = np.hypot(candidates[:, 0] - x, candidates[:, 1] - y)
+        j = int(np.argmin(d))
+        if d[j] < reach:
+            points[k] = candidates[j]
+    return points
