@@ -63,6 +63,11 @@ class PipelineConfig(_Section):
         0.1, ge=0.0, le=2.0,
         description="a feedback pass whose match quality is more than this below the first pass's is discarded",
     )
+    initial_exemplars: int = Field(
+        3, ge=1, le=16,
+        description="exemplars of the first DMG pass: P_max (Eq. 1) and the next most support-like places "
+        "(1: P_max alone, as the paper)",
+    )
     exemplar_size_tolerance: float = Field(
         1.3, ge=1.0, le=100.0,
         description="the initial exemplar is the mask decoded at the prior when its size is within this factor of "

@@ -1,4 +1,5 @@
-"""CPU engines that need no weights: colour/texture descriptors, exemplar-driven density, joint watershed masks."""
+"""CPU engines that need no weights: colour/texture descriptors, exemplar-driven density (outline candidates
+verified by correlation), star-convex masks from rays."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ __all__ = [
     "build_embedded_engines",
 ]
 
-ENGINE_NAME = "embedded-v1"
+ENGINE_NAME = "embedded-v2"
 
 
 def build_embedded_engines() -> EngineSet:

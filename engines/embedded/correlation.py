@@ -12,12 +12,11 @@ import cv2
 import numpy as np
 
 from engines.embedded.features import thin
-from engines.embedded.objects import disk
 
 _BINS = 24
 # The template reaches this many radii from the centre (the object plus a ring of its surroundings).
-_EXTENT = 1.4
-SCALES = (0.75, 0.87, 1.0, 1.15, 1.32)
+_EXTENT = 1.2
+SCALES = (0.75, 0.87, 1.0, 1.15, 1.32, 1.5)
 # Objects are correlated at about this radius in cells (larger ones on a pooled grid: same answer, faster).
 _WORK_RADIUS = 7.0
 _EDGE_CORRELATION = 0.75
@@ -80,35 +79,3 @@ def correlation_map(intensity: np.ndarray, profile: np.ndarray, radius: float) -
         best = cv2.resize(best, (w, h), interpolation=cv2.INTER_LINEAR)
         best_r = cv2.resize(best_r, (w, h), interpolation=cv2.INTER_NEAREST)
     return best, best_r
-
-
-def local_contrast(intensity: np.ndarray, radius: float) -> np.ndarray:
-    """float32[h, w] standard deviation of intensity in a (2R + 1)-square window, R = the template's reach."""
-    k = 2 * max(int(np.ceil(_EXTENT * radius)), 1) + 1
-    mean = cv2.blur(intensity, (k, k))
-    sq = cv2.blur(intensity * intensity, (k, k))
-    return np.sqrt(np.maximum(sq - mean * mean, 0.0))
-
-
-def profile_contrast(profile: np.ndarray) -> float:
-    """The standard deviation a template drawn from `profile` has (area-weighted over its disk)."""
-    radii = (np.arange(len(profile)) + 0.5) / len(profile)
-    weights = radii / radii.sum()
-    mean = float((profile * weights).sum())
-    return float(np.sqrt(((profile - mean) ** 2 * weights).sum()))
-
-
-def correlation_peaks(ncc: np.ndarray, radius: float, threshold: float) -> np.ndarray:
-    """float32[K, 2] (x, y) grid cells: local maxima of the correlation above `threshold`, half a radius apart.
-
-    Within half a radius of the frame's edge a peak must be stronger (`_EDGE_CORRELATION`): the padding
-    outside the frame can make a bright edge strip look like half an object.
-    """
-    peaks = (ncc >= cv2.dilate(ncc, disk(max(0.5 * radius, 1.0)))) & (ncc > threshold)
-    margin = int(np.ceil(0.5 * radius))
-    if margin > 0:
-        edge = np.ones(ncc.shape, bool)
-        edge[margin:-margin, margin:-margin] = False
-        peaks &= ~edge | (ncc > _EDGE_CORRELATION)
-    n, _, _, centroids = cv2.connectedComponentsWithStats(peaks.astype(np.uint8), connectivity=8)
-    return centroids[1:].astype(np.float32).reshape(-1, 2)

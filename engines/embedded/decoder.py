@@ -1,9 +1,9 @@
-"""Joint point-prompt decoder for the CPU: every prompt of a call grows into an instance mask at once
-(one marker-controlled watershed, see `joint`), scored in [0, 1] (see `scoring`).
+"""Point-prompt decoder for the CPU: each prompt's object is the star-convex outline found along rays cast
+from it (see `rays`), scored in [0, 1] by how clear and regular the outline is.
 
-It answers with one label map on the working grid (`DecoderOutput.labels`), not N logit grids, so a call
-costs the same for 5 prompts or 500. Prompts that land on one object share its region: the first of them
-owns it in the label map and the others get an empty mask (the pipeline drops empty masks).
+It answers with one label map on the working grid (`DecoderOutput.labels`), not N logit grids: touching
+objects are split between their prompts. Prompts that land on one object share its region: the first of
+them owns it in the label map and the others get an empty mask (the pipeline drops empty masks).
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import logging
 import numpy as np
 
 from engines.embedded.features import Descriptors
-from engines.embedded.joint import segment_prompts
-from engines.embedded.rays import group_prompts, outline_scores, outlines, rasterise
-from engines.embedded.scoring import region_scores
+from engines.embedded.rays import group_prompts, outline_scores, outlines, radial_gradients, rasterise
 from engines.interfaces import DecoderOutput, ImageEmbedding, PromptGuidance
 from streamer.errors import EngineError
 
@@ -24,9 +22,10 @@ log = logging.getLogger(__name__)
 # Cosine similarity to the support prototype below which a guided prompt is on another kind of object
 # (targets sit at 0.6-1.0, the belt and other-coloured objects at 0.1-0.3 with the embedded features).
 _MIN_GUIDED_SIMILARITY = 0.4
-import os
-_USE_RAYS = os.environ.get("RAYS", "1") == "1"
-_RAYS_MIN = int(os.environ.get("RAYS_MIN", "2"))
+# Descriptor smoothing (cells) before outlines are looked for; the density map generator uses the same.
+_SMOOTH = 0.8
+# Objects larger than this fraction of the grid's longer side are not looked for.
+_MAX_RADIUS = 0.2
 
 
 class EmbeddedMaskDecoder:
@@ -46,23 +45,19 @@ class EmbeddedMaskDecoder:
             empty = np.zeros((gh, gw), np.int32)
             return DecoderOutput(None, np.zeros((0, 1), np.float32), (float(gh), float(gw)), empty)
         cells = desc.to_grid(points)
-        if len(points) >= _RAYS_MIN and _USE_RAYS:
-            data = desc.smoothed(0.8)
-            hint = None
-            if guidance is not None and guidance.object_radius:
-                hint = float(guidance.object_radius) / desc.stride
-            shapes = outlines(data, cells, max_radius=0.2 * max(gh, gw), radius_hint=hint)
-            groups = group_prompts(cells, shapes.radius)
-            groups_map = rasterise((gh, gw), cells, shapes, groups)
-            scores = outline_scores(shapes, groups)
-            radius = float(np.median(shapes.radius))
-            if guidance is not None:
-                groups_map = drop_unlike(groups_map, groups, guidance_at(guidance, cells, desc.grid_hw))
-        else:
-            groups_map, groups, prob, radius = segment_prompts(desc, cells, guidance)
-            if guidance is not None:
-                groups_map = drop_unlike(groups_map, groups, guidance_at(guidance, cells, desc.grid_hw))
-            scores = region_scores(groups_map, groups, prob, len(points))
+        # The support's size (from the guidance) bounds the scale search; without it, the prompts' own.
+        hint = None
+        if guidance is not None and guidance.object_radius:
+            hint = float(guidance.object_radius) / desc.stride
+        data = desc.smoothed(_SMOOTH)
+        gradients = desc.cached(("gradients", _SMOOTH), lambda: radial_gradients(data))
+        shapes = outlines(data, cells, _MAX_RADIUS * max(gh, gw), radius_hint=hint, gradients=gradients)
+        groups = group_prompts(cells, shapes.radius)
+        groups_map = rasterise((gh, gw), cells, shapes, groups)
+        scores = outline_scores(shapes, groups)
+        radius = float(np.median(shapes.radius))
+        if guidance is not None:
+            groups_map = drop_unlike(groups_map, groups, guidance_at(guidance, cells, desc.grid_hw))
         labels = prompt_labels(groups_map, groups)
         log.debug("decoder: %d prompts, %d objects, radius %.1f cells", len(points), int(groups.max()) + 1, radius)
         return DecoderOutput(None, scores[:, None], (float(gh), float(gw)), labels)

@@ -22,25 +22,34 @@ import numpy as np
 from engines.embedded.correlation import correlation_map, radial_profile
 from engines.embedded.features import INTENSITY, RED_GREEN, YELLOW_BLUE, Descriptors
 from engines.embedded.payload import boxes_to_grid, descriptors_for
-from engines.embedded.rays import radial_gradients
-from engines.embedded.rims import rim_candidates, rim_map, snap_to_candidates
+from engines.embedded.rays import outlines, radial_gradients
+from engines.embedded.rims import rim_candidates, rim_map, snap_to_candidates, suppress_close
 from engines.interfaces import DensityOutput, ImageEmbedding
 
 log = logging.getLogger(__name__)
 
 # Density blob width in object radii: narrow enough that touching objects' blobs stay apart at the IDM's T.
 _BLOB_SIGMA = 0.25
-_POOL_RADIUS = 6.0
+_POOL_RADIUS = 12.0
 # Descriptor smoothing (cells) before gradients: the decoder uses the same, so the two share the map.
 _SMOOTH = 0.8
+# Verified candidates climb to their correlation peak within this many radii; candidates nearer than
+# _SAME_OBJECT of their own radius are one object.
+_CLIMB = 0.3
+_SAME_OBJECT = 0.9
+_OWN_REACH = 2.2
 # Candidates whose outline is weaker than this fraction of the exemplars' are no object.
 _MIN_RIM = 0.25
 # Bounds of the correlation threshold (the frame's Otsu split of its candidates' correlations).
-_CORRELATION_RANGE = (0.3, 0.65)
-# Colour: a candidate farther than this (exemplar chroma spreads) from the exemplars' colour is another kind.
-_MAX_COLOUR_DISTANCE = 3.0
-_CHROMA_FLOOR = np.array([0.05, 0.05])
-_CHROMA_REL_FLOOR = 0.15
+_CORRELATION_RANGE = (0.3, 0.55)
+# Otsu's effectiveness above which the candidates' correlations are taken as two populations.
+_BIMODAL = 0.8
+# Colour: exemplars with less chroma than this are grey; grey candidates are those under this many times it.
+_GREY_CHROMA = 0.06
+_GREY_TOLERANCE = 1.5
+# Coloured exemplars: candidates within this hue angle (degrees), with at least this share of their chroma.
+_MAX_HUE_DIFFERENCE = 30.0
+_MIN_SATURATION = 0.3
 
 
 class EmbeddedDensityMapGenerator:
@@ -84,14 +93,14 @@ def detect_objects(desc: Descriptors, exemplar_boxes: np.ndarray) -> tuple[np.nd
     candidates = rim_candidates(rim, radius, 0.0)
     # The boxes' centres on their objects' centres (a mask's box is off where the mask is).
     centres = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2 - 0.5, (boxes[:, 1] + boxes[:, 3]) / 2 - 0.5])
-    exemplars = snap_to_candidates(centres, candidates, 0.6 * radius)
+    exemplars = snap_to_candidates(centres, candidates, 0.3 * radius)
     own_rim = float(np.median(_at(rim, exemplars)))
     candidates = candidates[_at(rim, candidates) > _MIN_RIM * own_rim]
     if len(candidates) == 0:
         return np.zeros((0, 2), np.float32), radius
     intensity = desc.data[INTENSITY]
     profile = np.mean([radial_profile(intensity, _box(x, y, radius)) for x, y in exemplars], axis=0)
-    ncc, _ = correlation_map(intensity, profile, radius)
+    ncc, best_radius = correlation_map(intensity, profile, radius)
     # The best correlation within a cell of the candidate: the two maps' peaks need not share a cell.
     scores = _at(cv2.dilate(ncc, np.ones((3, 3), np.uint8)), candidates)
     threshold = correlation_threshold(scores)
@@ -101,7 +110,35 @@ def detect_objects(desc: Descriptors, exemplar_boxes: np.ndarray) -> tuple[np.nd
         "dmg: radius %.1f cells, %d candidates, correlation threshold %.2f (%d pass), colour %d pass, %d objects",
         radius, len(candidates), threshold, int((scores >= threshold).sum()), int(colour.sum()), int(alike.sum()),
     )
-    return candidates[alike].astype(np.float32), radius
+    found, found_scores = candidates[alike], scores[alike]
+    if len(found):
+        # An object larger than the exemplars can hold two candidates off its centre; the correlation
+        # (searched over scales) peaks at its centre: candidates climb to their correlation peak, and
+        # candidates then on one peak are one object.
+        found = climb(ncc, found, _CLIMB * radius)
+        # Each candidate's own radius (the outline around it, as the decoder finds it): two candidates
+        # nearer than `_SAME_OBJECT` of it are on one object.
+        own = outlines(
+            desc.smoothed(_SMOOTH), found, max_radius=_OWN_REACH * radius, independent=True, gradients=(gx, gy)
+        ).radius
+        found = found[suppress_close(found, own, found_scores, _SAME_OBJECT)]
+        log.debug("dmg: %d objects after merging candidates on one object (own radii median %.1f)", len(found),
+                  float(np.median(own)))
+    return found.astype(np.float32), radius
+
+
+def climb(values: np.ndarray, points: np.ndarray, reach: float) -> np.ndarray:
+    """float64[K, 2]: each point moved to the largest value of `values` within `reach` cells."""
+    h, w = values.shape
+    r = max(int(round(reach)), 1)
+    ys, xs = np.mgrid[-r : r + 1, -r : r + 1]
+    inside = xs * xs + ys * ys <= r * r
+    dx, dy = xs[inside], ys[inside]
+    px = np.clip(np.rint(points[:, 0]).astype(int)[:, None] + dx[None, :], 0, w - 1)
+    py = np.clip(np.rint(points[:, 1]).astype(int)[:, None] + dy[None, :], 0, h - 1)
+    best = np.argmax(values[py, px], axis=1)
+    rows = np.arange(len(points))
+    return np.column_stack([px[rows, best], py[rows, best]]).astype(np.float64)
 
 
 def _at(values: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -130,7 +167,13 @@ def correlation_threshold(scores: np.ndarray) -> float:
     mean = np.cumsum(hist * centres)
     total, total_mean = weight[-1], mean[-1]
     between = (total_mean * weight - mean * total) ** 2 / np.maximum(weight * (total - weight), 1e-9)
-    return float(np.clip(centres[int(np.argmax(between[:-1]))], low, high))
+    best = int(np.argmax(between[:-1]))
+    # Otsu's effectiveness (between-class over total variance): a unimodal spread (nearly all candidates
+    # of the kind, or none) scores at most ~0.75, and its split would cut through one population.
+    variance = float(np.sum(hist * (centres - total_mean / total) ** 2)) / total
+    if between[best] / (total * total) < _BIMODAL * variance:
+        return low
+    return float(np.clip(centres[best], low, high))
 
 
 def _disc_means(desc: Descriptors, radius: float) -> np.ndarray:
@@ -142,17 +185,19 @@ def _disc_means(desc: Descriptors, radius: float) -> np.ndarray:
 
 
 def colour_matches(desc: Descriptors, exemplars: np.ndarray, candidates: np.ndarray, radius: float) -> np.ndarray:
-    """bool[K]: the candidates' colour (chroma averaged over their middle) is the exemplars'."""
+    """bool[K]: the candidates' colour (chroma averaged over their middle) is the exemplars'.
+
+    Coloured exemplars are compared by hue (the chroma vector's direction), which brightness, saturation and
+    a mix with a dark or grey background leave alone; grey exemplars accept grey candidates only."""
     means = _disc_means(desc, radius)
-    reference = np.stack([_at(m, exemplars) for m in means])  # [2, M]
-    centre = np.median(reference, axis=1)
-    spread = np.maximum(reference.std(axis=1), _CHROMA_FLOOR)
-    spread = np.maximum(spread, _CHROMA_REL_FLOOR * float(np.hypot(*centre)))
+    reference = np.median(np.stack([_at(m, exemplars) for m in means]), axis=1)  # [2]
     found = np.stack([_at(m, candidates) for m in means])  # [2, K]
-    z = (found - centre[:, None]) / spread[:, None]
-    log.debug("colour: exemplar chroma %s spread %s; candidates' chroma median %s", np.round(centre, 3),
-              np.round(spread, 3), np.round(np.median(found, axis=1), 3))
-    return np.hypot(z[0], z[1]) < _MAX_COLOUR_DISTANCE
+    strength = np.hypot(found[0], found[1])
+    reference_strength = float(np.hypot(*reference))
+    if reference_strength < _GREY_CHROMA:
+        return strength < max(_GREY_CHROMA, 2 * reference_strength) * _GREY_TOLERANCE
+    cosine = (found[0] * reference[0] + found[1] * reference[1]) / np.maximum(strength * reference_strength, 1e-9)
+    return (cosine >= np.cos(np.radians(_MAX_HUE_DIFFERENCE))) & (strength >= _MIN_SATURATION * reference_strength)
 
 
 def render_density(centres: np.ndarray, radius: float, desc: Descriptors) -> np.ndarray:

@@ -24,8 +24,6 @@ _GRID_CELLS = 76_800
 _CHROMA_BIAS = 30.0
 
 INTENSITY, RED_GREEN, YELLOW_BLUE, TEXTURE = range(4)
-# Smallest spread an appearance model may assume per descriptor (sensor noise and resampling).
-DESCRIPTOR_FLOOR = np.array([7.0, 0.025, 0.03, 3.0], np.float32)
 
 
 @dataclass
@@ -78,6 +76,29 @@ class Descriptors:
         fh, fw = self.frame_hw
         scale = np.array([w / fw, h / fh], np.float64)
         return (np.asarray(xy, np.float64).reshape(-1, 2) + 0.5) * scale - 0.5
+
+
+def disk(radius: float) -> np.ndarray:
+    """uint8 elliptical structuring element of radius `radius` cells (at least 1)."""
+    r = max(int(round(radius)), 1)
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def sample(values: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """float32 values[h, w] bilinearly sampled at float coordinates xs, ys (any equal shapes), edges
+    replicated. (cv2.remap takes maps of under 32767 rows and columns: the samples are laid out in rows of
+    4096.)"""
+    shape = np.shape(xs)
+    flat_x = np.asarray(xs, np.float32).ravel()
+    flat_y = np.asarray(ys, np.float32).ravel()
+    n = len(flat_x)
+    width = 4096
+    rows = max(-(-n // width), 1)
+    pad = rows * width - n
+    map_x = np.pad(flat_x, (0, pad)).reshape(rows, width)
+    map_y = np.pad(flat_y, (0, pad)).reshape(rows, width)
+    out = cv2.remap(values, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.ravel()[:n].reshape(shape)
 
 
 def grid_stride(frame_hw: tuple[int, int]) -> int:

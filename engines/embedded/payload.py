@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from engines.embedded.features import Descriptors, compute_descriptors
@@ -25,13 +24,3 @@ def boxes_to_grid(desc: Descriptors, boxes: np.ndarray) -> np.ndarray:
     fh, fw = desc.frame_hw
     scale = np.array([w / fw, h / fh, w / fw, h / fh])
     return np.asarray(boxes, np.float64).reshape(-1, 4) * scale
-
-
-def inner_ellipses(grid_hw: tuple[int, int], grid_boxes: np.ndarray, scale: float = 0.7) -> np.ndarray:
-    """bool[h, w]: the ellipses inscribed in the boxes, shrunk by `scale` (the part of a box that is the object)."""
-    mask = np.zeros(grid_hw, np.uint8)
-    for x0, y0, x1, y1 in grid_boxes:
-        centre = (int(round((x0 + x1) / 2 - 0.5)), int(round((y0 + y1) / 2 - 0.5)))
-        axes = (max(int(round((x1 - x0) / 2 * scale)), 0), max(int(round((y1 - y0) / 2 * scale)), 0))
-        cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, thickness=-1)
-    return mask.astype(bool)

@@ -20,11 +20,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engines.embedded.features import INTENSITY, RED_GREEN, YELLOW_BLUE
+from engines.embedded.features import INTENSITY, RED_GREEN, YELLOW_BLUE, sample
 
 RAYS = 32
-import os
-_SCALE_MODE = os.environ.get("SCALE", "rim")
 # Chromaticity differences count as this many intensity levels per unit (0.1 of chroma ~ 20 levels).
 _CHROMA_GAIN = 200.0
 _GRADIENT_SIGMA = 1.0
@@ -78,38 +76,43 @@ def _radial_profiles(gx: np.ndarray, gy: np.ndarray, cells: np.ndarray, max_radi
     radii = np.arange(1, max_radius + 1, dtype=np.float32)
     map_x = (cells[:, 0, None, None] + cos[None, :, None] * radii[None, None, :]).astype(np.float32)
     map_y = (cells[:, 1, None, None] + sin[None, :, None] * radii[None, None, :]).astype(np.float32)
-    shape = (n * RAYS, max_radius)
-    sx = cv2.remap(gx, map_x.reshape(shape), map_y.reshape(shape), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    sy = cv2.remap(gy, map_x.reshape(shape), map_y.reshape(shape), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    radial = sx.reshape(n, RAYS, max_radius) * cos[None, :, None] + sy.reshape(n, RAYS, max_radius) * sin[None, :, None]
+    sx, sy = sample(gx, map_x, map_y), sample(gy, map_x, map_y)
+    radial = sx * cos[None, :, None] + sy * sin[None, :, None]
     return np.abs(radial)
 
 
-def outlines(data: np.ndarray, cells: np.ndarray, max_radius: float, radius_hint: float | None = None) -> Outlines:
+def outlines(
+    data: np.ndarray,
+    cells: np.ndarray,
+    max_radius: float,
+    radius_hint: float | None = None,
+    independent: bool = False,
+    gradients: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Outlines:
     """Outline each prompt (float[N, 2] grid (x, y)) on descriptors float32[D, h, w].
 
     Args:
         max_radius: the largest object radius (cells) looked for.
         radius_hint: about the objects' radius (cells) when the caller knows it (the support's): scale
             selection then looks within a factor `_SCALE_SPREAD` of it.
+        independent: each prompt's scale on its own (else kept near the prompts' common scale).
+        gradients: `radial_gradients(data)`, where the caller has them.
     """
     if radius_hint is not None:
         max_radius = min(max_radius, radius_hint * _SCALE_SPREAD)
-    gx, gy = radial_gradients(data)
+    gx, gy = gradients if gradients is not None else radial_gradients(data)
     reach = int(np.ceil(max_radius * _BAND[1])) + 2
     profiles = _radial_profiles(gx, gy, cells, reach)
     radii = np.arange(1, reach + 1, dtype=np.float64)
     lowest = _MIN_RADIUS if radius_hint is None else max(_MIN_RADIUS, radius_hint / _SCALE_SPREAD)
-    outside = (radii < lowest) | (radii > max_radius)
-    if _SCALE_MODE == "rim":
-        rim = np.percentile(profiles, _RIM_PERCENTILE, axis=1)  # [N, R]
-        rim[:, outside] = -1.0
-        own = radii[np.argmax(rim, axis=1)]
+    rim = np.percentile(profiles, _RIM_PERCENTILE, axis=1)  # [N, R]
+    rim[:, (radii < lowest) | (radii > max_radius)] = -1.0
+    own = radii[np.argmax(rim, axis=1)]
+    if independent:
+        radius = own
     else:
-        per_ray = np.where(outside[None, None, :], -1.0, profiles)
-        own = np.median(radii[np.argmax(per_ray, axis=2)], axis=1)
-    common = float(np.median(own))
-    radius = np.clip(own, common / _SCALE_SPREAD, common * _SCALE_SPREAD)
+        common = float(np.median(own))
+        radius = np.clip(own, common / _SCALE_SPREAD, common * _SCALE_SPREAD)
     low = radius[:, None, None] * _BAND[0]
     high = radius[:, None, None] * _BAND[1]
     in_band = (radii[None, None, :] >= low) & (radii[None, None, :] <= high)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from engines.embedded.objects import disk
+from engines.embedded.features import disk
 
 ANGLES = 16
 # The radii each direction looks at, in object radii.
@@ -69,3 +69,16 @@ def snap_to_candidates(points: np.ndarray, candidates: np.ndarray, reach: float)
         if d[j] < reach:
             points[k] = candidates[j]
     return points
+
+
+def suppress_close(points: np.ndarray, radii: np.ndarray, scores: np.ndarray, spacing: float = 0.6) -> np.ndarray:
+    """bool[K]: the points kept when, of two nearer than `spacing` x the larger radius, the higher-scoring stays."""
+    keep = np.ones(len(points), bool)
+    for i in np.argsort(-scores, kind="stable"):
+        if not keep[i]:
+            continue
+        d = np.hypot(points[:, 0] - points[i, 0], points[:, 1] - points[i, 1])
+        near = (d < spacing * np.maximum(radii, radii[i])) & keep
+        near[i] = False
+        keep[near & (np.arange(len(points)) != i)] = False
+    return keep

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from streamer.devset.cases import Case, development_cases
+from streamer.devset.cases import Case, development_cases, validation_cases
 from streamer.metrics_eval import evaluate
 
 
@@ -71,8 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streamer.devset", description=__doc__)
     parser.add_argument("--only", help="run the cases whose name contains this")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--set", choices=("development", "validation"), default="development",
+                        help="the development set (default) or the validation set kept apart from tuning")
     args = parser.parse_args(argv)
-    cases = [c for c in development_cases() if not args.only or args.only in c.name]
+    every = development_cases() if args.set == "development" else validation_cases()
+    cases = [c for c in every if not args.only or args.only in c.name]
     results = []
     for case in cases:
         results.append(run_case(case))

@@ -124,3 +124,39 @@ def _builders() -> list[Callable[[], Case]]:
 def development_cases() -> list[Case]:
     """Every case of the development set (built on first use, a few seconds)."""
     return [build() for build in _builders()]
+
+
+@lru_cache(maxsize=None)
+def _validation_scenes() -> dict[str, c.Scene]:
+    coins, nuclei = coin_crops(), nucleus_crops()
+    glow = [c.fluorescent(n) for n in nuclei]
+    w, h = 640, 480
+    return {
+        "nuclei, dividing": c.compose(
+            glow, c.dark_field(w, h, 11), 125, 11, seed=11, bright_fraction=0.05, bright_gain=4.0,
+            brightness=(0.4, 1.0),
+        ),
+        "coins on grey brick": c.compose(coins, c.texture("brick", w, h), 140, 18, seed=12, lighting=0.25),
+        "coins on gravel, dense": c.compose(coins, c.texture("gravel", w, h), 90, 21, seed=13, spacing=0.9),
+        "coins on grass, sparse": c.compose(coins, c.texture("grass", w, h, (0.75, 1.0, 0.6)), 100, 16, seed=14),
+    }
+
+
+def validation_cases() -> list[Case]:
+    """A second set made the same way with other seeds, densities and textures, kept apart from tuning: a
+    check that what holds on the development set is not fitted to it."""
+    s = _validation_scenes()
+
+    def case(name: str, kind: str, support: tuple[np.ndarray, np.ndarray], query: str) -> Case:
+        labels = np.zeros_like(s[query].labels) if kind == "foreign" else s[query].labels
+        return Case(name, kind, support[0], support[1], s[query].image, labels)
+
+    return [
+        case("nuclei, dividing", "same-image", _support(s["nuclei, dividing"]), "nuclei, dividing"),
+        case("coins on grey brick", "same-image", _support(s["coins on grey brick"]), "coins on grey brick"),
+        case("coins: grey brick -> gravel", "cross-image", _support(s["coins on grey brick"]),
+             "coins on gravel, dense"),
+        case("coins on grass, sparse", "same-image", _support(s["coins on grass, sparse"]), "coins on grass, sparse"),
+        case("nucleus -> grey brick", "foreign", _support(s["nuclei, dividing"]), "coins on grey brick"),
+        case("coin -> dividing nuclei", "foreign", _support(s["coins on grey brick"]), "nuclei, dividing"),
+    ]

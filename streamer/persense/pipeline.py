@@ -18,7 +18,7 @@ from streamer.errors import UserError
 from streamer.gates import Gate, NoGate
 from streamer.persense.idm import idm
 from streamer.persense.postprocess import instances_from_decoder
-from streamer.persense.ppsm import argmax_point, ppsm, sample_at
+from streamer.persense.ppsm import ppsm, sample_at, top_points
 from streamer.persense.presence import MatchCalibration, calibrate, frame_quality, instance_similarity
 from streamer.persense.support_checks import size_mismatch, support_problems
 from streamer.persense.similarity import similarity_grid, support_prototype, to_frame
@@ -64,6 +64,10 @@ def _similar_size(box: tuple[float, float, float, float], size: tuple[float, flo
     found = _linear_size(box)
     expected = _linear_size((0.0, 0.0, size[0], size[1]))
     return expected / tolerance <= found <= expected * tolerance
+
+
+# A feedback pass replaces the first pass's answer unless it finds fewer than this share of its objects.
+_FEEDBACK_KEEPS = 0.9
 
 
 class _Timer:
@@ -211,14 +215,19 @@ class PerSense:
                     )
                     pass_instances = self._size_gate(pass_instances, exemplars)
                     pass_quality = self._match_quality(pass_instances, similarity)
-            # A feedback pass replaces the answer unless it found nothing, or objects that match the support
-            # clearly worse (exemplars fed back from poor masks find other things): counts must not flicker
-            # to 0, nor drift to another kind of object.
-            if iteration == 0 or (pass_instances and pass_quality >= quality - cfg.feedback_quality_margin):
+            # A feedback pass replaces the answer when it finds about as many objects or more, matching the
+            # support about as well: exemplars fed back from atypical masks (a few of the largest or
+            # smallest objects, or of other things) find clearly fewer, or other, objects, and counts must
+            # not flicker to 0 nor drift to another kind of object.
+            acceptable = (
+                len(pass_instances) >= max(_FEEDBACK_KEEPS * len(instances), 1)
+                and pass_quality >= quality - cfg.feedback_quality_margin
+            )
+            if iteration == 0 or acceptable:
                 instances, points, count, quality = pass_instances, pass_points, float(dmg.count), pass_quality
             elif pass_instances:
-                log.debug("feedback pass: match quality %.2f, %.2f before: the first pass's answer kept",
-                          pass_quality, quality)
+                log.debug("feedback pass: %d objects, match quality %.2f (%d, %.2f before): the first kept",
+                          len(pass_instances), pass_quality, len(instances), quality)
             if not pass_instances:
                 # No mask to feed back: another pass would only re-decode the same prompts unguided.
                 break
@@ -239,25 +248,31 @@ class PerSense:
         gate_boxes: np.ndarray | None,
         guidance: PromptGuidance | None,
     ) -> np.ndarray:
-        """Eq. 1: the positive location prior (in the most confident gate box), decoded; its mask's box."""
+        """Eq. 1: the positive location prior (in the most confident gate box), decoded; its mask's box.
+
+        With `initial_exemplars` > 1, the next most support-like places (two support objects apart) are
+        decoded with it, in the same call: one atypical object at P_max then cannot mislead the DMG alone."""
         if gate_boxes is not None and len(gate_boxes) == 0:
             return np.zeros((0, 4), np.float32)
         best_box = None if gate_boxes is None else gate_boxes[0]
-        p_max = argmax_point(similarity, best_box)
+        separation = 2.0 * max(self.support.object_size)
+        priors = top_points(similarity, self.config.initial_exemplars, separation, best_box)
         h, w = similarity.shape
-        output = self.engines.decoder.decode_points(embedding, p_max[None, :], guidance)
-        found = instances_from_decoder(output, p_max[None, :], (h, w), min_area=1)
+        output = self.engines.decoder.decode_points(embedding, priors, guidance)
+        found = {inst.point: inst for inst in instances_from_decoder(output, priors, (h, w), min_area=1)}
         bw, bh = self.support.object_size
-        if found and _similar_size(found[0].bbox, (bw, bh), self.config.exemplar_size_tolerance):
-            return np.asarray([found[0].bbox], np.float32)
-        # No mask at the prior, or one of another scale than the support's object (a mask that leaked into
-        # the background, or collapsed to a speck): the camera sees the product at about the support's
-        # scale, so a support-sized box around the prior is the better exemplar than giving up on the frame.
-        x, y = p_max
-        box = [max(x - bw / 2, 0), max(y - bh / 2, 0), min(x + bw / 2, w), min(y + bh / 2, h)]
-        log.debug("initial exemplar: no mask of the support's scale at the prior %s, using a support-sized box",
-                  p_max.tolist())
-        return np.asarray([box], np.float32)
+        boxes = []
+        for x, y in priors.tolist():
+            inst = found.get((x, y))
+            if inst is not None and _similar_size(inst.bbox, (bw, bh), self.config.exemplar_size_tolerance):
+                boxes.append(inst.bbox)
+                continue
+            # No mask at the prior, or one of another scale than the support's object (a mask that leaked
+            # into the background, or collapsed to a speck): the camera sees the product at about the
+            # support's scale, so a support-sized box there is a better exemplar than none.
+            boxes.append((max(x - bw / 2, 0), max(y - bh / 2, 0), min(x + bw / 2, w), min(y + bh / 2, h)))
+            log.debug("initial exemplar: no mask of the support's scale at %s, using a support-sized box", (x, y))
+        return np.asarray(boxes, np.float32)
 
     def _size_gate(self, instances: list[Instance], exemplars: np.ndarray) -> list[Instance]:
         """The instances whose box is at most `mask_size_tolerance` times the exemplars' linear size: a
@@ -288,10 +303,19 @@ class PerSense:
         return instances
 
     def _feedback_exemplars(self, instances: list[Instance], previous: np.ndarray) -> np.ndarray:
-        """Algorithm 1, line 14: the top-m masks by decoder score become the DMG's exemplars."""
+        """Algorithm 1, line 14: the top-m masks by decoder score become the DMG's exemplars.
+
+        Only masks of about the pass's typical size compete: the DMG takes the object scale from its
+        exemplars, and a decoder's most confident masks can be its smallest (a clean part of an object) or
+        largest (two touching objects)."""
         if not instances:
             return previous
-        top = sorted(instances, key=lambda inst: inst.score, reverse=True)[: self.config.feedback_exemplars]
+        sizes = np.array([_linear_size(inst.bbox) for inst in instances])
+        typical = float(np.median(sizes))
+        pool = [inst for inst, size in zip(instances, sizes) if typical / 1.1 <= size <= typical * 1.1]
+        if len(pool) < self.config.feedback_exemplars:
+            pool = instances
+        top = sorted(pool, key=lambda inst: inst.score, reverse=True)[: self.config.feedback_exemplars]
         return np.asarray([inst.bbox for inst in top], np.float32)
 
     def _limit_prompts(self, points: np.ndarray, similarity: np.ndarray) -> np.ndarray:
