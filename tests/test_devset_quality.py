@@ -1,59 +1,77 @@
-"""The development set of real images (python -m streamer.devset prints its table) through the real
-pipeline with the embedded engines.
+"""The development and validation sets of real images (`python -m streamer.devset [--set validation]` prints
+their tables) through the real pipeline with the embedded engines.
 
-The bounds are the figures measured when the set was made, less a margin: a change that loses what the
-engines already do on real images fails here. Where the engines fall short of the product's bars (see the
-README's table) the bound is what they do today, not the bar.
+The product's bars (issue 10) are asserted on the sets' medians; each case that holds them is also held to
+the figures measured when the engines were written, less a margin, so a change that loses what the
+engines do on real images fails here. The cases the embedded engines fail (small objects, grey on grey
+texture) are asserted not to get worse than measured.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip("skimage")
 
 from streamer.devset import development_cases  # noqa: E402
 from streamer.devset.__main__ import run_case  # noqa: E402
+from streamer.devset.cases import validation_cases  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def results():
+def development():
     return {case.name: (case, run_case(case)) for case in development_cases()}
 
 
-def test_the_set_has_the_required_breadth(results):
-    kinds = [case.kind for case, _ in results.values()]
-    images = {hash(case.image.tobytes()) for case, _ in results.values()}
+@pytest.fixture(scope="module")
+def validation():
+    return {case.name: (case, run_case(case)) for case in validation_cases()}
+
+
+def test_the_development_set_has_the_required_breadth(development):
+    kinds = [case.kind for case, _ in development.values()]
+    images = {hash(case.image.tobytes()) for case, _ in development.values()}
     assert len(images) >= 12, len(images)
     assert kinds.count("cross-image") >= 2 and kinds.count("foreign") >= 3
 
 
-def test_every_foreign_support_counts_at_most_two(results):
-    for case, result in results.values():
-        if case.kind == "foreign":
-            assert result.counted <= 2, (case.name, result)
+@pytest.mark.parametrize("which", ["development", "validation"])
+def test_the_sets_meet_the_bars(which, request):
+    results = request.getfixturevalue(which)
+    scored = [r for case, r in results.values() if case.kind != "foreign"]
+    foreign = [r for case, r in results.values() if case.kind == "foreign"]
+    assert np.median([r.count_error for r in scored]) <= 0.10
+    assert np.median([r.f1 for r in scored]) >= 0.80
+    assert all(r.counted <= 2 for r in foreign), [(r.name, r.counted) for r in foreign]
 
 
-# name -> (least F1, largest relative count error)
+# name -> (least F1, largest relative count error), measured less a margin
 BOUNDS = {
     "coins photo": (0.95, 0.05),
-    "nuclei, fluorescence": (0.75, 0.25),
-    "nuclei: fluorescence -> fluorescence 2": (0.68, 0.25),
-    "coins on brick": (0.5, 0.25),
-    "coins: photo -> brick": (0.5, 0.25),
-    "coins on grass": (0.45, 0.25),
+    "coins on brick": (0.88, 0.2),
+    "coins on grass": (0.93, 0.1),
+    "small coins on brick": (0.82, 0.15),
+    "coins in uneven light": (0.92, 0.1),
+    "nuclei, fluorescence": (0.93, 0.08),
+    "coins: photo -> brick": (0.88, 0.15),
+    "nuclei: fluorescence -> fluorescence 2": (0.93, 0.08),
+    # Short of the bars today: grey coins on grey gravel, and objects under ~10 px (see the README).
+    "coins on gravel": (0.55, 0.5),
+    "coins: brick -> gravel": (0.55, 0.5),
+    "galaxies": (0.5, 0.65),
 }
 
 
 @pytest.mark.parametrize("name", sorted(BOUNDS))
-def test_cases_hold_their_measured_quality(results, name):
+def test_cases_hold_their_measured_quality(development, name):
     least_f1, worst_error = BOUNDS[name]
-    case, result = results[name]
+    case, result = development[name]
     assert result.f1 >= least_f1, result
     assert result.count_error <= worst_error, result
 
 
-def test_objects_of_the_supports_kind_match_well(results):
+def test_objects_of_the_supports_kind_match_well(development):
     for name in BOUNDS:
-        _, result = results[name]
-        assert result.match_quality >= 0.6, result
+        _, result = development[name]
+        assert result.match_quality >= 0.5, result

@@ -62,6 +62,7 @@ def scene():
 
 
 def pipeline(densities, **config):
+    config.setdefault("initial_exemplars", 1)  # the paper's single P_max unless a test asks for more
     decoder, dmg = DiscDecoder(), ScriptedDmg(densities)
     persense = PerSense(EngineSet(ColourEncoder(), decoder, dmg, "test"), PipelineConfig(**config))
     image = scene()
@@ -124,7 +125,8 @@ class GiantDiscDecoder(DiscDecoder):
 
 def test_masks_many_times_the_exemplars_size_are_dropped():
     decoder, dmg = GiantDiscDecoder({2}), ScriptedDmg([blobs(OBJECTS)])
-    persense = PerSense(EngineSet(ColourEncoder(), decoder, dmg, "test"), PipelineConfig(feedback_iterations=0))
+    config = PipelineConfig(feedback_iterations=0, initial_exemplars=1)
+    persense = PerSense(EngineSet(ColourEncoder(), decoder, dmg, "test"), config)
     image = scene()
     mask = np.zeros((H, W), bool)
     cv2.circle(mask.view(np.uint8), OBJECTS[0], 8, 1, -1)
@@ -145,7 +147,8 @@ def test_an_initial_mask_of_another_scale_gives_a_support_sized_exemplar():
             return out
 
     dmg = ScriptedDmg([blobs(OBJECTS)])
-    persense = PerSense(EngineSet(ColourEncoder(), LeakyDecoder(), dmg, "test"), PipelineConfig(feedback_iterations=0))
+    config = PipelineConfig(feedback_iterations=0, initial_exemplars=1)
+    persense = PerSense(EngineSet(ColourEncoder(), LeakyDecoder(), dmg, "test"), config)
     image = scene()
     mask = np.zeros((H, W), bool)
     cv2.circle(mask.view(np.uint8), OBJECTS[0], 8, 1, -1)
@@ -174,3 +177,30 @@ def test_presence_threshold_can_be_turned_down():
     other = image.copy()
     other[(image == (230, 140, 30)).all(axis=2)] = (30, 60, 230)
     assert persense.segment(other).count == len(OBJECTS)
+
+
+def test_three_initial_exemplars_are_separated_priors_decoded_in_one_call():
+    persense, decoder, dmg, image = pipeline([blobs(OBJECTS), blobs(OBJECTS)], initial_exemplars=3)
+    persense.segment(image)
+    assert decoder.calls[0] == (3, True)  # one guided call with three priors
+    boxes = dmg.exemplars[0]
+    assert len(boxes) == 3
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    # Each prior is on an object (the most support-like places), at least two support objects apart.
+    for x, y in centres:
+        assert min(np.hypot(x - ox, y - oy) for ox, oy in OBJECTS) <= 8
+    d = np.hypot(*(centres[:, None] - centres[None]).transpose(2, 0, 1))
+    assert d[np.triu_indices(3, 1)].min() >= 2 * 17
+
+
+def test_a_feedback_pass_that_finds_fewer_objects_keeps_the_first_answer():
+    persense, decoder, dmg, image = pipeline([blobs(OBJECTS), blobs(OBJECTS[:3])])
+    result = persense.segment(image)
+    assert result.count == len(OBJECTS)
+
+
+def test_a_feedback_pass_that_finds_as_many_replaces_the_first_answer():
+    moved = [(x + 2, y) for x, y in OBJECTS]
+    persense, decoder, dmg, image = pipeline([blobs(OBJECTS), blobs(moved)])
+    result = persense.segment(image)
+    assert sorted(np.round(result.points[:, 0]).astype(int).tolist()) == sorted(x for x, _ in moved)

@@ -86,3 +86,18 @@ def test_counts_between_one_and_k_still_select_the_point_of_s_max():
         assert ppsm(points, sim, count=count).tolist() == [[70, 30]]
     # Just above k the adaptive threshold applies: 0.9 * 1.4142 / 1.5 = 0.8485 < 0.85 keeps the candidate.
     assert ppsm(points, sim, count=1.5).tolist() == [[10, 10]]
+
+
+def test_top_points_start_at_p_max_and_keep_apart():
+    from streamer.persense.ppsm import argmax_point, top_points
+
+    sim = np.zeros((60, 80), np.float32)
+    for (x, y), v in {(10, 10): 0.9, (14, 12): 0.85, (40, 30): 0.8, (70, 50): 0.7, (72, 52): 0.95}.items():
+        sim[y, x] = v
+    points = top_points(sim, 3, separation=10)
+    assert points[0].tolist() == argmax_point(sim).tolist() == [72, 52]
+    # (70, 50) is within 10 px of (72, 52), and (14, 12) of (10, 10): both are passed over.
+    assert points[1:].tolist() == [[10, 10], [40, 30]]
+    # Inside a box only, and never more than the map holds.
+    assert top_points(sim, 5, 10, box=np.array([0, 0, 30, 30])).tolist()[:1] == [[10, 10]]
+    assert len(top_points(np.zeros((4, 4), np.float32), 3, separation=100)) == 1

@@ -60,4 +60,6 @@ def test_support_problems_are_named_and_a_speck_is_refused():
     with pytest.raises(UserError, match="3 pixel"):
         support_problems(image, speck)
     assert size_mismatch((100, 100), (120, 90)) is None
-    assert "5.0x" in size_mismatch((100, 100), (500, 500))
+    assert size_mismatch((100, 100), (640, 480)) is None  # a crop of a frame is the normal support
+    assert "12.0x" in size_mismatch((50, 50), (600, 600))
+    assert "2.0x" in size_mismatch((1000, 1000), (500, 500))

@@ -47,14 +47,11 @@ def template(profile: np.ndarray, radius: float) -> np.ndarray:
     return np.interp(pos, np.arange(len(profile)), profile).astype(np.float32)
 
 
-def correlation_map(intensity: np.ndarray, profile: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Best normalised correlation over SCALES at every cell.
+def correlation_map(intensity: np.ndarray, profile: np.ndarray, radius: float) -> np.ndarray:
+    """float32[h, w]: the best normalised correlation over SCALES at every cell, in [-1, 1].
 
     Args:
         intensity: float32[h, w]; profile: the exemplars' mean radial profile; radius: exemplar radius (cells).
-
-    Returns:
-        (float32[h, w] correlation in [-1, 1], float32[h, w] the radius (cells) of the best scale).
     """
     h, w = intensity.shape
     pool = max(radius / _WORK_RADIUS, 1.0)
@@ -64,18 +61,16 @@ def correlation_map(intensity: np.ndarray, profile: np.ndarray, radius: float) -
         work = cv2.resize(intensity, size, interpolation=cv2.INTER_AREA)
     r_work = radius / pool
     fill = float(np.median(thin(work.ravel())))
-    best = np.full(work.shape, -1.0, np.float32)
-    best_r = np.zeros(work.shape, np.float32)
+    # Outside the frame counts as typical background, so half-visible objects at the edge still match.
+    largest = max(int(np.ceil(_EXTENT * r_work * max(SCALES))), 1)
+    padded = cv2.copyMakeBorder(work, largest, largest, largest, largest, cv2.BORDER_CONSTANT, value=fill)
+    best = None
     for scale in SCALES:
         t = template(profile, r_work * scale)
-        half = t.shape[0] // 2
-        # Outside the frame counts as typical background, so half-visible objects at the edge still match.
-        padded = cv2.copyMakeBorder(work, half, half, half, half, cv2.BORDER_CONSTANT, value=fill)
-        ncc = cv2.matchTemplate(padded, t, cv2.TM_CCOEFF_NORMED)
-        better = ncc > best
-        best[better] = ncc[better]
-        best_r[better] = radius * scale
+        trim = largest - t.shape[0] // 2
+        view = padded[trim : padded.shape[0] - trim, trim : padded.shape[1] - trim]
+        ncc = cv2.matchTemplate(view, t, cv2.TM_CCOEFF_NORMED)
+        best = ncc if best is None else np.maximum(best, ncc, out=best)
     if pool > 1.0:
         best = cv2.resize(best, (w, h), interpolation=cv2.INTER_LINEAR)
-        best_r = cv2.resize(best_r, (w, h), interpolation=cv2.INTER_NEAREST)
-    return best, best_r
+    return best

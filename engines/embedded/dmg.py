@@ -30,16 +30,19 @@ log = logging.getLogger(__name__)
 
 # Density blob width in object radii: narrow enough that touching objects' blobs stay apart at the IDM's T.
 _BLOB_SIGMA = 0.25
-_POOL_RADIUS = 12.0
+_POOL_RADIUS = 8.0
 # Descriptor smoothing (cells) before gradients: the decoder uses the same, so the two share the map.
 _SMOOTH = 0.8
 # Verified candidates climb to their correlation peak within this many radii; candidates nearer than
 # _SAME_OBJECT of their own radius are one object.
-_CLIMB = 0.3
+_CLIMB = 0.35
 _SAME_OBJECT = 0.9
+# Rim maps are computed for radii on a geometric ladder of this ratio.
+_RIM_RADIUS_STEP = 1.08
+
 _OWN_REACH = 2.2
 # Candidates whose outline is weaker than this fraction of the exemplars' are no object.
-_MIN_RIM = 0.25
+_MIN_RIM = 0.15
 # Bounds of the correlation threshold (the frame's Otsu split of its candidates' correlations).
 _CORRELATION_RANGE = (0.3, 0.55)
 # Otsu's effectiveness above which the candidates' correlations are taken as two populations.
@@ -89,7 +92,9 @@ def detect_objects(desc: Descriptors, exemplar_boxes: np.ndarray) -> tuple[np.nd
         return np.zeros((0, 2), np.float32), 1.0
     radius = max(exemplar_radius(boxes), 1.0)
     gx, gy = gradients(desc)
-    rim = rim_map(gx, gy, radius)
+    # Radii within a few percent share one rim map (the first and the feedback pass of a frame, mostly).
+    step = round(np.log(radius) / np.log(_RIM_RADIUS_STEP))
+    rim = desc.cached(("rim", step), lambda: rim_map(gx, gy, float(_RIM_RADIUS_STEP**step)))
     candidates = rim_candidates(rim, radius, 0.0)
     # The boxes' centres on their objects' centres (a mask's box is off where the mask is).
     centres = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2 - 0.5, (boxes[:, 1] + boxes[:, 3]) / 2 - 0.5])
@@ -100,7 +105,7 @@ def detect_objects(desc: Descriptors, exemplar_boxes: np.ndarray) -> tuple[np.nd
         return np.zeros((0, 2), np.float32), radius
     intensity = desc.data[INTENSITY]
     profile = np.mean([radial_profile(intensity, _box(x, y, radius)) for x, y in exemplars], axis=0)
-    ncc, best_radius = correlation_map(intensity, profile, radius)
+    ncc = correlation_map(intensity, profile, radius)
     # The best correlation within a cell of the candidate: the two maps' peaks need not share a cell.
     scores = _at(cv2.dilate(ncc, np.ones((3, 3), np.uint8)), candidates)
     threshold = correlation_threshold(scores)
@@ -118,13 +123,27 @@ def detect_objects(desc: Descriptors, exemplar_boxes: np.ndarray) -> tuple[np.nd
         found = climb(ncc, found, _CLIMB * radius)
         # Each candidate's own radius (the outline around it, as the decoder finds it): two candidates
         # nearer than `_SAME_OBJECT` of it are on one object.
-        own = outlines(
-            desc.smoothed(_SMOOTH), found, max_radius=_OWN_REACH * radius, independent=True, gradients=(gx, gy)
-        ).radius
+        # Only candidates with a neighbour that near can be merged: the others keep the exemplars' radius.
+        own = np.full(len(found), radius)
+        crowded = _nearest_distance(found) < _SAME_OBJECT * _OWN_REACH * radius
+        if crowded.any():
+            own[crowded] = outlines(
+                desc.smoothed(_SMOOTH), found[crowded], max_radius=_OWN_REACH * radius, independent=True,
+                gradients=(gx, gy),
+            ).radius
         found = found[suppress_close(found, own, found_scores, _SAME_OBJECT)]
         log.debug("dmg: %d objects after merging candidates on one object (own radii median %.1f)", len(found),
                   float(np.median(own)))
     return found.astype(np.float32), radius
+
+
+def _nearest_distance(points: np.ndarray) -> np.ndarray:
+    """float[K]: each point's distance to its nearest other point (inf when alone)."""
+    if len(points) < 2:
+        return np.full(len(points), np.inf)
+    d = np.hypot(points[:, None, 0] - points[None, :, 0], points[:, None, 1] - points[None, :, 1])
+    np.fill_diagonal(d, np.inf)
+    return d.min(axis=1)
 
 
 def climb(values: np.ndarray, points: np.ndarray, reach: float) -> np.ndarray:
@@ -176,12 +195,22 @@ def correlation_threshold(scores: np.ndarray) -> float:
     return float(np.clip(centres[best], low, high))
 
 
-def _disc_means(desc: Descriptors, radius: float) -> np.ndarray:
-    """float32[2, h, w]: the chroma descriptors averaged over a disc of half an object radius around each cell."""
+def _chroma_means(desc: Descriptors, points: np.ndarray, radius: float) -> np.ndarray:
+    """float64[2, K]: the chroma descriptors averaged over a square of half an object radius around each
+    point (box sums of an integral image: the cost is per point, not per cell)."""
+    h, w = desc.grid_hw
     r = max(int(round(0.5 * radius)), 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)).astype(np.float32)
-    kernel /= kernel.sum()
-    return np.stack([cv2.filter2D(desc.data[c], -1, kernel) for c in (RED_GREEN, YELLOW_BLUE)])
+    ix = np.clip(np.rint(points[:, 0]).astype(int), 0, w - 1)
+    iy = np.clip(np.rint(points[:, 1]).astype(int), 0, h - 1)
+    x0, x1 = np.clip(ix - r, 0, w), np.clip(ix + r + 1, 0, w)
+    y0, y1 = np.clip(iy - r, 0, h), np.clip(iy + r + 1, 0, h)
+    area = np.maximum((x1 - x0) * (y1 - y0), 1)
+    means = []
+    for channel in (RED_GREEN, YELLOW_BLUE):
+        table = cv2.integral(desc.data[channel].astype(np.float64))
+        sums = table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
+        means.append(sums / area)
+    return np.stack(means)
 
 
 def colour_matches(desc: Descriptors, exemplars: np.ndarray, candidates: np.ndarray, radius: float) -> np.ndarray:
@@ -189,9 +218,8 @@ def colour_matches(desc: Descriptors, exemplars: np.ndarray, candidates: np.ndar
 
     Coloured exemplars are compared by hue (the chroma vector's direction), which brightness, saturation and
     a mix with a dark or grey background leave alone; grey exemplars accept grey candidates only."""
-    means = _disc_means(desc, radius)
-    reference = np.median(np.stack([_at(m, exemplars) for m in means]), axis=1)  # [2]
-    found = np.stack([_at(m, candidates) for m in means])  # [2, K]
+    reference = np.median(_chroma_means(desc, exemplars, radius), axis=1)  # [2]
+    found = _chroma_means(desc, candidates, radius)  # [2, K]
     strength = np.hypot(found[0], found[1])
     reference_strength = float(np.hypot(*reference))
     if reference_strength < _GREY_CHROMA:

@@ -132,18 +132,23 @@ def _circular_median(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def group_prompts(cells: np.ndarray, radius: np.ndarray) -> np.ndarray:
-    """int[N] group per prompt: a prompt within half a radius of an earlier group's first prompt joins it."""
+    """int[N] group per prompt: a prompt within half a radius of an earlier group's first prompt joins the
+    first such group, else it starts one; groups are numbered in order of their first prompt."""
     n = len(cells)
-    groups = np.full(n, -1, np.int64)
-    leaders: list[int] = []
+    groups = np.zeros(n, np.int64)
+    leader_xy = np.empty((n, 2))
+    leader_r = np.empty(n)
+    count = 0
     for i in range(n):
-        for g, j in enumerate(leaders):
-            if np.hypot(*(cells[i] - cells[j])) < _SAME_OBJECT * min(radius[i], radius[j]):
-                groups[i] = g
-                break
-        else:
-            groups[i] = len(leaders)
-            leaders.append(i)
+        if count:
+            d = np.hypot(leader_xy[:count, 0] - cells[i, 0], leader_xy[:count, 1] - cells[i, 1])
+            hits = np.flatnonzero(d < _SAME_OBJECT * np.minimum(leader_r[:count], radius[i]))
+            if len(hits):
+                groups[i] = hits[0]
+                continue
+        groups[i] = count
+        leader_xy[count], leader_r[count] = cells[i], radius[i]
+        count += 1
     return groups
 
 
@@ -155,10 +160,10 @@ def rasterise(grid_hw: tuple[int, int], cells: np.ndarray, shapes: Outlines, gro
     owner_distance = np.full((gh, gw), np.inf, np.float32)
     angles = np.arange(RAYS) * (2 * np.pi / RAYS)
     leaders = np.unique(groups, return_index=True)[1]
-    for g, i in enumerate(leaders):
-        r = shapes.ray_radius[i] + 0.5
-        xs = cells[i, 0] + r * np.cos(angles)
-        ys = cells[i, 1] + r * np.sin(angles)
+    reach = shapes.ray_radius[leaders] + 0.5  # [G, RAYS]
+    all_xs = cells[leaders, 0, None] + reach * np.cos(angles)[None, :]
+    all_ys = cells[leaders, 1, None] + reach * np.sin(angles)[None, :]
+    for g, (i, xs, ys) in enumerate(zip(leaders, all_xs, all_ys)):
         x0, x1 = max(int(np.floor(xs.min())), 0), min(int(np.ceil(xs.max())) + 1, gw)
         y0, y1 = max(int(np.floor(ys.min())), 0), min(int(np.ceil(ys.max())) + 1, gh)
         if x1 <= x0 or y1 <= y0:
@@ -166,8 +171,9 @@ def rasterise(grid_hw: tuple[int, int], cells: np.ndarray, shapes: Outlines, gro
         poly = np.zeros((y1 - y0, x1 - x0), np.uint8)
         points = np.round(np.column_stack([xs - x0, ys - y0]) * 8).astype(np.int32)
         cv2.fillPoly(poly, [points], 1, shift=3)
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        distance = np.hypot(xx - cells[i, 0], yy - cells[i, 1]).astype(np.float32) / max(shapes.radius[i], 1.0)
+        dy = (np.arange(y0, y1, dtype=np.float32) - np.float32(cells[i, 1]))[:, None]
+        dx = (np.arange(x0, x1, dtype=np.float32) - np.float32(cells[i, 0]))[None, :]
+        distance = np.sqrt(dx * dx + dy * dy) * np.float32(1.0 / max(shapes.radius[i], 1.0))
         window = owner_distance[y0:y1, x0:x1]
         take = (poly > 0) & (distance < window)
         window[take] = distance[take]

@@ -25,30 +25,28 @@ _PERCENTILE = 30.0
 _SPACING = 0.6
 
 
-def _shifted(values: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """out[y, x] = values[y + dy, x + dx], edges replicated."""
-    h, w = values.shape
-    ys = np.clip(np.arange(h) + dy, 0, h - 1)
-    xs = np.clip(np.arange(w) + dx, 0, w - 1)
-    if dx == 0:
-        return values[ys]
-    return values[ys][:, xs] if dy else values[:, xs]
-
-
 def rim_map(gx: np.ndarray, gy: np.ndarray, radius: float) -> np.ndarray:
     """float32[h, w] outline strength around each cell at `radius` cells, from the image gradient gx, gy."""
-    per_angle = np.empty((ANGLES,) + gx.shape, np.float32)
-    for k in range(ANGLES):
+    h, w = gx.shape
+    pad = int(np.ceil(radius * max(_RADII))) + 1
+    per_angle = np.empty((ANGLES, h, w), np.float32)
+    for k in range(ANGLES // 2):
         angle = 2 * np.pi * k / ANGLES
         c, s = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+        # |derivative| along a direction and its opposite are equal: one map serves both.
         derivative = np.abs(gx * c + gy * s)
-        best = per_angle[k]
-        best[:] = 0.0
-        for factor in _RADII:
-            dx, dy = int(round(radius * factor * c)), int(round(radius * factor * s))
-            np.maximum(best, _shifted(derivative, dx, dy), out=best)
+        padded = cv2.copyMakeBorder(derivative, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        for out, sign in ((per_angle[k], 1), (per_angle[k + ANGLES // 2], -1)):
+            out[:] = 0.0
+            for factor in _RADII:
+                dx = int(round(sign * radius * factor * c))
+                dy = int(round(sign * radius * factor * s))
+                # out[y, x] = max(out, derivative[y + dy, x + dx]), edges replicated: a view of the padding.
+                np.maximum(out, padded[pad + dy : pad + dy + h, pad + dx : pad + dx + w], out=out)
     kth = int(round(_PERCENTILE / 100 * (ANGLES - 1)))
-    return np.partition(per_angle, kth, axis=0)[kth]
+    # Directions last: a partition along the contiguous axis is several times faster.
+    by_cell = np.ascontiguousarray(per_angle.transpose(1, 2, 0))
+    return np.partition(by_cell, kth, axis=2)[..., kth]
 
 
 def rim_candidates(rim: np.ndarray, radius: float, floor: float) -> np.ndarray:

@@ -48,13 +48,13 @@ def run_case(case: Case) -> CaseResult:
 
 
 def table(results: list[CaseResult]) -> str:
-    lines = ["| case | kind | true | counted | F1 | union IoU | match quality | ms |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| case | kind | true | counted | F1 | union IoU | match quality |", "|---|---|---|---|---|---|---|"]
     for r in results:
         scored = r.kind != "foreign"
         f1 = f"{r.f1:.3f}" if scored else "-"
         iou = f"{r.union_iou:.3f}" if scored else "-"
         lines.append(
-            f"| {r.name} | {r.kind} | {r.truth} | {r.counted} | {f1} | {iou} | {r.match_quality:.2f} | {r.ms:.0f} |"
+            f"| {r.name} | {r.kind} | {r.truth} | {r.counted} | {f1} | {iou} | {r.match_quality:.2f} |"
         )
     scored = [r for r in results if r.kind != "foreign"]
     foreign = [r for r in results if r.kind == "foreign"]

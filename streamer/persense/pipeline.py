@@ -67,7 +67,7 @@ def _similar_size(box: tuple[float, float, float, float], size: tuple[float, flo
 
 
 # A feedback pass replaces the first pass's answer unless it finds fewer than this share of its objects.
-_FEEDBACK_KEEPS = 0.9
+_FEEDBACK_KEEPS = 1.0
 
 
 class _Timer:
@@ -219,6 +219,7 @@ class PerSense:
             # support about as well: exemplars fed back from atypical masks (a few of the largest or
             # smallest objects, or of other things) find clearly fewer, or other, objects, and counts must
             # not flicker to 0 nor drift to another kind of object.
+            log.debug("pass %d: %d objects, match quality %.3f", iteration, len(pass_instances), pass_quality)
             acceptable = (
                 len(pass_instances) >= max(_FEEDBACK_KEEPS * len(instances), 1)
                 and pass_quality >= quality - cfg.feedback_quality_margin

@@ -43,28 +43,24 @@ def argmax_point(similarity: np.ndarray, box: np.ndarray | None = None) -> np.nd
 def top_points(similarity: np.ndarray, k: int, separation: float, box: np.ndarray | None = None) -> np.ndarray:
     """float32[<=k, 2]: P_max (Eq. 1) and the next most similar pixels, each at least `separation` pixels from
     the ones before (inside `box` when one is given); the first row is `argmax_point`'s."""
+    h, w = similarity.shape
     work = np.array(similarity, np.float32, copy=True)
     if box is not None:
-        h, w = work.shape
         x0 = int(np.clip(math.floor(box[0]), 0, w - 1))
         y0 = int(np.clip(math.floor(box[1]), 0, h - 1))
         x1 = int(np.clip(math.ceil(box[2]), x0 + 1, w))
         y1 = int(np.clip(math.ceil(box[3]), y0 + 1, h))
-        inside = np.zeros(work.shape, bool)
-        inside[y0:y1, x0:x1] = True
-        work[~inside] = -np.inf
+        outside = np.ones(work.shape, bool)
+        outside[y0:y1, x0:x1] = False
+        work[outside] = -np.inf
+    ys, xs = np.ogrid[0:h, 0:w]
     points = []
-    radius = max(int(math.ceil(separation)), 1)
     for _ in range(k):
         iy, ix = np.unravel_index(int(np.argmax(work)), work.shape)
         if not np.isfinite(work[iy, ix]):
             break
         points.append((ix, iy))
-        y0, y1 = max(iy - radius, 0), iy + radius + 1
-        x0, x1 = max(ix - radius, 0), ix + radius + 1
-        yy, xx = np.ogrid[y0:y1, x0:x1][0], np.ogrid[y0:y1, x0:x1][1]
-        near = (yy - iy) ** 2 + (xx - ix) ** 2 <= radius * radius
-        work[y0:y1, x0:x1][near[: work[y0:y1, x0:x1].shape[0], : work[y0:y1, x0:x1].shape[1]]] = -np.inf
+        work[(ys - iy) ** 2 + (xs - ix) ** 2 < separation * separation] = -np.inf
     return np.asarray(points, np.float32).reshape(-1, 2)
 
 

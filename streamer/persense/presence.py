@@ -51,13 +51,28 @@ def instance_similarity(instances: list[Instance], similarity: np.ndarray) -> np
     """float64[N]: each instance's median similarity over its mask (similarity: float[H, W] at frame size).
 
     The median, not the mean: a mask that takes in a rim of background is still judged by the object."""
-    values = np.zeros(len(instances))
+    values, owners = [], []
     for k, inst in enumerate(instances):
         x0, y0, x1, y1 = inst.bbox
-        crop = similarity[y0:y1, x0:x1]
-        inside = crop[inst.mask] if inst.mask.any() else crop.ravel()
-        values[k] = float(np.median(inside)) if inside.size else 0.0
-    return values
+        # Every other pixel each way: the similarity map is a resampled feature grid, coarser than that.
+        crop, mask = similarity[y0:y1:2, x0:x1:2], inst.mask[::2, ::2]
+        inside = crop[mask] if mask.any() else crop.ravel()
+        if inside.size == 0:
+            inside = np.zeros(1, np.float32)
+        values.append(inside)
+        owners.append(np.full(inside.size, k))
+    if not values:
+        return np.zeros(0)
+    # One sort of every mask's values (grouped by instance): the medians of all instances at once.
+    value, owner = np.concatenate(values).astype(np.float64), np.concatenate(owners)
+    # Each instance's values shifted past the previous instance's (the similarity is a cosine, in [-1, 1]):
+    # one plain sort then orders them by instance, and by value within it.
+    ordered = np.sort(value + 4.0 * owner) - 4.0 * np.sort(owner)
+    counts = np.bincount(owner, minlength=len(instances))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    low = ordered[starts + (counts - 1) // 2]
+    high = ordered[starts + counts // 2]
+    return (low + high) / 2
 
 
 def frame_quality(qualities: np.ndarray) -> float:

@@ -46,7 +46,7 @@ def similarity_grid(embedding: ImageEmbedding, prototype: np.ndarray) -> np.ndar
     feats = _valid_features(embedding)
     c = feats.shape[0]
     flat = feats.reshape(c, -1)
-    norms = np.linalg.norm(flat, axis=0)
+    norms = np.sqrt(np.einsum("cn,cn->n", flat, flat))
     # einsum, not `@`: a BLAS matrix-vector product runs on a thread pool whose workers then spin for ~0.1 s,
     # holding a core the rest of the frame needs (measured: 81-86 ms of CPU per frame instead of 48).
     sim = np.einsum("c,cn->n", prototype, flat) / np.maximum(norms, 1e-12)

@@ -15,6 +15,9 @@ _MIN_PIXELS = 9
 _SMALL_OBJECT = 64
 # Intensity standard deviation (0-255) over the object and its surroundings below which the support is flat.
 _FLAT = 2.0
+# A support image more than this many times larger than the frame (linear size), or this many times smaller.
+_LARGER_SUPPORT = 1.5
+_SMALLER_SUPPORT = 10.0
 
 
 def support_problems(image_rgb: np.ndarray, mask: np.ndarray) -> list[str]:
@@ -38,13 +41,14 @@ def support_problems(image_rgb: np.ndarray, mask: np.ndarray) -> list[str]:
     return problems
 
 
-def size_mismatch(support_hw: tuple[int, int], frame_hw: tuple[int, int], factor: float = 4.0) -> str | None:
-    """A warning when the frame and the support image differ in linear size by more than `factor`."""
+def size_mismatch(support_hw: tuple[int, int], frame_hw: tuple[int, int]) -> str | None:
+    """A warning when the support image is much larger than the frame (then it is not the camera's view,
+    and its objects are at another scale) or very much smaller (a crop is normal; a thumbnail is not)."""
     ratio = float(np.sqrt((frame_hw[0] * frame_hw[1]) / max(support_hw[0] * support_hw[1], 1)))
-    if ratio > factor or ratio < 1 / factor:
+    if ratio < 1 / _LARGER_SUPPORT or ratio > _SMALLER_SUPPORT:
         return (
             f"the frame ({frame_hw[1]}x{frame_hw[0]}) and the support image ({support_hw[1]}x{support_hw[0]}) differ "
             f"{max(ratio, 1 / ratio):.1f}x in size: objects are expected at the support's scale; take the support "
-            "from the camera's own view"
+            "from the camera's own view (a crop of a frame is fine)"
         )
     return None

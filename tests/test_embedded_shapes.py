@@ -1,0 +1,120 @@
+"""The embedded engines' building blocks on drawn shapes whose answers are known exactly."""
+
+import cv2
+import numpy as np
+import pytest
+
+from engines.embedded.dmg import colour_matches, correlation_threshold, detect_objects
+from engines.embedded.features import compute_descriptors
+from engines.embedded.rays import group_prompts, outlines, radial_gradients, rasterise
+from engines.embedded.rims import rim_candidates, rim_map
+
+
+def discs(centres, radius, size=(120, 160), value=200, background=40, colour=None):
+    """uint8 RGB image of filled discs (grid == frame: the images are small, stride 1)."""
+    image = np.full(size + (3,), background, np.uint8)
+    for x, y in centres:
+        cv2.circle(image, (int(x), int(y)), int(radius), colour or (value, value, value), -1, lineType=cv2.LINE_AA)
+    return image
+
+
+def test_an_outline_from_the_centre_finds_the_discs_radius():
+    image = discs([(80, 60)], 15)
+    desc = compute_descriptors(image)
+    assert desc.stride == 1
+    shapes = outlines(desc.smoothed(0.8), np.array([[80.0, 60.0]]), max_radius=40)
+    assert abs(shapes.radius[0] - 15) <= 1.5
+    assert np.all(np.abs(shapes.ray_radius[0] - 15) <= 1.5)
+
+
+def test_an_off_centre_prompt_still_outlines_the_whole_disc():
+    image = discs([(80, 60)], 15)
+    desc = compute_descriptors(image)
+    cells = np.array([[84.0, 57.0]])
+    shapes = outlines(desc.smoothed(0.8), cells, max_radius=40, radius_hint=15)
+    labels = rasterise(desc.grid_hw, cells, shapes, np.array([0]))
+    truth = np.zeros(desc.grid_hw, np.uint8)
+    cv2.circle(truth, (80, 60), 15, 1, -1)
+    iou = np.logical_and(labels == 1, truth).sum() / np.logical_or(labels == 1, truth).sum()
+    assert iou > 0.8
+
+
+def test_touching_discs_are_split_between_their_prompts():
+    centres = [(60, 60), (89, 60)]  # radius 15: they touch (and overlap by a pixel)
+    image = discs(centres, 15)
+    desc = compute_descriptors(image)
+    cells = np.array(centres, np.float64)
+    shapes = outlines(desc.smoothed(0.8), cells, max_radius=40, radius_hint=15)
+    groups = group_prompts(cells, shapes.radius)
+    assert groups.tolist() == [0, 1]
+    labels = rasterise(desc.grid_hw, cells, shapes, groups)
+    for k, (x, y) in enumerate(centres):
+        truth = np.zeros(desc.grid_hw, np.uint8)
+        cv2.circle(truth, (x, y), 15, 1, -1)
+        iou = np.logical_and(labels == k + 1, truth).sum() / np.logical_or(labels == k + 1, truth).sum()
+        assert iou > 0.8, (k, iou)
+
+
+def test_prompts_within_half_a_radius_are_one_object():
+    groups = group_prompts(np.array([[10.0, 10.0], [13.0, 10.0], [40.0, 10.0]]), np.array([8.0, 8.0, 8.0]))
+    assert groups.tolist() == [0, 0, 1]
+
+
+def test_rim_candidates_are_the_disc_centres_and_an_edge_alone_is_none():
+    centres = [(30, 30), (80, 30), (130, 30), (30, 90), (80, 90), (130, 90)]
+    image = discs(centres, 10)
+    desc = compute_descriptors(image)
+    gx, gy = radial_gradients(desc.smoothed(0.8))
+    rim = rim_map(gx, gy, 10)
+    found = rim_candidates(rim, 10, 0.5 * rim.max())
+    assert len(found) == len(centres)
+    for x, y in centres:
+        assert np.hypot(found[:, 0] - x, found[:, 1] - y).min() <= 1.0
+    # A straight edge is a rim on one side only: far weaker than a closed outline.
+    half = np.full((120, 160, 3), 40, np.uint8)
+    half[:, 80:] = 200
+    hx, hy = radial_gradients(compute_descriptors(half).smoothed(0.8))
+    assert rim_map(hx, hy, 10).max() < 0.2 * rim.max()
+
+
+def test_detect_objects_finds_every_disc_of_the_exemplars_size_and_brightness_does_not_matter():
+    centres = [(25 + 35 * i, 25 + 35 * j) for i in range(4) for j in range(3)]
+    image = np.full((120, 160, 3), 40, np.uint8)
+    for k, (x, y) in enumerate(centres):
+        v = 90 + 12 * k  # dim to bright
+        cv2.circle(image, (x, y), 10, (v, v, v), -1, lineType=cv2.LINE_AA)
+    desc = compute_descriptors(image)
+    found, radius = detect_objects(desc, np.array([[15.0, 15.0, 36.0, 36.0]]))
+    assert abs(radius - 10.5) < 0.01
+    assert len(found) == len(centres)
+    for x, y in centres:
+        assert np.hypot(found[:, 0] - x, found[:, 1] - y).min() <= 1.5
+
+
+def test_correlation_threshold_splits_two_populations_and_keeps_one_whole():
+    rng = np.random.default_rng(0)
+    two = np.concatenate([rng.normal(0.1, 0.03, 300), rng.normal(0.8, 0.03, 60)])
+    t = correlation_threshold(two)
+    assert 0.3 <= t <= 0.55
+    assert ((two >= t) == (np.arange(360) >= 300)).all()
+    one = rng.normal(0.7, 0.1, 200)  # all candidates of the kind: no split through them
+    assert correlation_threshold(one) == 0.3
+
+
+@pytest.mark.parametrize(
+    "exemplar, candidate, alike",
+    [
+        ((40, 160, 60), (20, 80, 30), True),  # a dim green object is still green
+        ((40, 160, 60), (120, 255, 150), True),  # a bright, paler green too
+        ((40, 160, 60), (170, 60, 40), False),  # red is another kind
+        ((128, 128, 128), (60, 60, 60), True),  # grey stays grey whatever its brightness
+        ((128, 128, 128), (40, 160, 60), False),  # a green thing is no grey product
+    ],
+)
+def test_colour_compares_hue_for_coloured_exemplars_and_greyness_for_grey(exemplar, candidate, alike):
+    image = np.full((60, 120, 3), 10, np.uint8)
+    cv2.circle(image, (30, 30), 12, exemplar, -1)
+    cv2.circle(image, (90, 30), 12, candidate, -1)
+    desc = compute_descriptors(image)
+    got = colour_matches(desc, np.array([[30.0, 30.0]]), np.array([[90.0, 30.0]]), 12.0)
+    assert got.tolist() == [alike]
