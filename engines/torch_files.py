@@ -8,7 +8,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from streamer.errors import EngineError, first_line
+from engines.errors import EngineError, first_line
 
 
 def checkpoint_file(path: Path | str, what: str = "checkpoint") -> Path:

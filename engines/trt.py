@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from streamer.errors import EngineError, first_line
+from engines.errors import EngineError, first_line
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from streamer.cli.common import check_output_dir
-from streamer.errors import EngineError, UserError
+from engines.outputs import check_output_dir
+from engines.errors import EngineError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,13 @@ def _versions() -> dict[str, str]:
     import onnx
     import torch
 
-    from streamer import __version__
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {"persense": __version__, "torch": torch.__version__, "onnx": onnx.__version__}
+    try:
+        persense = version("persense-stream")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        persense = "unknown"
+    return {"persense": persense, "torch": torch.__version__, "onnx": onnx.__version__}
 
 
 def export_countr(model, out_dir: Path | str, checkpoint: Path | str | None, opset: int = DEFAULT_OPSET) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 from collections.abc import Sequence
 
 from export.sam_onnx import EXTERNAL_DATA_BYTES
-from streamer.errors import EngineError
+from engines.errors import EngineError
 
 log = logging.getLogger(__name__)
 

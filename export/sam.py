@@ -14,8 +14,8 @@ from pathlib import Path
 
 from engines.sam.manifest import read_manifest
 from engines.sam.spec import IMAGE_SIZE, LOW_RES, OFFICIAL_TYPES, SPECS
-from streamer.cli.common import check_output_dir
-from streamer.errors import UserError
+from engines.outputs import check_output_dir
+from engines.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engines.sam.manifest import SamManifest, file_entry
 from engines.sam.spec import GRID, IMAGE_SIZE, LOW_RES, PIXEL_MEAN, PIXEL_STD, spec_for
-from streamer.errors import UserError
+from engines.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 
 from engines.ort import ORT_TRT_CACHE
 from engines.trt import engine_file_name, import_tensorrt, onnx_digest, require_cuda
-from streamer.errors import EngineError
+from engines.errors import EngineError
 
 log = logging.getLogger(__name__)
 

@@ -80,7 +80,7 @@ def test_tiny_onnx_and_torch_backends_agree_through_the_config(tiny_dir):
     image, boxes = frame_and_boxes((96, 160), 4)
     outs = {}
     for backend in ("torch", "onnxruntime"):
-        dmg = build_countr_dmg(CountrEngineConfig(model_dir=tiny_dir, backend=backend))
+        dmg = build_countr_dmg(tiny_dir, backend)
         outs[backend] = (dmg.model_density(image, boxes).density, dmg.density(image, None, boxes))
     assert relative_error(outs["torch"][0], outs["onnxruntime"][0]) < 1e-4
     assert outs["torch"][1].count == pytest.approx(outs["onnxruntime"][1].count, rel=1e-3, abs=1e-3)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from engines.factory import build_engines
+from streamer.engine_factory import build_engines
 from engines.interfaces import DecoderOutput, ImageEmbedding, PromptGuidance
 from engines.sam import SamCorrelationDmg
 from sam_testing import agreement, tiny_dir  # noqa: F401

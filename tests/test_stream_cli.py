@@ -262,12 +262,12 @@ def test_run_reports_a_bad_source_before_loading_engines(tmp_path, capsys, monke
     import cv2
     import numpy as np
 
-    import engines.factory
+    import streamer.engine_factory
 
     def no_engines(config):
         raise AssertionError("engines were built before the sources were checked")
 
-    monkeypatch.setattr(engines.factory, "build_engines", no_engines)
+    monkeypatch.setattr(streamer.engine_factory, "build_engines", no_engines)
     # A real support set, so the simulator's own support (which opens the source URI) is not what catches it.
     cv2.imwrite(str(tmp_path / "s.png"), np.full((32, 32, 3), 90, np.uint8))
     cv2.imwrite(str(tmp_path / "m.png"), np.pad(np.full((8, 8), 255, np.uint8), 12))

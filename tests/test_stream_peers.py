@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from engines.factory import build_engines
+from streamer.engine_factory import build_engines
 from waiting import wait_until
 from streamer.config import Config, EnginesConfig
 from streamer.stream.config import StreamConfig

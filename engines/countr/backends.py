@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from streamer.errors import EngineError
+from engines.errors import EngineError
 
 log = logging.getLogger(__name__)
 

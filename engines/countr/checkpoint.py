@@ -8,7 +8,7 @@ from typing import Mapping
 
 import torch
 
-from streamer.errors import EngineError
+from engines.errors import EngineError
 
 from engines.countr.model import CounTR, CountrSpec
 from engines.torch_files import checkpoint_file, load_problem

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamer.errors import UserError
+from engines.errors import UserError
 
 from engines.countr import preprocess as pre
 from engines.countr.backends import CountrBackend, run_batched

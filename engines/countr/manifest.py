@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from streamer.errors import EngineError, first_line
+from engines.errors import EngineError, first_line
 
 from engines.countr.backends import CountrBackend, OrtBackend, TorchBackend, TrtBackend
 

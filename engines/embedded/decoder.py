@@ -15,7 +15,7 @@ import numpy as np
 from engines.embedded.features import Descriptors
 from engines.embedded.rays import group_prompts, outline_scores, outlines, radial_gradients, rasterise
 from engines.interfaces import DecoderOutput, ImageEmbedding, PromptGuidance
-from streamer.errors import EngineError
+from engines.errors import EngineError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from engines.embedded.features import compute_descriptors, embed, embed_shape
 from engines.interfaces import ImageEmbedding
-from streamer.errors import EngineError
+from engines.errors import EngineError
 
 
 # Feature buffers an encoder keeps for reuse (one in use by the current frame, one spare).

@@ -70,7 +70,6 @@ def radial_gradients(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _radial_profiles(gx: np.ndarray, gy: np.ndarray, cells: np.ndarray, max_radius: int) -> np.ndarray:
     """float32[N, RAYS, R]: |radial derivative| at radii 1..R cells on each ray from each prompt."""
-    n = len(cells)
     angles = np.arange(RAYS) * (2 * np.pi / RAYS)
     cos, sin = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
     radii = np.arange(1, max_radius + 1, dtype=np.float32)

@@ -15,7 +15,7 @@ import numpy as np
 
 from engines.sam.manifest import SamManifest
 from engines.sam.spec import LOW_RES
-from streamer.errors import EngineError
+from engines.errors import EngineError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamer.errors import EngineError
+from engines.errors import EngineError
 
 FORMAT = "persense.sam/1"
 MANIFEST = "manifest.json"

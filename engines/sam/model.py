@@ -14,7 +14,7 @@ from engines.interfaces import DecoderOutput, ImageEmbedding, PromptGuidance
 from engines.sam import transforms as tf
 from engines.sam.manifest import SamManifest, read_manifest
 from engines.sam.spec import GRID, LOW_RES
-from streamer.errors import EngineError, UserError
+from engines.errors import EngineError, UserError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.torch_files import checkpoint_file, load_problem
-from streamer.errors import UserError
+from engines.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from engines.sam.spec import IMAGE_SIZE, LOW_RES, PATCH_SIZE, PIXEL_MEAN, PIXEL_STD
-from streamer.errors import UserError
+from engines.errors import UserError
 
 _MEAN = np.asarray(PIXEL_MEAN, np.float32)
 _STD = np.asarray(PIXEL_STD, np.float32)

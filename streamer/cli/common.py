@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 from streamer.config import Config, load_config
@@ -24,7 +23,7 @@ def add_config_argument(
 
 def build_pipeline(config: Config) -> PerSense:
     """Engines + gate + algorithm parameters from a config (engines are imported lazily by the factory)."""
-    from engines.factory import build_engines
+    from streamer.engine_factory import build_engines
 
     return PerSense(build_engines(config.engines), config.pipeline, build_gate(config.gate))
 
@@ -42,16 +41,3 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return load_config(args.config)
 
 
-def check_output_dir(path: Path) -> Path:
-    """Fail early, before any model loads or frame runs, if `path` cannot become an output directory.
-
-    Nothing is created: a command that fails later leaves no empty directory behind.
-    """
-    if path.exists() and not path.is_dir():
-        raise UserError(f"output directory {path} is a file")
-    ancestor = path
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UserError(f"cannot create output directory {path}: {ancestor} is not a writable directory")
-    return path

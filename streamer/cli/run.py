@@ -105,7 +105,7 @@ def check_sources(sources: list[SourceConfig]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engines.factory import build_engines
+    from streamer.engine_factory import build_engines
     from streamer.errors import UserError
     from streamer.sources.redact import redact
     from streamer.stream.processor import StreamProcessor

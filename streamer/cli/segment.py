@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.cli.common import add_config_argument, build_pipeline, check_output_dir, config_from_args, load_support
+from engines.outputs import check_output_dir
+from streamer.cli.common import add_config_argument, build_pipeline, config_from_args, load_support
 from streamer.errors import UserError
 from streamer.imageio import read_image, write_image
 from streamer.render import overlay

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streamer.config import EnginesConfig
-from streamer.errors import UserError
+from engines.errors import UserError
 
 from engines.interfaces import EngineSet
 
@@ -19,7 +19,7 @@ def build_engines(config: EnginesConfig) -> EngineSet:
             raise UserError("engines.segmenter is 'sam' but engines.sam.model_dir is not set")
         from engines.sam import build_sam_engines
 
-        engines = build_sam_engines(config.sam)
+        engines = build_sam_engines(config.sam.model_dir, config.sam.backend)
 
     if config.dmg == "embedded":
         if config.segmenter != "embedded":
@@ -35,6 +35,6 @@ def build_engines(config: EnginesConfig) -> EngineSet:
             raise UserError("engines.dmg is 'countr' but engines.countr.model_dir is not set")
         from engines.countr import build_countr_dmg
 
-        engines.dmg = build_countr_dmg(config.countr)
+        engines.dmg = build_countr_dmg(config.countr.model_dir, config.countr.backend)
         engines.name += "+countr"
     return engines
