@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ISSUE_METRICS = {
     "persense_frames_total", "persense_stage_seconds", "persense_end_to_end_seconds", "persense_objects",
     "persense_source_up", "persense_source_reconnects_total", "persense_last_frame_age_seconds",
-    "persense_publish_dropped_total",
+    "persense_publish_dropped_total", "persense_match_quality",
 }
 
 
