@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -104,6 +105,17 @@ def check_sources(sources: list[SourceConfig]) -> None:
             raise UserError(f"camera {source.camera_id}: {exc}") from None
 
 
+def _announce_http(processor) -> None:
+    base = processor.http.base_url
+    log.info("metrics: %s/metrics, health: %s/healthz, readiness: %s/readyz", base, base, base)
+    if processor.stream.console.enabled:
+        log.info("console: open %s/ in a browser%s", base, " (it needs the token)" if processor.http_token else "")
+    if processor.http_token_generated:
+        # Shown once, on the terminal only: a credential never goes to the log.
+        print(f"console token (generated; set stream.console.token to choose one): open {base}/?token="
+              f"{processor.http_token}", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from engines.factory import build_engines
     from streamer.errors import UserError
@@ -137,8 +149,7 @@ def run(args: argparse.Namespace) -> int:
         if processor.control:
             log.info("control: %s (JSON requests status, pause, resume, set_support)", processor.control.endpoint)
         if processor.http:
-            base = processor.http.url.rsplit("/", 1)[0]
-            log.info("metrics: %s/metrics, health: %s/healthz, readiness: %s/readyz", base, base, base)
+            _announce_http(processor)
         why = processor.wait(stop)
         log.info("stopping (%s)", why)
     finally:

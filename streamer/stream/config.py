@@ -83,12 +83,30 @@ class MetricsConfig(_Section):
     port: Optional[int] = Field(9108, ge=0, le=65535, description="0 picks a free port; null disables it")
 
 
+class ConsoleConfig(_Section):
+    """The operator console in the browser, served on the metrics port (see streamer.console)."""
+
+    enabled: bool = Field(True, description="serve the console at / on the metrics port (false: probes and metrics "
+                          "only)")
+    token: Optional[str] = Field(
+        None, min_length=16, max_length=256,
+        description="token the console and its API need; null: none on 127.0.0.1, and beyond loopback one is "
+        "generated and printed once at start",
+    )
+    metrics_need_token: bool = Field(False, description="whether /metrics needs the token too (Prometheus often "
+                                     "scrapes without)")
+    max_fps: float = Field(10.0, gt=0, le=30, description="frames per second of the live view, at most")
+    max_upload_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024,
+                                  description="largest support upload (image and mask together)")
+
+
 class StreamConfig(_Section):
     sources: list[SourceConfig] = Field(default_factory=lambda: [SourceConfig()])
     supervisor: SupervisorConfig = SupervisorConfig()
     publish: PublishConfig = PublishConfig()
     control: ControlConfig = ControlConfig()
     metrics: MetricsConfig = MetricsConfig()
+    console: ConsoleConfig = ConsoleConfig()
     cache_dir: Optional[Path] = Field(None, description="support prototype cache; default ~/.cache/persense")
     max_frames: Optional[int] = Field(None, ge=1, description="stop after this many published results")
     encode_ahead: Optional[bool] = Field(
