@@ -10,6 +10,7 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -55,6 +56,8 @@ class HttpServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._sock.bind((host, port))
+            # Listening from here on: a client that comes before the event loop runs waits in the backlog.
+            self._sock.listen(BACKLOG)
         except OSError as exc:
             self._sock.close()
             raise UserError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}") from None
@@ -78,8 +81,12 @@ class HttpServer:
         """The metrics URL (kept for the status reply and the run log)."""
         return f"{self.base_url}/metrics"
 
-    def start(self) -> None:
+    def start(self, timeout: float = 5.0) -> None:
+        """Start serving; returns once the server accepts requests (or after `timeout`)."""
         self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def alive(self) -> bool:
         return self._thread.is_alive()
