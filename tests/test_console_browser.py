@@ -262,3 +262,29 @@ def test_a_token_protected_console_refuses_without_the_token(run, browser, tmp_p
     assert browser.current_url == r.base + "/"  # the token left the address bar
     assert wait_until(lambda: _live_shown(browser), 60, 0.05), "the console does not work with the token"
     assert TOKEN not in r.log.read_text()  # a credential never reaches the log
+
+
+def test_pick_by_keyboard_alone(run, browser):
+    """Freeze with Enter on the button, move the cross with the arrow keys, Enter picks: no mouse needed."""
+    from selenium.webdriver.common.keys import Keys
+
+    r = run()
+    r.wait_http()
+    browser.get(r.base + "/")
+    assert wait_until(lambda: _live_shown(browser), 60, 0.05)
+    browser.find_element("id", "freeze").send_keys(Keys.ENTER)
+    frozen = browser.find_element("id", "frozen")
+    assert wait_until(lambda: "frozen" in _text(browser, "message"), 20), _text(browser, "message")
+    assert browser.switch_to.active_element == frozen  # focus moved to the frame
+    index = int(frozen.get_attribute("data-frame-index"))
+    x, y = distractor_point(ConveyorSimulator(640, 480, OBJECTS, DISTRACTORS), index)
+    # The cross starts at the centre (320, 240) and moves 20 px per Shift+arrow, 4 px per arrow.
+    keys = []
+    for delta, plus, minus in ((x - 320, Keys.ARROW_RIGHT, Keys.ARROW_LEFT), (y - 240, Keys.ARROW_DOWN, Keys.ARROW_UP)):
+        key = plus if delta > 0 else minus
+        keys += [Keys.SHIFT + key + Keys.SHIFT] * (abs(delta) // 20) + [key] * ((abs(delta) % 20) // 4)
+    frozen.send_keys(*keys, Keys.ENTER)
+    assert wait_until(lambda: "Preview" in _text(browser, "message"), 30), _text(browser, "message")
+    assert browser.find_element("id", "apply").is_enabled()
+    x0, y0, x1, y1 = browser.execute_script("return state.pick.bbox")  # the page's own record of the pick
+    assert x0 <= x + 4 and x - 4 < x1 and y0 <= y + 4 and y - 4 < y1, "the keyboard pick is not at the distractor"

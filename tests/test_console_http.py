@@ -298,3 +298,19 @@ def test_half_requests_are_dropped_after_the_head_deadline(monkeypatch):
         assert http(server.base_url + "/healthz")[0] == 200
     finally:
         server.stop()
+
+
+def test_a_generated_token_is_shown_once_on_the_terminal_and_never_logged(capsys, caplog):
+    from types import SimpleNamespace
+
+    from streamer.cli.run import _announce_http
+
+    token, generated = resolve_token(None, "0.0.0.0")
+    proc = SimpleNamespace(http=SimpleNamespace(base_url="http://0.0.0.0:9108"), http_token=token,
+                           http_token_generated=generated, stream=StreamConfig())
+    with caplog.at_level("DEBUG"):
+        _announce_http(proc)
+    err = capsys.readouterr().err
+    assert err.count(token) == 1 and "/?token=" in err
+    assert all(token not in record.getMessage() for record in caplog.records)
+    assert any("needs the token" in record.getMessage() for record in caplog.records)
