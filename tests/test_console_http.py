@@ -314,3 +314,37 @@ def test_a_generated_token_is_shown_once_on_the_terminal_and_never_logged(capsys
     assert err.count(token) == 1 and "/?token=" in err
     assert all(token not in record.getMessage() for record in caplog.records)
     assert any("needs the token" in record.getMessage() for record in caplog.records)
+
+
+def test_a_port_in_use_is_one_clear_error():
+    from streamer.errors import UserError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=f"cannot serve HTTP on 127.0.0.1:{port}: Address already in use"):
+            http_server.HttpServer(build_app(lambda: [], lambda: (True, {}), lambda: (True, {})), "127.0.0.1", port)
+
+
+def test_an_object_cut_by_the_border_is_picked_with_a_warning_and_a_huge_mask_is_refused():
+    from console_helpers import inner_point
+    from engines.interfaces import DecoderOutput
+    from streamer.errors import UserError
+    from streamer.persense.pick import pick_object
+
+    engines = build_engines(EnginesConfig())
+    scene = ConveyorSimulator(640, 480, 20, 6).frame(3)
+    edge = [label for label in np.unique(scene.labels[:, 0]) if label and (scene.labels == label).sum() > 300]
+    assert edge, "no object cut by the left border in this frame"
+    cut = scene.labels == edge[0]
+    found = pick_object(engines, scene.image, inner_point(cut))
+    assert found.warning and "border" in found.warning and (found.mask & cut).sum() > 0.5 * found.area
+
+    class EverythingDecoder:  # a decoder whose mask is the whole frame: the background, not one object
+        def decode_points(self, embedding, points, guidance=None):
+            return DecoderOutput(None, np.ones((1, 1), np.float32), (60.0, 80.0), np.ones((60, 80), np.int32))
+
+    engines.decoder = EverythingDecoder()
+    with pytest.raises(UserError, match="covers 100% of the image: that is the background"):
+        pick_object(engines, scene.image, (100.0, 100.0))
