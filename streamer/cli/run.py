@@ -39,8 +39,9 @@ def register(subparsers) -> None:
     p.add_argument("--control", metavar="ENDPOINT",
                    help="ZeroMQ REP control endpoint to bind (default tcp://127.0.0.1:5557)")
     p.add_argument("--metrics-port", type=int, metavar="PORT",
-                   help="HTTP port of /metrics, /healthz, /readyz (default 9108, 0 = any)")
-    p.add_argument("--metrics-host", metavar="HOST", help="address the metrics port binds (default 127.0.0.1)")
+                   help="HTTP port of the console (/), /metrics, /healthz, /readyz (default 9108, 0 = any)")
+    p.add_argument("--metrics-host", metavar="HOST",
+                   help="address the HTTP port binds (default 127.0.0.1; beyond loopback the console needs a token)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N published results")
     p.add_argument("--loop", action="store_true", help="replay file sources from the start")
     p.add_argument("--every-frame", action="store_true",

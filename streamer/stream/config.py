@@ -79,7 +79,8 @@ class ControlConfig(_Section):
 
 
 class MetricsConfig(_Section):
-    host: str = Field("127.0.0.1", description="address of the HTTP server for /metrics, /healthz, /readyz")
+    host: str = Field("127.0.0.1",
+                      description="address of the HTTP server for the console, /metrics, /healthz, /readyz")
     port: Optional[int] = Field(9108, ge=0, le=65535, description="0 picks a free port; null disables it")
 
 
