@@ -13,11 +13,11 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from streamer.render import overlay
 from streamer.sources.base import Frame
+from streamer.stream.messages import encode_jpeg
 from streamer.types import SegmentationResult
 
 _RATE_WEIGHT = 0.1  # exponential smoothing of frames/s and latency
@@ -31,13 +31,6 @@ class Shown:
     result: SegmentationResult
     support_id: str
     done_ts: float  # unix seconds when the result was ready
-
-
-def encode_jpeg(image_rgb: np.ndarray, quality: int = 80) -> bytes:
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return data.tobytes()
 
 
 class LiveView:

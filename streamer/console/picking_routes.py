@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from streamer.console.frozen import FrozenFrames
-from streamer.console.live import encode_jpeg
+from streamer.stream.messages import encode_jpeg
 from streamer.console.routes import read_json
 from streamer.errors import UserError
 from streamer.persense.pick import Pick, pick_object

@@ -17,10 +17,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from streamer.console.live import LiveView, encode_jpeg
+from streamer.console.live import LiveView
 from streamer.errors import UserError
 from streamer.render import overlay
 from streamer.schema import result_to_dict
+from streamer.stream.messages import encode_jpeg
 
 BOUNDARY = "persense-frame"
 MAX_JSON_BYTES = 64 * 1024
