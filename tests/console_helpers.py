@@ -48,9 +48,13 @@ def inner_point(mask: np.ndarray) -> tuple[int, int]:
 
 
 def distractor_point(simulator: ConveyorSimulator, frame_index: int) -> tuple[int, int]:
-    """A point well inside the largest visible distractor of the simulator's frame `frame_index`."""
+    """A point well inside a typical visible distractor of the simulator's frame `frame_index`: of the distractor
+    regions clear of the border, the one of median area (the largest are overlapping pairs, the smallest cut)."""
     scene = simulator.frame(frame_index)
     labels, n = ndimage.label(scene.distractors)
     assert n, "no distractor in view"
-    sizes = ndimage.sum(scene.distractors, labels, range(1, n + 1))
-    return inner_point(labels == int(np.argmax(sizes)) + 1)
+    edge = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))) - {0}
+    inside = [k for k in range(1, n + 1) if k not in edge] or list(range(1, n + 1))
+    areas = ndimage.sum(scene.distractors, labels, inside)
+    typical = inside[int(np.argsort(areas)[len(areas) // 2])]
+    return inner_point(labels == typical)

@@ -3,7 +3,7 @@ Selenium, against `persense run` on the simulator as a real process, results rea
 
 Skipped with a reason where Chromium, its driver or selenium is missing (.ci/run installs them). A failing
 test leaves a screenshot in test-screenshots/. With PERSENSE_UPDATE_DOCS=1 the first test also writes
-docs/console.png, the README's screenshot.
+docs/console-pick.png and docs/console.png, the README's screenshots.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def browser(request):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1000"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.implicitly_wait(0)
@@ -180,6 +180,11 @@ def test_watch_the_line_and_pick_a_distractor_with_one_click(run, browser):
         frozen, int(x * width / 640 - width / 2), int(y * height / 480 - height / 2)).click().perform()
     assert wait_until(lambda: "Preview" in _text(browser, "message"), 30), _text(browser, "message")
     old_support = _text(browser, "support-id")
+    assert wait_until(lambda: browser.execute_script(  # the preview (the pick's mask on the frame) is shown
+        "return arguments[0].src.includes('/picks/') && arguments[0].complete && arguments[0].naturalWidth > 0",
+        frozen), 20)
+    if os.environ.get("PERSENSE_UPDATE_DOCS") == "1":
+        browser.save_screenshot(str(ROOT / "docs" / "console-pick.png"))
 
     applied_at = time.time()  # unix seconds, as the results' publish_ts
     browser.find_element("id", "apply").click()
@@ -210,7 +215,6 @@ def test_watch_the_line_and_pick_a_distractor_with_one_click(run, browser):
     if os.environ.get("PERSENSE_UPDATE_DOCS") == "1":
         assert wait_until(lambda: _live_shown(browser), 20)
         assert wait_until(lambda: _text(browser, "support-id") == new_support, 20)
-        browser.set_window_size(1280, 1000)
         time.sleep(1.0)  # let the figures settle for the picture (not for correctness)
         browser.save_screenshot(str(ROOT / "docs" / "console.png"))
 
