@@ -306,7 +306,7 @@ def test_a_generated_token_is_shown_once_on_the_terminal_and_never_logged(capsys
     from streamer.cli.run import _announce_http
 
     token, generated = resolve_token(None, "0.0.0.0")
-    proc = SimpleNamespace(http=SimpleNamespace(base_url="http://0.0.0.0:9108"), http_token=token,
+    proc = SimpleNamespace(http=SimpleNamespace(base_url="http://0.0.0.0:9108"), console_http=None, http_token=token,
                            http_token_generated=generated, stream=StreamConfig())
     with caplog.at_level("DEBUG"):
         _announce_http(proc)
@@ -348,3 +348,17 @@ def test_an_object_cut_by_the_border_is_picked_with_a_warning_and_a_huge_mask_is
     engines.decoder = EverythingDecoder()
     with pytest.raises(UserError, match="covers 100% of the image: that is the background"):
         pick_object(engines, scene.image, (100.0, 100.0))
+
+
+def test_the_console_on_a_port_of_its_own(tmp_path):
+    proc = _processor(tmp_path, {"port": 0})
+    proc.start()
+    try:
+        metrics, console = proc.http.base_url, proc.console_http.base_url
+        assert metrics != console
+        assert http(metrics + "/metrics")[0] == 200 and http(metrics + "/")[0] == 404
+        assert http(console + "/")[0] == 200 and get_json(console + "/api/status")[0] == 200
+        assert get_json(metrics + "/healthz")[1]["threads"]["console"] is True
+    finally:
+        proc.stop()
+    assert not proc.console_http.alive()

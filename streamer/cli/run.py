@@ -107,14 +107,17 @@ def check_sources(sources: list[SourceConfig]) -> None:
 
 
 def _announce_http(processor) -> None:
-    base = processor.http.base_url
-    log.info("metrics: %s/metrics, health: %s/healthz, readiness: %s/readyz", base, base, base)
-    if processor.stream.console.enabled:
-        log.info("console: open %s/ in a browser%s", base, " (it needs the token)" if processor.http_token else "")
+    if processor.http:
+        base = processor.http.base_url
+        log.info("metrics: %s/metrics, health: %s/healthz, readiness: %s/readyz", base, base, base)
+    console = processor.console_http or processor.http
+    if console and processor.stream.console.enabled:
+        needs = " (it needs the token)" if processor.http_token else ""
+        log.info("console: open %s/ in a browser%s", console.base_url, needs)
     if processor.http_token_generated:
         # Shown once, on the terminal only: a credential never goes to the log.
-        print(f"console token (generated; set stream.console.token to choose one): open {base}/?token="
-              f"{processor.http_token}", file=sys.stderr, flush=True)
+        print(f"console token (generated; set stream.console.token to choose one): open "
+              f"{(console or processor.http).base_url}/?token={processor.http_token}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
                  "'persense subscribe --endpoint %s'", processor.publisher.endpoint, processor.publisher.endpoint)
         if processor.control:
             log.info("control: %s (JSON requests status, pause, resume, set_support)", processor.control.endpoint)
-        if processor.http:
+        if processor.http or processor.console_http:
             _announce_http(processor)
         why = processor.wait(stop)
         log.info("stopping (%s)", why)

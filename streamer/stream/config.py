@@ -87,8 +87,10 @@ class MetricsConfig(_Section):
 class ConsoleConfig(_Section):
     """The operator console in the browser, served on the metrics port (see streamer.console)."""
 
-    enabled: bool = Field(True, description="serve the console at / on the metrics port (false: probes and metrics "
-                          "only)")
+    enabled: bool = Field(True, description="serve the console at / (false: probes and metrics only)")
+    port: Optional[int] = Field(None, ge=0, le=65535,
+                                description="a port of its own (0: any free one); null: the metrics port")
+    host: Optional[str] = Field(None, description="the address of its own port; null: the metrics host")
     token: Optional[str] = Field(
         None, min_length=16, max_length=256,
         description="token the console and its API need; null: none on 127.0.0.1, and beyond loopback one is "

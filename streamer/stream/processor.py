@@ -75,7 +75,8 @@ class StreamProcessor:
         self._context: zmq.Context | None = None
         self.publisher: Publisher | None = None
         self.control: ControlServer | None = None
-        self.http = None  # streamer.console.server.HttpServer, when the metrics port is on
+        self.http = None  # streamer.console.server.HttpServer of the metrics port: metrics, probes, the console
+        self.console_http = None  # the console's own port's server, where stream.console.port gives one
         self.http_token: str | None = None  # the console's token in force (None: none needed)
         self.http_token_generated = False  # True: made up at start, for the operator to be shown once
         self.live = LiveView(self.cameras)
@@ -104,13 +105,12 @@ class StreamProcessor:
             handlers = {"status": self._cmd_status, "pause": self._cmd_pause, "resume": self._cmd_resume,
                         "set_support": self._cmd_set_support}
             self.control = ControlServer(self._context, self.stream.control, handlers)
-        if self.stream.metrics.port is not None:
-            self.http = self._http_server()
+        self.http, self.console_http = self._http_servers()
         self.metrics.watch_sources(self._source_snapshots)
         self.worker = InferenceWorker(self.persense, self.slots, ResultTee(self.publisher, self.live), self.metrics,
                                       encode_ahead=encode_ahead_enabled(self.stream.encode_ahead,
                                                                        self.persense.engines.encoder))
-        for part in (self.publisher, self.worker, self.control, self.http):
+        for part in (self.publisher, self.worker, self.control, self.http, self.console_http):
             if part is not None:
                 part.start()
         for source in self.stream.sources:
@@ -118,18 +118,33 @@ class StreamProcessor:
         for supervisor in self.supervisors.values():
             supervisor.start()
 
-    def _http_server(self):
-        """/metrics, /healthz, /readyz and (unless disabled) the operator console, on the metrics port."""
+    def _http_servers(self):
+        """-> (the metrics port's server, the console's own port's server), each None where it is off.
+
+        The metrics port serves /metrics, /healthz, /readyz and the console, unless the console has a port of its own.
+        """
         from streamer.console.app import build_app
         from streamer.console.auth import resolve_token
         from streamer.console.server import HttpServer
 
-        options, host = self.stream.console, self.stream.metrics.host
-        if options.enabled:
-            self.http_token, self.http_token_generated = resolve_token(options.token, host)
-        app = build_app(self.metrics.exposed, self.health, self.readiness,
-                        console=self if options.enabled else None, options=options, token=self.http_token)
-        return HttpServer(app, host, self.stream.metrics.port)
+        options, metrics = self.stream.console, self.stream.metrics
+        own_port = options.enabled and options.port is not None
+        console_host = (options.host or metrics.host) if own_port else metrics.host
+        if options.enabled or options.metrics_need_token:
+            self.http_token, self.http_token_generated = resolve_token(options.token, console_host)
+
+        def server(host: str, port: int, with_console: bool) -> HttpServer:
+            app = build_app(self.metrics.exposed, self.health, self.readiness, console=self if with_console else None,
+                            options=options, token=self.http_token)
+            return HttpServer(app, host, port)
+
+        main = None if metrics.port is None else server(metrics.host, metrics.port, options.enabled and not own_port)
+        try:
+            return main, server(console_host, options.port, True) if own_port else None
+        except BaseException:
+            if main is not None:
+                main.stop()
+            raise
 
     def _make_supervisor(self, source):
         factory = self._supervisor_factory
@@ -223,7 +238,7 @@ class StreamProcessor:
                 supervisor.stop(max(deadline - time.monotonic(), 0.0))
             except Exception:
                 log.exception("camera %s: stopping its supervisor failed", camera)
-        for part in (self.worker, self.publisher, self.control, self.http):
+        for part in (self.worker, self.publisher, self.control, self.http, self.console_http):
             if part is not None:
                 part.stop()
         if self._context is not None:
@@ -268,7 +283,8 @@ class StreamProcessor:
         return {camera: self._camera_status(camera) for camera in self.cameras}
 
     def health(self) -> tuple[bool, dict]:
-        threads = {"inference": self.worker, "publisher": self.publisher, "control": self.control, "http": self.http}
+        threads = {"inference": self.worker, "publisher": self.publisher, "control": self.control, "http": self.http,
+                   "console": self.console_http}
         alive = {name: part.alive() for name, part in threads.items() if part is not None and hasattr(part, "alive")}
         return all(alive.values()), {"threads": alive}
 
