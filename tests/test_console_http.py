@@ -95,7 +95,8 @@ def test_pick_a_distractor_apply_and_undo(running):
     status, undone = post(base + "/api/support/undo")
     assert (status, undone["support_id"]) == (200, first)
     assert post(base + "/api/support/undo")[0] == 400  # the first support has nothing before it
-    assert get_json(base + "/api/status")[1]["support_id"] == first
+    status = get_json(base + "/api/status")[1]
+    assert status["support_id"] == first and status["can_undo"] is False
 
 
 def test_bad_picks_and_uploads_get_one_clear_line_and_change_nothing(running):
@@ -136,6 +137,10 @@ def test_bad_picks_and_uploads_get_one_clear_line_and_change_nothing(running):
     body, headers = _multipart({"image": _png(image), "mask": _png(mask)})
     status, _, data = http(base + "/api/support/upload", body, headers=headers, method="POST")
     assert status == 200 and proc.persense.support.support_id != before
+    # A support set through the control path is a step to undo too: the two paths share one history.
+    proc._cmd_set_support({}, [_png(image), _png(np.roll(mask, 5, axis=1))])
+    assert post(base + "/api/support/undo")[0] == 200 and post(base + "/api/support/undo")[0] == 200
+    assert proc.persense.support.support_id == before
 
 
 def test_upload_over_the_limit_is_refused_before_it_is_read(tmp_path):
@@ -241,7 +246,7 @@ class _SlowBackend:
         self.entered, self.release = threading.Event(), threading.Event()
         self.applied = 0
 
-    def replace_support(self, image, mask, remember=True):
+    def replace_support(self, image, mask, undoing=False):
         self.entered.set()
         assert self.release.wait(30)
         self.applied += 1

@@ -101,9 +101,7 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
             previous = backend.supports.previous()
             if previous is None:
                 raise UserError("nothing to undo: this is the first support")
-            support = backend.replace_support(previous.image, previous.mask, remember=False)
-            backend.supports.drop_current()
-            return support
+            return backend.replace_support(previous.image, previous.mask, undoing=True)
 
         return JSONResponse(await run_in_threadpool(change_support, go_back))
 

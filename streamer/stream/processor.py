@@ -17,12 +17,12 @@ import zmq
 
 from engines.interfaces import EngineSet
 from streamer.config import Config
+from streamer.console.live import LiveView, ResultTee
 from streamer.errors import UserError, first_line
 from streamer.gates import build_gate
 from streamer.persense.pipeline import PerSense
 from streamer.sources.base import SourceState
 from streamer.stream.ahead import encode_ahead_enabled
-from streamer.console.live import LiveView, ResultTee
 from streamer.stream.cameras import default_source_factory
 from streamer.stream.control import ControlServer
 from streamer.stream.metrics import SourceSnapshot, StreamMetrics
@@ -344,15 +344,23 @@ class StreamProcessor:
             raise UserError(f"the pipeline did not get to the request within {self.stream.control.timeout_s} s; "
                             "it will still run when the pipeline gets to it") from None
 
-    def replace_support(self, image: np.ndarray, mask: np.ndarray, remember: bool = True):
+    def replace_support(self, image: np.ndarray, mask: np.ndarray, undoing: bool = False):
         """Make (uint8[H, W, 3] RGB image, bool[H, W] mask) the support -> the new Support. The one path of
         control's set_support and the console; a bad support raises UserError and leaves the old one in force.
 
-        remember: False when going back to an earlier support (Undo), which is already in the history.
+        undoing: going back to the history's previous support (Undo), so the current one leaves the history.
         """
-        support = self.on_pipeline(lambda: apply_support(self.persense, image, mask, self.cache))
-        if remember:
-            self.supports.push(image, mask, support.support_id)
+
+        def change():
+            # The history changes with the support, on the pipeline's thread: also when the caller timed out.
+            support = apply_support(self.persense, image, mask, self.cache)
+            if undoing:
+                self.supports.drop_current()
+            else:
+                self.supports.push(image, mask, support.support_id)
+            return support
+
+        support = self.on_pipeline(change)
         log.info("support replaced: %s", support.support_id)
         self._announce("support")
         return support
