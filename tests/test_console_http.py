@@ -160,10 +160,12 @@ def test_live_view_renders_only_while_watched(running):
     assert wait_until(lambda: proc.worker.processed.get("belt", 0) > processed + 5, 20)
     assert proc.live.renders == 0 and proc.live.watchers == 0  # frames flowed, nothing was drawn
     with socket.create_connection((proc.http.host, proc.http.port), timeout=10) as conn:
-        conn.sendall(b"GET /api/cameras/belt/live.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.sendall(b"GET /api/cameras/belt/live.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         seen = b""
         while seen.count(b"\xff\xd8") < 3:
-            seen += conn.recv(65536)
+            chunk = conn.recv(65536)
+            assert chunk, f"the stream ended: {seen[:200]!r}"
+            seen += chunk
         assert b"multipart/x-mixed-replace" in seen and proc.live.watchers == 1
     assert wait_until(lambda: proc.live.watchers == 0, 10), "a closed stream still counts as a watcher"
     renders, processed = proc.live.renders, proc.worker.processed.get("belt", 0)
@@ -172,10 +174,15 @@ def test_live_view_renders_only_while_watched(running):
     assert proc.live.renders <= renders + 1  # at most the one in flight as the viewer left
 
 
-def test_posts_need_the_console_header(running):
-    _, base = running
+def test_posts_need_the_console_header_and_a_tokenless_console_answers_loopback_hosts_only(running):
+    proc, base = running
     status, _, data = http(base + "/api/pause", b"{}", method="POST")
     assert status == 403 and b"x-persense-console" in data
+    # DNS rebinding: a foreign name pointed at 127.0.0.1 is not the console's origin.
+    assert http(base + "/api/status", headers={"Host": "attacker.example:80"})[0] == 400
+    status, _, data = http(base + "/api/pause", b"{}", headers={**HEADER, "Host": "attacker.example"}, method="POST")
+    assert (status, data) == (400, b"Invalid host header") and not proc.is_paused()
+    assert http(base + "/api/status", headers={"Host": f"localhost:{proc.http.port}"})[0] == 200
 
 
 def test_pause_resume_and_download(running):

@@ -13,6 +13,7 @@ from typing import Callable, Protocol
 from prometheus_client import make_asgi_app
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 Probe = Callable[[], tuple[bool, dict]]
 PROBES = frozenset({"/healthz", "/readyz"})
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 
 
 class ConsoleBackend(Protocol):
@@ -75,9 +77,14 @@ def build_app(registry, health: Probe, ready: Probe, *, console: ConsoleBackend 
         routes += console_routes(console, options)
         routes.append(Mount("/static", app=StaticFiles(directory=STATIC), name="static"))
     open_paths = PROBES if options is not None and options.metrics_need_token else PROBES | {"/metrics"}
+    middleware = [Middleware(TokenGate, token=token, open_paths=open_paths)]
+    if console is not None and token is None:
+        # No token on loopback: only a loopback Host is answered, so a page of another site that rebinds its
+        # name to 127.0.0.1 (DNS rebinding) cannot pass for the console's own origin.
+        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(TokenGate, token=token, open_paths=open_paths)],
+        middleware=middleware,
         exception_handlers={SupportBusy: _busy, UserError: _user_error, 404: _not_found, 500: _internal_error},
     )
     return app
