@@ -15,7 +15,8 @@ import pytest
 from streamer.sources.base import Frame
 from streamer.stream.messages import PartOptions, result_message, status_message
 from streamer.stream.metrics import SourceSnapshot, StreamMetrics
-from streamer.stream.metrics_server import MetricsServer
+from streamer.console.app import build_app
+from streamer.console.server import HttpServer
 from streamer.subscriber import ProtocolError, ResultMessage, StatusMessage, decode_message
 from streamer.types import Instance, SegmentationResult
 
@@ -114,15 +115,15 @@ def test_metrics_http_names_and_probes():
     metrics.frame("a", "processed")
     metrics.observe_stages("a", {"encode": 12.0, "engine_private_stage": 1.0})
     ready = {"value": False}
-    server = MetricsServer("127.0.0.1", 0, metrics.exposition, lambda: (True, {"threads": {}}),
-                           lambda: (ready["value"], {"cameras": {}}))
+    app = build_app(metrics.exposed, lambda: (True, {"threads": {}}), lambda: (ready["value"], {"cameras": {}}))
+    server = HttpServer(app, "127.0.0.1", 0)
     server.start()
     try:
         base = f"http://127.0.0.1:{server.port}"
         status, body = _get(base + "/metrics")
         text = body.decode()
         assert _get(base + "/healthz")[0] == 200
-        assert _get(base + "/readyz") == (503, b'{"ok": false, "cameras": {}}')
+        assert _get(base + "/readyz") == (503, b'{"ok":false,"cameras":{}}')
         ready["value"] = True
         assert _get(base + "/readyz")[0] == 200
         assert _get(base + "/nope")[0] == 404

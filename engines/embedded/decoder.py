@@ -49,10 +49,6 @@ class EmbeddedMaskDecoder:
         hint = None
         if guidance is not None and guidance.object_radius:
             hint = float(guidance.object_radius) / desc.stride
-            # Later unguided calls on this frame (the feedback pass) keep to the same scale.
-            desc.cached(("scale hint",), lambda: hint)
-        elif ("scale hint",) in desc._cache:
-            hint = desc.cached(("scale hint",), lambda: None)
         data = desc.smoothed(_SMOOTH)
         gradients = desc.cached(("gradients", _SMOOTH), lambda: radial_gradients(data))
         shapes = outlines(data, cells, _MAX_RADIUS * max(gh, gw), radius_hint=hint, gradients=gradients)

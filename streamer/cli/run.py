@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -38,8 +39,9 @@ def register(subparsers) -> None:
     p.add_argument("--control", metavar="ENDPOINT",
                    help="ZeroMQ REP control endpoint to bind (default tcp://127.0.0.1:5557)")
     p.add_argument("--metrics-port", type=int, metavar="PORT",
-                   help="HTTP port of /metrics, /healthz, /readyz (default 9108, 0 = any)")
-    p.add_argument("--metrics-host", metavar="HOST", help="address the metrics port binds (default 127.0.0.1)")
+                   help="HTTP port of the console (/), /metrics, /healthz, /readyz (default 9108, 0 = any)")
+    p.add_argument("--metrics-host", metavar="HOST",
+                   help="address the HTTP port binds (default 127.0.0.1; beyond loopback the console needs a token)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N published results")
     p.add_argument("--loop", action="store_true", help="replay file sources from the start")
     p.add_argument("--every-frame", action="store_true",
@@ -104,6 +106,20 @@ def check_sources(sources: list[SourceConfig]) -> None:
             raise UserError(f"camera {source.camera_id}: {exc}") from None
 
 
+def _announce_http(processor) -> None:
+    if processor.http:
+        base = processor.http.base_url
+        log.info("metrics: %s/metrics, health: %s/healthz, readiness: %s/readyz", base, base, base)
+    console = processor.console_http or processor.http
+    if console and processor.stream.console.enabled:
+        needs = " (it needs the token)" if processor.http_token else ""
+        log.info("console: open %s/ in a browser%s", console.base_url, needs)
+    if processor.http_token_generated:
+        # Shown once, on the terminal only: a credential never goes to the log.
+        print(f"console token (generated; set stream.console.token to choose one): open "
+              f"{(console or processor.http).base_url}/?token={processor.http_token}", file=sys.stderr, flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from streamer.engine_factory import build_engines
     from streamer.errors import UserError
@@ -136,9 +152,8 @@ def run(args: argparse.Namespace) -> int:
                  "'persense subscribe --endpoint %s'", processor.publisher.endpoint, processor.publisher.endpoint)
         if processor.control:
             log.info("control: %s (JSON requests status, pause, resume, set_support)", processor.control.endpoint)
-        if processor.http:
-            base = processor.http.url.rsplit("/", 1)[0]
-            log.info("metrics: %s/metrics, health: %s/healthz, readiness: %s/readyz", base, base, base)
+        if processor.http or processor.console_http:
+            _announce_http(processor)
         why = processor.wait(stop)
         log.info("stopping (%s)", why)
     finally:

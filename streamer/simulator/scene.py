@@ -31,12 +31,14 @@ class Scene:
         labels: int32[H, W]; 0 background, 1..count each target object's visible pixels.
         count: the number of target objects with visible pixels.
         distractors: bool[H, W] the visible pixels of objects of the other kind.
+        distractor_count: the number of objects of the other kind with visible pixels.
     """
 
     image: np.ndarray
     labels: np.ndarray
     count: int
     distractors: np.ndarray
+    distractor_count: int = 0
 
 
 def default_radius(width: int, height: int, n_objects: int, n_distractors: int) -> float:
@@ -176,7 +178,8 @@ class _World:
         targets = np.flatnonzero(visible & ~self.kinds)
         lut[targets + 1] = np.arange(1, len(targets) + 1, dtype=np.int32)
         is_distractor = np.concatenate([[False], self.kinds])
-        return Scene(image, lut[owner], int(len(targets)), is_distractor[owner])
+        n_distractors = int(np.count_nonzero(visible & self.kinds))
+        return Scene(image, lut[owner], int(len(targets)), is_distractor[owner], n_distractors)
 
 
 def render_scene(

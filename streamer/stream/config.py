@@ -79,8 +79,28 @@ class ControlConfig(_Section):
 
 
 class MetricsConfig(_Section):
-    host: str = Field("127.0.0.1", description="address of the HTTP server for /metrics, /healthz, /readyz")
+    host: str = Field("127.0.0.1",
+                      description="address of the HTTP server for the console, /metrics, /healthz, /readyz")
     port: Optional[int] = Field(9108, ge=0, le=65535, description="0 picks a free port; null disables it")
+
+
+class ConsoleConfig(_Section):
+    """The operator console in the browser, served on the metrics port (see streamer.console)."""
+
+    enabled: bool = Field(True, description="serve the console at / (false: probes and metrics only)")
+    port: Optional[int] = Field(None, ge=0, le=65535,
+                                description="a port of its own (0: any free one); null: the metrics port")
+    host: Optional[str] = Field(None, description="the address of its own port; null: the metrics host")
+    token: Optional[str] = Field(
+        None, min_length=16, max_length=256,
+        description="token the console and its API need; null: none on 127.0.0.1, and beyond loopback one is "
+        "generated and printed once at start",
+    )
+    metrics_need_token: bool = Field(False, description="whether /metrics needs the token too (Prometheus often "
+                                     "scrapes without)")
+    max_fps: float = Field(10.0, gt=0, le=30, description="frames per second of the live view, at most")
+    max_upload_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024,
+                                  description="largest support upload (image and mask together)")
 
 
 class StreamConfig(_Section):
@@ -89,6 +109,7 @@ class StreamConfig(_Section):
     publish: PublishConfig = PublishConfig()
     control: ControlConfig = ControlConfig()
     metrics: MetricsConfig = MetricsConfig()
+    console: ConsoleConfig = ConsoleConfig()
     cache_dir: Optional[Path] = Field(None, description="support prototype cache; default ~/.cache/persense")
     max_frames: Optional[int] = Field(None, ge=1, description="stop after this many published results")
     encode_ahead: Optional[bool] = Field(

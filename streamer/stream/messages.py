@@ -39,7 +39,8 @@ class PartOptions:
     label_map_png: bool = False
 
 
-def _jpeg(image_rgb: np.ndarray, quality: int) -> bytes:
+def encode_jpeg(image_rgb: np.ndarray, quality: int = 80) -> bytes:
+    """uint8[H, W, 3] RGB -> JPEG bytes."""
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
@@ -66,7 +67,7 @@ def result_message(
     parts: list[bytes] = []
     names: list[str] = []
     if options.overlay_jpeg:
-        parts.append(_jpeg(overlay(frame.image, result), options.jpeg_quality))
+        parts.append(encode_jpeg(overlay(frame.image, result), options.jpeg_quality))
         names.append(PART_OVERLAY)
     if options.label_map_png:
         parts.append(_png16(result.label_map()))

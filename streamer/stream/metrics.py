@@ -6,7 +6,6 @@ Labels stay bounded: `camera` comes from the configured sources, `stage` and `ou
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -17,7 +16,6 @@ from streamer.persense.pipeline import STAGES
 
 OUTCOMES = ("processed", "failed", "dropped_stale", "dropped_paused", "dropped_shutdown")
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_CREATED = re.compile(rb"^(# (HELP|TYPE) )?persense_\w+_created[ {]")
 _E2E_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -55,6 +53,23 @@ class _SourceCollector:
     def describe(self):
         # Declaring no descriptions keeps registration from calling collect() before the sources exist.
         return []
+
+
+class _WithoutCreated:
+    """A view of a registry without prometheus_client's `*_created` samples, so the exposed names are exactly
+    the documented ones (turning them off in the library would be process-global state). It is what
+    generate_latest and prometheus_client's ASGI app read."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self._registry = registry
+
+    def collect(self):
+        for family in self._registry.collect():
+            family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+            yield family
+
+    def restricted_registry(self, names):
+        return _WithoutCreated(self._registry.restricted_registry(names))
 
 
 class StreamMetrics:
@@ -107,8 +122,11 @@ class StreamMetrics:
             if stage in STAGES:  # an engine's private stage name must not grow the label set
                 self.stage.labels(camera, stage).observe(ms / 1000.0)
 
+    @property
+    def exposed(self) -> _WithoutCreated:
+        """The registry as /metrics serves it (without `*_created` series)."""
+        return _WithoutCreated(self.registry)
+
     def exposition(self) -> bytes:
-        """The Prometheus text, without prometheus_client's `*_created` series: the exposed names are
-        exactly the documented ones (turning them off in the library would be process-global state)."""
-        lines = generate_latest(self.registry).split(b"\n")
-        return b"\n".join(line for line in lines if not _CREATED.match(line))
+        """The Prometheus text of `exposed`."""
+        return generate_latest(self.exposed)

@@ -1,7 +1,8 @@
 """The stream processor: cameras -> newest-frame slots -> inference -> publisher, plus control and metrics.
 
 Threads: one supervisor per camera (capture), one inference thread, one publisher thread, the control
-thread and the metrics HTTP server. They meet only at bounded buffers, so none waits on another.
+thread and the HTTP server (metrics, probes and the operator console, streamer.console). They meet only at
+bounded buffers, so none waits on another.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import zmq
 
 from engines.interfaces import EngineSet
 from streamer.config import Config
+from streamer.console.live import LiveView, ResultTee
 from streamer.errors import UserError, first_line
 from streamer.gates import build_gate
 from streamer.persense.pipeline import PerSense
@@ -24,10 +26,10 @@ from streamer.stream.ahead import encode_ahead_enabled
 from streamer.stream.cameras import default_source_factory
 from streamer.stream.control import ControlServer
 from streamer.stream.metrics import SourceSnapshot, StreamMetrics
-from streamer.stream.metrics_server import MetricsServer
 from streamer.stream.publisher import Publisher
 from streamer.stream.slots import FrameSlots
 from streamer.stream.support import PrototypeCache, apply_support, support_from_bytes
+from streamer.stream.support_history import SupportHistory
 from streamer.stream.worker import InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,12 @@ class StreamProcessor:
         self._context: zmq.Context | None = None
         self.publisher: Publisher | None = None
         self.control: ControlServer | None = None
-        self.http: MetricsServer | None = None
+        self.http = None  # streamer.console.server.HttpServer of the metrics port: metrics, probes, the console
+        self.console_http = None  # the console's own port's server, where stream.console.port gives one
+        self.http_token: str | None = None  # the console's token in force (None: none needed)
+        self.http_token_generated = False  # True: made up at start, for the operator to be shown once
+        self.live = LiveView(self.cameras)
+        self.supports = SupportHistory()
         self.worker: InferenceWorker | None = None
         self._stopped = False
 
@@ -89,6 +96,7 @@ class StreamProcessor:
     def _start(self) -> None:
         image, mask = self._initial_support
         support = apply_support(self.persense, image, mask, self.cache)
+        self.supports.push(image, mask, support.support_id)
         log.info("support %s ready (%s)", support.support_id, self.persense.engines.name)
         self._context = zmq.Context()
         self.publisher = Publisher(self._context, self.stream.publish, self.metrics, self.camera_statuses,
@@ -97,20 +105,46 @@ class StreamProcessor:
             handlers = {"status": self._cmd_status, "pause": self._cmd_pause, "resume": self._cmd_resume,
                         "set_support": self._cmd_set_support}
             self.control = ControlServer(self._context, self.stream.control, handlers)
-        if self.stream.metrics.port is not None:
-            self.http = MetricsServer(self.stream.metrics.host, self.stream.metrics.port, self.metrics.exposition,
-                                      self.health, self.readiness)
+        self.http, self.console_http = self._http_servers()
         self.metrics.watch_sources(self._source_snapshots)
-        self.worker = InferenceWorker(self.persense, self.slots, self.publisher, self.metrics,
+        self.worker = InferenceWorker(self.persense, self.slots, ResultTee(self.publisher, self.live), self.metrics,
                                       encode_ahead=encode_ahead_enabled(self.stream.encode_ahead,
                                                                        self.persense.engines.encoder))
-        for part in (self.publisher, self.worker, self.control, self.http):
+        for part in (self.publisher, self.worker, self.control, self.http, self.console_http):
             if part is not None:
                 part.start()
         for source in self.stream.sources:
             self.supervisors[source.camera_id] = self._make_supervisor(source)
         for supervisor in self.supervisors.values():
             supervisor.start()
+
+    def _http_servers(self):
+        """-> (the metrics port's server, the console's own port's server), each None where it is off.
+
+        The metrics port serves /metrics, /healthz, /readyz and the console, unless the console has a port of its own.
+        """
+        from streamer.console.app import build_app
+        from streamer.console.auth import resolve_token
+        from streamer.console.server import HttpServer
+
+        options, metrics = self.stream.console, self.stream.metrics
+        own_port = options.enabled and options.port is not None
+        console_host = (options.host or metrics.host) if own_port else metrics.host
+        if options.enabled or options.metrics_need_token:
+            self.http_token, self.http_token_generated = resolve_token(options.token, console_host)
+
+        def server(host: str, port: int, with_console: bool) -> HttpServer:
+            app = build_app(self.metrics.exposed, self.health, self.readiness, console=self if with_console else None,
+                            options=options, token=self.http_token)
+            return HttpServer(app, host, port)
+
+        main = None if metrics.port is None else server(metrics.host, metrics.port, options.enabled and not own_port)
+        try:
+            return main, server(console_host, options.port, True) if own_port else None
+        except BaseException:
+            if main is not None:
+                main.stop()
+            raise
 
     def _make_supervisor(self, source):
         factory = self._supervisor_factory
@@ -204,7 +238,7 @@ class StreamProcessor:
                 supervisor.stop(max(deadline - time.monotonic(), 0.0))
             except Exception:
                 log.exception("camera %s: stopping its supervisor failed", camera)
-        for part in (self.worker, self.publisher, self.control, self.http):
+        for part in (self.worker, self.publisher, self.control, self.http, self.console_http):
             if part is not None:
                 part.stop()
         if self._context is not None:
@@ -249,7 +283,8 @@ class StreamProcessor:
         return {camera: self._camera_status(camera) for camera in self.cameras}
 
     def health(self) -> tuple[bool, dict]:
-        threads = {"inference": self.worker, "publisher": self.publisher, "control": self.control, "http": self.http}
+        threads = {"inference": self.worker, "publisher": self.publisher, "control": self.control, "http": self.http,
+                   "console": self.console_http}
         alive = {name: part.alive() for name, part in threads.items() if part is not None and hasattr(part, "alive")}
         return all(alive.values()), {"threads": alive}
 
@@ -265,7 +300,7 @@ class StreamProcessor:
         support = self.persense.support
         return {
             "uptime_s": round(time.monotonic() - self.started_at, 3),
-            "paused": bool(self.worker and self.worker.paused.is_set()),
+            "paused": self.is_paused(),
             "support_id": support.support_id if support else None,
             "engines": self.persense.engines.name,
             "publish": self.publisher.endpoint if self.publisher else None,
@@ -275,28 +310,60 @@ class StreamProcessor:
         }
 
     def _cmd_pause(self, request: dict, frames: list[bytes]) -> dict:
-        self.worker.paused.set()
-        self._announce("paused")
+        self.pause()
         return {"paused": True}
 
     def _cmd_resume(self, request: dict, frames: list[bytes]) -> dict:
-        self.worker.paused.clear()
-        self._announce("resumed")
+        self.resume()
         return {"paused": False}
 
     def _cmd_set_support(self, request: dict, frames: list[bytes]) -> dict:
         if len(frames) != 2:
             raise UserError(f"set_support needs 2 binary frames after the JSON (image, mask), got {len(frames)}")
         image, mask = support_from_bytes(frames[0], frames[1])
+        support = self.replace_support(image, mask)
+        return {"support_id": support.support_id, "width": int(image.shape[1]), "height": int(image.shape[0])}
+
+    # -- what control and the console share (any thread) ----------------------------------------------
+    def is_paused(self) -> bool:
+        return bool(self.worker and self.worker.paused.is_set())
+
+    def pause(self) -> None:
+        self.worker.paused.set()
+        self._announce("paused")
+
+    def resume(self) -> None:
+        self.worker.paused.clear()
+        self._announce("resumed")
+
+    def on_pipeline(self, fn: Callable[[], object]) -> object:
+        """fn() on the inference thread between frames (the engines are not thread-safe); its result or error."""
         try:
-            support = self.worker.call(lambda: apply_support(self.persense, image, mask, self.cache),
-                                       self.stream.control.timeout_s)
+            return self.worker.call(fn, self.stream.control.timeout_s)
         except TimeoutError:
-            raise UserError(f"set_support is still waiting for the pipeline after {self.stream.control.timeout_s} s; "
-                            "it will apply when the pipeline gets to it") from None
+            raise UserError(f"the pipeline did not get to the request within {self.stream.control.timeout_s} s; "
+                            "it will still run when the pipeline gets to it") from None
+
+    def replace_support(self, image: np.ndarray, mask: np.ndarray, undoing: bool = False):
+        """Make (uint8[H, W, 3] RGB image, bool[H, W] mask) the support -> the new Support. The one path of
+        control's set_support and the console; a bad support raises UserError and leaves the old one in force.
+
+        undoing: going back to the history's previous support (Undo), so the current one leaves the history.
+        """
+
+        def change():
+            # The history changes with the support, on the pipeline's thread: also when the caller timed out.
+            support = apply_support(self.persense, image, mask, self.cache)
+            if undoing:
+                self.supports.drop_current()
+            else:
+                self.supports.push(image, mask, support.support_id)
+            return support
+
+        support = self.on_pipeline(change)
         log.info("support replaced: %s", support.support_id)
         self._announce("support")
-        return {"support_id": support.support_id, "width": int(image.shape[1]), "height": int(image.shape[0])}
+        return support
 
     def _announce(self, event: str) -> None:
         for camera in self.cameras:

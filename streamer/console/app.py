@@ -1,0 +1,126 @@
+"""The processor's ASGI app: /metrics, /healthz, /readyz and, when enabled, the operator console at /.
+
+The console's routes talk to the processor only through `ConsoleBackend`; its static page is plain HTML,
+CSS and JavaScript shipped in this package (streamer/console/static).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Protocol
+
+from prometheus_client import make_asgi_app
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from streamer.console.auth import TokenGate
+from streamer.console.picking_routes import SupportBusy
+from streamer.errors import UserError, first_line
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+Probe = Callable[[], tuple[bool, dict]]
+PROBES = frozenset({"/healthz", "/readyz"})
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+
+class ConsoleBackend(Protocol):
+    """What the console needs of a running processor (StreamProcessor implements it)."""
+
+    cameras: list[str]
+    live: object  # streamer.console.live.LiveView
+    supports: object  # streamer.stream.support_history.SupportHistory
+    persense: object  # streamer.persense.pipeline.PerSense: its engines pick objects
+
+    def camera_statuses(self) -> dict[str, dict]: ...
+
+    def is_paused(self) -> bool: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def replace_support(self, image, mask, undoing: bool = False): ...
+
+    def on_pipeline(self, fn: Callable[[], object]) -> object:
+        """Run fn where the pipeline's engines may be used (between frames); its result or exception."""
+        ...
+
+
+def build_app(registry, health: Probe, ready: Probe, *, console: ConsoleBackend | None = None, options=None,
+              token: str | None = None) -> Starlette:
+    """The whole HTTP surface of one processor.
+
+    Args:
+        registry: what /metrics exposes (a prometheus_client registry or a collector with collect()).
+        health, ready: /healthz and /readyz probes -> (ok, details).
+        console: the processor, or None to serve metrics and probes only.
+        options: a ConsoleConfig (token policy for /metrics, live frame rate, upload limit).
+        token: the token in force, or None when none is needed (loopback without a configured one).
+    """
+    routes = [
+        Route("/healthz", _probe(health)),
+        Route("/readyz", _probe(ready)),
+        # An ASGI app at exactly /metrics (a Mount would redirect /metrics to /metrics/).
+        Route("/metrics", _AsgiEndpoint(make_asgi_app(registry)), methods=["GET"]),
+    ]
+    if console is not None:
+        from streamer.console.routes import console_routes
+
+        routes += console_routes(console, options)
+        routes.append(Mount("/static", app=StaticFiles(directory=STATIC), name="static"))
+    open_paths = PROBES if options is not None and options.metrics_need_token else PROBES | {"/metrics"}
+    middleware = [Middleware(TokenGate, token=token, open_paths=open_paths)]
+    if console is not None and token is None:
+        # No token on loopback: only a loopback Host is answered, so a page of another site that rebinds its
+        # name to 127.0.0.1 (DNS rebinding) cannot pass for the console's own origin.
+        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={SupportBusy: _busy, UserError: _user_error, 404: _not_found, 500: _internal_error},
+    )
+    return app
+
+
+class _AsgiEndpoint:
+    """Makes Starlette's Route treat a plain async function as an ASGI app rather than a request handler."""
+
+    def __init__(self, app):
+        self._app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self._app(scope, receive, send)
+
+
+def _probe(probe: Probe):
+    async def endpoint(request: Request) -> JSONResponse:
+        ok, details = probe()
+        return JSONResponse({"ok": ok, **details}, 200 if ok else 503)
+
+    return endpoint
+
+
+async def _user_error(request: Request, exc: UserError) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": first_line(exc)}, 400)
+
+
+async def _busy(request: Request, exc: UserError) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": first_line(exc)}, 409)
+
+
+async def _not_found(request: Request, exc) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": "not found: try /, /metrics, /healthz, /readyz"}, 404)
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    # A handler's bug must not take the server down; the page shows one line, the log the whole story.
+    log.error("http: %s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"ok": False, "error": "internal error (see the processor's log)"}, 500)

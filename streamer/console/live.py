@@ -1,0 +1,121 @@
+"""What the console shows live: the newest result of each camera, kept by reference, rendered only on demand.
+
+The inference thread hands each result to `LiveView.offer` (through `ResultTee`), which keeps a reference and
+updates two running figures; that is all it costs while no browser watches. Rendering (overlay + JPEG) happens
+in `LiveView.jpeg`, called by a watching browser's stream at most `max_fps` times a second, and a frame
+already rendered is not rendered again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+from streamer.render import overlay
+from streamer.sources.base import Frame
+from streamer.stream.messages import encode_jpeg
+from streamer.types import SegmentationResult
+
+_RATE_WEIGHT = 0.1  # exponential smoothing of frames/s and latency
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One camera's newest result, as the inference thread left it (arrays are not copied)."""
+
+    frame: Frame
+    result: SegmentationResult
+    support_id: str
+    done_ts: float  # unix seconds when the result was ready
+
+
+class LiveView:
+    """Thread-safe. `watchers` counts the open live streams; nothing is rendered while it is 0."""
+
+    def __init__(self, cameras: list[str]):
+        self._lock = threading.Lock()
+        self._latest: dict[str, Shown] = {}
+        self._fps: dict[str, float] = {}
+        self._latency_s: dict[str, float] = {}
+        self._rendered: dict[str, tuple[Shown, bytes]] = {}  # camera -> (the Shown rendered, its JPEG)
+        self.cameras = list(cameras)
+        self.watchers = 0
+        self.renders = 0
+
+    # -- the inference thread ------------------------------------------------------------------------
+    def offer(self, frame: Frame, result: SegmentationResult, support_id: str) -> None:
+        now = time.time()
+        shown = Shown(frame, result, support_id, now)
+        with self._lock:
+            previous = self._latest.get(frame.camera)
+            self._latest[frame.camera] = shown
+            if previous is not None and now > previous.done_ts:
+                self._fps[frame.camera] = _smooth(self._fps.get(frame.camera), 1.0 / (now - previous.done_ts))
+            self._latency_s[frame.camera] = _smooth(self._latency_s.get(frame.camera),
+                                                    max(now - frame.capture_ts, 0.0))
+
+    # -- the console ---------------------------------------------------------------------------------
+    def latest(self, camera: str) -> Shown | None:
+        with self._lock:
+            return self._latest.get(camera)
+
+    def figures(self, camera: str) -> dict:
+        """The camera's running figures: frames/s and capture-to-result latency (smoothed), last count."""
+        with self._lock:
+            shown = self._latest.get(camera)
+            fps, latency = self._fps.get(camera), self._latency_s.get(camera)
+        return {
+            "fps": None if fps is None else round(fps, 2),
+            "latency_ms": None if latency is None else round(latency * 1000.0, 1),
+            "count": shown.result.count if shown else None,
+            "frame_index": int(shown.frame.index) if shown else None,
+            "support_id": shown.support_id if shown else None,
+            # How alike the objects are to the support (1: as the support to itself; see the result schema).
+            "match_quality": round(float(shown.result.match_quality), 3) if shown else None,
+        }
+
+    @contextmanager
+    def watching(self):
+        with self._lock:
+            self.watchers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.watchers -= 1
+
+    def jpeg(self, camera: str) -> tuple[int, bytes] | None:
+        """(frame index, JPEG of the newest frame with its masks drawn), rendered once per result; None
+        before the first result."""
+        shown = self.latest(camera)
+        if shown is None:
+            return None
+        with self._lock:
+            cached = self._rendered.get(camera)
+        if cached is not None and cached[0] is shown:
+            return int(shown.frame.index), cached[1]
+        data = encode_jpeg(overlay(shown.frame.image, shown.result))
+        with self._lock:
+            self._rendered[camera] = (shown, data)
+            self.renders += 1
+        return int(shown.frame.index), data
+
+
+class ResultTee:
+    """The inference thread's sink: the publisher first, then the live view (a reference, no copy)."""
+
+    def __init__(self, sink, live: LiveView):
+        self._sink = sink
+        self._live = live
+
+    def submit(self, frame: Frame, result: SegmentationResult, support_id: str, wait: bool = False) -> bool:
+        accepted = self._sink.submit(frame, result, support_id, wait=wait)
+        self._live.offer(frame, result, support_id)
+        return accepted
+
+
+def _smooth(previous: float | None, value: float) -> float:
+    return value if previous is None else previous + _RATE_WEIGHT * (value - previous)

@@ -1,0 +1,180 @@
+"""Picking the product in the console: freeze a frame, click an object, preview its mask, apply, undo, upload.
+
+Every support change goes through the processor's `replace_support`, the same path as the control socket's
+set_support, so validation and the prototype cache are shared. One change at a time: a second browser that
+applies while another change is under way gets a clear refusal, and nothing is applied half-way.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from streamer.console.frozen import FrozenFrames
+from streamer.stream.messages import encode_jpeg
+from streamer.console.routes import read_json
+from streamer.errors import UserError
+from streamer.persense.pick import Pick, pick_object
+from streamer.stream.support import support_from_bytes
+
+_THUMBNAIL_PX = 240
+_TINT = np.array([255, 64, 200], np.float32)  # the preview's mask colour: magenta stands out on belts
+
+
+class SupportBusy(UserError):
+    """Another support change is under way."""
+
+
+def picking_routes(backend, options, camera_of) -> list[Route]:
+    frozen_frames = FrozenFrames()
+    changing = threading.Lock()
+    max_upload = options.max_upload_bytes if options is not None else 16 * 1024 * 1024
+
+    def change_support(change) -> dict:
+        """Runs `change()` (which replaces the support) unless another change is under way."""
+        if not changing.acquire(blocking=False):
+            raise SupportBusy("another support change is being applied right now; nothing was changed — try again "
+                              "in a moment")
+        try:
+            support = change()
+        finally:
+            changing.release()
+        return {"ok": True, "support_id": support.support_id}
+
+    async def freeze(request: Request) -> JSONResponse:
+        camera = camera_of(request)
+        shown = backend.live.latest(camera)
+        if shown is None:
+            raise UserError(f"camera {camera} has no frame yet")
+        frozen = frozen_frames.add(camera, int(shown.frame.index), shown.frame.image)
+        h, w = frozen.image.shape[:2]
+        return JSONResponse({"ok": True, "freeze_id": frozen.freeze_id, "frame_index": frozen.frame_index,
+                             "width": w, "height": h, "image": f"/api/frozen/{frozen.freeze_id}.jpg"})
+
+    async def frozen_image(request: Request) -> Response:
+        frozen = frozen_frames.get(request.path_params["freeze_id"])
+        return Response(await run_in_threadpool(encode_jpeg, frozen.image, 90), media_type="image/jpeg")
+
+    async def pick(request: Request) -> JSONResponse:
+        body = await read_json(request)
+        frozen = frozen_frames.get(str(body.get("freeze_id", "")))
+        point = _point(body)
+        persense = backend.persense
+
+        def work() -> Pick:
+            # On the pipeline's thread: the engines are not shared with a frame in flight.
+            with frozen.lock:
+                if frozen.embedding is None:
+                    frozen.embedding = persense.encode(frozen.image).embedding
+                embedding = frozen.embedding
+            return pick_object(persense.engines, frozen.image, point, embedding)
+
+        found = await run_in_threadpool(backend.on_pipeline, work)
+        pick_id = frozen.add_pick(found)
+        x0, y0, x1, y1 = found.bbox
+        return JSONResponse({
+            "ok": True, "pick_id": pick_id, "area": found.area, "score": round(found.score, 3),
+            "bbox": [x0, y0, x1, y1], "warning": found.warning,
+            "preview": f"/api/frozen/{frozen.freeze_id}/picks/{pick_id}.jpg",
+        })
+
+    async def pick_preview(request: Request) -> Response:
+        frozen = frozen_frames.get(request.path_params["freeze_id"])
+        found = frozen.pick(request.path_params["pick_id"])
+        return Response(await run_in_threadpool(_preview, frozen.image, found.mask), media_type="image/jpeg")
+
+    async def apply(request: Request) -> JSONResponse:
+        body = await read_json(request)
+        frozen = frozen_frames.get(str(body.get("freeze_id", "")))
+        found = frozen.pick(str(body.get("pick_id", "")))
+        reply = await run_in_threadpool(change_support, lambda: backend.replace_support(frozen.image, found.mask))
+        return JSONResponse(reply)
+
+    async def undo(request: Request) -> JSONResponse:
+        def go_back():
+            previous = backend.supports.previous()
+            if previous is None:
+                raise UserError("nothing to undo: this is the first support")
+            return backend.replace_support(previous.image, previous.mask, undoing=True)
+
+        return JSONResponse(await run_in_threadpool(change_support, go_back))
+
+    async def upload(request: Request) -> JSONResponse:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_upload:
+            raise UserError(f"the upload is {int(declared)} bytes; the limit is {max_upload} "
+                            "(stream.console.max_upload_bytes)")
+        bounded = Request(request.scope, _bounded_receive(request.receive, max_upload))
+        async with bounded.form(max_files=2, max_fields=2, max_part_size=max_upload) as form:
+            image_file, mask_file = form.get("image"), form.get("mask")
+            if not hasattr(image_file, "read") or not hasattr(mask_file, "read"):
+                raise UserError("upload two files: 'image' (the example) and 'mask' (its object's pixels non-zero)")
+            image_data, mask_data = await image_file.read(), await mask_file.read()
+        image, mask = await run_in_threadpool(support_from_bytes, image_data, mask_data)
+        return JSONResponse(await run_in_threadpool(change_support, lambda: backend.replace_support(image, mask)))
+
+    async def support_thumbnail(request: Request) -> Response:
+        current = backend.supports.current()
+        if current is None:
+            raise UserError("no support yet")
+        return Response(await run_in_threadpool(_thumbnail, current.image, current.mask), media_type="image/jpeg",
+                        headers={"Cache-Control": "no-store"})
+
+    return [
+        Route("/api/cameras/{camera}/freeze", freeze, methods=["POST"]),
+        Route("/api/frozen/{freeze_id}.jpg", frozen_image),
+        Route("/api/frozen/{freeze_id}/picks/{pick_id}.jpg", pick_preview),
+        Route("/api/pick", pick, methods=["POST"]),
+        Route("/api/support/apply", apply, methods=["POST"]),
+        Route("/api/support/undo", undo, methods=["POST"]),
+        Route("/api/support/upload", upload, methods=["POST"]),
+        Route("/api/support.jpg", support_thumbnail),
+    ]
+
+
+def _point(body: dict) -> tuple[float, float]:
+    x, y = body.get("x"), body.get("y")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in (x, y)):
+        raise UserError('a pick needs numbers "x" and "y" (pixels of the frozen frame)')
+    return float(x), float(y)
+
+
+def _bounded_receive(receive, limit: int):
+    seen = 0
+
+    async def bounded():
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise UserError(f"the upload exceeds {limit} bytes (stream.console.max_upload_bytes)")
+        return message
+
+    return bounded
+
+
+def _tinted(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    out = image.copy()
+    out[mask] = (out[mask] * 0.45 + _TINT * 0.55).astype(np.uint8)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(out, contours, -1, (255, 255, 255), 2)
+    return out
+
+
+def _preview(image: np.ndarray, mask: np.ndarray) -> bytes:
+    return encode_jpeg(_tinted(image, mask), 90)
+
+
+def _thumbnail(image: np.ndarray, mask: np.ndarray) -> bytes:
+    out = _tinted(image, mask)
+    scale = _THUMBNAIL_PX / max(out.shape[:2])
+    if scale < 1:
+        out = cv2.resize(out, (max(int(out.shape[1] * scale), 1), max(int(out.shape[0] * scale), 1)),
+                         interpolation=cv2.INTER_AREA)
+    return encode_jpeg(out)

@@ -1,0 +1,137 @@
+"""The console's routes: the page, the live view, the figures, pause/resume and download.
+
+Picking and applying a support are in streamer.console.picking_routes. Every handler that touches images
+or the pipeline runs in a worker thread (run_in_threadpool), so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import zipfile
+
+import cv2
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from streamer.console.live import LiveView
+from streamer.errors import UserError
+from streamer.render import overlay
+from streamer.schema import result_to_dict
+from streamer.stream.messages import encode_jpeg
+
+BOUNDARY = "persense-frame"
+MAX_JSON_BYTES = 64 * 1024
+
+
+def console_routes(backend, options) -> list[Route]:
+    from streamer.console.app import STATIC
+    from streamer.console.picking_routes import picking_routes
+
+    live: LiveView = backend.live
+    max_fps = options.max_fps if options is not None else 10.0
+
+    def camera_of(request: Request) -> str:
+        camera = request.path_params["camera"]
+        if camera not in backend.cameras:
+            raise UserError(f"no camera {camera[:64]!r}; cameras: {', '.join(backend.cameras)}")
+        return camera
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def status(request: Request) -> JSONResponse:
+        statuses = backend.camera_statuses()
+        cameras = {camera: {**statuses.get(camera, {}), **live.figures(camera)} for camera in backend.cameras}
+        current = backend.supports.current()
+        return JSONResponse({
+            "ok": True,
+            "paused": backend.is_paused(),
+            "support_id": current.support_id if current else None,
+            "can_undo": backend.supports.previous() is not None,
+            "engines": backend.persense.engines.name,
+            "watchers": live.watchers,
+            "max_fps": max_fps,
+            "cameras": cameras,
+        })
+
+    async def live_stream(request: Request) -> StreamingResponse:
+        camera = camera_of(request)
+
+        async def frames():
+            period = 1.0 / max_fps
+            last = None
+            with live.watching():  # rendering happens only while this stream is open
+                while True:
+                    item = await run_in_threadpool(live.jpeg, camera)
+                    if item is not None and item[1] is not last:
+                        last = item[1]
+                        yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(last)}\r\n"
+                               f"X-Frame-Index: {item[0]}\r\n\r\n").encode() + last + b"\r\n"
+                    await asyncio.sleep(period)
+
+        return StreamingResponse(frames(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                                 headers={"Cache-Control": "no-store"})
+
+    async def download(request: Request) -> Response:
+        camera = camera_of(request)
+        shown = live.latest(camera)
+        if shown is None:
+            raise UserError(f"camera {camera} has no result yet")
+        data = await run_in_threadpool(_bundle, shown)
+        name = f"persense-{camera}-{shown.frame.index}.zip"
+        return Response(data, media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    async def pause(request: Request) -> JSONResponse:
+        backend.pause()
+        return JSONResponse({"ok": True, "paused": True})
+
+    async def resume(request: Request) -> JSONResponse:
+        backend.resume()
+        return JSONResponse({"ok": True, "paused": False})
+
+    return [
+        Route("/", index),
+        Route("/api/status", status),
+        Route("/api/cameras/{camera}/live.mjpg", live_stream),
+        Route("/api/cameras/{camera}/download", download),
+        Route("/api/pause", pause, methods=["POST"]),
+        Route("/api/resume", resume, methods=["POST"]),
+        *picking_routes(backend, options, camera_of),
+    ]
+
+
+def _bundle(shown) -> bytes:
+    """The shown frame as a zip: frame.png (as captured), overlay.jpg (as drawn), result.json (persense.result/1)."""
+    frame = shown.frame
+    ok, png = cv2.imencode(".png", cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    doc = result_to_dict(shown.result, camera=frame.camera, frame_index=int(frame.index),
+                         capture_ts=round(float(frame.capture_ts), 6), support_id=shown.support_id)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("frame.png", png.tobytes())
+        bundle.writestr("overlay.jpg", encode_jpeg(overlay(frame.image, shown.result)))
+        bundle.writestr("result.json", json.dumps(doc))
+    return buffer.getvalue()
+
+
+async def read_json(request: Request, limit: int = MAX_JSON_BYTES) -> dict:
+    """The request's JSON object, read up to `limit` bytes (a larger body is refused before it is parsed)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise UserError(f"request body over {limit} bytes")
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise UserError("the request body must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise UserError("the request body must be a JSON object")
+    return value

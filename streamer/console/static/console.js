@@ -1,0 +1,218 @@
+// PerSense operator console: live view, figures, and picking the product with one click.
+// Plain JavaScript, no build step. Talks to the processor's JSON API under /api (streamer/console).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { camera: null, frozen: null, pick: null, cross: null, supportId: null, paused: false };
+
+async function api(path, options = {}) {
+  const headers = { "X-Persense-Console": "1", ...(options.headers || {}) };
+  const response = await fetch(path, { ...options, headers });
+  const body = await response.json().catch(() => ({ ok: false, error: `HTTP ${response.status}` }));
+  if (!response.ok || body.ok === false) throw new Error(body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+function say(text, kind = "") {
+  const message = $("message");
+  message.textContent = text;
+  message.className = kind;
+}
+
+function postJson(path, payload) {
+  return api(path, { method: "POST", headers: { "Content-Type": "application/json" },
+                     body: JSON.stringify(payload || {}) });
+}
+
+// -- live view and figures ----------------------------------------------------------------------------
+function showLive() {
+  state.frozen = null;
+  state.pick = null;
+  $("frozen").hidden = true;
+  $("cross").hidden = true;
+  $("live").hidden = false;
+  $("live").src = `/api/cameras/${encodeURIComponent(state.camera)}/live.mjpg`;
+  $("freeze").textContent = "Freeze frame to pick the product";
+  $("apply").disabled = true;
+}
+
+function fmt(value, unit = "") {
+  return value === null || value === undefined ? "–" : `${value}${unit}`;
+}
+
+async function refresh() {
+  let status;
+  try {
+    status = await api("/api/status");
+  } catch (error) {
+    say(`The processor does not answer: ${error.message}`, "error");
+    return;
+  }
+  const select = $("camera");
+  if (!select.options.length) {
+    for (const camera of Object.keys(status.cameras)) select.add(new Option(camera, camera));
+    state.camera = select.value;
+    showLive();
+  }
+  $("engines").textContent = `engines: ${status.engines}`;
+  const cam = status.cameras[state.camera] || {};
+  $("count").textContent = fmt(cam.count);
+  $("fps").textContent = fmt(cam.fps);
+  $("latency").textContent = fmt(cam.latency_ms, " ms");
+  $("state").textContent = fmt(cam.state);
+  $("frame-index").textContent = fmt(cam.frame_index);
+  $("quality").textContent = fmt(cam.match_quality);
+  state.paused = status.paused;
+  $("pause").textContent = status.paused ? "Resume" : "Pause";
+  $("undo").disabled = !status.can_undo;
+  if (status.support_id !== state.supportId) {
+    state.supportId = status.support_id;
+    $("support-id").textContent = fmt(status.support_id);
+    $("support-thumb").src = `/api/support.jpg?id=${status.support_id}`;
+  }
+}
+
+// -- picking --------------------------------------------------------------------------------------------
+async function freeze() {
+  if (state.frozen) {
+    showLive();
+    say("");
+    return;
+  }
+  try {
+    const frozen = await postJson(`/api/cameras/${encodeURIComponent(state.camera)}/freeze`);
+    state.frozen = frozen;
+    state.pick = null;
+    const image = $("frozen");
+    image.dataset.frameIndex = frozen.frame_index;
+    image.src = frozen.image;
+    image.hidden = false;
+    $("live").hidden = true;
+    $("live").removeAttribute("src"); // closes the live stream: nothing is rendered for a hidden view
+    $("freeze").textContent = "Back to live";
+    state.cross = { x: frozen.width / 2, y: frozen.height / 2 };
+    image.focus();
+    say(`Frame ${frozen.frame_index} frozen: click the product (or use the arrow keys and Enter).`);
+  } catch (error) {
+    say(error.message, "error");
+  }
+}
+
+function toImage(event) {
+  const image = $("frozen");
+  const box = image.getBoundingClientRect();
+  return { x: (event.clientX - box.left) * state.frozen.width / box.width,
+           y: (event.clientY - box.top) * state.frozen.height / box.height };
+}
+
+async function pickAt(point) {
+  if (!state.frozen) return;
+  say(`Asking the decoder for the object at (${Math.round(point.x)}, ${Math.round(point.y)})…`);
+  try {
+    const pick = await postJson("/api/pick", { freeze_id: state.frozen.freeze_id, x: point.x, y: point.y });
+    state.pick = pick;
+    $("frozen").src = pick.preview;
+    $("apply").disabled = false;
+    const note = pick.warning ? ` Note: ${pick.warning}.` : "";
+    say(`Preview: ${pick.area} px, score ${pick.score}. Apply makes it the support.${note}`, pick.warning ? "" : "ok");
+  } catch (error) {
+    state.pick = null;
+    $("apply").disabled = true;
+    $("frozen").src = state.frozen.image;
+    say(error.message, "error");
+  }
+}
+
+function moveCross(dx, dy) {
+  const f = state.frozen;
+  state.cross.x = Math.min(Math.max(state.cross.x + dx, 0), f.width - 1);
+  state.cross.y = Math.min(Math.max(state.cross.y + dy, 0), f.height - 1);
+  const image = $("frozen");
+  const cross = $("cross");
+  cross.style.left = `${state.cross.x * image.clientWidth / f.width}px`;
+  cross.style.top = `${state.cross.y * image.clientHeight / f.height}px`;
+  cross.hidden = false;
+}
+
+function onFrozenKey(event) {
+  if (!state.frozen) return;
+  const step = event.shiftKey ? 20 : 4;
+  const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+  if (moves[event.key]) {
+    moveCross(...moves[event.key]);
+    event.preventDefault();
+  } else if (event.key === "Enter" || event.key === " ") {
+    pickAt(state.cross);
+    event.preventDefault();
+  }
+}
+
+async function changeSupport(request, done) {
+  for (const id of ["apply", "undo", "upload-button"]) $(id).disabled = true;
+  try {
+    const reply = await request();
+    say(`${done}: support ${reply.support_id} in force.`, "ok");
+    return reply;
+  } catch (error) {
+    say(error.message, "error");
+    return null;
+  } finally {
+    $("upload-button").disabled = false;
+    $("apply").disabled = !state.pick;
+    refresh();
+  }
+}
+
+async function apply() {
+  if (!state.pick) return;
+  const reply = await changeSupport(
+    () => postJson("/api/support/apply", { freeze_id: state.frozen.freeze_id, pick_id: state.pick.pick_id }),
+    "Applied");
+  if (reply) showLive();
+}
+
+function undo() {
+  return changeSupport(() => postJson("/api/support/undo"), "Undone");
+}
+
+function upload(event) {
+  event.preventDefault();
+  const form = new FormData($("upload"));
+  return changeSupport(() => api("/api/support/upload", { method: "POST", body: form }), "Uploaded");
+}
+
+async function togglePause() {
+  try {
+    await postJson(state.paused ? "/api/resume" : "/api/pause");
+    await refresh();
+    say(state.paused ? "Paused: frames are not processed." : "Resumed.", "ok");
+  } catch (error) {
+    say(error.message, "error");
+  }
+}
+
+function download() {
+  const link = document.createElement("a");
+  link.href = `/api/cameras/${encodeURIComponent(state.camera)}/download`;
+  link.download = "";
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+}
+
+window.addEventListener("DOMContentLoaded", () => {
+  $("freeze").addEventListener("click", freeze);
+  $("frozen").addEventListener("click", (event) => pickAt(toImage(event)));
+  $("frozen").addEventListener("keydown", onFrozenKey);
+  $("apply").addEventListener("click", apply);
+  $("undo").addEventListener("click", undo);
+  $("upload").addEventListener("submit", upload);
+  $("pause").addEventListener("click", togglePause);
+  $("download").addEventListener("click", download);
+  $("camera").addEventListener("change", (event) => {
+    state.camera = event.target.value;
+    showLive();
+  });
+  refresh();
+  setInterval(refresh, 1000);
+});
