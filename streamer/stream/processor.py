@@ -96,7 +96,11 @@ class StreamProcessor:
         if self.stream.control.endpoint:
             handlers = {"status": self._cmd_status, "pause": self._cmd_pause, "resume": self._cmd_resume,
                         "set_support": self._cmd_set_support}
-            self.control = ControlServer(self._context, self.stream.control, handlers)
+            self.control = ControlServer(
+                self._context, self.stream.control, handlers, binary_frames={"set_support": 2},
+                on_request=lambda outcome: self.metrics.control_requests.labels(outcome).inc(),
+                on_restart=self.metrics.control_restarts.inc,
+            )
         if self.stream.metrics.port is not None:
             self.http = MetricsServer(self.stream.metrics.host, self.stream.metrics.port, self.metrics.exposition,
                                       self.health, self.readiness)
@@ -157,6 +161,8 @@ class StreamProcessor:
         while True:
             if stop.wait(poll_s):
                 return "signal"
+            if self.control is not None:
+                self.control.ensure_running()
             if self.publisher is not None and self.publisher.limit_reached.is_set():
                 return "max-frames"
             failure = self._all_cameras_failed()
@@ -285,9 +291,7 @@ class StreamProcessor:
         return {"paused": False}
 
     def _cmd_set_support(self, request: dict, frames: list[bytes]) -> dict:
-        if len(frames) != 2:
-            raise UserError(f"set_support needs 2 binary frames after the JSON (image, mask), got {len(frames)}")
-        image, mask = support_from_bytes(frames[0], frames[1])
+        image, mask = support_from_bytes(frames[0], frames[1], self.stream.control.max_image_pixels)
         try:
             support = self.worker.call(lambda: apply_support(self.persense, image, mask, self.cache),
                                        self.stream.control.timeout_s)
