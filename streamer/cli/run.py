@@ -48,6 +48,12 @@ def register(subparsers) -> None:
     p.add_argument("--overlay", action="store_true", help="publish a JPEG overlay part with each result")
     p.add_argument("--label-map", action="store_true", help="publish a 16-bit PNG label map part with each result")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="support prototype cache (default ~/.cache/persense)")
+    p.add_argument("--server-key", type=Path, metavar="FILE",
+                   help="CURVE: the server's NAME.key_secret ('persense keys'); control and results then need a "
+                   "client key from --authorized-keys")
+    p.add_argument("--authorized-keys", type=Path, metavar="DIR", help="CURVE: folder of the client public keys let in")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow binding control or publish beyond loopback without CURVE (logged as a warning)")
     p.set_defaults(func=run)
 
 
@@ -79,6 +85,11 @@ def apply_flags(config: Config, args: argparse.Namespace) -> Config:
     stream["publish"]["label_map_png"] = stream["publish"]["label_map_png"] or args.label_map
     if args.cache_dir:
         stream["cache_dir"] = args.cache_dir
+    if args.server_key:
+        stream["security"]["server_key"] = args.server_key
+    if args.authorized_keys:
+        stream["security"]["authorized_keys"] = args.authorized_keys
+    stream["allow_insecure"] = stream["allow_insecure"] or args.insecure
     from pydantic import ValidationError
 
     from streamer.errors import UserError
@@ -109,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from streamer.errors import UserError
     from streamer.sources.redact import redact
     from streamer.stream.processor import StreamProcessor
+    from streamer.stream.security import check_exposure
     from streamer.stream.support import initial_support
 
     if args.max_frames is not None and args.max_frames < 1:
@@ -116,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
     config = apply_flags(load_config(args.config), args)
     stream = config.stream
     check_sources(stream.sources)
+    # Before the engines load: an exposed socket without CURVE is refused at once (the processor checks again).
+    check_exposure({"publish": stream.publish.endpoint, "control": stream.control.endpoint}, stream.security.curve,
+                   stream.allow_insecure, warn=False)
     support = initial_support(config.support.image, config.support.mask, stream.sources)
 
     stop = threading.Event()

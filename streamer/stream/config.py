@@ -91,12 +91,33 @@ class MetricsConfig(_Section):
     port: Optional[int] = Field(9108, ge=0, le=65535, description="0 picks a free port; null disables it")
 
 
+class SecurityConfig(_Section):
+    """CURVE on the control and publish sockets (docs/security.md); both keys or neither."""
+
+    server_key: Optional[Path] = Field(None, description="the server's NAME.key_secret file (persense keys)")
+    authorized_keys: Optional[Path] = Field(None, description="folder of the client public keys (*.key) let in")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self):
+        if (self.server_key is None) != (self.authorized_keys is None):
+            raise ValueError("give both server_key and authorized_keys (or neither)")
+        return self
+
+    @property
+    def curve(self) -> bool:
+        return self.server_key is not None
+
+
 class StreamConfig(_Section):
     sources: list[SourceConfig] = Field(default_factory=lambda: [SourceConfig()], max_length=64)
     supervisor: SupervisorConfig = SupervisorConfig()
     publish: PublishConfig = PublishConfig()
     control: ControlConfig = ControlConfig()
     metrics: MetricsConfig = MetricsConfig()
+    security: SecurityConfig = SecurityConfig()
+    allow_insecure: bool = Field(
+        False, description="bind control or publish beyond loopback without CURVE (logged as a warning)"
+    )
     cache_dir: Optional[Path] = Field(None, description="support prototype cache; default ~/.cache/persense")
     max_frames: Optional[int] = Field(None, ge=1, le=10**12, description="stop after this many published results")
     encode_ahead: Optional[bool] = Field(

@@ -68,6 +68,11 @@ class ControlServer:
     def _new_thread(self) -> threading.Thread:
         return threading.Thread(target=self._run, name="control", daemon=True)
 
+    @property
+    def socket(self) -> zmq.Socket:
+        """The ROUTER socket; for set-up before `start` only."""
+        return self._sock
+
     def start(self) -> None:
         self._thread.start()
 

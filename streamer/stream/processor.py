@@ -26,6 +26,7 @@ from streamer.stream.control import ControlServer
 from streamer.stream.metrics import SourceSnapshot, StreamMetrics
 from streamer.stream.metrics_server import MetricsServer
 from streamer.stream.publisher import Publisher
+from streamer.stream.security import Authentication, CurveServer, check_exposure
 from streamer.stream.slots import FrameSlots
 from streamer.stream.support import PrototypeCache, apply_support, support_from_bytes
 from streamer.stream.worker import InferenceWorker
@@ -75,6 +76,7 @@ class StreamProcessor:
         self.control: ControlServer | None = None
         self.http: MetricsServer | None = None
         self.worker: InferenceWorker | None = None
+        self.auth: Authentication | None = None
         self._stopped = False
 
     # -- life -----------------------------------------------------------------------------------------
@@ -91,16 +93,22 @@ class StreamProcessor:
         support = apply_support(self.persense, image, mask, self.cache)
         log.info("support %s ready (%s)", support.support_id, self.persense.engines.name)
         self._context = zmq.Context()
+        curve_options = self._start_authentication()
         self.publisher = Publisher(self._context, self.stream.publish, self.metrics, self.camera_statuses,
-                                   limit=self.stream.max_frames)
+                                   limit=self.stream.max_frames, socket_options=curve_options)
         if self.stream.control.endpoint:
             handlers = {"status": self._cmd_status, "pause": self._cmd_pause, "resume": self._cmd_resume,
                         "set_support": self._cmd_set_support}
             self.control = ControlServer(
                 self._context, self.stream.control, handlers, binary_frames={"set_support": 2},
                 on_request=lambda outcome: self.metrics.control_requests.labels(outcome).inc(),
-                on_restart=self.metrics.control_restarts.inc,
+                on_restart=self.metrics.control_restarts.inc, socket_options=curve_options,
             )
+        if self.auth is not None:
+            self.auth.watch(self.publisher.socket, "publish")
+            if self.control is not None:
+                self.auth.watch(self.control.socket, "control")
+            self.auth.start_watching()
         if self.stream.metrics.port is not None:
             self.http = MetricsServer(self.stream.metrics.host, self.stream.metrics.port, self.metrics.exposition,
                                       self.health, self.readiness)
@@ -115,6 +123,20 @@ class StreamProcessor:
             self.supervisors[source.camera_id] = self._make_supervisor(source)
         for supervisor in self.supervisors.values():
             supervisor.start()
+
+    def _start_authentication(self) -> dict | None:
+        """Refuse exposed sockets without CURVE; with it, start the authenticator (before any bind) and
+        -> the CURVE server socket options."""
+        security = self.stream.security
+        endpoints = {"publish": self.stream.publish.endpoint, "control": self.stream.control.endpoint}
+        check_exposure(endpoints, security.curve, self.stream.allow_insecure)
+        if not security.curve:
+            return None
+        curve = CurveServer.load(security.server_key, security.authorized_keys)
+        self.auth = Authentication(self._context, curve, lambda socket: self.metrics.auth_denied.labels(socket).inc())
+        self.auth.start()
+        log.info("CURVE on: clients need a key from %s", security.authorized_keys)
+        return curve.socket_options()
 
     def _make_supervisor(self, source):
         factory = self._supervisor_factory
@@ -210,7 +232,7 @@ class StreamProcessor:
                 supervisor.stop(max(deadline - time.monotonic(), 0.0))
             except Exception:
                 log.exception("camera %s: stopping its supervisor failed", camera)
-        for part in (self.worker, self.publisher, self.control, self.http):
+        for part in (self.worker, self.publisher, self.control, self.http, self.auth):
             if part is not None:
                 part.stop()
         if self._context is not None:

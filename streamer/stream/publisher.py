@@ -94,6 +94,11 @@ class Publisher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
 
+    @property
+    def socket(self) -> zmq.Socket:
+        """The XPUB socket; for set-up before `start` only (afterwards only the publisher thread touches it)."""
+        return self._sock
+
     # -- called from other threads -------------------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
