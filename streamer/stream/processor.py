@@ -174,6 +174,9 @@ class StreamProcessor:
             log.warning("camera %s: every_frame applies to files and folders only; a live camera keeps the "
                         "newest frame", camera)
         self.slots.set_every_frame(camera, wanted and not live)
+        corrupt = getattr(source, "corrupt", None)
+        if corrupt is not None:
+            corrupt.on_count = lambda n: self.metrics.frames.labels(camera, "corrupt").inc(n)
 
     def wait(self, stop: threading.Event, poll_s: float = 0.1) -> str:
         """Block until `stop` is set, --max-frames results are out, or every finite source is done -> why.
