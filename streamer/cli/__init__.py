@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 
 # Set before numpy loads: OpenBLAS's worker threads spin for ~0.1 s after each call, holding a core that the
@@ -62,7 +63,32 @@ OPTIONAL_PACKAGES = {
 }
 
 
+class Terminated(BaseException):
+    """SIGTERM before a command installed its own handling (BaseException: no `except Exception` swallows it)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    # First, before the imports that take a moment: SIGTERM becomes an exception main turns into a clean exit,
+    # so a stop asked for while starting never kills the process by the signal. `run` replaces this handler
+    # with its own (a stop event), other commands keep it.
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _main(argv)
+    except Terminated:
+        command = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), "")
+        if command == "run":
+            return 0  # nothing was started yet, or run's own handler has already stopped it
+        print(f"persense {command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

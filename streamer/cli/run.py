@@ -116,6 +116,18 @@ def check_sources(sources: list[SourceConfig]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    # First, before anything slow (imports, models): a signal asks for a clean stop (exit 0) from here on.
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    log.debug("SIGTERM and SIGINT now stop the run cleanly")
+    try:
+        return _run(args, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     from engines.factory import build_engines
     from streamer.errors import UserError
     from streamer.sources.redact import redact
@@ -132,10 +144,8 @@ def run(args: argparse.Namespace) -> int:
     check_exposure({"publish": stream.publish.endpoint, "control": stream.control.endpoint}, stream.security.curve,
                    stream.allow_insecure, warn=False)
     support = initial_support(config.support.image, config.support.mask, stream.sources)
-
-    stop = threading.Event()
-    # From here on a signal asks for a clean stop (exit 0), also while the models load.
-    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if stop.is_set():
+        return 0
     processor = None
     try:
         t0 = time.perf_counter()
@@ -159,7 +169,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if processor is not None:
             processor.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     log.info("published %d result(s)", processor.publisher.sent if processor.publisher else 0)
     return 0
