@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,8 +91,9 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="persense-fuzz-"))
     config = workdir / "fuzz.yaml"
     config.write_text(f"stream:\n  control: {{max_request_bytes: {args.max_request_bytes}}}\n")
-    command = [sys.executable, "-m", "streamer", "-q", "run", "--config", str(config), "--source", "sim:?objects=30&fps=15",
-               "--publish", f"tcp://127.0.0.1:{pub}", "--control", f"tcp://127.0.0.1:{ctl}", "--metrics-port", str(http),
+    command = [sys.executable, "-m", "streamer", "-q", "run", "--config", str(config),
+               "--source", "sim:?objects=30&fps=15", "--publish", f"tcp://127.0.0.1:{pub}",
+               "--control", f"tcp://127.0.0.1:{ctl}", "--metrics-port", str(http),
                "--cache-dir", str(workdir / "cache")]
     proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     context = zmq.Context()
@@ -169,6 +171,7 @@ def main() -> int:
         figures["exit_status"] = proc.wait()
         stderr = proc.stderr.read() if proc.stderr else ""
         figures["tracebacks_in_log"] = stderr.count("Traceback")
+        shutil.rmtree(workdir, ignore_errors=True)
     if figures["exit_status"] != 0:
         failures.append(f"exit status {figures['exit_status']} after SIGTERM")
     figures["failures"] = failures

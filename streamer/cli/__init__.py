@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 
 # Set before numpy loads: OpenBLAS's worker threads spin for ~0.1 s after each call, holding a core that the
 # frame loop's other threads need; the per-frame matrix work is small enough for one thread.
@@ -75,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     # First, before the imports that take a moment: SIGTERM becomes an exception main turns into a clean exit,
     # so a stop asked for while starting never kills the process by the signal. `run` replaces this handler
     # with its own (a stop event), other commands keep it.
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    # (Only the main thread may install handlers; tests call main from others.)
+    armed = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if armed else None
     try:
         return _main(argv)
     except Terminated:
@@ -85,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"persense {command}: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if armed:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(argv: list[str] | None) -> int:

@@ -62,14 +62,19 @@ class SupervisorConfig(_Section):
 class PublishConfig(_Section):
     endpoint: str = Field("tcp://127.0.0.1:5556", description="ZeroMQ PUB endpoint the processor binds")
     send_hwm: int = Field(100, ge=1, le=100_000, description="ZeroMQ send high-water mark (messages per subscriber)")
-    queue_size: int = Field(8, ge=1, le=10_000, description="results waiting for the publisher thread; more are dropped")
+    queue_size: int = Field(
+        8, ge=1, le=10_000, description="results waiting for the publisher thread; more are dropped"
+    )
     masks: bool = Field(True, description="include RLE masks in the header (false: boxes and counts only)")
     overlay_jpeg: bool = Field(False, description="add a JPEG overlay image part")
     jpeg_quality: int = Field(80, ge=1, le=100)
     label_map_png: bool = Field(False, description="add a 16-bit PNG label map part (0 background, i+1 instance i)")
     heartbeat_s: float = Field(1.0, ge=0.01, le=3600, description="interval of status heartbeats per camera")
 
-    _endpoint = field_validator("endpoint")(lambda value: check_endpoint(value))
+    @field_validator("endpoint")
+    @classmethod
+    def _valid_endpoint(cls, value: str) -> str:
+        return check_endpoint(value)
 
 
 class ControlConfig(_Section):
@@ -77,13 +82,18 @@ class ControlConfig(_Section):
     max_request_bytes: int = Field(
         32 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="larger requests get an error reply"
     )
-    timeout_s: float = Field(120.0, gt=0, le=3600, description="how long a set_support request may wait for the pipeline")
+    timeout_s: float = Field(
+        120.0, gt=0, le=3600, description="how long a set_support request may wait for the pipeline"
+    )
     max_image_pixels: int = Field(
         DEFAULT_MAX_PIXELS, ge=1, le=500_000_000,
         description="set_support images with more pixels are refused from their header, before decoding",
     )
 
-    _endpoint = field_validator("endpoint")(lambda value: value if value is None else check_endpoint(value))
+    @field_validator("endpoint")
+    @classmethod
+    def _valid_endpoint(cls, value: str | None) -> str | None:
+        return value if value is None else check_endpoint(value)
 
 
 class MetricsConfig(_Section):

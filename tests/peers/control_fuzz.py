@@ -60,10 +60,12 @@ def _mutated(rng: np.random.Generator, data: bytes) -> bytes:
     return bytes(buffer)
 
 
-_JSON_VALUES = [b"null", b"true", b"1", b"-1e999999", b"9" * 4000, b'"status"', b"[]", b"{}", b'[{"cmd": "status"}]',
-                b'{"cmd": null}', b'{"cmd": 1}', b'{"cmd": ["status"]}', b'{"cmd": {"cmd": "status"}}', b'{"CMD": "status"}',
-                b'\xef\xbb\xbf{"cmd": "status"}', b'{"cmd": "status"', b'{"cmd": "\xff\xfe"}', b'{"cmd": "st\\u0000atus"}',
-                b'{"cmd": "' + "\u2603".encode() * 500 + b'"}', b'{"cmd": "pause", "cmd": 3}', b"NaN", b"Infinity"]
+_JSON_VALUES = [
+    b"null", b"true", b"1", b"-1e999999", b"9" * 4000, b'"status"', b"[]", b"{}", b'[{"cmd": "status"}]',
+    b'{"cmd": null}', b'{"cmd": 1}', b'{"cmd": ["status"]}', b'{"cmd": {"cmd": "status"}}', b'{"CMD": "status"}',
+    b'\xef\xbb\xbf{"cmd": "status"}', b'{"cmd": "status"', b'{"cmd": "\xff\xfe"}', b'{"cmd": "st\\u0000atus"}',
+    b'{"cmd": "' + "\u2603".encode() * 500 + b'"}', b'{"cmd": "pause", "cmd": 3}', b"NaN", b"Infinity",
+]
 
 
 def _names_a_command(data: bytes) -> bool:
