@@ -19,6 +19,8 @@ from test_stream_doubles import LiveSource, blob_frame
 from test_stream_loop import _config, _processor
 from waiting import wait_until
 
+pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="this libzmq was built without CURVE")
+
 
 @pytest.fixture
 def keys(tmp_path):
