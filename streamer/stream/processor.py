@@ -26,7 +26,7 @@ from streamer.stream.control import ControlServer
 from streamer.stream.metrics import SourceSnapshot, StreamMetrics
 from streamer.stream.metrics_server import MetricsServer
 from streamer.stream.publisher import Publisher
-from streamer.stream.security import Authentication, CurveServer, check_exposure
+from streamer.stream.security import Authentication, start_authentication
 from streamer.stream.slots import FrameSlots
 from streamer.stream.support import PrototypeCache, apply_support, support_from_bytes
 from streamer.stream.worker import InferenceWorker
@@ -93,7 +93,9 @@ class StreamProcessor:
         support = apply_support(self.persense, image, mask, self.cache)
         log.info("support %s ready (%s)", support.support_id, self.persense.engines.name)
         self._context = zmq.Context()
-        curve_options = self._start_authentication()
+        self.auth = start_authentication(self._context, self.stream,
+                                         lambda socket: self.metrics.auth_denied.labels(socket).inc())
+        curve_options = self.auth.curve.socket_options() if self.auth else None
         self.publisher = Publisher(self._context, self.stream.publish, self.metrics, self.camera_statuses,
                                    limit=self.stream.max_frames, socket_options=curve_options)
         if self.stream.control.endpoint:
@@ -105,10 +107,7 @@ class StreamProcessor:
                 on_restart=self.metrics.control_restarts.inc, socket_options=curve_options,
             )
         if self.auth is not None:
-            self.auth.watch(self.publisher.socket, "publish")
-            if self.control is not None:
-                self.auth.watch(self.control.socket, "control")
-            self.auth.start_watching()
+            self.auth.watch({"publish": self.publisher.socket, "control": self.control and self.control.socket})
         if self.stream.metrics.port is not None:
             self.http = MetricsServer(self.stream.metrics.host, self.stream.metrics.port, self.metrics.exposition,
                                       self.health, self.readiness)
@@ -123,20 +122,6 @@ class StreamProcessor:
             self.supervisors[source.camera_id] = self._make_supervisor(source)
         for supervisor in self.supervisors.values():
             supervisor.start()
-
-    def _start_authentication(self) -> dict | None:
-        """Refuse exposed sockets without CURVE; with it, start the authenticator (before any bind) and
-        -> the CURVE server socket options."""
-        security = self.stream.security
-        endpoints = {"publish": self.stream.publish.endpoint, "control": self.stream.control.endpoint}
-        check_exposure(endpoints, security.curve, self.stream.allow_insecure)
-        if not security.curve:
-            return None
-        curve = CurveServer.load(security.server_key, security.authorized_keys)
-        self.auth = Authentication(self._context, curve, lambda socket: self.metrics.auth_denied.labels(socket).inc())
-        self.auth.start()
-        log.info("CURVE on: clients need a key from %s", security.authorized_keys)
-        return curve.socket_options()
 
     def _make_supervisor(self, source):
         factory = self._supervisor_factory

@@ -150,11 +150,12 @@ class Authentication:
         # Only the keys in the folder, read now (a key added or removed applies at the next start).
         self._authenticator.configure_curve(domain=_ZAP_DOMAIN.decode(), location=str(self.curve.authorized_keys))
 
-    def watch(self, sock: zmq.Socket, name: str) -> None:
-        """Count `sock`'s refused handshakes under `name` (call before `start_watching`)."""
-        self._monitors[sock.get_monitor_socket(_REFUSED_EVENTS)] = name
-
-    def start_watching(self) -> None:
+    def watch(self, sockets: dict[str, zmq.Socket | None]) -> None:
+        """Count the refused handshakes of each socket under its name, from a thread started here (call from the
+        thread that owns the sockets, before they are handed to theirs)."""
+        for name, sock in sockets.items():
+            if sock is not None:
+                self._monitors[sock.get_monitor_socket(_REFUSED_EVENTS)] = name
         self._thread.start()
 
     def _watch(self) -> None:
@@ -197,3 +198,17 @@ def check_exposure(endpoints: dict[str, str | None], curve: bool, allow_insecure
                     "reaches it can read results, pause the line or replace the product", ", ".join(exposed))
         return
     raise UserError(f"refusing to bind {', '.join(exposed)} beyond loopback without CURVE: {KEYS_HINT}")
+
+
+def start_authentication(context: zmq.Context, stream, on_refused: Callable[[str], None]) -> Authentication | None:
+    """For a StreamConfig: refuse exposed sockets without CURVE (check_exposure); with CURVE, load the keys and
+    start the authenticator, which must run before the sockets bind -> it, or None without CURVE."""
+    security = stream.security
+    endpoints = {"publish": stream.publish.endpoint, "control": stream.control.endpoint}
+    check_exposure(endpoints, security.curve, stream.allow_insecure)
+    if not security.curve:
+        return None
+    auth = Authentication(context, CurveServer.load(security.server_key, security.authorized_keys), on_refused)
+    auth.start()
+    log.info("CURVE on: clients need a key from %s", security.authorized_keys)
+    return auth
