@@ -1,8 +1,10 @@
 """Re-run the hostile cases of issue 11 against a real `persense run` and print the figures.
 
-    python benchmarks/hostile_cases.py [--stuck-s 20] [--json hostile.json]
+    python benchmarks/hostile_cases.py [--stuck-s 60] [--cases ...] [--code DIR] [--json hostile.json]
 
-The processor runs with its defaults (the simulator, embedded engines) on free ports at 127.0.0.1. Cases:
+The processor runs with its defaults (the simulator, embedded engines; with --overlay, JPEG overlays, so that
+a stuck subscriber's buffers fill sooner) on free ports at 127.0.0.1; --code runs another source tree's
+processor (e.g. an export of main) for a before/after comparison. Cases:
 deep JSON on the control socket; 140 and 200 MiB frames (ZeroMQ must drop them unread: the processor's
 peak memory stays put); a 30000x30000 PNG bomb as set_support (refused in well under a second); a raw
 subscriber that subscribes and never reads beside a healthy one (the healthy one must miss nothing);
@@ -13,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -97,7 +100,8 @@ def big_frame(context: zmq.Context, endpoint: str, mib: int, pid: int) -> dict:
     monitor.close()
     client.close()
     return {"mib": mib, "outcome": outcome, "seconds": round(seconds, 2),
-            "processor_peak_rss_mib_before": round(before, 1), "processor_peak_rss_mib_after": round(peak_rss_mib(pid), 1)}
+            "processor_peak_rss_mib_before": round(before, 1),
+            "processor_peak_rss_mib_after": round(peak_rss_mib(pid), 1)}
 
 
 def stuck_subscriber(context: zmq.Context, endpoint: str, http: int, seconds: float) -> dict:
@@ -122,13 +126,13 @@ def stuck_subscriber(context: zmq.Context, endpoint: str, http: int, seconds: fl
     return figures
 
 
-def bad_settings(workdir: Path) -> list[dict]:
+def bad_settings(workdir: Path, code: Path) -> list[dict]:
     cases = [
         ("stream.publish.send_hwm: 1000000000000", "stream: {publish: {send_hwm: 1000000000000}}", []),
         ("--publish tcp://127.0.0.1:99999", None, ["--publish", "tcp://127.0.0.1:99999"]),
         ("rtsp://host:notaport/x", None, ["--source", "rtsp://host:notaport/x"]),
-        ("pipeline.max_prompts: 1e9", "pipeline: {max_prompts: 1e9}", []),
-        ("stream.publish.queue_size: 1e9", "stream: {publish: {queue_size: 1e9}}", []),
+        ("pipeline.max_prompts: 1e9", "pipeline: {max_prompts: 1000000000}", []),
+        ("stream.publish.queue_size: 1e9", "stream: {publish: {queue_size: 1000000000}}", []),
     ]
     out = []
     for name, yaml_text, flags in cases:
@@ -138,19 +142,21 @@ def bad_settings(workdir: Path) -> list[dict]:
             path.write_text(yaml_text)
             extra = ["--config", str(path)]
         start = time.perf_counter()
-        done = subprocess.run(PERSENSE + ["run", *extra, *flags], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(PERSENSE + ["run", *extra, *flags], cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
+                              capture_output=True, text=True, timeout=120)
         lines = done.stderr.strip().splitlines()
         out.append({"case": name, "exit": done.returncode, "stderr_lines": len(lines),
                     "message": lines[-1] if lines else "", "seconds": round(time.perf_counter() - start, 2)})
     return out
 
 
-def early_sigterm(workdir: Path) -> list[dict]:
+def early_sigterm(workdir: Path, code: Path) -> list[dict]:
     out = []
     for delay in (0.1, 0.2, 0.3, 0.5):
         proc = subprocess.Popen(PERSENSE + ["run", "--publish", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*",
                                             "--metrics-port", "0", "--cache-dir", str(workdir)],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         proc.send_signal(signal.SIGTERM)
         out.append({"sigterm_after_s": delay, "exit": proc.wait(60)})
@@ -159,14 +165,20 @@ def early_sigterm(workdir: Path) -> list[dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stuck-s", type=float, default=20.0, help="how long the stuck subscriber case runs")
+    parser.add_argument("--stuck-s", type=float, default=60.0, help="how long the stuck subscriber case runs")
+    parser.add_argument("--cases", nargs="+", default=["deep_json", "big_frames", "png_bomb", "stuck", "settings",
+                                                        "sigterm"])
+    parser.add_argument("--code", type=Path, default=ROOT, help="source tree whose processor runs")
+    parser.add_argument("--no-overlay", action="store_true", help="publish without JPEG overlays")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="persense-hostile-"))
     pub, ctl, http = free_port(), free_port(), free_port()
+    overlay = [] if args.no_overlay else ["--overlay"]
     proc = subprocess.Popen(PERSENSE + ["-q", "run", "--publish", f"tcp://127.0.0.1:{pub}",
                                         "--control", f"tcp://127.0.0.1:{ctl}", "--metrics-port", str(http),
-                                        "--cache-dir", str(workdir / "cache")], cwd=ROOT)
+                                        "--cache-dir", str(workdir / "cache"), *overlay],
+                            cwd=args.code, env={**os.environ, "PYTHONPATH": str(args.code)})
     context = zmq.Context()
     control = f"tcp://127.0.0.1:{ctl}"
     figures: dict = {}
@@ -174,26 +186,34 @@ def main() -> int:
         if not (request(context, control, [b'{"cmd": "status"}'], 120) or {}).get("ok"):
             raise SystemExit("the processor did not come up")
         figures["rss_at_start_mib"] = round(rss_mib(proc.pid), 1)
-        reply = request(context, control, [b"[" * 1000 + b"]" * 1000])
-        figures["deep_json"] = {"reply": reply, "status_after": (request(context, control, [b'{"cmd": "status"}'])
-                                                                  or {}).get("ok"), "healthz_after": healthz(http)}
-        figures["big_frames"] = [big_frame(context, control, mib, proc.pid) for mib in (140, 200)]
-        bomb = png_bomb(30_000, 30_000)
-        before = peak_rss_mib(proc.pid)
-        start = time.perf_counter()
-        reply = request(context, control, [b'{"cmd": "set_support"}', bomb, bomb], 300)
-        figures["png_bomb"] = {"bytes": len(bomb), "seconds": round(time.perf_counter() - start, 3), "reply": reply,
-                               "processor_peak_rss_mib_before": round(before, 1),
-                               "processor_peak_rss_mib_after": round(peak_rss_mib(proc.pid), 1)}
-        figures["stuck_subscriber"] = stuck_subscriber(context, f"tcp://127.0.0.1:{pub}", http, args.stuck_s)
+        if "stuck" in args.cases:  # first: the other cases may leave the control thread dead on old code
+            figures["stuck_subscriber"] = stuck_subscriber(context, f"tcp://127.0.0.1:{pub}", http, args.stuck_s)
+        if "deep_json" in args.cases:
+            reply = request(context, control, [b"[" * 1000 + b"]" * 1000], 10)
+            status = request(context, control, [b'{"cmd": "status"}'], 10)
+            figures["deep_json"] = {"reply": reply, "status_after": (status or {}).get("ok"),
+                                    "healthz_after": healthz(http)}
+        if "big_frames" in args.cases:
+            figures["big_frames"] = [big_frame(context, control, mib, proc.pid) for mib in (140, 200)]
+        if "png_bomb" in args.cases:
+            bomb = png_bomb(30_000, 30_000)
+            before = peak_rss_mib(proc.pid)
+            start = time.perf_counter()
+            reply = request(context, control, [b'{"cmd": "set_support"}', bomb, bomb], 300)
+            figures["png_bomb"] = {"bytes": len(bomb), "seconds": round(time.perf_counter() - start, 3),
+                                   "reply": reply, "processor_peak_rss_mib_before": round(before, 1),
+                                   "processor_peak_rss_mib_after": round(peak_rss_mib(proc.pid), 1)}
         figures["alive_after"] = proc.poll() is None and healthz(http) == 200
     finally:
         context.term()
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         figures["exit_after_sigterm"] = proc.wait(60)
-    figures["bad_settings"] = bad_settings(workdir)
-    figures["early_sigterm"] = early_sigterm(workdir)
+    if "settings" in args.cases:
+        figures["bad_settings"] = bad_settings(workdir, args.code)
+    if "sigterm" in args.cases:
+        figures["early_sigterm"] = early_sigterm(workdir, args.code)
+    shutil.rmtree(workdir, ignore_errors=True)
     text = json.dumps(figures, indent=2, default=str)
     print(text)
     if args.json:
