@@ -141,9 +141,16 @@ def bad_settings(workdir: Path, code: Path) -> list[dict]:
             path = workdir / "bad.yaml"
             path.write_text(yaml_text)
             extra = ["--config", str(path)]
+        ports = ["--metrics-port", "0", "--control", "tcp://127.0.0.1:*"]
+        if "--publish" not in flags:
+            ports += ["--publish", "tcp://127.0.0.1:*"]
         start = time.perf_counter()
-        done = subprocess.run(PERSENSE + ["run", *extra, *flags], cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
-                              capture_output=True, text=True, timeout=120)
+        try:
+            done = subprocess.run(PERSENSE + ["run", *extra, *ports, *flags], cwd=code, capture_output=True,
+                                  text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(code)})
+        except subprocess.TimeoutExpired:
+            out.append({"case": name, "exit": None, "message": "accepted: still running after 30 s"})
+            continue
         lines = done.stderr.strip().splitlines()
         out.append({"case": name, "exit": done.returncode, "stderr_lines": len(lines),
                     "message": lines[-1] if lines else "", "seconds": round(time.perf_counter() - start, 2)})
