@@ -18,6 +18,9 @@ from streamer.errors import UserError
 DEFAULT_MAX_PIXELS = 50_000_000
 # Image files larger than this are refused before they are read.
 MAX_IMAGE_FILE_BYTES = 512 * 1024 * 1024
+# Formats whose header Pillow reads for the size check: those OpenCV decodes, and no others (fewer parsers
+# see untrusted bytes). PPM covers PBM, PGM, PPM and PNM; BMP covers DIB.
+_HEADER_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "PPM", "JPEG2000", "SUN", "GIF")
 
 
 def to_rgb8(image: np.ndarray) -> np.ndarray:
@@ -71,7 +74,7 @@ def image_size_from_header(data: bytes | np.ndarray) -> tuple[str, int] | None:
         # Pillow warns about (and refuses) very large images on its own; the caller's lower limit decides.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with Image.open(io.BytesIO(memoryview(data))) as image:
+            with Image.open(io.BytesIO(memoryview(data)), formats=_HEADER_FORMATS) as image:
                 width, height = image.size
                 return f"{width}x{height}", width * height
         except Image.DecompressionBombError:
