@@ -160,3 +160,42 @@ def test_run_refuses_an_exposed_socket_without_curve_in_one_line(capsys):
     assert main(["run", "--publish", "tcp://0.0.0.0:0", "--max-frames", "1", "--metrics-port", "0"]) == 2
     err = capsys.readouterr().err
     assert "refusing to bind publish tcp://0.0.0.0:0" in err and "persense keys" in err and err.count("\n") == 1
+
+
+def test_the_example_subscriber_with_client_keys_receives_results(tmp_path, keys):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "subscriber.py"
+    proc = _curve_processor(tmp_path, keys)
+    proc.start()
+    try:
+        done = subprocess.run([sys.executable, str(example), proc.publisher.endpoint, "--max", "2",
+                               "--client-key", str(keys / "clients" / "plc.key_secret"),
+                               "--server-public-key", str(keys / "server" / "server.key")],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        proc.stop()
+    assert done.returncode == 0, done.stderr
+    assert "2 results" in done.stdout
+
+
+def test_run_flags_reach_the_security_settings(tmp_path, keys):
+    from streamer.cli import build_parser
+    from streamer.cli.run import apply_flags
+    from streamer.config import load_config
+
+    args = build_parser().parse_args(["run", "--server-key", str(keys / "server" / "server.key_secret"),
+                                      "--authorized-keys", str(keys / "authorized"), "--insecure"])
+    stream = apply_flags(load_config(None), args).stream
+    assert stream.security.server_key == keys / "server" / "server.key_secret"
+    assert stream.security.authorized_keys == keys / "authorized" and stream.allow_insecure
+
+
+def test_persense_run_with_curve_flags_publishes_and_exits_0(tmp_path, keys, capsys):
+    code = main(["run", "--publish", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*", "--metrics-port", "0",
+                 "--max-frames", "2", "--cache-dir", str(tmp_path / "cache"),
+                 "--server-key", str(keys / "server" / "server.key_secret"),
+                 "--authorized-keys", str(keys / "authorized")])
+    assert code == 0, capsys.readouterr().err
