@@ -134,3 +134,41 @@ def test_fuzzed_control_requests_never_stop_status_or_publishing(tmp_path):
         client.close()
         ctx.destroy()
         proc.stop()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_the_processor_restarts_a_dead_control_thread_and_counts_it(tmp_path):
+    import threading
+
+    config = _config(tmp_path, [{"uri": "x", "camera_id": "cam0"}])
+    proc = _processor(config, {"cam0": lambda: LiveSource("cam0", [blob_frame(5, seed=4)])})
+    proc.start()
+    stop = threading.Event()
+    waiter = threading.Thread(target=proc.wait, args=(stop,), daemon=True)
+    ctx = zmq.Context()
+    client = ctx.socket(zmq.REQ)
+    client.setsockopt(zmq.LINGER, 0)
+    try:
+        status = proc.control.handlers["status"]
+
+        def die(request, frames):
+            proc.control.handlers["status"] = status  # once
+            raise SystemExit("a failure no handler should let through")
+
+        proc.control.handlers["status"] = die
+        client.connect(proc.control.endpoint)
+        client.send(b'{"cmd": "status"}')
+        assert wait_until(lambda: not proc.control.alive(), 20)
+        waiter.start()  # the processor's wait loop is the watchdog
+        restarts = proc.metrics.control_restarts._value.get
+        assert wait_until(lambda: restarts() == 1, 20), "the control thread was not restarted"
+        assert _request(proc.control.endpoint, [b'{"cmd": "status"}'])["ok"]
+        assert proc.health()[0]
+        assert "persense_control_restarts_total 1.0" in proc.metrics.exposition().decode()
+    finally:
+        stop.set()
+        if waiter.is_alive():
+            waiter.join(5)
+        client.close()
+        ctx.destroy()
+        proc.stop()
