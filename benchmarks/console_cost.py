@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 
-from engines.factory import build_engines
+from streamer.engine_factory import build_engines
 from streamer.config import Config, EnginesConfig
 from streamer.stream.config import StreamConfig
 from streamer.stream.processor import StreamProcessor

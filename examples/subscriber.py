@@ -1,6 +1,7 @@
 """Subscribe to `persense run` and print each frame's count; written from docs/stream-protocol.md alone.
 
 Needs only pyzmq and pycocotools:  python examples/subscriber.py [ENDPOINT] [--save DIR] [--max N]
+With CURVE (docs/security.md):      ... --client-key plc1.key_secret --server-public-key server.key
 """
 
 import argparse
@@ -8,6 +9,7 @@ import json
 import pathlib
 
 import zmq
+import zmq.auth
 from pycocotools import mask as mask_utils
 
 
@@ -17,9 +19,14 @@ def main() -> None:
     parser.add_argument("--camera", default="", help="only this camera (default: all)")
     parser.add_argument("--save", type=pathlib.Path, help="save overlay JPEGs here (run with --overlay)")
     parser.add_argument("--max", type=int, default=0, help="stop after this many results (0: never)")
+    parser.add_argument("--client-key", help="CURVE: this client's NAME.key_secret (from 'persense keys')")
+    parser.add_argument("--server-public-key", help="CURVE: the server's NAME.key")
     args = parser.parse_args()
 
     sock = zmq.Context().socket(zmq.SUB)
+    if args.client_key:  # CURVE: our key pair and the server's public key, before connecting
+        sock.curve_publickey, sock.curve_secretkey = zmq.auth.load_certificate(args.client_key)
+        sock.curve_serverkey, _ = zmq.auth.load_certificate(args.server_public_key)
     sock.connect(args.endpoint)
     # Topics are persense/<camera>/result and persense/<camera>/status; subscriptions match by prefix.
     sock.setsockopt(zmq.SUBSCRIBE, f"persense/{args.camera}/result".encode() if args.camera else b"persense/")

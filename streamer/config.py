@@ -51,9 +51,9 @@ class PipelineConfig(_Section):
     feedback_exemplars: int = Field(4, ge=1, le=16, description="top masks by score used as the DMG's exemplars")
     target_guidance: bool = Field(True, description="pass PerSAM guidance to decoders that support it (first pass)")
     duplicate_iou: float = Field(0.5, gt=0, le=1, description="masks overlapping more than this are one object")
-    min_mask_area: int = Field(4, ge=0, description="masks smaller than this many frame pixels are dropped")
+    min_mask_area: int = Field(4, ge=0, le=10**9, description="masks smaller than this many frame pixels are dropped")
     min_score: float = Field(0.0, ge=0, le=1, description="masks scoring below this are dropped")
-    max_prompts: int = Field(1024, ge=1, description="cap on point prompts decoded per pass")
+    max_prompts: int = Field(1024, ge=1, le=16_384, description="cap on point prompts decoded per pass")
     presence_threshold: Optional[float] = Field(
         0.4, ge=-1.0, le=1.0,
         description="a frame whose objects' median match quality (1: as alike as the support to itself, 0: "

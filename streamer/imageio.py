@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import io
+import struct
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from streamer.errors import UserError
+
+# The largest image decoded from outside (files, control requests, uploads): 50 megapixels is a 8660x5773 image,
+# beyond any camera of a line, and decodes to 150 MB (8-bit RGB).
+DEFAULT_MAX_PIXELS = 50_000_000
+# Image files larger than this are refused before they are read.
+MAX_IMAGE_FILE_BYTES = 512 * 1024 * 1024
+# Formats whose header Pillow reads for the size check: those OpenCV decodes, and no others (fewer parsers
+# see untrusted bytes). PPM covers PBM, PGM, PPM and PNM; BMP covers DIB.
+_HEADER_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "PPM", "JPEG2000", "SUN", "GIF")
 
 
 def to_rgb8(image: np.ndarray) -> np.ndarray:
@@ -35,6 +48,9 @@ def _read_raw(path: Path, what: str) -> np.ndarray:
     if path.is_dir():
         raise UserError(f"{what} is a directory, not an image: {path}")
     try:
+        size = path.stat().st_size
+        if size > MAX_IMAGE_FILE_BYTES:
+            raise UserError(f"{what} {path} has {size} bytes; image files are limited to {MAX_IMAGE_FILE_BYTES}")
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise UserError(f"cannot read {what} {path}: {exc.strerror}") from None
@@ -51,17 +67,46 @@ def read_mask(path: Path | str, what: str = "mask") -> np.ndarray:
     return mask_from_raw(_read_raw(Path(path), what))
 
 
-def decode_image_bytes(data: bytes | np.ndarray, what: str, source: str | None = None) -> np.ndarray:
+def image_size_from_header(data: bytes | np.ndarray) -> tuple[str, int] | None:
+    """An encoded image's size read from its header alone (Pillow identifies the format and reads no pixel
+    data) -> (the size in words, e.g. "640x480", the pixel count), or None when no image format is recognised."""
+    with warnings.catch_warnings():
+        # Pillow warns about (and refuses) very large images on its own; the caller's lower limit decides.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(memoryview(data)), formats=_HEADER_FORMATS) as image:
+                width, height = image.size
+                return f"{width}x{height}", width * height
+        except Image.DecompressionBombError:
+            beyond = 2 * Image.MAX_IMAGE_PIXELS
+            return f"more than {beyond}", beyond + 1
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error):
+            return None
+
+
+def decode_image_bytes(
+    data: bytes | np.ndarray, what: str, source: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """Encoded image bytes (PNG, JPEG, ...) -> the raw decoded array as OpenCV gives it: [H, W] or [H, W, C]
     in BGR(A) order, uint8 or uint16. The one decoding path for files and for bytes from a socket.
 
-    Raises UserError naming `what` (and `source`, e.g. the file, where given) when it is not an image.
+    The pixel count is read from the header before anything is decoded: an image beyond `max_pixels` (a
+    decompression bomb: a small file that decodes to gigabytes) is refused at once, in bounded memory.
+    Raises UserError naming `what` (and `source`, e.g. the file, where given) when it is not an image or too large.
     """
     buffer = np.frombuffer(data, np.uint8)
-    raw = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
-    if raw is None:
-        where = f": {source}" if source else f" ({buffer.size} bytes)"
+    where = f": {source}" if source else f" ({buffer.size} bytes)"
+    header = image_size_from_header(buffer) if buffer.size else None
+    if header is None:
         raise UserError(f"{what} is not a readable image{where}")
+    words, pixels = header
+    if pixels > max_pixels:
+        raise UserError(f"{what} of {words} pixels exceeds the limit of {max_pixels} pixels{where}")
+    raw = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise UserError(f"{what} is not a readable image{where}")
+    if raw.shape[0] * raw.shape[1] > max_pixels:  # the decoder and the header disagreed
+        raise UserError(f"{what} decodes to more than {max_pixels} pixels{where}")
     return raw
 
 

@@ -119,12 +119,17 @@ class Subscriber:
     Args:
         cameras: only these cameras (default all).
         status: also receive status messages.
+        socket_options: set before connecting, e.g. CURVE's from
+            streamer.stream.security.client_socket_options(client key file, server public key file).
     """
 
-    def __init__(self, endpoint: str, cameras: list[str] | None = None, status: bool = True):
+    def __init__(self, endpoint: str, cameras: list[str] | None = None, status: bool = True,
+                 socket_options: dict | None = None):
         self._context = zmq.Context()
         self._sock = self._context.socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
+        for option, value in (socket_options or {}).items():
+            self._sock.setsockopt(option, value)
         kinds = ("result", "status") if status else ("result",)
         for camera in cameras or [None]:
             for kind in kinds:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from console_helpers import HEADER, distractor_point, get_json, http, post
-from engines.factory import build_engines
+from streamer.engine_factory import build_engines
 from streamer.config import Config, EnginesConfig
 from streamer.console import server as http_server
 from streamer.console.app import build_app

@@ -49,6 +49,21 @@ def test_defaults_are_the_embedded_simulator_on_localhost():
     ("stream: {sources: [{uri: a, camera_id: 'has space'}]}", "camera_id"),
     ("stream: {sources: []}", "at least one"),
     ("stream: {supervisor: {backoff_initial: 5, backoff_max: 1}}", r"backoff_max \(1.0\) must be at least backoff_initial"),
+    # Every number has bounds, every endpoint a port in range (issue 11).
+    ("stream: {publish: {send_hwm: 1000000000000}}", "stream.publish.send_hwm"),
+    ("stream: {publish: {queue_size: 1000000000}}", "stream.publish.queue_size"),
+    ("stream: {publish: {endpoint: 'tcp://127.0.0.1:99999'}}", "port must be a number from 1 to 65535"),
+    ("stream: {publish: {endpoint: 'tcp://127.0.0.1:http'}}", "port must be a number"),
+    ("stream: {publish: {endpoint: 'udp://127.0.0.1:5556'}}", "must be tcp://HOST:PORT"),
+    ("stream: {control: {endpoint: 'tcp://127.0.0.1'}}", "must be tcp://HOST:PORT"),
+    ("stream: {control: {max_request_bytes: 1000000000000}}", "stream.control.max_request_bytes"),
+    ("stream: {control: {timeout_s: 1e9}}", "stream.control.timeout_s"),
+    ("stream: {control: {max_image_pixels: 0}}", "stream.control.max_image_pixels"),
+    ("stream: {metrics: {port: 70000}}", "stream.metrics.port"),
+    ("stream: {supervisor: {stall_timeout: 1e9}}", "stream.supervisor.stall_timeout"),
+    ("stream: {max_frames: 1000000000000000}", "stream.max_frames"),
+    ("stream: {security: {server_key: a.key_secret}}", "both server_key and authorized_keys"),
+    ("pipeline: {max_prompts: 1000000000}", "pipeline.max_prompts"),
 ])
 def test_bad_stream_settings_are_one_line(tmp_path, yaml_text, why):
     path = tmp_path / "bad.yaml"

@@ -25,6 +25,9 @@ ISSUE_METRICS = {
     "persense_frames_total", "persense_stage_seconds", "persense_end_to_end_seconds", "persense_objects",
     "persense_source_up", "persense_source_reconnects_total", "persense_last_frame_age_seconds",
     "persense_publish_dropped_total", "persense_match_quality",
+    # issue 11
+    "persense_publish_subscriber_overflows_total", "persense_control_requests_total",
+    "persense_control_restarts_total", "persense_auth_denied_total",
 }
 
 

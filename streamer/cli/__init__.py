@@ -6,7 +6,9 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 # Set before numpy loads: OpenBLAS's worker threads spin for ~0.1 s after each call, holding a core that the
 # frame loop's other threads need; the per-frame matrix work is small enough for one thread.
@@ -16,7 +18,7 @@ from streamer import __version__
 from streamer.errors import UserError, first_line
 
 # Each module has register(subparsers) that adds its parser with set_defaults(func=run).
-SUBCOMMANDS = ("segment", "eval", "run", "subscribe", "bench", "export", "support")
+SUBCOMMANDS = ("segment", "eval", "run", "subscribe", "bench", "export", "support", "keys")
 
 
 def _add_logging_flags(parser: argparse.ArgumentParser, default) -> None:
@@ -62,7 +64,35 @@ OPTIONAL_PACKAGES = {
 }
 
 
+class Terminated(BaseException):
+    """SIGTERM before a command installed its own handling (BaseException: no `except Exception` swallows it)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    # First, before the imports that take a moment: SIGTERM becomes an exception main turns into a clean exit,
+    # so a stop asked for while starting never kills the process by the signal. `run` replaces this handler
+    # with its own (a stop event), other commands keep it.
+    # (Only the main thread may install handlers; tests call main from others.)
+    armed = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if armed else None
+    try:
+        return _main(argv)
+    except Terminated:
+        command = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), "")
+        if command == "run":
+            return 0  # nothing was started yet, or run's own handler has already stopped it
+        print(f"persense {command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if armed:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

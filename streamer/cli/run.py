@@ -50,6 +50,12 @@ def register(subparsers) -> None:
     p.add_argument("--overlay", action="store_true", help="publish a JPEG overlay part with each result")
     p.add_argument("--label-map", action="store_true", help="publish a 16-bit PNG label map part with each result")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="support prototype cache (default ~/.cache/persense)")
+    p.add_argument("--server-key", type=Path, metavar="FILE",
+                   help="CURVE: the server's NAME.key_secret ('persense keys'); control and results then need a "
+                   "client key from --authorized-keys")
+    p.add_argument("--authorized-keys", type=Path, metavar="DIR", help="CURVE: folder of the client public keys let in")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow binding control or publish beyond loopback without CURVE (logged as a warning)")
     p.set_defaults(func=run)
 
 
@@ -81,6 +87,11 @@ def apply_flags(config: Config, args: argparse.Namespace) -> Config:
     stream["publish"]["label_map_png"] = stream["publish"]["label_map_png"] or args.label_map
     if args.cache_dir:
         stream["cache_dir"] = args.cache_dir
+    if args.server_key:
+        stream["security"]["server_key"] = args.server_key
+    if args.authorized_keys:
+        stream["security"]["authorized_keys"] = args.authorized_keys
+    stream["allow_insecure"] = stream["allow_insecure"] or args.insecure
     from pydantic import ValidationError
 
     from streamer.errors import UserError
@@ -121,10 +132,23 @@ def _announce_http(processor) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    # First, before anything slow (imports, models): a signal asks for a clean stop (exit 0) from here on.
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    log.debug("SIGTERM and SIGINT now stop the run cleanly")
+    try:
+        return _run(args, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     from streamer.engine_factory import build_engines
     from streamer.errors import UserError
     from streamer.sources.redact import redact
     from streamer.stream.processor import StreamProcessor
+    from streamer.stream.security import check_exposure
     from streamer.stream.support import initial_support
 
     if args.max_frames is not None and args.max_frames < 1:
@@ -132,11 +156,12 @@ def run(args: argparse.Namespace) -> int:
     config = apply_flags(load_config(args.config), args)
     stream = config.stream
     check_sources(stream.sources)
+    # Before the engines load: an exposed socket without CURVE is refused at once (the processor checks again).
+    check_exposure({"publish": stream.publish.endpoint, "control": stream.control.endpoint}, stream.security.curve,
+                   stream.allow_insecure, warn=False)
     support = initial_support(config.support.image, config.support.mask, stream.sources)
-
-    stop = threading.Event()
-    # From here on a signal asks for a clean stop (exit 0), also while the models load.
-    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if stop.is_set():
+        return 0
     processor = None
     try:
         t0 = time.perf_counter()
@@ -159,7 +184,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if processor is not None:
             processor.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     log.info("published %d result(s)", processor.publisher.sent if processor.publisher else 0)
     return 0

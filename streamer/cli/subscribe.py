@@ -29,6 +29,9 @@ def register(subparsers) -> None:
                    help="exit when no result came for this many seconds; status messages do not count "
                    "(default: wait for ever)")
     p.add_argument("--status", action="store_true", help="also print status messages (heartbeats, state changes)")
+    p.add_argument("--client-key", type=Path, metavar="FILE",
+                   help="CURVE: this client's NAME.key_secret ('persense keys'); its .key must be authorized")
+    p.add_argument("--server-public-key", type=Path, metavar="FILE", help="CURVE: the server's public NAME.key")
     p.set_defaults(func=run)
 
 
@@ -51,11 +54,18 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"cannot create --save-overlays folder {args.save_overlays}: "
                             f"{exc.strerror or first_line(exc)}") from None
+    if (args.client_key is None) != (args.server_public_key is None):
+        raise UserError("give both --client-key and --server-public-key (or neither)")
+    options = None
+    if args.client_key:
+        from streamer.stream.security import client_socket_options
+
+        options = client_socket_options(args.client_key, args.server_public_key)
     counts: dict[str, int] = {}
     warned_no_overlay = False
     timed_out = False
     try:
-        sub = Subscriber(args.endpoint, args.camera, status=args.status)
+        sub = Subscriber(args.endpoint, args.camera, status=args.status, socket_options=options)
     except Exception as exc:  # zmq.ZMQError: a malformed endpoint
         raise UserError(f"cannot subscribe to {args.endpoint}: {first_line(exc)}") from None
     try:

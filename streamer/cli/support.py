@@ -31,7 +31,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engines.factory import build_engines
+    from streamer.engine_factory import build_engines
 
     point = parse_point(args.point)
     if args.out.suffix.lower() != ".png":

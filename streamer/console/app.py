@@ -38,6 +38,7 @@ class ConsoleBackend(Protocol):
     live: object  # streamer.console.live.LiveView
     supports: object  # streamer.stream.support_history.SupportHistory
     persense: object  # streamer.persense.pipeline.PerSense: its engines pick objects
+    max_image_pixels: int  # uploads larger than this are refused from their header, before decoding
 
     def camera_statuses(self) -> dict[str, dict]: ...
 

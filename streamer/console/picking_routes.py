@@ -116,7 +116,7 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
             if not hasattr(image_file, "read") or not hasattr(mask_file, "read"):
                 raise UserError("upload two files: 'image' (the example) and 'mask' (its object's pixels non-zero)")
             image_data, mask_data = await image_file.read(), await mask_file.read()
-        image, mask = await run_in_threadpool(support_from_bytes, image_data, mask_data)
+        image, mask = await run_in_threadpool(support_from_bytes, image_data, mask_data, backend.max_image_pixels)
         return JSONResponse(await run_in_threadpool(change_support, lambda: backend.replace_support(image, mask)))
 
     async def support_thumbnail(request: Request) -> Response:

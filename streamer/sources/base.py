@@ -47,6 +47,8 @@ class FrameSource(Protocol):
     loop may opt to process every frame.
     frame_period (optional attribute): seconds between frames where the source sets its own rate (the
     simulator, a camera with a configured fps); the supervisor never calls a gap of two periods a stall.
+    corrupt (optional attribute): a streamer.sources.corrupt.CorruptCounter of frames and files the source
+    skipped as undecodable; the owner points its `on_count` at metrics.
     """
 
     live: bool

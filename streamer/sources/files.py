@@ -11,9 +11,10 @@ import cv2
 import numpy as np
 
 from streamer.errors import UserError
-from streamer.imageio import decode_image_bytes, to_rgb8
+from streamer.imageio import MAX_IMAGE_FILE_BYTES, decode_image_bytes, to_rgb8
 from streamer.sources.base import Frame, SourceEnded, SourceError
 from streamer.sources.capture import CaptureSource
+from streamer.sources.corrupt import CorruptCounter
 from streamer.sources.pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,9 @@ class VideoFileSource(CaptureSource):
         self._realtime = realtime
         self._fps = fps
         self._pacer = Pacer(None)
+        self.corrupt = CorruptCounter(f"video file {self.path}")
+        self._expected = 0  # frames the container says it holds (0: unknown)
+        self._this_pass = 0  # frames delivered since the file was (re)opened
 
     def open(self) -> None:
         self._cap = self._open_capture()
@@ -60,7 +64,16 @@ class VideoFileSource(CaptureSource):
             cap.release()
             # The file exists (open_source checked): it is not a video OpenCV can decode; retrying won't help.
             raise UserError(f"cannot decode video file {self.path}")
+        self._expected = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
+        self._this_pass = 0
         return cap
+
+    def _count_missing(self) -> None:
+        """At the end of a pass: frames the container announced that never decoded (a truncated file, garbage
+        in the middle) are counted as corrupt."""
+        missing = self._expected - self._this_pass
+        if self._expected and missing > 0:
+            self.corrupt.add(missing, f"{missing} of {self._expected} frames did not decode (truncated or corrupt)")
 
     def read(self, timeout: float) -> Frame | None:
         if self._cap is None:
@@ -73,6 +86,7 @@ class VideoFileSource(CaptureSource):
                 # OpenCV opens some non-videos (a text file named .png) and then reads nothing: that is
                 # bad input, not an empty stream that ends a run successfully.
                 raise UserError(f"cannot decode any frame of {self.path}")
+            self._count_missing()
             if not self.loop:
                 raise SourceEnded(f"end of {self.path}")
             self._cap.release()
@@ -81,6 +95,7 @@ class VideoFileSource(CaptureSource):
             if not ok:
                 raise SourceEnded(f"{self.path} has no frames")
             log.debug("video %s: looped after %d frames", self.path, self._index)
+        self._this_pass += 1
         return self._frame(bgr)
 
 
@@ -96,7 +111,8 @@ def list_images(folder: Path) -> list[Path]:
 
 
 class ImageFolderSource:
-    """The images of a folder in natural name order (frame2 before frame10); unreadable files are skipped.
+    """The images of a folder in natural name order (frame2 before frame10); unreadable files are skipped
+    and counted (`corrupt`).
 
     Args:
         folder: the directory.
@@ -116,6 +132,7 @@ class ImageFolderSource:
         self._next = 0
         self._index = 0
         self._pacer = Pacer(None)
+        self.corrupt = CorruptCounter(f"folder {self.folder}")
 
     def open(self) -> None:
         self._files = list_images(self.folder)
@@ -136,8 +153,9 @@ class ImageFolderSource:
             path = self._files[self._next]
             self._next += 1
             tried += 1
-            image = _read_quietly(path)
+            image, why = _read_quietly(path)
             if image is None:
+                self.corrupt.add(1, why)
                 continue
             frame = Frame(image=image, index=self._index, capture_ts=time.time(), camera=self.camera_id)
             self._index += 1
@@ -150,14 +168,15 @@ class ImageFolderSource:
         self._files = []
 
 
-def _read_quietly(path: Path) -> np.ndarray | None:
+def _read_quietly(path: Path) -> tuple[np.ndarray | None, str]:
+    """-> (uint8[H, W, 3] RGB, "") or (None, why it was skipped); the caller counts and logs the skip."""
     try:
+        if path.stat().st_size > MAX_IMAGE_FILE_BYTES:
+            return None, f"{path}: larger than {MAX_IMAGE_FILE_BYTES} bytes"
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
-        log.warning("skipping %s: %s", path, exc.strerror)
-        return None
+        return None, f"{path}: {exc.strerror}"
     try:
-        return to_rgb8(decode_image_bytes(data, "image", source=str(path)))
-    except UserError:
-        log.warning("skipping %s: not a readable image", path)
-        return None
+        return to_rgb8(decode_image_bytes(data, "image", source=str(path))), ""
+    except UserError as exc:
+        return None, str(exc)

@@ -14,7 +14,7 @@ import logging
 import math
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from streamer.errors import UserError
 from streamer.sources.base import FrameSource
@@ -126,6 +126,7 @@ def open_source(uri: str, camera_id: str, loop: bool = False, **options: Any) ->
     if kind == "rtsp":
         from streamer.sources.capture import RtspSource
 
+        _check_rtsp_address(text)
         if opts.get("transport") not in (None, "tcp", "udp"):
             raise UserError(f"rtsp transport must be tcp or udp, got {opts['transport']!r}")
         return RtspSource(text, camera_id, **opts)
@@ -157,3 +158,17 @@ def _check_sim(opts: dict[str, Any]) -> None:
         raise UserError(f"sim: fps must be 0 (as fast as possible) or more, got {opts['fps']}")
     if "frames" in opts and opts["frames"] < 1:
         raise UserError(f"sim: frames must be at least 1, got {opts['frames']}")
+
+
+def _check_rtsp_address(uri: str) -> None:
+    """A host, and a port that is a number from 1 to 65535 where one is given: a typo there is a
+    configuration error to report now, not a camera to retry for ever."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        raise UserError(f"rtsp source {redact(uri)}: the port must be a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise UserError(f"rtsp source {redact(uri)} names no host")
+    if port == 0:
+        raise UserError(f"rtsp source {redact(uri)}: the port must be a number from 1 to 65535")

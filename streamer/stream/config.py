@@ -9,6 +9,9 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from streamer.imageio import DEFAULT_MAX_PIXELS
+from streamer.stream.endpoints import check_endpoint
+
 DEFAULT_SOURCE = "sim:?objects=60&fps=30"
 _CAMERA_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -41,11 +44,11 @@ class SourceConfig(_Section):
 class SupervisorConfig(_Section):
     """Reconnect and stall detection timings of every camera's supervisor (seconds)."""
 
-    read_timeout: float = Field(1.0, gt=0)
-    stall_timeout: float = Field(5.0, gt=0, description="no frame for this long: the source is stalled")
-    frozen_after: int = Field(50, ge=0, description="this many identical frames in a row: frozen (0 = off)")
-    backoff_initial: float = Field(0.5, gt=0)
-    backoff_max: float = Field(30.0, gt=0)
+    read_timeout: float = Field(1.0, gt=0, le=60)
+    stall_timeout: float = Field(5.0, gt=0, le=3600, description="no frame for this long: the source is stalled")
+    frozen_after: int = Field(50, ge=0, le=100_000, description="this many identical frames in a row: frozen (0 = off)")
+    backoff_initial: float = Field(0.5, gt=0, le=3600)
+    backoff_max: float = Field(30.0, gt=0, le=3600)
     jitter: float = Field(0.2, ge=0, le=1, description="random fraction added to or taken from each backoff")
 
     @model_validator(mode="after")
@@ -58,24 +61,39 @@ class SupervisorConfig(_Section):
 
 class PublishConfig(_Section):
     endpoint: str = Field("tcp://127.0.0.1:5556", description="ZeroMQ PUB endpoint the processor binds")
-    send_hwm: int = Field(100, ge=1, description="ZeroMQ send high-water mark (messages per subscriber)")
-    count_subscriber_drops: bool = Field(
-        True,
-        description="true: a result a subscriber at its high-water mark cannot take is refused for all and counted; "
-        "false: each slow subscriber silently loses only its own messages (seq gaps show them)",
+    send_hwm: int = Field(100, ge=1, le=100_000, description="ZeroMQ send high-water mark (messages per subscriber)")
+    queue_size: int = Field(
+        8, ge=1, le=10_000, description="results waiting for the publisher thread; more are dropped"
     )
-    queue_size: int = Field(8, ge=1, description="results waiting for the publisher thread; more are dropped")
     masks: bool = Field(True, description="include RLE masks in the header (false: boxes and counts only)")
     overlay_jpeg: bool = Field(False, description="add a JPEG overlay image part")
     jpeg_quality: int = Field(80, ge=1, le=100)
     label_map_png: bool = Field(False, description="add a 16-bit PNG label map part (0 background, i+1 instance i)")
-    heartbeat_s: float = Field(1.0, gt=0, description="interval of status heartbeats per camera")
+    heartbeat_s: float = Field(1.0, ge=0.01, le=3600, description="interval of status heartbeats per camera")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _valid_endpoint(cls, value: str) -> str:
+        return check_endpoint(value)
 
 
 class ControlConfig(_Section):
     endpoint: Optional[str] = Field("tcp://127.0.0.1:5557", description="ZeroMQ REP endpoint; null disables it")
-    max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="larger requests get an error reply")
-    timeout_s: float = Field(120.0, gt=0, description="how long a set_support request may wait for the pipeline")
+    max_request_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="larger requests get an error reply"
+    )
+    timeout_s: float = Field(
+        120.0, gt=0, le=3600, description="how long a set_support request may wait for the pipeline"
+    )
+    max_image_pixels: int = Field(
+        DEFAULT_MAX_PIXELS, ge=1, le=500_000_000,
+        description="set_support images with more pixels are refused from their header, before decoding",
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _valid_endpoint(cls, value: str | None) -> str | None:
+        return value if value is None else check_endpoint(value)
 
 
 class MetricsConfig(_Section):
@@ -103,15 +121,36 @@ class ConsoleConfig(_Section):
                                   description="largest support upload (image and mask together)")
 
 
+class SecurityConfig(_Section):
+    """CURVE on the control and publish sockets (docs/security.md); both keys or neither."""
+
+    server_key: Optional[Path] = Field(None, description="the server's NAME.key_secret file (persense keys)")
+    authorized_keys: Optional[Path] = Field(None, description="folder of the client public keys (*.key) let in")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self):
+        if (self.server_key is None) != (self.authorized_keys is None):
+            raise ValueError("give both server_key and authorized_keys (or neither)")
+        return self
+
+    @property
+    def curve(self) -> bool:
+        return self.server_key is not None
+
+
 class StreamConfig(_Section):
-    sources: list[SourceConfig] = Field(default_factory=lambda: [SourceConfig()])
+    sources: list[SourceConfig] = Field(default_factory=lambda: [SourceConfig()], max_length=64)
     supervisor: SupervisorConfig = SupervisorConfig()
     publish: PublishConfig = PublishConfig()
     control: ControlConfig = ControlConfig()
     metrics: MetricsConfig = MetricsConfig()
     console: ConsoleConfig = ConsoleConfig()
+    security: SecurityConfig = SecurityConfig()
+    allow_insecure: bool = Field(
+        False, description="bind control or publish beyond loopback without CURVE (logged as a warning)"
+    )
     cache_dir: Optional[Path] = Field(None, description="support prototype cache; default ~/.cache/persense")
-    max_frames: Optional[int] = Field(None, ge=1, description="stop after this many published results")
+    max_frames: Optional[int] = Field(None, ge=1, le=10**12, description="stop after this many published results")
     encode_ahead: Optional[bool] = Field(
         None,
         description="encode the next frame on its own thread while the current one is segmented, so that a frame "

@@ -14,7 +14,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from streamer.persense.pipeline import STAGES
 
-OUTCOMES = ("processed", "failed", "dropped_stale", "dropped_paused", "dropped_shutdown")
+OUTCOMES = ("processed", "failed", "dropped_stale", "dropped_paused", "dropped_shutdown", "corrupt")
+CONTROL_OUTCOMES = ("ok", "error")
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _E2E_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -98,12 +99,34 @@ class StreamMetrics:
         )
         self.publish_dropped = Counter(
             "persense_publish_dropped_total",
-            "results sent to no subscriber: the publish queue was full, encoding failed, or a subscriber was "
-            "at its send high-water mark (the result then reaches no subscriber)",
+            "results sent to no subscriber: the publish queue was full or encoding failed",
             ["camera"], registry=r,
         )
+        self.subscriber_overflows = Counter(
+            "persense_publish_subscriber_overflows_total",
+            "times a subscriber reached its send high-water mark: it misses results (the others do not) until it "
+            "catches up, which its own seq gaps show; ZeroMQ does not say which subscriber",
+            ["camera"], registry=r,
+        )
+        self.control_requests = Counter(
+            "persense_control_requests_total", "control requests answered, by outcome (ok, error)", ["outcome"],
+            registry=r,
+        )
+        self.control_restarts = Counter(
+            "persense_control_restarts_total", "times the control thread had ended and was restarted", registry=r
+        )
+        self.auth_denied = Counter(
+            "persense_auth_denied_total",
+            "connections refused by CURVE authentication (anonymous or unknown client key), by socket",
+            ["socket"], registry=r,
+        )
+        for outcome in CONTROL_OUTCOMES:
+            self.control_requests.labels(outcome)
+        for socket in ("control", "publish"):
+            self.auth_denied.labels(socket)
         # Every series exists from the start, so dashboards and rate() see zeros rather than gaps.
         for camera in cameras:
+            self.subscriber_overflows.labels(camera)
             for outcome in OUTCOMES:
                 self.frames.labels(camera, outcome)
             self.publish_dropped.labels(camera)

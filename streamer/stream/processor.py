@@ -27,6 +27,7 @@ from streamer.stream.cameras import default_source_factory
 from streamer.stream.control import ControlServer
 from streamer.stream.metrics import SourceSnapshot, StreamMetrics
 from streamer.stream.publisher import Publisher
+from streamer.stream.security import Authentication, start_authentication
 from streamer.stream.slots import FrameSlots
 from streamer.stream.support import PrototypeCache, apply_support, support_from_bytes
 from streamer.stream.support_history import SupportHistory
@@ -82,6 +83,7 @@ class StreamProcessor:
         self.live = LiveView(self.cameras)
         self.supports = SupportHistory()
         self.worker: InferenceWorker | None = None
+        self.auth: Authentication | None = None
         self._stopped = False
 
     # -- life -----------------------------------------------------------------------------------------
@@ -99,12 +101,21 @@ class StreamProcessor:
         self.supports.push(image, mask, support.support_id)
         log.info("support %s ready (%s)", support.support_id, self.persense.engines.name)
         self._context = zmq.Context()
+        self.auth = start_authentication(self._context, self.stream,
+                                         lambda socket: self.metrics.auth_denied.labels(socket).inc())
+        curve_options = self.auth.curve.socket_options() if self.auth else None
         self.publisher = Publisher(self._context, self.stream.publish, self.metrics, self.camera_statuses,
-                                   limit=self.stream.max_frames)
+                                   limit=self.stream.max_frames, socket_options=curve_options)
         if self.stream.control.endpoint:
             handlers = {"status": self._cmd_status, "pause": self._cmd_pause, "resume": self._cmd_resume,
                         "set_support": self._cmd_set_support}
-            self.control = ControlServer(self._context, self.stream.control, handlers)
+            self.control = ControlServer(
+                self._context, self.stream.control, handlers, binary_frames={"set_support": 2},
+                on_request=lambda outcome: self.metrics.control_requests.labels(outcome).inc(),
+                on_restart=self.metrics.control_restarts.inc, socket_options=curve_options,
+            )
+        if self.auth is not None:
+            self.auth.watch({"publish": self.publisher.socket, "control": self.control and self.control.socket})
         self.http, self.console_http = self._http_servers()
         self.metrics.watch_sources(self._source_snapshots)
         self.worker = InferenceWorker(self.persense, self.slots, ResultTee(self.publisher, self.live), self.metrics,
@@ -182,6 +193,9 @@ class StreamProcessor:
             log.warning("camera %s: every_frame applies to files and folders only; a live camera keeps the "
                         "newest frame", camera)
         self.slots.set_every_frame(camera, wanted and not live)
+        corrupt = getattr(source, "corrupt", None)
+        if corrupt is not None:
+            corrupt.on_count = lambda n: self.metrics.frames.labels(camera, "corrupt").inc(n)
 
     def wait(self, stop: threading.Event, poll_s: float = 0.1) -> str:
         """Block until `stop` is set, --max-frames results are out, or every finite source is done -> why.
@@ -191,6 +205,8 @@ class StreamProcessor:
         while True:
             if stop.wait(poll_s):
                 return "signal"
+            if self.control is not None:
+                self.control.ensure_running()
             if self.publisher is not None and self.publisher.limit_reached.is_set():
                 return "max-frames"
             failure = self._all_cameras_failed()
@@ -238,7 +254,7 @@ class StreamProcessor:
                 supervisor.stop(max(deadline - time.monotonic(), 0.0))
             except Exception:
                 log.exception("camera %s: stopping its supervisor failed", camera)
-        for part in (self.worker, self.publisher, self.control, self.http, self.console_http):
+        for part in (self.worker, self.publisher, self.control, self.http, self.console_http, self.auth):
             if part is not None:
                 part.stop()
         if self._context is not None:
@@ -320,11 +336,15 @@ class StreamProcessor:
     def _cmd_set_support(self, request: dict, frames: list[bytes]) -> dict:
         if len(frames) != 2:
             raise UserError(f"set_support needs 2 binary frames after the JSON (image, mask), got {len(frames)}")
-        image, mask = support_from_bytes(frames[0], frames[1])
+        image, mask = support_from_bytes(frames[0], frames[1], self.stream.control.max_image_pixels)
         support = self.replace_support(image, mask)
         return {"support_id": support.support_id, "width": int(image.shape[1]), "height": int(image.shape[0])}
 
     # -- what control and the console share (any thread) ----------------------------------------------
+    @property
+    def max_image_pixels(self) -> int:
+        return self.stream.control.max_image_pixels
+
     def is_paused(self) -> bool:
         return bool(self.worker and self.worker.paused.is_set())
 

@@ -3,12 +3,14 @@
 Only this thread touches the socket (ZeroMQ sockets are not thread-safe). Results wait in a bounded
 queue; when it is full the result is dropped and counted, so a slow encoder never stalls inference.
 
-The socket is an XPUB with XPUB_NODROP: to subscribers it is a plain PUB socket, but a message that a
-subscriber at its send high-water mark cannot take is refused at once (EAGAIN) instead of being dropped
-silently, so every result that does not go out is counted. The price: the refused message goes to no
-subscriber, so one slow subscriber costs every subscriber that result (a seq gap for all, counted once).
-With `publish.count_subscriber_drops: false` the socket drops per subscriber instead, as a PUB socket does:
-slow subscribers no longer affect the others, and their losses show only as their own seq gaps.
+A subscriber that reads slowly, or connects and never reads, must never delay or starve the others. ZeroMQ
+queues up to `send_hwm` messages per subscriber; a PUB socket then silently drops that subscriber's copies
+(until it has caught up) and delivers to the rest. To make those overflows visible, each message is first
+offered with XPUB_NODROP, which refuses it at once (EAGAIN) when a matching subscriber has just reached its
+mark; the publisher then counts one overflow and sends the same message lossily, so every subscriber with
+room still gets it. ZeroMQ takes a full subscriber out of the sending set until it catches up, so this counts
+overflows, not each message the subscriber missed (its own seq gaps show those), and it does not say which
+subscriber overflowed.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Publisher:
         status_provider: camera -> status dict, asked every `heartbeat_s` for the heartbeats.
         on_published: called with the camera after each result is sent (from the publisher thread).
         limit: send at most this many results in all (then `limit_reached` is set); None for no limit.
+        socket_options: further options set before the bind (CURVE's, from streamer.stream.security).
     """
 
     def __init__(
@@ -73,13 +76,13 @@ class Publisher:
         status_provider: Callable[[], dict[str, dict]],
         on_published: Callable[[str], None] = lambda camera: None,
         limit: int | None = None,
+        socket_options: dict | None = None,
     ):
         self.config = config
         self.metrics = metrics
         self.options = PartOptions(config.masks, config.overlay_jpeg, config.jpeg_quality, config.label_map_png)
-        self._sock, self.endpoint = bind_socket(
-            context, zmq.XPUB, config.endpoint, "publish", {zmq.SNDHWM: config.send_hwm, zmq.XPUB_NODROP: int(config.count_subscriber_drops)}
-        )
+        options = {zmq.SNDHWM: config.send_hwm, zmq.XPUB_NODROP: 1, **(socket_options or {})}
+        self._sock, self.endpoint = bind_socket(context, zmq.XPUB, config.endpoint, "publish", options)
         self._results: queue.Queue[_Result] = queue.Queue(maxsize=config.queue_size)
         self._status: queue.Queue[tuple[str, dict]] = queue.Queue(maxsize=256)
         self._status_provider = status_provider
@@ -90,6 +93,11 @@ class Publisher:
         self.limit_reached = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+
+    @property
+    def socket(self) -> zmq.Socket:
+        """The XPUB socket; for set-up before `start` only (afterwards only the publisher thread touches it)."""
+        return self._sock
 
     # -- called from other threads -------------------------------------------------------------------
     def start(self) -> None:
@@ -170,7 +178,7 @@ class Publisher:
             log.exception("camera %s: encoding result %d failed", camera, item.frame.index)
             self.metrics.publish_dropped.labels(camera).inc()
             return
-        if not self._send(parts):
+        if not self._send(parts, camera):
             self.metrics.publish_dropped.labels(camera).inc()
         # The seq is spent even when the send is refused: the gap tells subscribers a result is missing.
         self.seq[camera] = seq + 1
@@ -183,15 +191,29 @@ class Publisher:
         if self._limit is not None and self.sent >= self._limit:
             self.limit_reached.set()
 
-    def _send(self, parts: list[bytes]) -> bool:
+    def _send(self, parts: list[bytes], camera: str | None = None) -> bool:
+        """Send to every subscriber with room -> whether it went out. A refusal because a subscriber reached
+        its high-water mark is counted as an overflow of `camera` (results only) and the message sent lossily."""
         try:
             self._sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
             return True
         except zmq.Again:
-            return False
+            pass
         except zmq.ZMQError as exc:
             log.warning("publish failed: %s", exc.strerror)
             return False
+        if camera is not None:
+            self.metrics.subscriber_overflows.labels(camera).inc()
+        self._sock.setsockopt(zmq.XPUB_NODROP, 0)
+        try:
+            # Lossy: a full subscriber's copy is dropped, the others' are queued; this never refuses.
+            self._sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.ZMQError as exc:
+            log.warning("publish failed: %s", exc.strerror)
+            return False
+        finally:
+            self._sock.setsockopt(zmq.XPUB_NODROP, 1)
 
     def _drain_subscriptions(self) -> None:
         # An XPUB socket hands its subscribers' (un)subscribe messages to the application; unread they

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.errors import UserError
-from streamer.imageio import decode_image_bytes, mask_from_raw, read_image, read_mask, to_rgb8
+from streamer.imageio import DEFAULT_MAX_PIXELS, decode_image_bytes, mask_from_raw, read_image, read_mask, to_rgb8
 from streamer.persense.pipeline import PerSense, Support, support_id_for
 from streamer.persense.presence import MatchCalibration
 
@@ -86,11 +86,14 @@ def apply_support(persense: PerSense, image_rgb: np.ndarray, mask: np.ndarray, c
     return support
 
 
-def support_from_bytes(image_data: bytes, mask_data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """set_support's two frames -> (uint8[H, W, 3] RGB, bool[H, W]), decoded exactly as read_image and
-    read_mask decode files, so the same PNGs give the same support either way."""
-    image = to_rgb8(decode_image_bytes(image_data, "support image"))
-    mask = mask_from_raw(decode_image_bytes(mask_data, "support mask"))
+def support_from_bytes(
+    image_data: bytes, mask_data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, np.ndarray]:
+    """set_support's two frames (or an upload's two files) -> (uint8[H, W, 3] RGB, bool[H, W]), decoded exactly
+    as read_image and read_mask decode files, so the same PNGs give the same support either way. Images beyond
+    `max_pixels` are refused from their headers, before decoding (UserError)."""
+    image = to_rgb8(decode_image_bytes(image_data, "support image", max_pixels=max_pixels))
+    mask = mask_from_raw(decode_image_bytes(mask_data, "support mask", max_pixels=max_pixels))
     return image, mask
 
 
