@@ -32,20 +32,26 @@ class ImageEmbedding:
 
 @dataclass
 class PromptGuidance:
-    """Optional target guidance for decoders that support it (PerSAM's target-guided attention and
-    target-semantic prompting, used by the paper's first decoding pass).
+    """What a decoder may know of the support beyond the prompts: target guidance (PerSAM's target-guided
+    attention and target-semantic prompting, used by the paper's first decoding pass) and a scale prior.
+    Either part may be absent: the feedback pass carries the scale prior only.
 
     Attributes:
-        prototype: float32[C] the support prototype (L2-normalised).
+        prototype: float32[C] the support prototype (L2-normalised), or None (no target guidance).
         similarity: float32[h, w] the similarity map on the encoder's feature grid (same grid as
-            `ImageEmbedding.features`).
-        object_radius: the support object's radius in frame pixels (sqrt(w * h) / 2 of its box), a scale
+            `ImageEmbedding.features`), or None (no target guidance).
+        object_radius: the support object's radius in frame pixels (sqrt(area / pi) of its mask), a scale
             prior for decoders that find an object's extent themselves; None when unknown.
     """
 
-    prototype: np.ndarray
-    similarity: np.ndarray
+    prototype: np.ndarray | None
+    similarity: np.ndarray | None
     object_radius: float | None = None
+
+    @property
+    def targeted(self) -> bool:
+        """Whether this carries target guidance (prototype and similarity map), not only the scale prior."""
+        return self.prototype is not None and self.similarity is not None
 
 
 @dataclass

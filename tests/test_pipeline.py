@@ -26,7 +26,7 @@ class DiscDecoder:
         self.calls = []
 
     def decode_points(self, embedding, points_xy, guidance=None):
-        self.calls.append((len(points_xy), guidance is not None))
+        self.calls.append((len(points_xy), guidance is not None and guidance.targeted))
         labels = np.zeros(embedding.frame_hw, np.int32)
         for i, (x, y) in enumerate(points_xy):
             cv2.circle(labels, (int(round(x)), int(round(y))), 8, i + 1, -1)

@@ -56,7 +56,7 @@ class EmbeddedMaskDecoder:
         groups_map = rasterise((gh, gw), cells, shapes, groups)
         scores = outline_scores(shapes, groups)
         radius = float(np.median(shapes.radius))
-        if guidance is not None:
+        if guidance is not None and guidance.targeted:
             groups_map = drop_unlike(groups_map, groups, guidance_at(guidance, cells, desc.grid_hw))
         labels = prompt_labels(groups_map, groups)
         log.debug("decoder: %d prompts, %d objects, radius %.1f cells", len(points), int(groups.max()) + 1, radius)

@@ -94,13 +94,13 @@ class SamModel:
         return payload
 
     def guidance_inputs(self, embedding: ImageEmbedding, guidance: PromptGuidance | None):
-        """-> (attention_bias float32[1, 64, 64], target_embedding float32[1, C]); zeros when guidance is None.
+        """-> (attention_bias float32[1, 64, 64], target_embedding float32[1, C]); zeros without target guidance.
 
         The similarity map may cover the valid grid only; cells outside it (SAM's padding) get its minimum, so
         they draw no attention. The prototype is L2-normalised: it is scaled to the typical norm of this image's
         features so that the semantic prompt has the magnitude of PerSAM's mean-pooled target feature.
         """
-        if guidance is None:
+        if guidance is None or not guidance.targeted:
             return self._zero_bias, self._zero_target
         sim = np.asarray(guidance.similarity, np.float32)
         vh, vw = embedding.valid_hw

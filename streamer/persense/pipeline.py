@@ -178,9 +178,10 @@ class PerSense:
             grid = similarity_grid(embedding, self.support.prototype)
             similarity = to_frame(grid, (h, w))
             gate_boxes = self.gate.boxes(image_rgb)
-        guidance = None
-        if cfg.target_guidance:
-            guidance = PromptGuidance(self.support.prototype, grid, self.support.object_radius)
+        # The paper's first pass is target-guided; every pass knows the support's scale.
+        scale_only = PromptGuidance(None, None, self.support.object_radius)
+        guidance = PromptGuidance(self.support.prototype, grid, self.support.object_radius) if cfg.target_guidance \
+            else scale_only
 
         with timer.stage("decode"):
             exemplars = self._initial_exemplar(embedding, similarity, gate_boxes, guidance)
@@ -207,7 +208,7 @@ class PerSense:
                 with timer.stage("decode"):
                     # The paper's first pass uses target guidance; the feedback pass decodes with plain prompts.
                     output = self.engines.decoder.decode_points(
-                        embedding, pass_points, guidance if iteration == 0 else None
+                        embedding, pass_points, guidance if iteration == 0 else scale_only
                     )
                 with timer.stage("postprocess"):
                     pass_instances = instances_from_decoder(
