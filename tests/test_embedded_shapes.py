@@ -118,3 +118,33 @@ def test_colour_compares_hue_for_coloured_exemplars_and_greyness_for_grey(exempl
     desc = compute_descriptors(image)
     got = colour_matches(desc, np.array([[30.0, 30.0]]), np.array([[90.0, 30.0]]), 12.0)
     assert got.tolist() == [alike]
+
+
+def test_the_exemplars_colour_is_the_hue_most_share_not_a_mix_of_them():
+    from engines.embedded.dmg import reference_colour
+
+    blue, amber, grey = (-0.15, -0.40), (0.17, 0.48), (0.0, 0.01)
+    # Blue, blue, amber: blue (a component-wise median would give blue too, but see the next case).
+    assert np.allclose(reference_colour(np.array([blue, blue, amber]).T), blue)
+    # Grey (a box half over each colour), blue, amber: no grey majority; no hue shared: the first coloured.
+    assert np.allclose(reference_colour(np.array([grey, blue, amber]).T), blue)
+    # Mostly grey exemplars: a grey product.
+    assert np.hypot(*reference_colour(np.array([grey, grey, amber]).T)) < 0.06
+
+
+def test_target_guidance_records_the_support_colour_for_the_density_map_generator():
+    from engines.embedded import build_embedded_engines
+    from engines.embedded.payload import SUPPORT_CHROMA
+    from engines.interfaces import PromptGuidance
+
+    image = np.full((120, 160, 3), 40, np.uint8)
+    cv2.circle(image, (40, 60), 15, (40, 160, 60), -1)  # green: the support-like one
+    cv2.circle(image, (110, 60), 15, (170, 60, 40), -1)  # red
+    engines = build_embedded_engines()
+    embedding = engines.encoder.encode(image)
+    h, w = embedding.features.shape[1:]
+    similarity = np.zeros((h, w), np.float32)
+    similarity[int(60 / 120 * h), int(40 / 160 * w)] = 1.0  # the green disc is the most support-like
+    engines.decoder.decode_points(embedding, np.array([[40.0, 60.0]]), PromptGuidance(np.ones(3), similarity, 15))
+    chroma = embedding.payload.cached(SUPPORT_CHROMA, lambda: None)
+    assert chroma is not None and chroma[0] < -0.1 and chroma[1] > 0.05  # green: R - G < 0, R + G > 2B

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 
+import cv2
 import numpy as np
 
-from engines.embedded.features import Descriptors
+from engines.embedded.features import RED_GREEN, YELLOW_BLUE, Descriptors
+from engines.embedded.payload import SUPPORT_CHROMA
 from engines.embedded.rays import group_prompts, outline_scores, outlines, radial_gradients, rasterise
 from engines.interfaces import DecoderOutput, ImageEmbedding, PromptGuidance
 from engines.errors import EngineError
@@ -22,6 +24,8 @@ log = logging.getLogger(__name__)
 # Cosine similarity to the support prototype below which a guided prompt is on another kind of object
 # (targets sit at 0.6-1.0, the belt and other-coloured objects at 0.1-0.3 with the embedded features).
 _MIN_GUIDED_SIMILARITY = 0.4
+# The frame's most support-like cells: within this fraction of the similarity's range from its top.
+_SUPPORT_LIKE = 0.1
 # Descriptor smoothing (cells) before outlines are looked for; the density map generator uses the same.
 _SMOOTH = 0.8
 # Objects larger than this fraction of the grid's longer side are not looked for.
@@ -58,9 +62,20 @@ class EmbeddedMaskDecoder:
         radius = float(np.median(shapes.radius))
         if guidance is not None and guidance.targeted:
             groups_map = drop_unlike(groups_map, groups, guidance_at(guidance, cells, desc.grid_hw))
+            desc.cached(SUPPORT_CHROMA, lambda: support_chroma(desc, guidance.similarity))
         labels = prompt_labels(groups_map, groups)
         log.debug("decoder: %d prompts, %d objects, radius %.1f cells", len(points), int(groups.max()) + 1, radius)
         return DecoderOutput(None, scores[:, None], (float(gh), float(gw)), labels)
+
+
+def support_chroma(desc: Descriptors, similarity: np.ndarray) -> np.ndarray:
+    """float64[2]: the median chroma of the frame's most support-like cells (similarity within a tenth of
+    its range from the top): the product's colour on this frame, for the density map generator."""
+    gh, gw = desc.grid_hw
+    sim = cv2.resize(np.asarray(similarity, np.float32), (gw, gh), interpolation=cv2.INTER_LINEAR)
+    top, middle = float(sim.max()), float(np.median(sim))
+    alike = sim >= top - _SUPPORT_LIKE * (top - middle)
+    return np.array([np.median(desc.data[RED_GREEN][alike]), np.median(desc.data[YELLOW_BLUE][alike])])
 
 
 def guidance_at(guidance: PromptGuidance, cells: np.ndarray, grid_hw: tuple[int, int]) -> np.ndarray:

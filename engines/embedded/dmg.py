@@ -21,7 +21,7 @@ import numpy as np
 
 from engines.embedded.correlation import correlation_map, radial_profile
 from engines.embedded.features import INTENSITY, RED_GREEN, YELLOW_BLUE, Descriptors
-from engines.embedded.payload import boxes_to_grid, descriptors_for
+from engines.embedded.payload import SUPPORT_CHROMA, boxes_to_grid, descriptors_for
 from engines.embedded.rays import outlines, radial_gradients
 from engines.embedded.rims import rim_candidates, rim_map, snap_to_candidates, suppress_close
 from engines.interfaces import DensityOutput, ImageEmbedding
@@ -64,11 +64,13 @@ class EmbeddedDensityMapGenerator:
     ) -> DensityOutput:
         """image_rgb uint8[H, W, 3], exemplar_boxes float[M, 4] -> density float32[H, W] and its count."""
         desc = descriptors_for(image_rgb, embedding)
+        # The colour the decoder's target guidance found most support-like on this frame, where it ran.
+        support_colour = desc.cached(SUPPORT_CHROMA, lambda: None)
         boxes = boxes_to_grid(desc, exemplar_boxes)
         if len(boxes):
             # Objects of more than ~6 cells' radius are found as well on a coarser grid, and faster.
             desc = desc.pooled(max(int(exemplar_radius(boxes) // _POOL_RADIUS), 1))
-        centres, radius = detect_objects(desc, exemplar_boxes)
+        centres, radius = detect_objects(desc, exemplar_boxes, support_colour)
         density = render_density(centres, radius, desc)
         return DensityOutput(density, float(len(centres)))
 
@@ -85,8 +87,14 @@ def gradients(desc: Descriptors) -> tuple[np.ndarray, np.ndarray]:
     return desc.cached(("gradients", _SMOOTH), lambda: radial_gradients(desc.smoothed(_SMOOTH)))
 
 
-def detect_objects(desc: Descriptors, exemplar_boxes: np.ndarray) -> tuple[np.ndarray, float]:
-    """-> (float32[K, 2] object centres (x, y) in grid cells, the exemplars' radius in cells)."""
+def detect_objects(
+    desc: Descriptors, exemplar_boxes: np.ndarray, support_colour: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """-> (float32[K, 2] object centres (x, y) in grid cells, the exemplars' radius in cells).
+
+    support_colour: float[2] chroma of the frame's most support-like cells, where known: then the colour test
+    compares candidates with it rather than with the exemplars (an exemplar box can be mostly background or
+    another object where its object is concave or overlapped)."""
     boxes = boxes_to_grid(desc, exemplar_boxes)
     if len(boxes) == 0:
         return np.zeros((0, 2), np.float32), 1.0
@@ -109,7 +117,7 @@ def detect_objects(desc: Descriptors, exemplar_boxes: np.ndarray) -> tuple[np.nd
     # The best correlation within a cell of the candidate: the two maps' peaks need not share a cell.
     scores = _at(cv2.dilate(ncc, np.ones((3, 3), np.uint8)), candidates)
     threshold = correlation_threshold(scores)
-    colour = colour_matches(desc, exemplars, candidates, radius)
+    colour = colour_matches(desc, exemplars, candidates, radius, support_colour)
     alike = (scores >= threshold) & colour
     log.debug(
         "dmg: radius %.1f cells, %d candidates, correlation threshold %.2f (%d pass), colour %d pass, %d objects",
@@ -195,31 +203,51 @@ def correlation_threshold(scores: np.ndarray) -> float:
     return float(np.clip(centres[best], low, high))
 
 
-def _chroma_means(desc: Descriptors, points: np.ndarray, radius: float) -> np.ndarray:
-    """float64[2, K]: the chroma descriptors averaged over a square of half an object radius around each
-    point (box sums of an integral image: the cost is per point, not per cell)."""
+def _chroma_medians(desc: Descriptors, points: np.ndarray, radius: float) -> np.ndarray:
+    """float64[2, K]: the chroma descriptors' medians over a square of half an object radius around each point.
+
+    The median, not the mean: where an object overlaps one of another colour, a mean mixes the two colours
+    into a third (blue and amber average to grey); the median keeps the colour most of the square has."""
     h, w = desc.grid_hw
     r = max(int(round(0.5 * radius)), 1)
     ix = np.clip(np.rint(points[:, 0]).astype(int), 0, w - 1)
     iy = np.clip(np.rint(points[:, 1]).astype(int), 0, h - 1)
-    x0, x1 = np.clip(ix - r, 0, w), np.clip(ix + r + 1, 0, w)
-    y0, y1 = np.clip(iy - r, 0, h), np.clip(iy + r + 1, 0, h)
-    area = np.maximum((x1 - x0) * (y1 - y0), 1)
-    means = []
-    for channel in (RED_GREEN, YELLOW_BLUE):
-        table = cv2.integral(desc.data[channel].astype(np.float64))
-        sums = table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
-        means.append(sums / area)
-    return np.stack(means)
+    offsets = np.arange(-r, r + 1)
+    ys = np.clip(iy[:, None, None] + offsets[None, :, None], 0, h - 1)
+    xs = np.clip(ix[:, None, None] + offsets[None, None, :], 0, w - 1)
+    return np.stack(
+        [np.median(desc.data[c][ys, xs].reshape(len(points), -1), axis=1) for c in (RED_GREEN, YELLOW_BLUE)]
+    ).astype(np.float64)
 
 
-def colour_matches(desc: Descriptors, exemplars: np.ndarray, candidates: np.ndarray, radius: float) -> np.ndarray:
-    """bool[K]: the candidates' colour (chroma averaged over their middle) is the exemplars'.
+def reference_colour(chroma: np.ndarray) -> np.ndarray:
+    """float[2]: the exemplars' colour from their chroma float[2, M] (in order, the most support-like first).
+
+    Exemplars can disagree: one that overlaps an object of another colour, or one on another kind of object.
+    Grey or coloured is decided by most of them; among coloured ones, the hue most others share wins (ties: the
+    earlier exemplar), and its agreeing exemplars are averaged. A component-wise median would turn blue and
+    amber into grey."""
+    strength = np.hypot(chroma[0], chroma[1])
+    coloured = strength >= _GREY_CHROMA
+    if coloured.sum() * 2 <= chroma.shape[1]:
+        return np.median(chroma[:, ~coloured], axis=1) if (~coloured).any() else np.zeros(2)
+    unit = chroma[:, coloured] / strength[coloured]
+    agree = (unit.T @ unit) >= np.cos(np.radians(_MAX_HUE_DIFFERENCE))  # [C, C]
+    best = int(np.argmax(agree.sum(axis=1)))  # argmax takes the first of equals: the earlier exemplar
+    return chroma[:, coloured][:, agree[best]].mean(axis=1)
+
+
+def colour_matches(
+    desc: Descriptors, exemplars: np.ndarray, candidates: np.ndarray, radius: float,
+    reference: np.ndarray | None = None,
+) -> np.ndarray:
+    """bool[K]: the candidates' colour (chroma over their middle) is the exemplars' (see `reference_colour`).
 
     Coloured exemplars are compared by hue (the chroma vector's direction), which brightness, saturation and
     a mix with a dark or grey background leave alone; grey exemplars accept grey candidates only."""
-    reference = np.median(_chroma_means(desc, exemplars, radius), axis=1)  # [2]
-    found = _chroma_means(desc, candidates, radius)  # [2, K]
+    if reference is None:
+        reference = reference_colour(_chroma_medians(desc, exemplars, radius))
+    found = _chroma_medians(desc, candidates, radius)  # [2, K]
     strength = np.hypot(found[0], found[1])
     reference_strength = float(np.hypot(*reference))
     if reference_strength < _GREY_CHROMA:

@@ -8,6 +8,11 @@ from engines.embedded.features import Descriptors, compute_descriptors
 from engines.interfaces import ImageEmbedding
 
 
+# Key of the chroma float[2] of a frame's most support-like cells in its Descriptors' cache: the decoder's
+# target-guided call sets it, the density map generator reads it (see decoder.support_chroma).
+SUPPORT_CHROMA = ("support chroma",)
+
+
 def descriptors_for(image_rgb: np.ndarray | None, embedding: ImageEmbedding | None) -> Descriptors:
     """The embedding's descriptors when it is the embedded encoder's (same frame), else computed from the image."""
     payload = getattr(embedding, "payload", None)

@@ -29,6 +29,8 @@ _GRADIENT_SIGMA = 1.0
 _MIN_RADIUS = 1.5
 # The share of rays that must see an edge on a ring for it to count as the rim (a low percentile over rays).
 _RIM_PERCENTILE = 30.0
+# Without a scale prior, the innermost rim at least this fraction of the strongest is the object's.
+_NESTED_RIM = 0.7
 # A prompt's own radius is kept within this factor of the prompts' common radius.
 _SCALE_SPREAD = 1.6
 # Each ray's outline is looked for within this band around the prompt's radius.
@@ -106,7 +108,10 @@ def outlines(
     lowest = _MIN_RADIUS if radius_hint is None else max(_MIN_RADIUS, radius_hint / _SCALE_SPREAD)
     rim = np.percentile(profiles, _RIM_PERCENTILE, axis=1)  # [N, R]
     rim[:, (radii < lowest) | (radii > max_radius)] = -1.0
-    own = radii[np.argmax(rim, axis=1)]
+    if radius_hint is None:
+        own = radii[_innermost_strong(rim)]
+    else:
+        own = radii[np.argmax(rim, axis=1)]
     if independent:
         radius = own
     else:
@@ -120,6 +125,17 @@ def outlines(
     edge = np.take_along_axis(profiles, index[..., None], axis=2)[..., 0]
     ray_radius = _circular_median(radii[index], _SMOOTH_RAYS)
     return Outlines(radius, ray_radius, edge)
+
+
+def _innermost_strong(rim: np.ndarray) -> np.ndarray:
+    """int[N]: per row of rim strengths by radius, the smallest radius whose rim is a local maximum at least
+    `_NESTED_RIM` of the row's strongest. Without a scale prior a prompt's own outline is the innermost
+    clear one: around an object in a cluster the cluster's outline can be stronger, and farther out."""
+    left = np.concatenate([np.full((len(rim), 1), -np.inf), rim[:, :-1]], axis=1)
+    right = np.concatenate([rim[:, 1:], np.full((len(rim), 1), -np.inf)], axis=1)
+    peaks = (rim >= left) & (rim >= right) & (rim >= _NESTED_RIM * rim.max(axis=1, keepdims=True)) & (rim > 0)
+    first = np.argmax(peaks, axis=1)
+    return np.where(peaks.any(axis=1), first, np.argmax(rim, axis=1))
 
 
 def _circular_median(values: np.ndarray, window: int) -> np.ndarray:

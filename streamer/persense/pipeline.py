@@ -66,6 +66,8 @@ def _similar_size(box: tuple[float, float, float, float], size: tuple[float, flo
     return expected / tolerance <= found <= expected * tolerance
 
 
+# Extra initial exemplars need at least this match quality (1: as alike as the support to itself).
+_PRIOR_QUALITY = 0.6
 # A feedback pass replaces the first pass's answer unless it finds fewer than this share of its objects.
 _FEEDBACK_KEEPS = 1.0
 
@@ -259,6 +261,11 @@ class PerSense:
         best_box = None if gate_boxes is None else gate_boxes[0]
         separation = 2.0 * max(self.support.object_size)
         priors = top_points(similarity, self.config.initial_exemplars, separation, best_box)
+        if len(priors) > 1:
+            # The next most similar places may be other kinds of object where the product is rare in the
+            # frame: only those that match the support about as well as its own object join P_max.
+            quality = self.support.calibration.quality(sample_at(similarity, priors))
+            priors = priors[np.concatenate([[True], quality[1:] >= _PRIOR_QUALITY])]
         h, w = similarity.shape
         output = self.engines.decoder.decode_points(embedding, priors, guidance)
         found = {inst.point: inst for inst in instances_from_decoder(output, priors, (h, w), min_area=1)}
