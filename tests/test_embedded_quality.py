@@ -20,6 +20,13 @@ from streamer.metrics_eval import evaluate  # noqa: E402
 from streamer.persense import PerSense  # noqa: E402
 from streamer.simulator import default_radius, render_scene, render_support  # noqa: E402
 
+
+def coins_truth():
+    """scikit-image's `coins` as RGB and its 24 coins' label map (see streamer.devset.crops)."""
+    from streamer.devset.crops import coins_truth as truth
+
+    return truth()
+
 # (width, height, objects, distractors, seed)
 SCENES = [
     (640, 480, 10, 4, 0),
@@ -40,31 +47,6 @@ def run_synthetic(width, height, n, nd, seed):
     persense.set_support(support_image, support_mask)
     result = persense.segment(scene.image)
     return evaluate(result, scene.labels, scene.distractors), result
-
-
-def coins_truth() -> tuple[np.ndarray, np.ndarray]:
-    """The coins image (as RGB) and a reference instance label map of its 24 coins.
-
-    The reference is scikit-image's documented region-based segmentation of this image (watershed of the
-    Sobel elevation from markers below 30 and above 150, holes filled), components under 100 px dropped.
-    """
-    from scipy import ndimage
-    from skimage import data
-    from skimage.filters import sobel
-    from skimage.segmentation import watershed
-
-    coins = data.coins()
-    markers = np.zeros(coins.shape, np.int32)
-    markers[coins < 30] = 1
-    markers[coins > 150] = 2
-    mask = ndimage.binary_fill_holes(watershed(sobel(coins), markers) == 2)
-    labels, _ = ndimage.label(mask)
-    areas = np.bincount(labels.ravel())
-    keep = np.flatnonzero(areas >= 100)
-    keep = keep[keep > 0]
-    lut = np.zeros(labels.max() + 1, np.int32)
-    lut[keep] = np.arange(1, len(keep) + 1)
-    return np.dstack([coins] * 3), lut[labels]
 
 
 def run_coins(support_index: int):
