@@ -12,7 +12,6 @@ import errno
 import logging
 import os
 import shutil
-import socket
 import urllib.error
 import urllib.request
 from http.client import HTTPException
@@ -73,7 +72,8 @@ def _download(cached: CachedModel, progress: bool) -> None:
     if have:
         request.add_header("Range", f"bytes={have}-")
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+        # A fresh opener reads the proxy variables now (urlopen's shared one keeps those of its first use).
+        with urllib.request.build_opener().open(request, timeout=TIMEOUT_S) as response:
             have = _resume_point(response, have)
             _refuse_web_page(response, entry)
             total = _total_size(response, have)
@@ -86,7 +86,7 @@ def _download(cached: CachedModel, progress: bool) -> None:
             cached.partial.unlink(missing_ok=True)
             return _download(cached, progress)
         raise UserError(_network_failure(entry, f"HTTP {exc.code} {exc.reason}", cached)) from None
-    except (urllib.error.URLError, HTTPException, socket.timeout, ConnectionError) as exc:
+    except (urllib.error.URLError, HTTPException, OSError) as exc:  # OSError: resets, timeouts, TLS
         reason = getattr(exc, "reason", None) or exc
         raise UserError(_network_failure(entry, str(reason) or type(exc).__name__, cached)) from None
 
