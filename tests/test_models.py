@@ -313,3 +313,25 @@ def test_setup_refuses_bad_requests_in_one_line(capsys, catalogue, cache, tmp_pa
                    str(cache)])
         assert rc == 2 and expected in one_line(capsys.readouterr().err)
     assert server.requests == [] and not (tmp_path / "o").exists()
+
+
+def test_a_partial_file_the_server_cannot_continue_starts_again(capsys, catalogue, cache, server, checkpoints):
+    folder = cache / "sam-tiny"
+    folder.mkdir(parents=True)
+    partial = folder / "sam-tiny.pth.partial"
+    partial.write_bytes(b"x" * (len(checkpoints["sam.pth"]) + 5))  # longer than the file: the server answers 416
+    rc, _, err = models(capsys, catalogue, cache, "fetch", "sam-tiny")
+    assert rc == 0, err
+    assert [r for _, r in server.requests] == [f"bytes={len(checkpoints['sam.pth']) + 5}-", None]
+    assert (folder / "sam-tiny.pth").read_bytes() == checkpoints["sam.pth"]
+
+
+def test_a_damaged_partial_file_is_refused_then_deleted(capsys, catalogue, cache, checkpoints):
+    folder = cache / "sam-tiny"
+    folder.mkdir(parents=True)
+    (folder / "sam-tiny.pth.partial").write_bytes(b"junk")  # resumed after these 4 bytes: the whole fails its check
+    rc, _, err = models(capsys, catalogue, cache, "fetch", "sam-tiny")
+    assert rc == 2 and "fails its checksum" in one_line(err)
+    assert not any(folder.glob("sam-tiny.pth*"))
+    assert models(capsys, catalogue, cache, "fetch", "sam-tiny")[0] == 0
+    assert (folder / "sam-tiny.pth").read_bytes() == checkpoints["sam.pth"]
