@@ -301,6 +301,14 @@ def test_setup_writes_a_configuration_that_segment_runs(capsys, catalogue, cache
     assert loaded.engines.sam.model_dir == out / "sam-tiny" and loaded.engines.countr.model_dir == out / "countr"
     assert build_engines(loaded.engines).name.endswith("+countr")
 
+    # Run again: nothing to fetch, nothing to export (the exports are recorded), the same configuration.
+    onnx = out / "countr" / "countr.onnx"
+    stamp = onnx.stat().st_mtime_ns
+    requests = len(server.requests)
+    rc = main(["-q", "setup", "sam-tiny", "--dmg", "countr", "--out", str(out), "--catalogue", str(catalogue),
+               "--cache-dir", str(cache)])
+    assert rc == 0 and len(server.requests) == requests and onnx.stat().st_mtime_ns == stamp
+
 
 def test_setup_refuses_bad_requests_in_one_line(capsys, catalogue, cache, tmp_path, server):
     for argv, expected in (

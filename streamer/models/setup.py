@@ -3,6 +3,7 @@ models (and TensorRT engines) with the `export` package, and writes OUT/config.y
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +14,14 @@ import yaml
 from engines.outputs import check_output_dir
 from streamer.config import load_config
 from streamer.errors import UserError
-from streamer.models.cache import CachedModel
+from streamer.models.cache import CachedModel, write_atomic
 from streamer.models.catalogue import Catalogue, ModelEntry
 from streamer.models.download import fetch
 
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.yaml"
+SETUP_RECORD = "setup.json"
 COUNTR_DIR = "countr"
 
 
@@ -63,15 +65,32 @@ def plan_setup(catalogue: Catalogue, name: str, dmg: Literal["sam-correlation", 
 
 
 def run_setup(plan: SetupPlan, cache_root: Path, progress: bool = True) -> Path:
-    """Fetch, export, write the configuration; -> its path."""
-    checkpoints = {entry.name: fetch(CachedModel(entry, cache_root), progress=progress)
-                   for entry in (plan.sam, plan.countr) if entry is not None}
-    export_sam(plan.sam, checkpoints[plan.sam.name], plan.out_dir / plan.sam.name, plan.tensorrt, plan.fp16)
+    """Fetch, export (unless OUT already holds this export of the same checkpoint), write the configuration;
+    -> its path."""
+    exports = [(plan.sam, plan.out_dir / plan.sam.name, export_sam)]
     if plan.countr is not None:
-        export_countr_model(plan.countr, checkpoints[plan.countr.name], plan.out_dir / COUNTR_DIR, plan.tensorrt,
-                            plan.fp16)
+        exports.append((plan.countr, plan.out_dir / COUNTR_DIR, export_countr_model))
+    checkpoints = {entry.name: fetch(CachedModel(entry, cache_root), progress=progress) for entry, _, _ in exports}
+    for entry, out, export in exports:
+        record = {"name": entry.name, "architecture": entry.architecture, "tensorrt": plan.tensorrt,
+                  "fp16": plan.fp16, "checkpoint_sha256": CachedModel(entry, cache_root).metadata().get("sha256")}
+        if _recorded(out) == record:
+            log.info("%s: %s already holds this export", entry.name, out)
+            continue
+        (out / SETUP_RECORD).unlink(missing_ok=True)
+        export(entry, checkpoints[entry.name], out, plan.tensorrt, plan.fp16)
+        write_atomic(out / SETUP_RECORD, json.dumps(record, indent=2).encode())
     write_config(plan)
     return plan.config_path
+
+
+def _recorded(out: Path) -> dict:
+    """What the last completed setup exported into `out` ({} when none): a re-run skips a finished export."""
+    try:
+        data = json.loads((out / SETUP_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def export_sam(entry: ModelEntry, checkpoint: Path, out: Path, tensorrt: bool, fp16: bool) -> None:
