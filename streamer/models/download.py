@@ -54,6 +54,7 @@ def _install_from_file(cached: CachedModel, source: Path) -> Path:
     if not source.is_file():
         raise UserError(f"--from {source}: no such file")
     digest = cached.verify(source, f"--from {source}")
+    _check_free_space(cached, source.stat().st_size)
     # Copied under a temporary name first: the final name only ever holds a complete file.
     try:
         shutil.copyfile(source, cached.partial)
