@@ -343,3 +343,33 @@ def test_a_damaged_partial_file_is_refused_then_deleted(capsys, catalogue, cache
     assert not any(folder.glob("sam-tiny.pth*"))
     assert models(capsys, catalogue, cache, "fetch", "sam-tiny")[0] == 0
     assert (folder / "sam-tiny.pth").read_bytes() == checkpoints["sam.pth"]
+
+
+def test_setup_with_tensorrt_where_it_cannot_be_built_fails_before_downloading(capsys, catalogue, cache, tmp_path,
+                                                                              server):
+    from engines.errors import EngineError
+    from engines.trt import import_tensorrt, require_cuda
+
+    try:
+        import_tensorrt()
+        require_cuda()
+        pytest.skip("TensorRT and a GPU are present: engines can be built here")
+    except EngineError:
+        pass
+    rc = main(["-q", "setup", "sam-tiny", "--tensorrt", "--out", str(tmp_path / "o"), "--catalogue",
+               str(catalogue), "--cache-dir", str(cache)])
+    line = one_line(capsys.readouterr().err)
+    assert rc == 2 and ("TensorRT" in line or "CUDA" in line)
+    assert server.requests == []
+
+
+def test_progress_bar_reports_the_transfer(capsys, catalogue, cache, checkpoints):
+    from streamer.models.cache import CachedModel
+    from streamer.models.catalogue import load_catalogue
+    from streamer.models.download import fetch
+
+    entry = load_catalogue(catalogue).get("sam-tiny")
+    path = fetch(CachedModel(entry, cache), progress=True)
+    err = capsys.readouterr().err
+    assert path.read_bytes() == checkpoints["sam.pth"]
+    assert "sam-tiny" in err and "100%" in err

@@ -126,7 +126,7 @@ def _copy_body(response, partial: Path, start: int, total: Optional[int], name: 
     except OSError as exc:
         raise _write_failure(exc, partial) from None
     with out, tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
-                   disable=not progress, leave=False) as bar:
+                   disable=not progress) as bar:
         while block := response.read(CHUNK):
             try:
                 out.write(block)
