@@ -112,6 +112,12 @@ def test_list_names_every_official_model_with_its_address_size_and_licence(capsy
     assert all(e.url.startswith("https://dl.fbaipublicfiles.com/segment_anything/sam_vit_")
                for e in OFFICIAL if e.kind == "sam")
     assert "drive.google.com" in out  # CounTR's publisher links a Google Drive file: listed with the --from route
+    # --details says where each figure comes from, and what is not published.
+    assert main(["models", "list", "--details", "--cache-dir", str(tmp_path)]) == 0
+    details = capsys.readouterr().out
+    for entry in OFFICIAL:
+        assert entry.size_source in details and entry.checksum_source in details and entry.licence_url in details
+    assert details.count("sha256:        not published") == len(OFFICIAL)
 
 
 def test_readme_names_every_official_model_with_its_address():

@@ -21,6 +21,9 @@ def register(subparsers) -> None:
                                    description=__doc__)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="name, size, licence, whether installed, address")
+    listing.add_argument("--details", action="store_true",
+                         help="also each model's page, licence text, where its size and checksum come from, and the "
+                         "SHA-256 recorded in the cache")
     add_cache_arguments(listing)
     listing.set_defaults(func=run_list)
     fetch = actions.add_parser(
@@ -53,10 +56,27 @@ def run_list(args: argparse.Namespace) -> int:
     for row in [("NAME", "SIZE", "LICENCE", "STATE", "ADDRESS"), *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4])
     for entry in catalogue:
-        if entry.manual_hint:
+        if args.details:
+            _print_details(CachedModel(entry, root))
+        elif entry.manual_hint:
             print(f"{entry.name}: published at {entry.page}; {entry.manual_hint}")
     print(f"cache: {root}")
     return 0
+
+
+def _print_details(cached) -> None:
+    entry, recorded = cached.entry, cached.metadata()
+    print(f"\n{entry.name}: {entry.description}")
+    details = {
+        "page": entry.page,
+        "licence": f"{entry.licence} ({entry.licence_url})",
+        "size": f"{entry.size_text}; {entry.size_source}",
+        "sha256": f"{entry.sha256 or 'not published'}; {entry.checksum_source}",
+        "cached sha256": f"{recorded['sha256']} ({recorded.get('sha256_origin')})" if "sha256" in recorded else "-",
+        "by hand": entry.manual_hint or f"persense models fetch {entry.name} --from FILE",
+    }
+    for key, value in details.items():
+        print(f"  {key + ':':14} {value}")
 
 
 def run_fetch(args: argparse.Namespace) -> int:

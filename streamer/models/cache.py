@@ -101,7 +101,7 @@ class CachedModel:
         digest = sha256_file(file)
         expected = self.expected_sha256()
         if expected is not None and digest != expected:
-            origin = "published" if self.entry.sha256 else "recorded at the first download"
+            origin = "published" if self.entry.sha256 else f"recorded at the first download in {self.folder}"
             raise UserError(f"{what} fails its checksum (SHA-256 {digest[:12]}..., {origin} "
                             f"{expected[:12]}...): it is corrupt or another file")
         # Where no checksum is known yet, at least the format: torch.save writes zip archives.

@@ -32,8 +32,7 @@ SAM_SIZE_SOURCE = (
     "scripts and logs"
 )
 SAM_CHECKSUM_SOURCE = (
-    "Meta publishes no checksum (README and download server); the SHA-256 of the first download is recorded in "
-    "the cache"
+    "none in the SAM README; the SHA-256 of the first download is recorded in the cache"
 )
 COUNTR_DRIVE_ID = "1CzYyiYqLshMdqJ9ZPFJyIzXBa7uFUIYZ"
 
