@@ -18,7 +18,7 @@ from streamer import __version__
 from streamer.errors import UserError, first_line
 
 # Each module has register(subparsers) that adds its parser with set_defaults(func=run).
-SUBCOMMANDS = ("segment", "eval", "run", "subscribe", "bench", "export", "support", "keys")
+SUBCOMMANDS = ("segment", "eval", "run", "subscribe", "bench", "export", "support", "keys", "models", "setup")
 
 
 def _add_logging_flags(parser: argparse.ArgumentParser, default) -> None:
