@@ -23,7 +23,7 @@ from engines.embedded.correlation import correlation_map, radial_profile
 from engines.embedded.features import INTENSITY, RED_GREEN, YELLOW_BLUE, Descriptors
 from engines.embedded.payload import SUPPORT_CHROMA, boxes_to_grid, descriptors_for
 from engines.embedded.rays import outlines, radial_gradients
-from engines.embedded.rims import rim_candidates, rim_map, snap_to_candidates, suppress_close
+from engines.embedded.rims import ANGLES, rim_candidates, rim_map, snap_to_candidates, suppress_close
 from engines.interfaces import DensityOutput, ImageEmbedding
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,8 @@ _SMOOTH = 0.8
 # _SAME_OBJECT of their own radius are one object.
 _CLIMB = 0.35
 _SAME_OBJECT = 0.9
-# Rim maps are computed for radii on a geometric ladder of this ratio.
-_RIM_RADIUS_STEP = 1.08
+# A frame's rim map serves radii within this fraction of the one it was computed at.
+_RIM_REUSE = 0.02
 
 _OWN_REACH = 2.2
 # Candidates whose outline is weaker than this fraction of the exemplars' are no object.
@@ -57,7 +57,10 @@ _MIN_SATURATION = 0.3
 
 class EmbeddedDensityMapGenerator:
     """DensityMapGenerator that works with any embedding: it computes its descriptors from the image unless
-    the embedding is the embedded encoder's."""
+    the embedding is the embedded encoder's. One frame at a time (it keeps working memory between calls)."""
+
+    def __init__(self) -> None:
+        self._scratch: np.ndarray | None = None
 
     def density(
         self, image_rgb: np.ndarray, embedding: ImageEmbedding | None, exemplar_boxes: np.ndarray
@@ -70,7 +73,10 @@ class EmbeddedDensityMapGenerator:
         if len(boxes):
             # Objects of more than ~6 cells' radius are found as well on a coarser grid, and faster.
             desc = desc.pooled(max(int(exemplar_radius(boxes) // _POOL_RADIUS), 1))
-        centres, radius = detect_objects(desc, exemplar_boxes, support_colour)
+        shape = (ANGLES,) + desc.grid_hw
+        if self._scratch is None or self._scratch.shape != shape:
+            self._scratch = np.empty(shape, np.float32)
+        centres, radius = detect_objects(desc, exemplar_boxes, support_colour, self._scratch)
         density = render_density(centres, radius, desc)
         return DensityOutput(density, float(len(centres)))
 
@@ -88,21 +94,22 @@ def gradients(desc: Descriptors) -> tuple[np.ndarray, np.ndarray]:
 
 
 def detect_objects(
-    desc: Descriptors, exemplar_boxes: np.ndarray, support_colour: np.ndarray | None = None
+    desc: Descriptors,
+    exemplar_boxes: np.ndarray,
+    support_colour: np.ndarray | None = None,
+    scratch: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """-> (float32[K, 2] object centres (x, y) in grid cells, the exemplars' radius in cells).
 
     support_colour: float[2] chroma of the frame's most support-like cells, where known: then the colour test
     compares candidates with it rather than with the exemplars (an exemplar box can be mostly background or
-    another object where its object is concave or overlapped)."""
+    another object where its object is concave or overlapped). scratch: working memory for `rim_map`."""
     boxes = boxes_to_grid(desc, exemplar_boxes)
     if len(boxes) == 0:
         return np.zeros((0, 2), np.float32), 1.0
     radius = max(exemplar_radius(boxes), 1.0)
     gx, gy = gradients(desc)
-    # Radii within a few percent share one rim map (the first and the feedback pass of a frame, mostly).
-    step = round(np.log(radius) / np.log(_RIM_RADIUS_STEP))
-    rim = desc.cached(("rim", step), lambda: rim_map(gx, gy, float(_RIM_RADIUS_STEP**step)))
+    rim = _rim_for(desc, gx, gy, radius, scratch)
     candidates = rim_candidates(rim, radius, 0.0)
     # The boxes' centres on their objects' centres (a mask's box is off where the mask is).
     centres = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2 - 0.5, (boxes[:, 1] + boxes[:, 3]) / 2 - 0.5])
@@ -143,6 +150,19 @@ def detect_objects(
         log.debug("dmg: %d objects after merging candidates on one object (own radii median %.1f)", len(found),
                   float(np.median(own)))
     return found.astype(np.float32), radius
+
+
+def _rim_for(
+    desc: Descriptors, gx: np.ndarray, gy: np.ndarray, radius: float, scratch: np.ndarray | None = None
+) -> np.ndarray:
+    """The rim map at `radius`, or the frame's rim map at a radius within `_RIM_REUSE` of it (each direction
+    already looks from 0.8 to 1.2 radii): the feedback pass mostly reuses the first pass's."""
+    maps = desc.cached(("rims",), dict)
+    for known, rim in maps.items():
+        if abs(radius / known - 1.0) <= _RIM_REUSE:
+            return rim
+    maps[radius] = rim_map(gx, gy, radius, scratch)
+    return maps[radius]
 
 
 def _nearest_distance(points: np.ndarray) -> np.ndarray:

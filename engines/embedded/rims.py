@@ -25,11 +25,15 @@ _PERCENTILE = 30.0
 _SPACING = 0.6
 
 
-def rim_map(gx: np.ndarray, gy: np.ndarray, radius: float) -> np.ndarray:
-    """float32[h, w] outline strength around each cell at `radius` cells, from the image gradient gx, gy."""
+def rim_map(gx: np.ndarray, gy: np.ndarray, radius: float, scratch: np.ndarray | None = None) -> np.ndarray:
+    """float32[h, w] outline strength around each cell at `radius` cells, from the image gradient gx, gy.
+
+    scratch: a float32[ANGLES, h, w] array to work in (several MB a frame: reusing one saves page faults)."""
     h, w = gx.shape
     pad = int(np.ceil(radius * max(_RADII))) + 1
-    per_angle = np.empty((ANGLES, h, w), np.float32)
+    if scratch is None or scratch.shape != (ANGLES, h, w) or scratch.dtype != np.float32:
+        scratch = np.empty((ANGLES, h, w), np.float32)
+    per_angle = scratch
     for k in range(ANGLES // 2):
         angle = 2 * np.pi * k / ANGLES
         c, s = np.float32(np.cos(angle)), np.float32(np.sin(angle))
