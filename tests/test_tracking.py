@@ -106,7 +106,8 @@ def test_measurements_of_an_ellipse_and_a_notched_square():
 def test_measure_table_millimetres_and_border():
     image = np.zeros((100, 100, 3), np.uint8)
     masks = [np.ones((20, 20), bool)]
-    table = measure(image, np.array([[0, 0, 20, 20]]), masks)
+    table, centres = measure(image, np.array([[0, 0, 20, 20]]), masks)
+    assert table[0, COLUMN["area"]] == 400 and centres[0].tolist() == [9.5, 9.5]
     mm = to_mm(table, 2.0)
     assert mm[0, COLUMN["area"]] == pytest.approx(100.0)
     assert mm[0, COLUMN["diameter"]] == pytest.approx(table[0, COLUMN["diameter"]] / 2)

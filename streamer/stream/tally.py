@@ -2,7 +2,7 @@
 
 `observe` runs on the inference thread after each segmented frame: it measures every instance, gives it a
 track id, counts line crossings (each track once), and finalises an item when its track ends (its figures
-are the median over the whole track, frames where it touches the frame's edge left out). `take_interval`
+are the median over its whole views, up to stream.tally.samples_per_item of them). `take_interval`
 hands out what the `persense/<camera>/tally` message reports. No sockets or metrics here (streamer.stream.tally_sink).
 """
 
@@ -16,13 +16,12 @@ import numpy as np
 from streamer.sources.base import Frame
 from streamer.stream.tally_config import CountLineConfig, SpecRange, TallyConfig
 from streamer.tracking.crossing import BACKWARD, FORWARD, LineCounter
-from streamer.tracking.measure import COLUMN, as_dict, measure, measure_one, to_mm, touches_border
+from streamer.tracking.measure import COLUMN, add_details, as_dict, measure_one, measure_shapes, to_mm, touches_border
 from streamer.tracking.tracker import BeltTracker, TrackerParams
 from streamer.types import SegmentationResult
 
 log = logging.getLogger(__name__)
 
-_MAX_SAMPLES = 256  # per track; more frames than this add nothing to a median
 _MAX_ITEMS_PER_INTERVAL = 1000  # a tally message lists at most this many items (the counts cover all)
 
 
@@ -132,17 +131,20 @@ class CameraTally:
         result.tally) -> the items finalised now."""
         instances = result.instances
         boxes = np.array([i.bbox for i in instances], np.int64).reshape(-1, 4)
-        table = measure(frame.image, boxes, [i.mask for i in instances])
-        centres = np.array([i.centroid for i in instances], np.float64).reshape(-1, 2)
+        masks = [i.mask for i in instances]
+        table, centres, outlines = measure_shapes(boxes, masks)
         ids, ended = self.tracker.update(frame.index, centres, np.nan_to_num(table[:, COLUMN["diameter"]]))
-        figures = to_mm(table, self.scale)
+        # Every figure of the whole views (not cut by the frame's edge) of tracks that still need samples; the
+        # rest keep the cheap shape figures (a bounded median needs no more).
         whole = ~touches_border(boxes, result.width, result.height)
-        for inst, ident, row, ok in zip(instances, ids.tolist(), figures, whole):
+        wanted = [k for k, ident in enumerate(ids.tolist())
+                  if whole[k] and len(self._samples.get(ident, ())) < self.config.samples_per_item]
+        add_details(table, frame.image, boxes, masks, wanted, outlines)
+        figures = to_mm(table, self.scale)
+        for inst, ident, row in zip(instances, ids.tolist(), figures):
             inst.track_id, inst.measurements = ident, row
-            if ok:
-                samples = self._samples.setdefault(ident, [])
-                if len(samples) < _MAX_SAMPLES:
-                    samples.append(row)
+        for k in wanted:
+            self._samples.setdefault(int(ids[k]), []).append(figures[k])
         truth = frame.truth
         self._place_lines(result.width, result.height)
         for index, line in enumerate(self.lines):

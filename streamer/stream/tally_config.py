@@ -91,6 +91,9 @@ class TallyConfig(_Section):
         default_factory=dict, description="ranges per measurement (mm where calibrated); none: around the support")
     spec_tolerance: float = Field(
         0.2, gt=0, le=10, description="default spec: the support object's diameter +- this fraction")
+    samples_per_item: int = Field(
+        16, ge=1, le=1000, description="whole views of an item measured in full (solidity, colour); its figures "
+        "are their median")
     histogram_bins: int = Field(12, ge=1, le=200, description="bins of the tally's diameter histogram")
     histogram_range: Optional[tuple[float, float]] = Field(
         None, description="diameter range of the histogram; null: 0.5 to 1.5 times the support's diameter")
