@@ -114,3 +114,13 @@ def test_measure_table_millimetres_and_border():
     assert to_mm(table, None) is table
     assert touches_border(np.array([[0, 0, 20, 20], [10, 10, 30, 30], [80, 80, 100, 100]]), 100, 100).tolist() == [
         True, False, True]
+
+
+def test_frames_without_any_detection_end_no_track():
+    # The presence gate answers 0 for 10 processed frames (more than max_missed): no item is counted twice or lost.
+    def hide(i, truth):
+        return np.full(len(truth.ids), 90 <= i < 120)
+
+    switches, counter, truth, _ = _run(3, hide=hide)
+    assert switches == 0
+    assert counter.counts[FORWARD] == truth.passed(LINE)

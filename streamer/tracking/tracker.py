@@ -27,7 +27,8 @@ _UNMATCHED = 1e6
 class TrackerParams:
     """velocity: fixed belt velocity (vx, vy) in pixels per source frame; None estimates it.
     gate: a detection matches a prediction within this fraction of the item's diameter.
-    max_missed: processed frames a track coasts on the belt's motion without a match (occlusion).
+    max_missed: processed frames with detections a track coasts on the belt's motion without a match
+        (occlusion); frames without any detection do not count.
     smoothing: weight of the newest velocity estimate (exponential average).
     search: how far (in item diameters per source-frame step) the bootstrap looks for the belt's motion."""
 
@@ -97,6 +98,10 @@ class BeltTracker:
         if self._last_index is not None and index <= self._last_index:
             ended = self.reset()
         self._last_index = index
+        if len(centres) == 0:
+            # Nothing seen at all (an empty frame, or the presence gate answered 0): no evidence that the items
+            # left, so no track ages; the belt's motion carries them to the next detections.
+            return np.zeros(0, np.int64), ended
         steps = (index - self._seen).astype(float)
         ids = np.zeros(len(centres), np.int64)
         matched_det = np.zeros(len(centres), bool)
