@@ -124,3 +124,14 @@ def test_frames_without_any_detection_end_no_track():
     switches, counter, truth, _ = _run(3, hide=hide)
     assert switches == 0
     assert counter.counts[FORWARD] == truth.passed(LINE)
+
+
+def test_a_frame_the_segmenter_mostly_missed_does_not_move_the_belt_velocity():
+    tracker = BeltTracker()
+    grid = np.stack(np.meshgrid(np.arange(6) * 30.0 + 20, np.arange(4) * 30.0 + 20), -1).reshape(-1, 2)
+    for k in range(4):
+        tracker.update(k, grid + [5.0 * k, 0.0], np.full(len(grid), 28.0))
+    assert tracker.velocity == pytest.approx([5.0, 0.0])
+    # Two detections, each 10 px off its prediction (within the gate): too few to say the belt changed.
+    tracker.update(4, grid[:2] + [30.0, 10.0], np.full(2, 28.0))
+    assert tracker.velocity == pytest.approx([5.0, 0.0])

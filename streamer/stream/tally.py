@@ -90,6 +90,11 @@ def in_spec(figures: dict[str, float | None], specs: dict[str, SpecRange]) -> bo
     return True
 
 
+def _median(samples: np.ndarray) -> np.ndarray:
+    """Per column, ignoring NaN (np.nanmedian only where there is one: it is ten times slower)."""
+    return np.nanmedian(samples, axis=0) if np.isnan(samples).any() else np.median(samples, axis=0)
+
+
 class CameraTally:
     """Args: config: stream.tally; camera: this camera's id (picks its lines); support_mask: bool[h, w] of the
     support object (the default spec and histogram range)."""
@@ -185,7 +190,7 @@ class CameraTally:
     def _finalise(self, ident: int) -> PassedItem:
         line, direction, truth_diameter = self._pending.pop(ident)
         samples = self._samples.get(ident)
-        figures = as_dict(np.nanmedian(np.stack(samples), axis=0)) if samples else None
+        figures = as_dict(_median(np.stack(samples))) if samples else None
         ok = in_spec(figures, self.specs) if figures else None
         item = PassedItem(ident, line, direction, figures, ok, truth_diameter)
         if figures is not None and figures.get("diameter") is not None:

@@ -23,24 +23,32 @@ def _outline(mask: np.ndarray) -> tuple:
     return cv2.findContours(mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0]
 
 
-def shape_one(mask: np.ndarray, contours: tuple | None = None) -> tuple[np.ndarray, tuple[float, float]]:
+def shape_one(mask: np.ndarray, contours: tuple | None = None,
+              out: np.ndarray | None = None) -> tuple[np.ndarray, tuple[float, float]]:
     """bool[h, w] -> (float64[len(FIELDS)]: area, diameter, axes and orientation, the rest NaN; the centroid
     (x, y) inside the box).
 
     From the mask's outer outline (one pass over its pixels; holes count as inside): the polygon's moments give
     area, centroid and ellipse. An outline through the boundary pixels' centres leaves out half a pixel all
     round; Pick's theorem (pixels = polygon area + boundary points / 2 + 1) puts it back, so the area is the
-    pixel count of a mask without holes.
+    pixel count of a mask without holes. `out`: the row to fill (a new one where None).
     """
-    out = np.full(len(FIELDS), np.nan)
+    if out is None:
+        out = np.empty(len(FIELDS))
+    out[:] = np.nan
     h, w = mask.shape
     contours = _outline(mask) if contours is None else contours
-    m00 = m10 = m01 = m20 = m11 = m02 = area = 0.0
-    for contour in contours:
-        mo = cv2.moments(contour)
-        m00, m10, m01 = m00 + mo["m00"], m10 + mo["m10"], m01 + mo["m01"]
-        m20, m11, m02 = m20 + mo["m20"], m11 + mo["m11"], m02 + mo["m02"]
-        area += mo["m00"] + len(contour) / 2.0 + 1.0
+    if len(contours) == 1:  # the usual case, without the sums
+        mo = cv2.moments(contours[0])
+        m00, m10, m01, m20, m11, m02 = mo["m00"], mo["m10"], mo["m01"], mo["m20"], mo["m11"], mo["m02"]
+        area = m00 + len(contours[0]) / 2.0 + 1.0
+    else:
+        m00 = m10 = m01 = m20 = m11 = m02 = area = 0.0
+        for contour in contours:
+            mo = cv2.moments(contour)
+            m00, m10, m01 = m00 + mo["m00"], m10 + mo["m10"], m01 + mo["m01"]
+            m20, m11, m02 = m20 + mo["m20"], m11 + mo["m11"], m02 + mo["m02"]
+            area += mo["m00"] + len(contour) / 2.0 + 1.0
     out[0] = area
     if not contours:
         return out, ((w - 1) / 2.0, (h - 1) / 2.0)
@@ -90,7 +98,7 @@ def measure_shapes(boxes: np.ndarray, masks: list[np.ndarray]) -> tuple[np.ndarr
     outlines = []
     for i, (mask, (x0, y0)) in enumerate(zip(masks, origins)):
         outlines.append(_outline(mask))
-        table[i], (cx, cy) = shape_one(mask, outlines[-1])
+        _, (cx, cy) = shape_one(mask, outlines[-1], table[i])
         centres[i] = (cx + x0, cy + y0)
     return table, centres, outlines
 

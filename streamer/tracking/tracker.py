@@ -21,6 +21,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 _UNMATCHED = 1e6
+_MIN_MATCHES_TO_LEARN = 3
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,6 @@ class BeltTracker:
             ok = cost[rows, cols] < _UNMATCHED
             rows, cols = rows[ok], cols[ok]
             self._learn_velocity(centres[cols] - self._pos[rows], steps[rows])
-            if self.params.velocity is None and len(rows) < 0.3 * min(len(centres), int(np.sum(self._missed == 0))):
-                self.velocity = None  # lost the belt (it changed speed?): bootstrap again next frame
             self._pos[rows], self._size[rows] = centres[cols], sizes[cols]
             self._seen[rows], self._missed[rows] = index, 0
             ids[cols] = self._ids[rows]
@@ -151,7 +150,11 @@ class BeltTracker:
         return np.zeros(2) if shift is None else shift / max(step, 1.0)
 
     def _learn_velocity(self, displacements: np.ndarray, steps: np.ndarray) -> None:
+        # Once the belt's velocity is known, a few matches (a frame the segmenter mostly missed) say too little
+        # to move it; before, any match is better than none.
         if self.params.velocity is not None or len(displacements) == 0:
+            return
+        if self.velocity is not None and len(displacements) < _MIN_MATCHES_TO_LEARN:
             return
         estimate = np.median(displacements / np.maximum(steps, 1.0)[:, None], axis=0)
         alpha = self.params.smoothing
