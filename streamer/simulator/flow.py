@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from streamer.simulator.scene import Scene, _place, default_radius, render_support
-from streamer.simulator.sprites import Sprite, belt, distractor_sprite, target_sprite
+from streamer.simulator.sprites import Sprite, belt, distractor_sprite, paste, target_sprite
 
 _CHUNK_SEED = 1_000_003
 
@@ -134,16 +134,9 @@ class FlowSimulator:
             xs = offset - layout.u
             for k in range(len(xs)):
                 sprite, cx, cy = sprites[k], xs[k], layout.y[k]
-                x0, y0 = int(round(cx - sprite.cx)), int(round(cy - sprite.cy))
-                sh, sw = sprite.mask.shape
-                ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + sw, w), min(y0 + sh, h)
-                if ax1 <= ax0 or ay1 <= ay0:
+                if not paste(image, owner, sprite, cx, cy, len(kinds) + 1):
                     continue
-                sy, sx = slice(ay0 - y0, ay1 - y0), slice(ax0 - x0, ax1 - x0)
-                m = sprite.mask[sy, sx]
-                np.copyto(image[ay0:ay1, ax0:ax1], sprite.rgb[sy, sx], where=m[..., None])
                 kinds.append(not layout.target[k])
-                np.copyto(owner[ay0:ay1, ax0:ax1], len(kinds), where=m)
                 ids.append(layout.first_id + k)
                 centres.append((cx, cy))
                 diameters.append(layout.diameter[k])
