@@ -18,9 +18,14 @@ from streamer.errors import UserError
 from streamer.machine import gpu_memory_mb, peak_rss_mb
 from streamer.persense import PerSense
 from streamer.persense.pipeline import STAGES
+
+# The pipeline's stages, and tracking (measure, track, count) before the result is published.
+_TABLE_STAGES = STAGES[:-1] + ("tracking",) + STAGES[-1:]
 from streamer.sources.base import FrameSource, SourceEnded, SourceError
 from streamer.stream.ahead import JustInTime
 from streamer.stream.messages import PartOptions, result_message
+from streamer.stream.tally import CameraTally
+from streamer.stream.tally_config import CountLineConfig, TallyConfig
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +138,8 @@ def run_benchmark(
     encode_ahead: encode frame t+1 on another thread while frame t is segmented (`stream.encode_ahead`).
     """
     report = BenchReport(label)
+    # Tracking, counting and measuring as a counting line makes the stream do them (streamer.stream.tally).
+    tally = CameraTally(TallyConfig(lines=[CountLineConfig(points=(0.5, 0.0, 0.5, 1.0))]), "bench")
     try:
         source.open()
     except SourceError as exc:
@@ -142,6 +149,9 @@ def run_benchmark(
         start = None
         for frame, t0, t1, encoded in _frames(source, pipeline, warmup + frames, label, encode_ahead):
             result = pipeline.segment(frame.image, encoded)
+            t_tally = time.perf_counter()
+            tally.observe(frame, result)
+            tracking_ms = (time.perf_counter() - t_tally) * 1e3
             t2 = time.perf_counter()
             result_message(frame, result, done, pipeline.support.support_id, parts)
             t3 = time.perf_counter()
@@ -154,6 +164,7 @@ def run_benchmark(
             report.stage_ms["capture"].append((t1 - t0) * 1e3)
             for stage, ms in result.timings_ms.items():
                 report.stage_ms.setdefault(stage, []).append(ms)
+            report.stage_ms.setdefault("tracking", []).append(tracking_ms)
             report.stage_ms["publish"].append((t3 - t2) * 1e3)
             report.end_to_end_ms.append((t3 - t0) * 1e3)
             report.objects.append(result.count)
@@ -169,7 +180,7 @@ def run_benchmark(
 
 def format_table(summaries: list[dict]) -> str:
     """A plain-text table: one row per run, median / p99 ms per stage."""
-    stages = [s for s in STAGES if any(s in x["stage_ms"] for x in summaries)]
+    stages = [s for s in _TABLE_STAGES if any(s in x["stage_ms"] for x in summaries)]
     head = ["run", "frame", "fps", "objects", "truth"] + stages + ["end-to-end", "rss MB"]
     rows = [head]
     for x in summaries:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from streamer.rle import compress, crop_runs, run_counts, run_stats
+from streamer.tracking.measure import as_dict
 from streamer.types import SegmentationResult
 
 SCHEMA = "persense.result/1"
@@ -30,6 +31,11 @@ def result_to_dict(result: SegmentationResult, include_masks: bool = True, **ext
     for k, (ident, score, box, area, (cx, cy)) in enumerate(rows):
         item = {"id": ident, "score": round(float(score), 5), "bbox": box, "area": area,
                 "centroid": [round(cx, 2), round(cy, 2)]}
+        inst = insts[k]
+        if inst.track_id is not None:
+            item["track_id"] = int(inst.track_id)
+        if inst.measurements is not None:
+            item["measure"] = as_dict(inst.measurements)
         if include_masks:
             item["mask"] = masks[k]
         instances.append(item)
@@ -43,5 +49,6 @@ def result_to_dict(result: SegmentationResult, include_masks: bool = True, **ext
         "instances": instances,
         "timings_ms": {k: round(v, 3) for k, v in result.timings_ms.items()},
     }
+    doc.update(result.tally)
     doc.update(extra)
     return doc

@@ -23,6 +23,8 @@ class Instance:
         bbox: (x0, y0, x1, y1) integer pixel box, x1/y1 exclusive, inside the frame.
         mask: bool[y1 - y0, x1 - x0], the object's pixels inside `bbox`.
         point: (x, y) the point prompt that produced this instance.
+        track_id: the persistent id of the item across frames where tracking runs (streamer.stream.tally), else None.
+        measurements: float64[len(streamer.tracking.measure.FIELDS)] this instance's figures where tracking runs.
     """
 
     id: int
@@ -30,6 +32,8 @@ class Instance:
     bbox: tuple[int, int, int, int]
     mask: np.ndarray
     point: tuple[float, float] = (float("nan"), float("nan"))
+    track_id: int | None = None
+    measurements: np.ndarray | None = None
 
     # Cached: masks are not modified after an instance is made, and dense frames ask for these per object.
     @cached_property
@@ -62,6 +66,7 @@ class SegmentationResult:
         timings_ms: stage name -> milliseconds spent on this frame.
         match_quality: how alike the frame's objects are to the support, on the support's own scale (1: as
             alike as the support object to itself; 0: unrelated content); 0 with no object.
+        tally: header fields the stream's tracking adds (tracks, passed_total, ...); empty without tracking.
     """
 
     width: int
@@ -71,6 +76,7 @@ class SegmentationResult:
     points: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
     timings_ms: dict[str, float] = field(default_factory=dict)
     match_quality: float = 0.0
+    tally: dict = field(default_factory=dict)
 
     @property
     def count(self) -> int:

@@ -161,7 +161,9 @@ def test_bench_reports_every_stage_and_the_true_count(tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     assert report["frames"] == 3 and report["fps"] > 0
-    assert set(report["stage_ms"]) >= {"capture", "encode", "density", "prompts", "decode", "postprocess", "publish"}
+    assert set(report["stage_ms"]) >= {"capture", "encode", "density", "prompts", "decode", "postprocess", "tracking",
+                                       "publish"}
+    assert "tracking" in proc.stdout
     assert abs(report["objects_per_frame"] - report["truth_per_frame"]) <= 0.2 * report["truth_per_frame"]
     assert "frame" in proc.stdout or "fps" in proc.stdout
     # Figures carry the machine they came from.

@@ -28,6 +28,8 @@ ISSUE_METRICS = {
     # issue 11
     "persense_publish_subscriber_overflows_total", "persense_control_requests_total",
     "persense_control_restarts_total", "persense_auth_denied_total",
+    # issue 13
+    "persense_items_total", "persense_item_diameter", "persense_active_tracks",
 }
 
 

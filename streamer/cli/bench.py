@@ -24,7 +24,8 @@ def register(subparsers) -> None:
         "bench",
         help="measure per-stage latency, fps and memory of the pipeline",
         description="Run the same per-frame code as `persense run` (read, segment, encode the message) without the "
-        "network, and print median/p99 latency per stage, frames per second, end-to-end latency, objects per frame "
+        "network, and print median/p99 latency per stage (with tracking: measuring, tracking and counting as a "
+        "counting line makes the stream do), frames per second, end-to-end latency, objects per frame "
         "and peak memory. The default source is the conveyor simulator at 640x480 with 60 objects, unpaced.",
     )
     add_config_argument(parser)

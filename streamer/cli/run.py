@@ -42,6 +42,10 @@ def register(subparsers) -> None:
                    help="HTTP port of the console (/), /metrics, /healthz, /readyz (default 9108, 0 = any)")
     p.add_argument("--metrics-host", metavar="HOST",
                    help="address the HTTP port binds (default 127.0.0.1; beyond loopback the console needs a token)")
+    p.add_argument("--count-line", metavar="X0,Y0,X1,Y1",
+                   help="count items crossing this line (fractions of the frame; 0.5,0,0.5,1 is the vertical middle, "
+                   "forward left to right); tracks items and publishes persense/<camera>/tally (replaces the "
+                   "config's stream.tally.lines)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N published results")
     p.add_argument("--loop", action="store_true", help="replay file sources from the start")
     p.add_argument("--every-frame", action="store_true",
@@ -83,6 +87,8 @@ def apply_flags(config: Config, args: argparse.Namespace) -> Config:
         stream["metrics"]["host"] = args.metrics_host
     if args.max_frames is not None:
         stream["max_frames"] = args.max_frames
+    if args.count_line:
+        stream["tally"]["lines"] = [{"points": _four_numbers(args.count_line), "normalized": True}]
     stream["publish"]["overlay_jpeg"] = stream["publish"]["overlay_jpeg"] or args.overlay
     stream["publish"]["label_map_png"] = stream["publish"]["label_map_png"] or args.label_map
     if args.cache_dir:
@@ -102,6 +108,18 @@ def apply_flags(config: Config, args: argparse.Namespace) -> Config:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise UserError(f"{where}: {first['msg']}") from None
+
+
+def _four_numbers(text: str) -> list[float]:
+    from streamer.errors import UserError
+
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise UserError(f"--count-line needs four numbers x0,y0,x1,y1 (fractions of the frame), got {text!r}")
+    return values
 
 
 def check_sources(sources: list[SourceConfig]) -> None:

@@ -40,6 +40,14 @@ def _note(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def _passed_text(header: dict) -> str:
+    """' passed=N tracks=M' where the processor counts items crossing a line (stream.tally), else ''."""
+    if "passed_total" not in header:
+        return ""
+    truth = f" truth_passed={header['truth_passed_total']}" if "truth_passed_total" in header else ""
+    return f" passed={header['passed_total']}{truth} tracks={header.get('tracks')}"
+
+
 def run(args: argparse.Namespace) -> int:
     from streamer.errors import UserError, first_line
     from streamer.subscriber import ProtocolError, ResultMessage, Subscriber
@@ -93,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
             h = msg.header
             latency_ms = (time.time() - h["capture_ts"]) * 1000.0
             truth = f" truth={h['truth_count']}" if "truth_count" in h else ""
-            print(f"{msg.camera} seq={h['seq']} frame={h['frame_index']} count={h['count']}{truth} "
+            passed = _passed_text(h)
+            print(f"{msg.camera} seq={h['seq']} frame={h['frame_index']} count={h['count']}{truth}{passed} "
                   f"latency={latency_ms:.0f}ms")
             if args.save_overlays:
                 data = msg.parts.get("overlay/jpeg")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamer.simulator.sprites import belt, distractor_sprite, target_sprite
+from streamer.simulator.sprites import belt, distractor_sprite, paste, target_sprite
 
 # Area fraction of the frame the objects' mean-radius disks cover at the default object radius.
 _FILL = 0.42
@@ -157,16 +157,7 @@ class _World:
             if self.period_x:
                 # The loop is longer than the frame by a margin, so an object is at most once in view.
                 cx = (cx + offset) % self.period_x - (self.period_x - w) / 2
-            x0 = int(round(cx - sprite.cx))
-            y0 = int(round(cy - sprite.cy))
-            sh, sw = sprite.mask.shape
-            ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + sw, w), min(y0 + sh, h)
-            if ax1 <= ax0 or ay1 <= ay0:
-                continue
-            sy, sx = slice(ay0 - y0, ay1 - y0), slice(ax0 - x0, ax1 - x0)
-            m = sprite.mask[sy, sx]
-            np.copyto(image[ay0:ay1, ax0:ax1], sprite.rgb[sy, sx], where=m[..., None])
-            np.copyto(owner[ay0:ay1, ax0:ax1], i + 1, where=m)
+            paste(image, owner, sprite, cx, cy, i + 1)
         noise = self.noise[noise_index % len(self.noise)]
         image = np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
         return self._truth(image, owner)

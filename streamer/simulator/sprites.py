@@ -27,6 +27,22 @@ class Sprite:
     cy: float
 
 
+def paste(image: np.ndarray, owner: np.ndarray, sprite: Sprite, cx: float, cy: float, value: int) -> bool:
+    """Draw `sprite` centred at (cx, cy) into uint8[H, W, 3] `image`, and `value` into int32[H, W] `owner` where it
+    lands (later pastes cover earlier ones) -> whether any of it is in the frame."""
+    h, w = owner.shape
+    x0, y0 = int(round(cx - sprite.cx)), int(round(cy - sprite.cy))
+    sh, sw = sprite.mask.shape
+    ax0, ay0, ax1, ay1 = max(x0, 0), max(y0, 0), min(x0 + sw, w), min(y0 + sh, h)
+    if ax1 <= ax0 or ay1 <= ay0:
+        return False
+    sy, sx = slice(ay0 - y0, ay1 - y0), slice(ax0 - x0, ax1 - x0)
+    m = sprite.mask[sy, sx]
+    np.copyto(image[ay0:ay1, ax0:ax1], sprite.rgb[sy, sx], where=m[..., None])
+    np.copyto(owner[ay0:ay1, ax0:ax1], value, where=m)
+    return True
+
+
 def hsv_to_rgb(h_deg: float, s: float, v: float) -> np.ndarray:
     pixel = np.array([[[h_deg / 2.0, s * 255.0, v * 255.0]]], np.float32).clip(0, 255).astype(np.uint8)
     return cv2.cvtColor(pixel, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)

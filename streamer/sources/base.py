@@ -23,6 +23,8 @@ class Frame:
         capture_ts: unix seconds when the frame was captured (or received).
         camera: the camera id it came from.
         truth_count: the exact object count where the source knows it (the simulator), else None.
+        truth: per-item truth where the source knows it (the flow simulator's
+            streamer.simulator.flow.FlowTruth: ids, sizes, and how many items crossed a line), else None.
     """
 
     image: np.ndarray
@@ -30,6 +32,7 @@ class Frame:
     capture_ts: float
     camera: str
     truth_count: int | None = None
+    truth: object | None = None
 
 
 class SourceError(Exception):

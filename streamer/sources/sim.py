@@ -8,6 +8,7 @@ import numpy as np
 
 from streamer.sources.base import Frame, SourceEnded, SourceError
 from streamer.simulator import ConveyorSimulator
+from streamer.simulator.flow import FlowSimulator
 from streamer.sources.pacing import Pacer
 
 
@@ -22,17 +23,24 @@ class SimulatorSource:
         seed: the scene (same seed, same frames).
         fps: frames per second (<= 0: as fast as the consumer reads).
         frames: stop after this many frames (SourceEnded); None runs for ever.
+        flow: new items enter on the left and leave on the right (streamer.simulator.flow), each frame with
+            its exact per-item truth in Frame.truth; otherwise the same objects ride a loop.
+        px_per_mm: the flow simulator's scale (the millimetres of its truth).
     """
 
     live = True
 
     def __init__(self, camera_id: str, *, width: int = 640, height: int = 480, objects: int = 60,
                  distractors: int = 8, speed: float = 4.0, seed: int = 0, fps: float = 30.0,
-                 frames: int | None = None):
+                 frames: int | None = None, flow: bool = False, px_per_mm: float = 1.0):
         self.camera_id = camera_id
         self.fps = fps
         self.frames = frames
-        self.simulator = ConveyorSimulator(width, height, objects, distractors, speed, seed)
+        if flow:
+            self.simulator = FlowSimulator(width, height, objects, distractors, speed, seed, px_per_mm)
+        else:
+            self.simulator = ConveyorSimulator(width, height, objects, distractors, speed, seed)
+        self.flow = flow
         self._pacer = Pacer(fps)
         self._index = 0
         self._open = False
@@ -57,9 +65,10 @@ class SimulatorSource:
             raise SourceEnded(f"simulator finished {self.frames} frames")
         if not self._pacer.wait(timeout):
             return None
-        scene = self.simulator.frame(self._index)
+        scene, truth = (self.simulator.frame(self._index) if self.flow
+                        else (self.simulator.frame(self._index), None))
         frame = Frame(image=scene.image, index=self._index, capture_ts=time.time(), camera=self.camera_id,
-                      truth_count=int(scene.count))
+                      truth_count=int(scene.count), truth=truth)
         self._index += 1
         return frame
 

@@ -1,7 +1,7 @@
 """open_source: a source URI (and options) -> an unopened FrameSource.
 
     video.mp4 | frames/ | rtsp://[user:pw@]host/path | v4l2:0 | /dev/video0 | gige: | gige:NAME
-    | sim: | sim:?objects=60&fps=30&width=640&height=480
+    | sim: | sim:?objects=60&fps=30&width=640&height=480 | sim:?flow=1&px_per_mm=2
 
 Options come from the config's `options:` (or the URI query for sim:) and are checked per kind: an
 unknown option or a bad value is a UserError naming the known ones. Nothing is opened here; the
@@ -33,7 +33,7 @@ _OPTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "gige": {"pixel_format": str, "width": int, "height": int, "fps": float, "n_buffers": int,
              "packet_size": int},
     "sim": {"width": int, "height": int, "objects": int, "distractors": int, "speed": float, "seed": int,
-            "fps": float, "frames": int},
+            "fps": float, "frames": int, "flow": bool, "px_per_mm": float},
 }
 _ALIASES = {"rtsp_transport": "transport"}
 
@@ -156,6 +156,10 @@ def _check_sim(opts: dict[str, Any]) -> None:
         raise UserError("sim: objects must be at least 1")
     if "fps" in opts and not (math.isfinite(opts["fps"]) and opts["fps"] >= 0):
         raise UserError(f"sim: fps must be 0 (as fast as possible) or more, got {opts['fps']}")
+    if "px_per_mm" in opts and not (math.isfinite(opts["px_per_mm"]) and opts["px_per_mm"] > 0):
+        raise UserError(f"sim: px_per_mm must be more than 0, got {opts['px_per_mm']}")
+    if opts.get("flow") and "speed" in opts and not (math.isfinite(opts["speed"]) and opts["speed"] > 0):
+        raise UserError(f"sim: a flowing belt needs speed above 0, got {opts['speed']}")
     if "frames" in opts and opts["frames"] < 1:
         raise UserError(f"sim: frames must be at least 1, got {opts['frames']}")
 

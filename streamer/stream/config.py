@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from streamer.imageio import DEFAULT_MAX_PIXELS
 from streamer.stream.endpoints import check_endpoint
+from streamer.stream.tally_config import TallyConfig
 
 DEFAULT_SOURCE = "sim:?objects=60&fps=30"
 _CAMERA_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -146,6 +147,7 @@ class StreamConfig(_Section):
     metrics: MetricsConfig = MetricsConfig()
     console: ConsoleConfig = ConsoleConfig()
     security: SecurityConfig = SecurityConfig()
+    tally: TallyConfig = Field(default_factory=TallyConfig, description="tracking, counting lines, item specs")
     allow_insecure: bool = Field(
         False, description="bind control or publish beyond loopback without CURVE (logged as a warning)"
     )

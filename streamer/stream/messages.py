@@ -19,6 +19,7 @@ from streamer.sources.base import Frame
 from streamer.types import SegmentationResult
 
 STATUS_SCHEMA = "persense.status/1"
+TALLY_SCHEMA = "persense.tally/1"
 PART_OVERLAY = "overlay/jpeg"
 PART_LABELS = "labels/png"
 
@@ -29,6 +30,10 @@ def result_topic(camera: str) -> bytes:
 
 def status_topic(camera: str) -> bytes:
     return f"persense/{camera}/status".encode()
+
+
+def tally_topic(camera: str) -> bytes:
+    return f"persense/{camera}/tally".encode()
 
 
 @dataclass(frozen=True)
@@ -93,3 +98,9 @@ def status_message(camera: str, status: dict) -> list[bytes]:
     """A heartbeat or state change of one camera -> [topic, header JSON]."""
     header = {"schema": STATUS_SCHEMA, "camera": camera, "ts": round(time.time(), 6), **status}
     return [status_topic(camera), json.dumps(header, separators=(",", ":")).encode()]
+
+
+def tally_message(camera: str, seq: int, tally: dict) -> list[bytes]:
+    """One interval's tally of items passed (streamer.stream.tally) -> [topic, header JSON]."""
+    header = {"schema": TALLY_SCHEMA, "camera": camera, "seq": seq, "ts": round(time.time(), 6), **tally}
+    return [tally_topic(camera), json.dumps(header, separators=(",", ":")).encode()]

@@ -17,6 +17,10 @@ from streamer.persense.pipeline import STAGES
 OUTCOMES = ("processed", "failed", "dropped_stale", "dropped_paused", "dropped_shutdown", "corrupt")
 CONTROL_OUTCOMES = ("ok", "error")
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+ITEM_SPECS = ("in", "out", "unknown")
+DIRECTIONS = ("forward", "backward")
+# Item diameters, in the tally's units (mm when calibrated, else px): 1 to 1000, about 12% apart.
+_SIZE_BUCKETS = tuple(round(10 ** (k / 20), 2) for k in range(61))
 _E2E_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -120,6 +124,17 @@ class StreamMetrics:
             "connections refused by CURVE authentication (anonymous or unknown client key), by socket",
             ["socket"], registry=r,
         )
+        self.items = Counter(
+            "persense_items_total",
+            "items counted passing a counting line, once their track ended, by direction and spec (in, out, unknown)",
+            ["camera", "direction", "spec"], registry=r,
+        )
+        self.item_diameter = Histogram(
+            "persense_item_diameter", "equivalent diameter of each passed item (median over its track)",
+            ["camera", "unit"], buckets=_SIZE_BUCKETS, registry=r,
+        )
+        self.active_tracks = Gauge("persense_active_tracks", "tracks matched in the camera's last frame", ["camera"],
+                                   registry=r)
         for outcome in CONTROL_OUTCOMES:
             self.control_requests.labels(outcome)
         for socket in ("control", "publish"):
@@ -133,6 +148,9 @@ class StreamMetrics:
             self.end_to_end.labels(camera)
             self.objects.labels(camera)
             self.match_quality.labels(camera)
+            for direction in DIRECTIONS:
+                for spec in ITEM_SPECS:
+                    self.items.labels(camera, direction, spec)
 
     def watch_sources(self, snapshots: Callable[[], Iterable[SourceSnapshot]]) -> None:
         self.registry.register(_SourceCollector(snapshots))

@@ -84,6 +84,7 @@ class StreamProcessor:
         self.supports = SupportHistory()
         self.worker: InferenceWorker | None = None
         self.auth: Authentication | None = None
+        self.tally = None  # streamer.stream.tally_sink.TallySink where stream.tally is active
         self._stopped = False
 
     # -- life -----------------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ class StreamProcessor:
             self.auth.watch({"publish": self.publisher.socket, "control": self.control and self.control.socket})
         self.http, self.console_http = self._http_servers()
         self.metrics.watch_sources(self._source_snapshots)
-        self.worker = InferenceWorker(self.persense, self.slots, ResultTee(self.publisher, self.live), self.metrics,
+        self.worker = InferenceWorker(self.persense, self.slots, self._result_sink(mask), self.metrics,
                                       encode_ahead=encode_ahead_enabled(self.stream.encode_ahead,
                                                                        self.persense.engines.encoder))
         for part in (self.publisher, self.worker, self.control, self.http, self.console_http):
@@ -128,6 +129,17 @@ class StreamProcessor:
             self.supervisors[source.camera_id] = self._make_supervisor(source)
         for supervisor in self.supervisors.values():
             supervisor.start()
+
+    def _result_sink(self, support_mask: np.ndarray):
+        """Publisher and live view; in front of them the tally (tracks, counting lines, items) where configured."""
+        sink = ResultTee(self.publisher, self.live)
+        if not self.stream.tally.active:
+            return sink
+        from streamer.stream.tally_sink import TallySink
+
+        self.tally = TallySink(sink, self.stream.tally, self.cameras, self.metrics, self.publisher.submit_message,
+                               support_mask)
+        return self.tally
 
     def _http_servers(self):
         """-> (the metrics port's server, the console's own port's server), each None where it is off.
@@ -374,6 +386,8 @@ class StreamProcessor:
         def change():
             # The history changes with the support, on the pipeline's thread: also when the caller timed out.
             support = apply_support(self.persense, image, mask, self.cache)
+            if self.tally is not None:
+                self.tally.set_support(mask)
             if undoing:
                 self.supports.drop_current()
             else:

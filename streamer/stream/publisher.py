@@ -125,6 +125,14 @@ class Publisher:
         except queue.Full:
             log.debug("status queue full; dropped a %s status of camera %s", status.get("event"), camera)
 
+    def submit_message(self, camera: str, parts: list[bytes]) -> None:
+        """A built message ([topic, header, ...], e.g. a tally): sent like a status, ahead of waiting results."""
+        try:
+            self._status.put_nowait((camera, parts))
+        except queue.Full:
+            log.warning("status queue full; dropped a %s message of camera %s", parts[0].decode(errors="replace"),
+                        camera)
+
     def idle(self) -> bool:
         """No result waiting or being sent."""
         return self._results.unfinished_tasks == 0
@@ -233,7 +241,7 @@ class Publisher:
                 camera, status = self._status.get_nowait()
             except queue.Empty:
                 return
-            self._send(status_message(camera, status))
+            self._send(status if isinstance(status, list) else status_message(camera, status))
 
     def _heartbeat(self) -> None:
         try:

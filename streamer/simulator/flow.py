@@ -1,0 +1,182 @@
+"""A flowing conveyor: new items enter on the left, ride the belt in +x and leave on the right, never to return.
+
+Unlike ConveyorSimulator (a loop of the same objects), every item is new and has an exact truth: its id, its
+size in pixels and in millimetres at a set scale, and whether its centre has crossed a given line. Items are
+laid out along the belt in chunks one frame wide, each chunk drawn from its own seed, so `frame(i)` is a pure
+function of i and a chunk's layout never depends on which frames were rendered before.
+
+Belt coordinates: item k sits at distance `u_k` behind the frame's left edge at frame 0; at frame t its centre
+is at x = speed * t - u_k, y = y_k (pixels).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from streamer.simulator.scene import Scene, _place, default_radius, render_support
+from streamer.simulator.sprites import Sprite, belt, distractor_sprite, paste, target_sprite
+
+_CHUNK_SEED = 1_000_003
+
+
+@dataclass(frozen=True)
+class FlowTruth:
+    """The exact truth of one flow frame.
+
+    Attributes:
+        index: the frame index.
+        ids: int64[N] ids of the target items at least partly in view.
+        centres: float64[N, 2] their centres (x, y) in pixels.
+        diameters_px: float64[N] their full (unoccluded) equivalent diameters in pixels.
+        px_per_mm: the simulator's scale.
+    """
+
+    index: int
+    ids: np.ndarray
+    centres: np.ndarray
+    diameters_px: np.ndarray
+    px_per_mm: float
+    simulator: "FlowSimulator"
+
+    @property
+    def diameters_mm(self) -> np.ndarray:
+        return self.diameters_px / self.px_per_mm
+
+    def passed(self, line: tuple[float, float, float, float]) -> int:
+        """The number of target items whose centre has crossed the pixel segment x0, y0, x1, y1 by this frame."""
+        return self.simulator.passed(self.index, line)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    u: np.ndarray  # float64[n] distance behind the frame's left edge at frame 0
+    y: np.ndarray  # float64[n]
+    target: np.ndarray  # bool[n]
+    radii: np.ndarray  # float64[n] the sprites' mean radii
+    diameter: np.ndarray  # float64[n] equivalent diameter of the full sprite, pixels
+    first_id: int  # ids of this chunk's items are first_id .. first_id + n - 1
+
+
+class FlowSimulator:
+    """Items flowing through the frame at `speed_px` per frame, about `n_objects` targets in view.
+
+    Args:
+        px_per_mm: the scale the truth's millimetres are given at.
+        occlusion: let some items overlap (off by default: a measured size then is the item's own).
+    """
+
+    def __init__(self, width: int = 640, height: int = 480, n_objects: int = 40, n_distractors: int = 4,
+                 speed_px: float = 4.0, seed: int = 0, px_per_mm: float = 1.0, occlusion: bool = False):
+        if not speed_px > 0:
+            raise ValueError(f"a flowing belt needs a speed above 0, got {speed_px}")
+        self.width, self.height = width, height
+        self.n_objects, self.n_distractors = n_objects, n_distractors
+        self.speed_px, self.seed, self.px_per_mm, self.occlusion = speed_px, seed, px_per_mm, occlusion
+        self.object_radius = default_radius(width, height, n_objects, n_distractors)
+        strip = belt(np.random.default_rng(seed), 2 * width, height)
+        self._belt = np.concatenate([strip, strip], axis=1)  # any window of one period is a slice
+        rng = np.random.default_rng(seed + 17)
+        self._noise = [rng.normal(0, 3.0, (height, width, 3)).astype(np.int16) for _ in range(3)]
+        self._layouts: dict[int, _Chunk] = {}
+        self._sprites = lru_cache(maxsize=8)(self._chunk_sprites)
+
+    # -- layout ---------------------------------------------------------------------------------------
+    def _rng(self, chunk: int, part: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, chunk, part, _CHUNK_SEED])
+
+    def _layout(self, chunk: int) -> _Chunk:
+        """Chunk c covers u in [c * width, (c + 1) * width); ids are numbered chunk by chunk."""
+        if chunk in self._layouts:
+            return self._layouts[chunk]
+        first = 0 if chunk == 0 else self._layout(chunk - 1).first_id + len(self._layout(chunk - 1).u)
+        rng = self._rng(chunk, 0)
+        n = self.n_objects + self.n_distractors
+        kinds = np.zeros(n, bool)
+        kinds[rng.permutation(n)[: self.n_distractors]] = True
+        radii = self.object_radius * rng.uniform(0.9, 1.08, n)
+        centres = _place(rng, radii, self.width, self.height, True, self.occlusion, None)
+        keep = ~np.isnan(centres[:, 0])
+        # Frame x = speed * t - u: a chunk's right-most item enters first.
+        u = chunk * self.width + (self.width - centres[keep, 0])
+        layout = _Chunk(u, centres[keep, 1], ~kinds[keep], radii[keep], np.zeros(int(keep.sum())), first)
+        self._layouts[chunk] = layout
+        layout.diameter[:] = [2.0 * math.sqrt(s.mask.sum() / math.pi) for s in self._sprites(chunk)]
+        return layout
+
+    def _chunk_sprites(self, chunk: int) -> list[Sprite]:
+        layout = self._layout(chunk)
+        art = self._rng(chunk, 1)
+        return [target_sprite(art, r) if t else distractor_sprite(art, r) for r, t in zip(layout.radii, layout.target)]
+
+    def _chunks_in_view(self, index: int) -> range:
+        margin = 3.0 * self.object_radius
+        front = self.speed_px * index
+        first = max(int(math.floor((front - self.width - margin) / self.width)), 0)
+        last = int(math.floor((front + margin) / self.width))
+        return range(first, max(last, first - 1) + 1)
+
+    # -- frames ---------------------------------------------------------------------------------------
+    def frame(self, index: int) -> tuple[Scene, FlowTruth]:
+        """Frame `index` and its truth."""
+        h, w = self.height, self.width
+        offset = self.speed_px * index
+        start = int(round(-offset)) % (self._belt.shape[1] // 2)
+        image = self._belt[:, start:start + w].copy()
+        owner = np.zeros((h, w), np.int32)
+        ids, centres, diameters = [], [], []
+        kinds: list[bool] = []
+        for chunk in self._chunks_in_view(index):
+            layout, sprites = self._layout(chunk), self._sprites(chunk)
+            xs = offset - layout.u
+            for k in range(len(xs)):
+                sprite, cx, cy = sprites[k], xs[k], layout.y[k]
+                if not paste(image, owner, sprite, cx, cy, len(kinds) + 1):
+                    continue
+                kinds.append(not layout.target[k])
+                ids.append(layout.first_id + k)
+                centres.append((cx, cy))
+                diameters.append(layout.diameter[k])
+        noise = self._noise[index % len(self._noise)]
+        image = np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+        scene = self._scene(image, owner, np.array(kinds, bool))
+        target = ~np.array(kinds, bool)
+        truth = FlowTruth(index, np.array(ids, np.int64)[target], np.array(centres, np.float64).reshape(-1, 2)[target],
+                          np.array(diameters, np.float64)[target], self.px_per_mm, self)
+        return scene, truth
+
+    @staticmethod
+    def _scene(image: np.ndarray, owner: np.ndarray, is_distractor: np.ndarray) -> Scene:
+        n = len(is_distractor)
+        visible = np.bincount(owner.ravel(), minlength=n + 1)[1:] > 0
+        lut = np.zeros(n + 1, np.int32)
+        targets = np.flatnonzero(visible & ~is_distractor)
+        lut[targets + 1] = np.arange(1, len(targets) + 1, dtype=np.int32)
+        other = np.concatenate([[False], is_distractor])
+        return Scene(image, lut[owner], int(len(targets)), other[owner], int(np.count_nonzero(visible & is_distractor)))
+
+    # -- truth ----------------------------------------------------------------------------------------
+    def passed(self, index: int, line: tuple[float, float, float, float]) -> int:
+        """Target items whose centre crossed the pixel segment (x0, y0, x1, y1) by frame `index` (exact).
+
+        Items move in +x only, so item k crosses where the line meets its row y_k, if it does."""
+        x0, y0, x1, y1 = map(float, line)
+        front = self.speed_px * index
+        total = 0
+        for chunk in range(0, int(math.floor((front - min(x0, x1)) / self.width)) + 1):
+            layout = self._layout(chunk)
+            y = layout.y
+            if y1 == y0:  # a line along the belt: no item crosses it
+                continue
+            on = (y >= min(y0, y1)) & (y <= max(y0, y1)) & layout.target
+            x_line = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+            total += int(np.count_nonzero(on & (front - layout.u >= x_line)))
+        return total
+
+    def support(self) -> tuple[np.ndarray, np.ndarray]:
+        r = self.object_radius
+        size = int(max(8 * r, 64))
+        return render_support(self.seed, r, size, size)

@@ -1,0 +1,241 @@
+"""One camera's tally: tracks, line crossings, per-item measurements and specs, frame after frame.
+
+`observe` runs on the inference thread after each segmented frame: it measures every instance, gives it a
+track id, counts line crossings (each track once), and finalises an item when its track ends (its figures
+are the median over its whole views, up to stream.tally.samples_per_item of them). `take_interval`
+hands out what the `persense/<camera>/tally` message reports. No sockets or metrics here (streamer.stream.tally_sink).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from streamer.sources.base import Frame
+from streamer.stream.tally_config import CountLineConfig, SpecRange, TallyConfig
+from streamer.tracking.crossing import BACKWARD, FORWARD, LineCounter
+from streamer.tracking.measure import COLUMN, add_details, as_dict, measure_one, measure_shapes, to_mm, touches_border
+from streamer.tracking.tracker import BeltTracker, TrackerParams
+from streamer.types import SegmentationResult
+
+log = logging.getLogger(__name__)
+
+_MAX_ITEMS_PER_INTERVAL = 1000  # a tally message lists at most this many items (the counts cover all)
+
+
+@dataclass
+class PassedItem:
+    """One counted item, finalised when its track ended."""
+
+    track_id: int
+    line: str
+    direction: str
+    figures: dict[str, float | None] | None  # None: never seen whole (always at the frame's edge)
+    in_spec: bool | None
+    truth_diameter: float | None = None
+
+    def to_dict(self) -> dict:
+        doc = {"track_id": self.track_id, "line": self.line, "direction": self.direction, "in_spec": self.in_spec,
+               "measure": self.figures}
+        if self.truth_diameter is not None:
+            doc["truth_diameter"] = round(self.truth_diameter, 3)
+        return doc
+
+
+@dataclass
+class _Line:
+    name: str
+    config: CountLineConfig
+    counter: LineCounter | None = None  # made at the first frame, when the frame size is known
+
+
+@dataclass
+class _Interval:
+    passed: int = 0
+    items: list[PassedItem] = field(default_factory=list)
+    dropped_items: int = 0
+
+
+def resolve_line(config: CountLineConfig, width: int, height: int) -> tuple[float, float, float, float]:
+    """The line in pixels; ValueError when it lies outside a width x height frame."""
+    x0, y0, x1, y1 = config.points
+    if config.normalized:
+        return (x0 * width, y0 * height, x1 * width, y1 * height)
+    if max(x0, x1) > width or max(y0, y1) > height:
+        raise ValueError(f"line {config.points} lies outside the {width}x{height} frame")
+    return (x0, y0, x1, y1)
+
+
+def default_specs(support_mask: np.ndarray | None, scale: float | None, tolerance: float) -> dict[str, SpecRange]:
+    """The one-shot spec: the support object's diameter +- `tolerance` (a fraction), in the tally's units."""
+    if support_mask is None or not support_mask.any():
+        return {}
+    pixels = np.zeros(support_mask.shape + (3,), np.uint8)
+    diameter = to_mm(measure_one(support_mask, pixels)[None], scale)[0, COLUMN["diameter"]]
+    return {"diameter": SpecRange(min=diameter * (1 - tolerance), max=diameter * (1 + tolerance))}
+
+
+def in_spec(figures: dict[str, float | None], specs: dict[str, SpecRange]) -> bool | None:
+    """True when every spec'd figure is in its range, None when one is unknown or there is no spec."""
+    if not specs:
+        return None
+    for name, spec in specs.items():
+        value = figures.get(name)
+        if value is None:
+            return None
+        if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
+            return False
+    return True
+
+
+def _median(samples: np.ndarray) -> np.ndarray:
+    """Per column, ignoring NaN (np.nanmedian only where there is one: it is ten times slower)."""
+    return np.nanmedian(samples, axis=0) if np.isnan(samples).any() else np.median(samples, axis=0)
+
+
+class CameraTally:
+    """Args: config: stream.tally; camera: this camera's id (picks its lines); support_mask: bool[h, w] of the
+    support object (the default spec and histogram range)."""
+
+    def __init__(self, config: TallyConfig, camera: str, support_mask: np.ndarray | None = None):
+        self.config, self.camera = config, camera
+        self.scale = config.calibration.scale
+        self.units = "mm" if self.scale is not None else "px"
+        mine = [c for c in config.lines if c.camera in (None, camera)]
+        self.lines = [_Line(c.name or f"line{i}", c) for i, c in enumerate(mine)]
+        tracking = config.tracking
+        self.tracker = BeltTracker(TrackerParams(velocity=tracking.velocity, gate=tracking.gate,
+                                                 max_missed=tracking.max_missed))
+        self.passed_total = 0
+        self.out_of_spec_total = 0
+        self.measured_total = 0
+        self.truth_passed_total: int | None = None
+        self.direction_totals = {FORWARD: 0, BACKWARD: 0}
+        self._samples: dict[int, list[np.ndarray]] = {}
+        self._pending: dict[int, tuple[str, str, float | None]] = {}
+        self._interval = _Interval()
+        self._histogram_total: np.ndarray | None = None
+        self.set_support(support_mask)
+
+    def set_support(self, support_mask: np.ndarray | None) -> None:
+        """A new support: the default spec and histogram range follow it (configured ones stay)."""
+        self.specs = dict(self.config.specs) or default_specs(support_mask, self.scale, self.config.spec_tolerance)
+        low_high = self.config.histogram_range
+        if low_high is None:
+            reference = default_specs(support_mask, self.scale, 0.0).get("diameter")
+            low_high = (0.5 * reference.min, 1.5 * reference.min) if reference else (0.0, 200.0)
+        self.edges = np.linspace(low_high[0], low_high[1], self.config.histogram_bins + 1)
+        self._histogram_total = np.zeros(len(self.edges) + 1, np.int64)  # [below, bins..., above]
+        self._histogram_interval = np.zeros_like(self._histogram_total)
+
+    # -- per frame ------------------------------------------------------------------------------------
+    def observe(self, frame: Frame, result: SegmentationResult) -> list[PassedItem]:
+        """Track, count and measure one result (sets each instance's track_id and measurements, and
+        result.tally) -> the items finalised now."""
+        instances = result.instances
+        boxes = np.array([i.bbox for i in instances], np.int64).reshape(-1, 4)
+        masks = [i.mask for i in instances]
+        table, centres, outlines = measure_shapes(boxes, masks)
+        ids, ended = self.tracker.update(frame.index, centres, np.nan_to_num(table[:, COLUMN["diameter"]]))
+        # Every figure of the whole views (not cut by the frame's edge) of tracks that still need samples; the
+        # rest keep the cheap shape figures (a bounded median needs no more).
+        whole = ~touches_border(boxes, result.width, result.height)
+        wanted = [k for k, ident in enumerate(ids.tolist())
+                  if whole[k] and len(self._samples.get(ident, ())) < self.config.samples_per_item]
+        add_details(table, frame.image, boxes, masks, wanted, outlines)
+        figures = to_mm(table, self.scale)
+        for inst, ident, row in zip(instances, ids.tolist(), figures):
+            inst.track_id, inst.measurements = ident, row
+        for k in wanted:
+            self._samples.setdefault(int(ids[k]), []).append(figures[k])
+        truth = frame.truth
+        self._place_lines(result.width, result.height)
+        for index, line in enumerate(self.lines):
+            for ident, direction in line.counter.update(ids, centres):
+                self.direction_totals[direction] += 1
+                if line.config.count in (direction, "both"):
+                    self.passed_total += 1
+                    self._interval.passed += 1
+                    self._pending[ident] = (line.name, direction, self._truth_diameter(truth, centres[ids == ident]))
+            line.counter.forget(ended)
+            if index == 0 and truth is not None and hasattr(truth, "passed"):
+                self.truth_passed_total = int(truth.passed(line.counter.line))
+        finished = [self._finalise(ident) for ident in ended if ident in self._pending]
+        for ident in ended:
+            self._samples.pop(ident, None)
+        result.tally = self.header()
+        return finished
+
+    def _place_lines(self, width: int, height: int) -> None:
+        """Lines in pixels at the first frame; a pixel line outside the frame is reported once and left out."""
+        for line in list(self.lines):
+            if line.counter is None:
+                try:
+                    line.counter = LineCounter(resolve_line(line.config, width, height))
+                except ValueError as exc:
+                    log.error("camera %s: counting line %s: %s; it counts nothing", self.camera, line.name, exc)
+                    self.lines.remove(line)
+
+    def _truth_diameter(self, truth, centre: np.ndarray) -> float | None:
+        """The diameter of the truth item nearest the crossing track (the flow simulator only), in our units."""
+        diameters = getattr(truth, "diameters_px", None)
+        if diameters is None or len(diameters) == 0 or len(centre) == 0:
+            return None
+        nearest = int(np.argmin(np.hypot(*(truth.centres - centre[0]).T)))
+        value = float(diameters[nearest])
+        return value / self.scale if self.scale is not None else value
+
+    def _finalise(self, ident: int) -> PassedItem:
+        line, direction, truth_diameter = self._pending.pop(ident)
+        samples = self._samples.get(ident)
+        figures = as_dict(_median(np.stack(samples))) if samples else None
+        ok = in_spec(figures, self.specs) if figures else None
+        item = PassedItem(ident, line, direction, figures, ok, truth_diameter)
+        if figures is not None and figures.get("diameter") is not None:
+            self.measured_total += 1
+            slot = np.searchsorted(self.edges, figures["diameter"], side="right")
+            self._histogram_total[slot] += 1
+            self._histogram_interval[slot] += 1
+        if ok is False:
+            self.out_of_spec_total += 1
+        if len(self._interval.items) < _MAX_ITEMS_PER_INTERVAL:
+            self._interval.items.append(item)
+        else:
+            self._interval.dropped_items += 1
+        return item
+
+    def header(self) -> dict:
+        """The fields each result header gains."""
+        doc = {"tracks": self.tracker.active, "passed_total": self.passed_total}
+        if self.truth_passed_total is not None:
+            doc["truth_passed_total"] = self.truth_passed_total
+        return doc
+
+    # -- per interval ---------------------------------------------------------------------------------
+    def take_interval(self) -> dict:
+        """The tally message's fields for the interval since the last call; the interval restarts."""
+        interval, self._interval = self._interval, _Interval()
+        histogram, self._histogram_interval = self._histogram_interval, np.zeros_like(self._histogram_interval)
+        doc = {
+            "passed": interval.passed,
+            "passed_total": self.passed_total,
+            "by_direction": dict(self.direction_totals),
+            "measured_total": self.measured_total,
+            "out_of_spec_total": self.out_of_spec_total,
+            "tracks": self.tracker.active,
+            "units": self.units,
+            "specs": {k: {"min": v.min, "max": v.max} for k, v in self.specs.items()},
+            "size_histogram": {"measure": "diameter", "edges": [round(float(e), 3) for e in self.edges],
+                               "below": int(histogram[0]), "counts": histogram[1:-1].tolist(),
+                               "above": int(histogram[-1])},
+            "size_histogram_total": {"below": int(self._histogram_total[0]),
+                                     "counts": self._histogram_total[1:-1].tolist(),
+                                     "above": int(self._histogram_total[-1])},
+            "items": [item.to_dict() for item in interval.items],
+            "items_left_out": interval.dropped_items,
+        }
+        if self.truth_passed_total is not None:
+            doc["truth_passed_total"] = self.truth_passed_total
+        return doc

@@ -1,0 +1,118 @@
+"""`stream.tally:` tracking, counting lines, measurements and specs (streamer.stream.tally runs them)."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from streamer.tracking.measure import FIELDS
+
+_MEASURES = tuple(f for f in FIELDS if f not in ("red", "green", "blue")) + ("red", "green", "blue")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CountLineConfig(_Section):
+    """A counting line; forward is left to right for a line drawn top to bottom (see streamer.tracking.crossing)."""
+
+    points: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1")
+    normalized: bool = Field(True, description="points are fractions of the frame's width and height (else pixels)")
+    camera: Optional[str] = Field(None, description="the camera it belongs to; null: every camera")
+    name: Optional[str] = Field(None, max_length=64, description="its name in messages (default line0, line1...)")
+    count: Literal["forward", "backward", "both"] = Field(
+        "both", description="the directions that add to passed_total (both directions are reported)")
+
+    @model_validator(mode="after")
+    def _valid(self):
+        x0, y0, x1, y1 = self.points
+        if not all(math.isfinite(v) for v in self.points):
+            raise ValueError("line points must be finite numbers")
+        if x0 == x1 and y0 == y1:
+            raise ValueError("a counting line needs two different points (zero length)")
+        if self.normalized and not all(0.0 <= v <= 1.0 for v in self.points):
+            raise ValueError(f"a normalised line lies inside the frame: every value in [0, 1], got {self.points}")
+        if not self.normalized and min(self.points) < 0:
+            raise ValueError(f"a line in pixels lies inside the frame: no negative value, got {self.points}")
+        return self
+
+
+class SpecRange(_Section):
+    min: Optional[float] = None
+    max: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"a spec's minimum ({self.min}) exceeds its maximum ({self.max})")
+        return self
+
+
+class CalibrationConfig(_Section):
+    """Millimetres: a scale, or a reference object's size in pixels and in millimetres; neither: pixels."""
+
+    px_per_mm: Optional[float] = Field(None, gt=0, le=1e6)
+    reference_px: Optional[float] = Field(None, gt=0, le=1e6)
+    reference_mm: Optional[float] = Field(None, gt=0, le=1e6)
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if (self.reference_px is None) != (self.reference_mm is None):
+            raise ValueError("a reference object needs both reference_px and reference_mm")
+        if self.px_per_mm is not None and self.reference_px is not None:
+            raise ValueError("give px_per_mm or a reference object, not both")
+        return self
+
+    @property
+    def scale(self) -> Optional[float]:
+        """Pixels per millimetre, or None (measure in pixels)."""
+        if self.reference_px is not None:
+            return self.reference_px / self.reference_mm
+        return self.px_per_mm
+
+
+class TrackingConfig(_Section):
+    velocity: Optional[tuple[float, float]] = Field(
+        None, description="belt velocity (vx, vy) in pixels per source frame; null: estimated from the tracks")
+    gate: float = Field(0.5, gt=0, le=5, description="a detection matches a track within this fraction of its size")
+    max_missed: int = Field(8, ge=0, le=1000, description="processed frames a track coasts unseen (occlusion)")
+
+
+class TallyConfig(_Section):
+    enabled: Optional[bool] = Field(None, description="track and measure items; null: on where a line is set")
+    lines: list[CountLineConfig] = Field(default_factory=list, max_length=16)
+    interval_s: float = Field(5.0, ge=0.1, le=3600, description="seconds between persense/<camera>/tally messages")
+    tracking: TrackingConfig = TrackingConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
+    specs: dict[str, SpecRange] = Field(
+        default_factory=dict, description="ranges per measurement (mm where calibrated); none: around the support")
+    spec_tolerance: float = Field(
+        0.2, gt=0, le=10, description="default spec: the support object's diameter +- this fraction")
+    samples_per_item: int = Field(
+        16, ge=1, le=1000, description="whole views of an item measured in full (solidity, colour); its figures "
+        "are their median")
+    histogram_bins: int = Field(12, ge=1, le=200, description="bins of the tally's diameter histogram")
+    histogram_range: Optional[tuple[float, float]] = Field(
+        None, description="diameter range of the histogram; null: 0.5 to 1.5 times the support's diameter")
+
+    @field_validator("specs")
+    @classmethod
+    def _known_measures(cls, specs):
+        unknown = sorted(set(specs) - set(_MEASURES))
+        if unknown:
+            raise ValueError(f"unknown measurement(s) {unknown} in specs (known: {', '.join(_MEASURES)})")
+        return specs
+
+    @field_validator("histogram_range")
+    @classmethod
+    def _range(cls, value):
+        if value is not None and not value[0] < value[1]:
+            raise ValueError("histogram_range must be (low, high) with low < high")
+        return value
+
+    @property
+    def active(self) -> bool:
+        return bool(self.lines) if self.enabled is None else self.enabled

@@ -1,0 +1,72 @@
+"""Where tracking meets the stream: a ResultSink that tallies each result before handing it on.
+
+It wraps the processor's sink (publisher + live view): on the inference thread it runs each camera's
+CameraTally (track ids, measurements, crossings), updates the metrics, and every `interval_s` queues a
+`persense/<camera>/tally` message with the publisher. A failure in the tally is logged and counted, never
+fatal: the result still goes out, without its tally fields.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+import numpy as np
+
+from streamer.sources.base import Frame
+from streamer.stream.messages import tally_message
+from streamer.stream.metrics import StreamMetrics
+from streamer.stream.tally import CameraTally
+from streamer.stream.tally_config import TallyConfig
+from streamer.types import SegmentationResult
+
+log = logging.getLogger(__name__)
+
+
+class TallySink:
+    """Args: sink: the ResultSink results go on to; send: queues a built message ([topic, header, ...]) with
+    the publisher; clock: monotonic seconds (tests pass their own)."""
+
+    def __init__(self, sink, config: TallyConfig, cameras: list[str], metrics: StreamMetrics,
+                 send: Callable[[str, list[bytes]], None], support_mask: np.ndarray | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.sink, self.config, self.metrics, self.send, self.clock = sink, config, metrics, send, clock
+        self.tallies = {camera: CameraTally(config, camera, support_mask) for camera in cameras}
+        self._next_due = {camera: clock() + config.interval_s for camera in cameras}
+        self._seq = dict.fromkeys(cameras, 0)
+        self._failures = 0
+
+    def set_support(self, support_mask: np.ndarray) -> None:
+        """Call on the inference thread (where observe runs)."""
+        for tally in self.tallies.values():
+            tally.set_support(support_mask)
+
+    def submit(self, frame: Frame, result: SegmentationResult, support_id: str, wait: bool = False) -> bool:
+        tally = self.tallies.get(frame.camera)
+        if tally is not None:
+            try:
+                self._observe(tally, frame, result)
+            except Exception:  # the result still goes out; one bad frame must not end the stream
+                self._failures += 1
+                if self._failures == 1 or self._failures % 100 == 0:
+                    log.exception("camera %s: tallying frame %d failed (%d so far)", frame.camera, frame.index,
+                                  self._failures)
+        return self.sink.submit(frame, result, support_id, wait)
+
+    def _observe(self, tally: CameraTally, frame: Frame, result: SegmentationResult) -> None:
+        camera = frame.camera
+        start = time.perf_counter()
+        finished = tally.observe(frame, result)
+        self.metrics.stage.labels(camera, "tracking").observe(time.perf_counter() - start)
+        self.metrics.active_tracks.labels(camera).set(tally.tracker.active)
+        for item in finished:
+            spec = {True: "in", False: "out", None: "unknown"}[item.in_spec]
+            self.metrics.items.labels(camera, item.direction, spec).inc()
+            if item.figures is not None and item.figures.get("diameter") is not None:
+                self.metrics.item_diameter.labels(camera, tally.units).observe(item.figures["diameter"])
+        now = self.clock()
+        if now >= self._next_due[camera]:
+            self._next_due[camera] = now + self.config.interval_s
+            self.send(camera, tally_message(camera, self._seq[camera], tally.take_interval()))
+            self._seq[camera] += 1
