@@ -112,17 +112,22 @@ def test_every_frame_file_is_published_completely_and_in_order(tmp_path):
     proc = _processor(config, {"line1": source})
     proc.start()
     try:
-        with Subscriber(proc.publisher.endpoint, status=False) as sub:
-            time.sleep(0.3)
+        with Subscriber(proc.publisher.endpoint, status=True) as sub:
+            # A handshake for ZeroMQ's slow joiner: a status heartbeat arriving proves the subscription is in.
+            assert _wait_for(lambda: isinstance(sub.receive(0.5), StatusMessage), 30), "no heartbeat arrived"
             go.set()
             assert _wait_for(proc.finished)
             got = []
-            while (msg := sub.receive(1.0)) is not None:
-                got.append(msg)
+
+            def every_result_in() -> bool:  # heartbeats keep coming: read until every frame's result is in
+                got.append(sub.receive(0.5))
+                return sum(isinstance(m, ResultMessage) for m in got) >= len(images)
+
+            assert _wait_for(every_result_in, 30)
     finally:
         proc.stop()
     results = [m for m in got if isinstance(m, ResultMessage)]
-    assert results, "no result reached the subscriber"
+    assert len(results) == len(images), "every frame's result reaches a subscriber that was in before the first"
     seqs = [m.seq for m in results]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     for msg in results:
