@@ -126,3 +126,14 @@ def test_threshold_parameter_reaches_eq2(threshold):
     assert len(idm(density, threshold=threshold)) == 2
     density[2:11, 20:31] = (threshold - 0.6) / 255  # gray rounds to threshold - 1: dropped
     assert len(idm(density, threshold=threshold)) == 1
+
+
+def test_defaults_are_the_papers_and_empty_answers_are_float32_pairs():
+    density = squares((20, 40), [(2, 2, 10, 10)])
+    density[2:11, 20:31] = 30 / 255  # gray exactly 30: kept at the default T = 30
+    assert len(idm(density)) == 2
+    for empty in (np.zeros((10, 10)), np.full((10, 10), 2.0)):
+        out = idm(empty)
+        assert out.shape == (0, 2) and out.dtype == np.float32
+    assert density_to_gray(np.full((3, 3), 5.0)).dtype == np.uint8
+    assert density_to_gray(np.zeros((0, 3))).dtype == np.uint8

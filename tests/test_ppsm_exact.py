@@ -129,3 +129,17 @@ def test_ppsm_gated_low_counts_take_the_best_of_the_boxes_maxima():
     points = np.array([[3, 2]], np.float32)
     assert ppsm(points, sim, count=2.9, k=3.0).tolist() == [[10, 10]]
     assert ppsm(points, sim, count=3.1, k=3.0).tolist() == []  # T = 0.9 * 3 / 3.1 = 0.87 > 0.6
+
+
+def test_ppsm_gating_and_the_threshold_both_apply_and_empty_answers_are_float32_pairs():
+    sim = np.zeros((20, 30), np.float32)
+    sim[0, 0] = 1.0
+    sim[5, 5] = 0.5
+    sim[5, 20] = 0.01  # inside the box but below T = 1 / (10 / 2) = 0.2
+    points = np.array([[5, 5], [20, 5]], np.float64)
+    boxes = np.array([[0, 0, 25, 10]])
+    kept = ppsm(points, sim, count=10, gate_boxes=boxes, k=2.0)
+    assert kept.tolist() == [[5, 5]] and kept.dtype == np.float32
+    for out in (ppsm(points, sim, count=0.1), ppsm(points, sim, count=10, gate_boxes=np.zeros((0, 4))),
+                ppsm(np.zeros((0, 2)), sim, count=10)):
+        assert out.shape == (0, 2) and out.dtype == np.float32

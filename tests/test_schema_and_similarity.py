@@ -125,3 +125,37 @@ def test_to_frame_is_a_bilinear_resize_and_a_no_op_at_frame_size():
     assert up[0, 0] == 0.0 and up[-1, -1] == 3.0
     # Column 2 samples x = (2 + 0.5) / 3 - 0.5 = 1/3; row 3 samples y = (3 + 0.5) / 2 - 0.5 = 1.25 -> 1.
     assert np.isclose(up[0, 2], 1 / 3, atol=1e-3) and np.isclose(up[3, 2], 2 + 1 / 3, atol=1e-3)
+
+
+def test_similarity_grid_reads_channels_first_and_keeps_small_norms():
+    feats = np.zeros((2, 5, 3), np.float32)  # C = 2, h = 5, w = 3: no axis may stand in for another
+    feats[:, 0, 0] = [0.03, 0.04]  # a short vector in the prototype's direction: cosine 1, not 0.05
+    feats[:, 4, 2] = [0.0, -0.5]
+    sim = similarity_grid(_embedding(feats), np.array([0.6, 0.8], np.float32))
+    assert sim.shape == (5, 3)
+    assert np.isclose(sim[0, 0], 1.0, atol=1e-5) and np.isclose(sim[4, 2], -0.8, atol=1e-5)
+
+
+def test_support_prototype_of_a_partial_cover_uses_cells_covered_at_least_half():
+    feats = np.zeros((2, 4, 4), np.float32)
+    feats[:, 1, 1] = [0.0, 1.0]
+    feats[:, 1, 2] = [1.0, 0.0]
+    mask = np.zeros((16, 16), bool)
+    mask[4:7, 4:8] = True  # 12 of cell (1, 1)'s 16 pixels: 0.75, counted
+    mask[4:5, 8:12] = mask[5:6, 8:11] = True  # 7 of cell (1, 2)'s: 0.44, left out
+    proto = support_prototype(_embedding(feats), mask)
+    assert proto.dtype == np.float32 and np.allclose(proto, [0.0, 1.0], atol=1e-6)
+
+
+def test_support_prototype_errors_are_the_documented_lines():
+    with pytest.raises(UserError, match=r"^the support mask covers no part of the support image's feature grid$"):
+        support_prototype(_embedding(np.ones((2, 4, 4))), np.zeros((16, 16), bool))
+    with pytest.raises(UserError, match=r"^the support object's features are all zero; choose another support image$"):
+        support_prototype(_embedding(np.zeros((2, 4, 4))), np.ones((16, 16), bool))
+
+
+def test_centroids_are_rounded_to_two_decimals():
+    mask = np.zeros((3, 3), bool)
+    mask[0, 0] = mask[0, 1] = mask[1, 0] = True  # centroid (1/3, 1/3)
+    doc = result_to_dict(SegmentationResult(width=3, height=3, instances=[Instance(0, 1.0, (0, 0, 3, 3), mask)]))
+    assert doc["instances"][0]["centroid"] == [0.33, 0.33]

@@ -50,9 +50,9 @@ def statuses() -> dict[str, str]:
 
 def _functions(path: Path) -> dict[str, str]:
     """Every function's source in a mutated module, by name (mutmut's trampolines name them *__mutmut_N)."""
-    source = path.read_text()
-    return {node.name: ast.get_source_segment(source, node) or ""
-            for node in ast.walk(ast.parse(source)) if isinstance(node, ast.FunctionDef)}
+    lines = path.read_text().splitlines()
+    return {node.name: "\n".join(lines[node.lineno - 1 : node.end_lineno])
+            for node in ast.walk(ast.parse("\n".join(lines))) if isinstance(node, ast.FunctionDef)}
 
 
 def mutated_line(name: str, cache: dict[Path, dict[str, str]]) -> tuple[str, str]:
