@@ -33,6 +33,9 @@ class StrictSkips:
     def __init__(self):
         self.unexpected: list[str] = []
 
+    def pytest_collectreport(self, report):  # a whole module skipped at import (pytest.importorskip)
+        self.pytest_runtest_logreport(report)
+
     def pytest_runtest_logreport(self, report):
         if not report.skipped or hasattr(report, "wasxfail"):
             return
