@@ -2,6 +2,8 @@
 
 import numpy as np
 
+import pytest
+
 from streamer.persense.presence import MatchCalibration, calibrate, frame_quality, instance_similarity
 from streamer.types import Instance
 
@@ -63,3 +65,38 @@ def test_support_problems_are_named_and_a_speck_is_refused():
     assert size_mismatch((100, 100), (640, 480)) is None  # a crop of a frame is the normal support
     assert "12.0x" in size_mismatch((50, 50), (600, 600))
     assert "2.0x" in size_mismatch((1000, 1000), (500, 500))
+
+
+def test_instance_similarity_medians_of_many_instances_at_once():
+    rng = np.random.default_rng(5)
+    sim = rng.uniform(-1, 1, (40, 40)).astype(np.float32)
+    instances = []
+    for k, (x0, y0, w, h) in enumerate([(0, 0, 9, 7), (10, 3, 6, 6), (20, 20, 15, 11), (5, 30, 2, 2), (30, 0, 1, 1)]):
+        mask = rng.random((h, w)) < 0.7
+        mask[0, 0] = True
+        instances.append(Instance(k, 1.0, (x0, y0, x0 + w, y0 + h), mask))
+    got = instance_similarity(instances, sim)
+    # The reference: each instance alone, every other pixel each way, the plain median.
+    want = [np.median(sim[i.bbox[1] : i.bbox[3] : 2, i.bbox[0] : i.bbox[2] : 2][i.mask[::2, ::2]]) for i in instances]
+    assert np.allclose(got, want, atol=1e-6)
+    assert instance_similarity([], sim).shape == (0,)
+    # A mask with no pixel on the sampling grid is judged by its crop; an empty crop by 0.
+    odd = np.zeros((2, 2), bool)
+    odd[1, 1] = True
+    assert instance_similarity([Instance(0, 1.0, (2, 2, 4, 4), odd)], sim).tolist() == [float(np.median(sim[2:4:2, 2:4:2]))]
+    assert instance_similarity([Instance(0, 1.0, (2, 2, 2, 2), np.zeros((0, 0), bool))], sim).tolist() == [0.0]
+
+
+def test_calibration_of_a_small_object_uses_the_cells_it_covers_most():
+    grid = np.arange(16, dtype=np.float32).reshape(4, 4) / 15
+    mask = np.zeros((16, 16), bool)
+    mask[4:7, 4:8] = True  # 0.75 of cell (1, 1) = 5 / 15
+    mask[4:5, 8:12] = mask[5:6, 8:11] = True  # 0.44 of cell (1, 2) = 6 / 15: left out
+    assert abs(calibrate(grid, mask).self_similarity - 5 / 15) < 1e-6
+    speck = np.zeros((16, 16), bool)
+    speck[5:7, 5:7] = True  # 0.25 of cell (1, 1): the best there is, so it counts
+    speck[9, 9] = True  # 1/16 of cell (2, 2): below half of the best
+    assert abs(calibrate(grid, speck).self_similarity - 5 / 15) < 1e-6
+    # The floor stays below the object's level even for an image that is the object.
+    flat = calibrate(np.full((4, 4), 0.7, np.float32), np.ones((16, 16), bool))
+    assert flat.self_similarity == pytest.approx(0.7) and flat.floor == pytest.approx(0.7 - 1e-3)

@@ -107,20 +107,26 @@ def test_equal_backoffs_are_valid_and_reach_the_supervisor():
 
 # -- persense subscribe ------------------------------------------------------------------------------------
 
-def _publish_until(stop, endpoint_box: dict, messages: list[list[bytes]]) -> None:
-    """A stand-in processor: a PUB socket sending `messages` in turn until `stop` (slow joiners catch up)."""
+def _publish_until(stop, endpoint_box: dict, messages: list[list[bytes]], rounds: int | None = None) -> None:
+    """A stand-in processor: sends `messages` in turn until `stop`, or for `rounds` rounds once a subscriber has
+    subscribed. XPUB, so that the subscription arrives as a message: a handshake, not a guess at join time."""
     import zmq
 
     ctx = zmq.Context()
-    sock = ctx.socket(zmq.PUB)
+    sock = ctx.socket(zmq.XPUB)
     sock.setsockopt(zmq.LINGER, 0)
     sock.bind("tcp://127.0.0.1:*")
     endpoint_box["endpoint"] = sock.getsockopt(zmq.LAST_ENDPOINT).decode()
     endpoint_box["ready"].set()
+    sent = 0
     try:
-        while not stop.is_set():
+        while not stop.is_set() and (rounds is None or sent < rounds):
+            while sock.poll(0):
+                if sock.recv()[:1] == b"\x01":  # a subscription
+                    endpoint_box["subscribed"].set()
             for message in messages:
                 sock.send_multipart(message)
+            sent += endpoint_box["subscribed"].is_set()
             stop.wait(0.05)
     finally:
         sock.close()
@@ -142,7 +148,7 @@ def test_subscribe_skips_a_header_without_seq_and_prints_the_good_one(capsys, tm
     fields = json.loads(good[1])
     del fields["seq"], fields["capture_ts"]
     bad = [good[0], json.dumps(fields).encode(), *good[2:]]
-    stop, box = threading.Event(), {"ready": threading.Event()}
+    stop, box = threading.Event(), {"ready": threading.Event(), "subscribed": threading.Event()}
     thread = threading.Thread(target=_publish_until, args=(stop, box, [bad, good]), daemon=True)
     thread.start()
     try:
@@ -176,13 +182,16 @@ def _status(camera: str = "cam0") -> list[bytes]:
     return status_message(camera, {"event": "heartbeat", "state": "streaming", "paused": True})
 
 
-def _subscribe_beside(messages: list[list[bytes]], *argv: str, publish_s: float) -> tuple[int | None, bool]:
-    """`persense subscribe --endpoint <stand-in> *argv` in a thread while a stand-in publishes `messages` for up
-    to `publish_s` -> (exit code or None, whether it ended while the stand-in was still publishing)."""
+def _subscribe_beside(
+    messages: list[list[bytes]], *argv: str, publish_s: float = 60.0, rounds: int | None = None
+) -> tuple[int | None, bool]:
+    """`persense subscribe --endpoint <stand-in> *argv` in a thread while a stand-in publishes `messages` (for
+    `rounds` rounds after the subscription arrives, or until the subscriber ends, at most `publish_s`, a generous
+    bound) -> (exit code or None, whether it ended while the stand-in was still publishing)."""
     import threading
 
-    stop, box = threading.Event(), {"ready": threading.Event()}
-    publisher = threading.Thread(target=_publish_until, args=(stop, box, messages), daemon=True)
+    stop, box = threading.Event(), {"ready": threading.Event(), "subscribed": threading.Event()}
+    publisher = threading.Thread(target=_publish_until, args=(stop, box, messages, rounds), daemon=True)
     publisher.start()
     assert box["ready"].wait(5)
     result: dict = {}
@@ -190,8 +199,11 @@ def _subscribe_beside(messages: list[list[bytes]], *argv: str, publish_s: float)
         target=lambda: result.setdefault("code", main(["subscribe", "--endpoint", box["endpoint"], *argv])), daemon=True
     )
     subscriber.start()
+    if rounds is not None:
+        assert box["subscribed"].wait(30), "the subscriber never subscribed"
+        publisher.join(publish_s)
     subscriber.join(publish_s)
-    ended_while_publishing = not subscriber.is_alive()
+    ended_while_publishing = not subscriber.is_alive() and publisher.is_alive()
     stop.set()
     publisher.join(5)
     subscriber.join(30)  # with its own --timeout it ends soon after the stand-in stops
@@ -226,7 +238,7 @@ def test_subscribe_timeout_before_max_messages_exits_1(capsys):
     one = result_message(Frame(np.zeros((4, 4, 3), np.uint8), 3, 1000.0, "cam0"), SegmentationResult(4, 4, []), 0, "s",
                          PartOptions())
     # The stand-in repeats the same seq; the subscriber counts each copy, so ask for more than can come in time.
-    code, _ = _subscribe_beside([one], "--timeout", "0.3", "--max-messages", "1000000", publish_s=1.0)
+    code, _ = _subscribe_beside([one], "--timeout", "0.3", "--max-messages", "1000000", rounds=5)
     captured = capsys.readouterr()
     assert code == 1
     assert "cam0 seq=0 frame=3 count=0" in captured.out

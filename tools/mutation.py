@@ -1,0 +1,127 @@
+"""Mutation testing of the algorithm and the wire format: run mutmut, print the kill rate.
+
+    .venv/bin/python tools/mutation.py            # run (incrementally) and report
+    .venv/bin/python tools/mutation.py --report   # report the last run only
+    .venv/bin/python tools/mutation.py --fresh    # discard mutmut's cache (mutants/) first
+
+What is mutated and which tests run is configured in pyproject.toml's [tool.mutmut]. Mutants that no test can
+tell apart from the original are listed in tools/mutation_equivalents.toml, each by its function and its
+mutated line, with a one-line reason; they are left out of the rate. The rate is
+    killed / (all mutants - equivalent ones),
+where "killed" includes timeouts (the mutant made a test hang) and "no tests" counts as surviving.
+Exit status 1 when the rate is below --target (90 % by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EQUIVALENTS = ROOT / "tools" / "mutation_equivalents.toml"
+KILLED = {"killed", "timeout", "caught by type check", "segfault"}
+
+
+def mutmut(*args: str, capture: bool = False) -> str:
+    exe = Path(sys.executable).with_name("mutmut")
+    done = subprocess.run([str(exe), *args], cwd=ROOT, text=True, check=False,
+                          stdout=subprocess.PIPE if capture else None)
+    if done.returncode != 0:
+        sys.exit(f"mutation: mutmut {' '.join(args)} exited with {done.returncode}")
+    return done.stdout or ""
+
+
+def statuses() -> dict[str, str]:
+    """mutant name -> mutmut's status, for every mutant of the last run."""
+    out = {}
+    for line in mutmut("results", "--all", "true", capture=True).splitlines():
+        name, sep, status = line.strip().rpartition(": ")
+        if sep and "__mutmut_" in name:
+            out[name] = status
+    return out
+
+
+def _functions(path: Path) -> dict[str, str]:
+    """Every function's source in a mutated module, by name (mutmut's trampolines name them *__mutmut_N)."""
+    lines = path.read_text().splitlines()
+    return {node.name: "\n".join(lines[node.lineno - 1 : node.end_lineno])
+            for node in ast.walk(ast.parse("\n".join(lines))) if isinstance(node, ast.FunctionDef)}
+
+
+def mutated_line(name: str, cache: dict[Path, dict[str, str]]) -> tuple[str, str]:
+    """'streamer.rle.x_crop_runs__mutmut_3' -> ('streamer.rle.x_crop_runs', the mutant's changed line(s))."""
+    function, _, _ = name.rpartition("__mutmut_")
+    module, _, func = function.rpartition(".")
+    path = ROOT / "mutants" / (module.replace(".", "/") + ".py")
+    funcs = cache.setdefault(path, _functions(path))
+    orig, mutant = funcs.get(f"{func}__mutmut_orig", ""), funcs.get(func + name[len(function):], "")
+    orig_lines = orig.splitlines()[1:]  # the def line differs by name only
+    new_lines = mutant.splitlines()[1:]
+    changed = [line[1:].strip() for line in difflib.unified_diff(orig_lines, new_lines, lineterm="", n=0)
+               if line.startswith("+") and not line.startswith("+++")]
+    return function, " | ".join(changed) if changed else "<deleted line>"
+
+
+def load_equivalents() -> dict[tuple[str, str], str]:
+    data = tomllib.loads(EQUIVALENTS.read_text()) if EQUIVALENTS.exists() else {}
+    return {(e["function"], e["mutant"]): e["reason"] for e in data.get("equivalent", [])}
+
+
+def report(target: float, show_survivors: bool) -> int:
+    status = statuses()
+    if not status:
+        sys.exit("mutation: no results; run without --report first")
+    equivalents = load_equivalents()
+    cache: dict[Path, dict[str, str]] = {}
+    counts, per_function, survivors, matched = Counter(), Counter(), [], set()
+    for name, state in sorted(status.items()):
+        key = mutated_line(name, cache) if state not in KILLED else None
+        if key is not None and key in equivalents:
+            counts["equivalent"] += 1
+            matched.add(key)
+            continue
+        counts["killed" if state in KILLED else "alive"] += 1
+        if state not in KILLED:
+            per_function[key[0]] += 1
+            survivors.append((name, state, key[1]))
+    stale = set(equivalents) - matched
+    considered = counts["killed"] + counts["alive"]
+    rate = 100.0 * counts["killed"] / considered if considered else 100.0
+    if show_survivors:
+        for name, state, line in survivors:
+            print(f"{name} [{state}]: {line}")
+        print()
+    for function, n in per_function.most_common():
+        print(f"  {n:4d} alive  {function}")
+    if stale:
+        print(f"note: {len(stale)} listed equivalent mutants did not survive or no longer exist (stale entries)")
+    print(f"mutants: {len(status)}  equivalent: {counts['equivalent']}  killed: {counts['killed']}  "
+          f"alive: {counts['alive']}")
+    print(f"kill rate: {rate:.1f}% of non-equivalent mutants (target {target:.0f}%)")
+    return 0 if rate >= target else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report", action="store_true", help="only report the last run")
+    parser.add_argument("--fresh", action="store_true", help="discard mutmut's cache (mutants/) first")
+    parser.add_argument("--max-children", type=int, default=2, help="parallel test processes (default 2)")
+    parser.add_argument("--survivors", action="store_true", help="list every surviving mutant's changed line")
+    parser.add_argument("--target", type=float, default=90.0, help="minimum kill rate in percent (default 90)")
+    args = parser.parse_args()
+    if not args.report:
+        if args.fresh:
+            shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+        mutmut("run", "--max-children", str(args.max_children))
+    return report(args.target, args.survivors)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
