@@ -208,7 +208,7 @@ def test_a_slow_subscriber_overflows_visibly_and_never_blocks_the_publisher():
     noise = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)  # ~100 kB JPEG overlays
     n = 200
     try:
-        time.sleep(0.3)  # the subscription reaches the publisher
+        assert _wait_for(lambda: publisher.subscriptions >= 1), "the subscription never reached the publisher"
         for i in range(n):
             assert publisher.submit(Frame(noise, i, time.time(), "c"), SegmentationResult(320, 240, []), "s")
         # The subscriber has read nothing yet, and still every result was handled: no send waited for it.
@@ -255,7 +255,7 @@ def test_isolated_subscribers_a_slow_one_does_not_cost_a_fast_one_anything():
     noise = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
     n = 200
     try:
-        time.sleep(0.3)
+        assert _wait_for(lambda: publisher.subscriptions >= 2), "the subscriptions never reached the publisher"
         reader.start()
         for i in range(n):
             assert publisher.submit(Frame(noise, i, time.time(), "c"), SegmentationResult(320, 240, []), "s")

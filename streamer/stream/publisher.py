@@ -81,7 +81,10 @@ class Publisher:
         self.config = config
         self.metrics = metrics
         self.options = PartOptions(config.masks, config.overlay_jpeg, config.jpeg_quality, config.label_map_png)
-        options = {zmq.SNDHWM: config.send_hwm, zmq.XPUB_NODROP: 1, **(socket_options or {})}
+        # Subscribe messages seen so far (the publisher thread counts them; XPUB_VERBOSE passes a second
+        # subscriber's subscription to a topic too): how many subscriptions have reached the publisher.
+        self.subscriptions = 0
+        options = {zmq.SNDHWM: config.send_hwm, zmq.XPUB_NODROP: 1, zmq.XPUB_VERBOSE: 1, **(socket_options or {})}
         self._sock, self.endpoint = bind_socket(context, zmq.XPUB, config.endpoint, "publish", options)
         self._results: queue.Queue[_Result] = queue.Queue(maxsize=config.queue_size)
         self._status: queue.Queue[tuple[str, dict]] = queue.Queue(maxsize=256)
@@ -228,12 +231,14 @@ class Publisher:
         # would pile up for as long as the processor runs. ZeroMQ keeps the subscriptions itself.
         while True:
             try:
-                self._sock.recv(zmq.NOBLOCK)
+                message = self._sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
             except zmq.ZMQError as exc:
                 log.debug("reading subscriptions failed: %s", exc.strerror)
                 return
+            if message[:1] == b"\x01":
+                self.subscriptions += 1
 
     def _send_statuses(self) -> None:
         while True:
