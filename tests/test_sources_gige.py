@@ -101,6 +101,7 @@ def test_first_camera_streams_through_the_supervisor(camera):
     sup = CameraSupervisor("gige0", lambda: open_source("gige:", "gige0"), frames.append,
                            lambda c, s, r: states.append(s), stall_timeout=3.0, backoff_initial=0.2)
     try:
+        started = time.time()
         sup.start()
         assert wait_for(lambda: len(frames) >= 5), f"no frames; states {states}"
     finally:
@@ -108,7 +109,7 @@ def test_first_camera_streams_through_the_supervisor(camera):
     frame = frames[-1]
     assert frame.image.shape == (512, 512, 3) and frame.image.dtype == np.uint8  # the fake camera's default
     assert [f.index for f in frames[:5]] == list(range(5))
-    assert abs(frame.capture_ts - time.time()) < 60, "capture_ts is unix time"
+    assert started <= frame.capture_ts <= time.time(), "capture_ts is the unix time of capture"
     assert states[:2] == [S.CONNECTING, S.STREAMING] and states[-1] == S.STOPPED
     assert not np.array_equal(frames[0].image, frames[4].image), "the fake camera's pattern moves"
 
