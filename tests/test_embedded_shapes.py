@@ -146,5 +146,5 @@ def test_target_guidance_records_the_support_colour_for_the_density_map_generato
     similarity = np.zeros((h, w), np.float32)
     similarity[int(60 / 120 * h), int(40 / 160 * w)] = 1.0  # the green disc is the most support-like
     engines.decoder.decode_points(embedding, np.array([[40.0, 60.0]]), PromptGuidance(np.ones(3), similarity, 15))
-    chroma = embedding.payload.cached(SUPPORT_CHROMA, lambda: None)
+    chroma = embedding.payload.peek(SUPPORT_CHROMA)
     assert chroma is not None and chroma[0] < -0.1 and chroma[1] > 0.05  # green: R - G < 0, R + G > 2B

@@ -15,7 +15,7 @@ import numpy as np
 
 from engines.embedded.features import RED_GREEN, YELLOW_BLUE, Descriptors
 from engines.embedded.payload import SUPPORT_CHROMA
-from engines.embedded.rays import group_prompts, outline_scores, outlines, radial_gradients, rasterise
+from engines.embedded.rays import SMOOTH, frame_gradients, group_prompts, outline_scores, outlines, rasterise
 from engines.interfaces import DecoderOutput, ImageEmbedding, PromptGuidance
 from engines.errors import EngineError
 
@@ -26,8 +26,6 @@ log = logging.getLogger(__name__)
 _MIN_GUIDED_SIMILARITY = 0.4
 # The frame's most support-like cells: within this fraction of the similarity's range from its top.
 _SUPPORT_LIKE = 0.1
-# Descriptor smoothing (cells) before outlines are looked for; the density map generator uses the same.
-_SMOOTH = 0.8
 # Objects larger than this fraction of the grid's longer side are not looked for.
 _MAX_RADIUS = 0.2
 
@@ -53,9 +51,9 @@ class EmbeddedMaskDecoder:
         hint = None
         if guidance is not None and guidance.object_radius:
             hint = float(guidance.object_radius) / desc.stride
-        data = desc.smoothed(_SMOOTH)
-        gradients = desc.cached(("gradients", _SMOOTH), lambda: radial_gradients(data))
-        shapes = outlines(data, cells, _MAX_RADIUS * max(gh, gw), radius_hint=hint, gradients=gradients)
+        shapes = outlines(
+            desc.smoothed(SMOOTH), cells, _MAX_RADIUS * max(gh, gw), radius_hint=hint, gradients=frame_gradients(desc)
+        )
         groups = group_prompts(cells, shapes.radius)
         groups_map = rasterise((gh, gw), cells, shapes, groups)
         scores = outline_scores(shapes, groups)

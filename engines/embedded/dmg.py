@@ -9,7 +9,7 @@ The exemplar boxes give the objects' scale (their radius) and look. Objects are 
    threshold is the frame's own split of its candidates' correlations (Otsu), within bounds.
 Every object found contributes a Gaussian of unit mass, with a width set by the exemplars' scale, so the
 map integrates to the count and each object's blob is what the IDM's threshold and contour split expect.
-Large objects are processed on a pooled grid (about 6 cells per radius): same answer, faster.
+Large objects are processed on a pooled grid (about 8 cells per radius): same answer, faster.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from engines.embedded.correlation import correlation_map, radial_profile
 from engines.embedded.features import INTENSITY, RED_GREEN, YELLOW_BLUE, Descriptors
 from engines.embedded.payload import SUPPORT_CHROMA, boxes_to_grid, descriptors_for
-from engines.embedded.rays import outlines, radial_gradients
+from engines.embedded.rays import SMOOTH, frame_gradients, outlines
 from engines.embedded.rims import ANGLES, rim_candidates, rim_map, snap_to_candidates, suppress_close
 from engines.interfaces import DensityOutput, ImageEmbedding
 
@@ -31,15 +31,13 @@ log = logging.getLogger(__name__)
 # Density blob width in object radii: narrow enough that touching objects' blobs stay apart at the IDM's T.
 _BLOB_SIGMA = 0.25
 _POOL_RADIUS = 8.0
-# Descriptor smoothing (cells) before gradients: the decoder uses the same, so the two share the map.
-_SMOOTH = 0.8
 # Verified candidates climb to their correlation peak within this many radii; candidates nearer than
 # _SAME_OBJECT of their own radius are one object.
 _CLIMB = 0.35
 _SAME_OBJECT = 0.9
 # A frame's rim map serves radii within this fraction of the one it was computed at.
 _RIM_REUSE = 0.02
-
+# A candidate's own radius (for merging candidates on one object) is looked for up to this many exemplar radii.
 _OWN_REACH = 2.2
 # Candidates whose outline is weaker than this fraction of the exemplars' are no object.
 _MIN_RIM = 0.15
@@ -68,10 +66,10 @@ class EmbeddedDensityMapGenerator:
         """image_rgb uint8[H, W, 3], exemplar_boxes float[M, 4] -> density float32[H, W] and its count."""
         desc = descriptors_for(image_rgb, embedding)
         # The colour the decoder's target guidance found most support-like on this frame, where it ran.
-        support_colour = desc.cached(SUPPORT_CHROMA, lambda: None)
+        support_colour = desc.peek(SUPPORT_CHROMA)
         boxes = boxes_to_grid(desc, exemplar_boxes)
         if len(boxes):
-            # Objects of more than ~6 cells' radius are found as well on a coarser grid, and faster.
+            # Objects of more than ~8 cells' radius are found as well on a coarser grid, and faster.
             desc = desc.pooled(max(int(exemplar_radius(boxes) // _POOL_RADIUS), 1))
         shape = (ANGLES,) + desc.grid_hw
         if self._scratch is None or self._scratch.shape != shape:
@@ -86,11 +84,6 @@ def exemplar_radius(grid_boxes: np.ndarray) -> float:
     w = np.maximum(grid_boxes[:, 2] - grid_boxes[:, 0], 1e-3)
     h = np.maximum(grid_boxes[:, 3] - grid_boxes[:, 1], 1e-3)
     return float(np.median(np.sqrt(w * h) / 2))
-
-
-def gradients(desc: Descriptors) -> tuple[np.ndarray, np.ndarray]:
-    """The descriptors' radial-projection gradients (see rays.radial_gradients), once per frame and grid."""
-    return desc.cached(("gradients", _SMOOTH), lambda: radial_gradients(desc.smoothed(_SMOOTH)))
 
 
 def detect_objects(
@@ -108,7 +101,7 @@ def detect_objects(
     if len(boxes) == 0:
         return np.zeros((0, 2), np.float32), 1.0
     radius = max(exemplar_radius(boxes), 1.0)
-    gx, gy = gradients(desc)
+    gx, gy = frame_gradients(desc)
     rim = _rim_for(desc, gx, gy, radius, scratch)
     candidates = rim_candidates(rim, radius, 0.0)
     # The boxes' centres on their objects' centres (a mask's box is off where the mask is).
@@ -143,7 +136,7 @@ def detect_objects(
         crowded = _nearest_distance(found) < _SAME_OBJECT * _OWN_REACH * radius
         if crowded.any():
             own[crowded] = outlines(
-                desc.smoothed(_SMOOTH), found[crowded], max_radius=_OWN_REACH * radius, independent=True,
+                desc.smoothed(SMOOTH), found[crowded], max_radius=_OWN_REACH * radius, independent=True,
                 gradients=(gx, gy),
             ).radius
         found = found[suppress_close(found, own, found_scores, _SAME_OBJECT)]

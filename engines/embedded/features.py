@@ -64,6 +64,10 @@ class Descriptors:
             self._cache[key] = smooth(self.data, key)
         return self._cache[key]
 
+    def peek(self, key: tuple) -> Any:
+        """What another engine call on this frame cached under `key`, or None (nothing is stored)."""
+        return self._cache.get(key)
+
     def cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
         """compute() once per frame and key: maps several engine calls on this frame share."""
         if key not in self._cache:

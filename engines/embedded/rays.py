@@ -20,9 +20,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engines.embedded.features import INTENSITY, RED_GREEN, YELLOW_BLUE, sample
+from engines.embedded.features import INTENSITY, RED_GREEN, YELLOW_BLUE, Descriptors, sample
 
 RAYS = 32
+# Descriptor smoothing (cells) before gradients, for the decoder and the density map generator alike.
+SMOOTH = 0.8
 # Chromaticity differences count as this many intensity levels per unit (0.1 of chroma ~ 20 levels).
 _CHROMA_GAIN = 200.0
 _GRADIENT_SIGMA = 1.0
@@ -68,6 +70,12 @@ def radial_gradients(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         gx_total = np.where(stronger, gx, gx_total)
         gy_total = np.where(stronger, gy, gy_total)
     return gx_total, gy_total
+
+
+def frame_gradients(desc: Descriptors) -> tuple[np.ndarray, np.ndarray]:
+    """`radial_gradients` of the frame's descriptors smoothed by `SMOOTH`, computed once per frame and grid:
+    the decoder's calls and the density map generator's share them."""
+    return desc.cached(("gradients", SMOOTH), lambda: radial_gradients(desc.smoothed(SMOOTH)))
 
 
 def _radial_profiles(gx: np.ndarray, gy: np.ndarray, cells: np.ndarray, max_radius: int) -> np.ndarray:

@@ -68,8 +68,6 @@ def _similar_size(box: tuple[float, float, float, float], size: tuple[float, flo
 
 # Extra initial exemplars need at least this match quality (1: as alike as the support to itself).
 _PRIOR_QUALITY = 0.6
-# A feedback pass replaces the first pass's answer unless it finds fewer than this share of its objects.
-_FEEDBACK_KEEPS = 1.0
 
 
 class _Timer:
@@ -218,13 +216,13 @@ class PerSense:
                     )
                     pass_instances = self._size_gate(pass_instances, exemplars)
                     pass_quality = self._match_quality(pass_instances, similarity)
-            # A feedback pass replaces the answer when it finds about as many objects or more, matching the
-            # support about as well: exemplars fed back from atypical masks (a few of the largest or
-            # smallest objects, or of other things) find clearly fewer, or other, objects, and counts must
-            # not flicker to 0 nor drift to another kind of object.
+            # A feedback pass replaces the answer when it finds at least as many objects, matching the support
+            # about as well: exemplars fed back from atypical masks (a few of the largest or smallest objects,
+            # or of other things) find fewer, or other, objects, and counts must not flicker to 0 nor drift to
+            # another kind of object.
             log.debug("pass %d: %d objects, match quality %.3f", iteration, len(pass_instances), pass_quality)
             acceptable = (
-                len(pass_instances) >= max(_FEEDBACK_KEEPS * len(instances), 1)
+                len(pass_instances) >= max(len(instances), 1)
                 and pass_quality >= quality - cfg.feedback_quality_margin
             )
             if iteration == 0 or acceptable:

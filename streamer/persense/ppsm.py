@@ -25,16 +25,22 @@ def inside_any_box(points_xy: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inside.any(axis=1)
 
 
+def _box_cells(box: np.ndarray, hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The (x0, y0, x1, y1) pixel range of a float box on a map of (H, W): at least one pixel, inside the map."""
+    h, w = hw
+    x0 = int(np.clip(math.floor(box[0]), 0, w - 1))
+    y0 = int(np.clip(math.floor(box[1]), 0, h - 1))
+    x1 = int(np.clip(math.ceil(box[2]), x0 + 1, w))
+    y1 = int(np.clip(math.ceil(box[3]), y0 + 1, h))
+    return x0, y0, x1, y1
+
+
 def argmax_point(similarity: np.ndarray, box: np.ndarray | None = None) -> np.ndarray:
     """Eq. 1's P_max: the (x, y) pixel of highest similarity, inside `box` (x0, y0, x1, y1) when one is given."""
-    h, w = similarity.shape
     x0 = y0 = 0
     region = similarity
     if box is not None:
-        x0 = int(np.clip(math.floor(box[0]), 0, w - 1))
-        y0 = int(np.clip(math.floor(box[1]), 0, h - 1))
-        x1 = int(np.clip(math.ceil(box[2]), x0 + 1, w))
-        y1 = int(np.clip(math.ceil(box[3]), y0 + 1, h))
+        x0, y0, x1, y1 = _box_cells(box, similarity.shape)
         region = similarity[y0:y1, x0:x1]
     iy, ix = np.unravel_index(int(np.argmax(region)), region.shape)
     return np.array([ix + x0, iy + y0], dtype=np.float32)
@@ -46,10 +52,7 @@ def top_points(similarity: np.ndarray, k: int, separation: float, box: np.ndarra
     h, w = similarity.shape
     work = np.array(similarity, np.float32, copy=True)
     if box is not None:
-        x0 = int(np.clip(math.floor(box[0]), 0, w - 1))
-        y0 = int(np.clip(math.floor(box[1]), 0, h - 1))
-        x1 = int(np.clip(math.ceil(box[2]), x0 + 1, w))
-        y1 = int(np.clip(math.ceil(box[3]), y0 + 1, h))
+        x0, y0, x1, y1 = _box_cells(box, (h, w))
         outside = np.ones(work.shape, bool)
         outside[y0:y1, x0:x1] = False
         work[outside] = -np.inf
