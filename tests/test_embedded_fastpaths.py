@@ -10,7 +10,7 @@ import pytest
 from engines.embedded.encoder import EmbeddedImageEncoder
 from engines.embedded.features import compute_descriptors, embed, sample
 from engines.embedded.rays import group_prompts, radial_gradients
-from engines.embedded.rims import ANGLES, rim_map
+from engines.embedded.rims import ANGLES, order_statistic, rim_map
 from streamer.persense.presence import instance_similarity
 from streamer.simulator import render_scene
 from streamer.types import Instance
@@ -121,3 +121,12 @@ def test_encoder_reuses_a_feature_buffer_only_when_nobody_holds_it(scene):
     buffers = {id(b) for b in encoder._buffers}
     fourth = encoder.encode(scene.image)
     assert len(encoder._buffers) <= 2 and {id(b) for b in encoder._buffers} <= buffers | {id(fourth.features)}
+
+
+@pytest.mark.parametrize("n, k", [(16, 4), (16, 0), (16, 15), (8, 3), (4, 1)])
+def test_the_selection_network_gives_numpys_order_statistic(n, k):
+    rng = np.random.default_rng(n * 100 + k)
+    values = rng.normal(size=(n, 37, 41)).astype(np.float32)
+    values[:, :5] = np.round(values[:, :5])  # ties
+    want = np.partition(values, k, axis=0)[k]
+    assert np.array_equal(order_statistic(list(values.copy()), k), want)

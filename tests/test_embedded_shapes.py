@@ -7,7 +7,7 @@ import pytest
 from engines.embedded.dmg import colour_matches, correlation_threshold, detect_objects
 from engines.embedded.features import compute_descriptors
 from engines.embedded.rays import group_prompts, outlines, radial_gradients, rasterise
-from engines.embedded.rims import rim_candidates, rim_map
+from engines.embedded.rims import RimField, rim_map
 
 
 def discs(centres, radius, size=(120, 160), value=200, background=40, colour=None):
@@ -39,6 +39,20 @@ def test_an_off_centre_prompt_still_outlines_the_whole_disc():
     assert iou > 0.8
 
 
+@pytest.mark.parametrize("radius", [4, 7, 15, 30])
+def test_a_mask_has_its_outlines_area_not_a_cell_more_all_round(radius):
+    """Masks were a cell too wide all round (7-18% in diameter): each item's size on the bus was wrong."""
+    size = (4 * radius + 20, 4 * radius + 20)
+    image = discs([(size[1] // 2, size[0] // 2)], radius, size=size)
+    desc = compute_descriptors(image)
+    cells = np.array([[size[1] // 2, size[0] // 2]], np.float64)
+    shapes = outlines(desc.smoothed(0.8), cells, max_radius=2 * radius, radius_hint=radius)
+    labels = rasterise(desc.grid_hw, cells, shapes, np.array([0]))
+    drawn = np.count_nonzero(discs([(size[1] // 2, size[0] // 2)], radius, size=size, value=255, background=0)[..., 0] > 127)
+    diameter_ratio = np.sqrt(np.count_nonzero(labels == 1) / drawn)
+    assert abs(diameter_ratio - 1) <= 0.04, diameter_ratio
+
+
 def test_touching_discs_are_split_between_their_prompts():
     centres = [(60, 60), (89, 60)]  # radius 15: they touch (and overlap by a pixel)
     image = discs(centres, 15)
@@ -66,7 +80,8 @@ def test_rim_candidates_are_the_disc_centres_and_an_edge_alone_is_none():
     desc = compute_descriptors(image)
     gx, gy = radial_gradients(desc.smoothed(0.8))
     rim = rim_map(gx, gy, 10)
-    found = rim_candidates(rim, 10, 0.5 * rim.max())
+    found, strength = RimField(gx, gy, 10).candidates(0.5 * rim.max())
+    assert np.allclose(strength, rim[found[:, 1].astype(int), found[:, 0].astype(int)])
     assert len(found) == len(centres)
     for x, y in centres:
         assert np.hypot(found[:, 0] - x, found[:, 1] - y).min() <= 1.0

@@ -23,7 +23,7 @@ from engines.embedded.correlation import correlation_map, radial_profile
 from engines.embedded.features import INTENSITY, RED_GREEN, YELLOW_BLUE, Descriptors
 from engines.embedded.payload import SUPPORT_CHROMA, boxes_to_grid, descriptors_for
 from engines.embedded.rays import SMOOTH, frame_gradients, outlines
-from engines.embedded.rims import ANGLES, rim_candidates, rim_map, snap_to_candidates, suppress_close
+from engines.embedded.rims import RimField, snap_to_candidates, suppress_close
 from engines.interfaces import DensityOutput, ImageEmbedding
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,7 @@ _MIN_SATURATION = 0.3
 
 class EmbeddedDensityMapGenerator:
     """DensityMapGenerator that works with any embedding: it computes its descriptors from the image unless
-    the embedding is the embedded encoder's. One frame at a time (it keeps working memory between calls)."""
-
-    def __init__(self) -> None:
-        self._scratch: np.ndarray | None = None
+    the embedding is the embedded encoder's."""
 
     def density(
         self, image_rgb: np.ndarray, embedding: ImageEmbedding | None, exemplar_boxes: np.ndarray
@@ -71,10 +68,7 @@ class EmbeddedDensityMapGenerator:
         if len(boxes):
             # Objects of more than ~8 cells' radius are found as well on a coarser grid, and faster.
             desc = desc.pooled(max(int(exemplar_radius(boxes) // _POOL_RADIUS), 1))
-        shape = (ANGLES,) + desc.grid_hw
-        if self._scratch is None or self._scratch.shape != shape:
-            self._scratch = np.empty(shape, np.float32)
-        centres, radius = detect_objects(desc, exemplar_boxes, support_colour, self._scratch)
+        centres, radius = detect_objects(desc, exemplar_boxes, support_colour)
         density = render_density(centres, radius, desc)
         return DensityOutput(density, float(len(centres)))
 
@@ -90,25 +84,23 @@ def detect_objects(
     desc: Descriptors,
     exemplar_boxes: np.ndarray,
     support_colour: np.ndarray | None = None,
-    scratch: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """-> (float32[K, 2] object centres (x, y) in grid cells, the exemplars' radius in cells).
 
     support_colour: float[2] chroma of the frame's most support-like cells, where known: then the colour test
     compares candidates with it rather than with the exemplars (an exemplar box can be mostly background or
-    another object where its object is concave or overlapped). scratch: working memory for `rim_map`."""
+    another object where its object is concave or overlapped)."""
     boxes = boxes_to_grid(desc, exemplar_boxes)
     if len(boxes) == 0:
         return np.zeros((0, 2), np.float32), 1.0
     radius = max(exemplar_radius(boxes), 1.0)
     gx, gy = frame_gradients(desc)
-    rim = _rim_for(desc, gx, gy, radius, scratch)
-    candidates = rim_candidates(rim, radius, 0.0)
+    rim, candidates, strength = _rims_for(desc, gx, gy, radius)
     # The boxes' centres on their objects' centres (a mask's box is off where the mask is).
     centres = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2 - 0.5, (boxes[:, 1] + boxes[:, 3]) / 2 - 0.5])
     exemplars = snap_to_candidates(centres, candidates, 0.3 * radius)
-    own_rim = float(np.median(_at(rim, exemplars)))
-    candidates = candidates[_at(rim, candidates) > _MIN_RIM * own_rim]
+    own_rim = float(np.median(rim.at(np.rint(exemplars).astype(np.int64))))
+    candidates = candidates[strength > _MIN_RIM * own_rim]
     if len(candidates) == 0:
         return np.zeros((0, 2), np.float32), radius
     intensity = desc.data[INTENSITY]
@@ -145,17 +137,18 @@ def detect_objects(
     return found.astype(np.float32), radius
 
 
-def _rim_for(
-    desc: Descriptors, gx: np.ndarray, gy: np.ndarray, radius: float, scratch: np.ndarray | None = None
-) -> np.ndarray:
-    """The rim map at `radius`, or the frame's rim map at a radius within `_RIM_REUSE` of it (each direction
-    already looks from 0.8 to 1.2 radii): the feedback pass mostly reuses the first pass's."""
-    maps = desc.cached(("rims",), dict)
-    for known, rim in maps.items():
+def _rims_for(
+    desc: Descriptors, gx: np.ndarray, gy: np.ndarray, radius: float
+) -> tuple[RimField, np.ndarray, np.ndarray]:
+    """The rim field at `radius` and its candidates (cells, strengths), or the frame's at a radius within
+    `_RIM_REUSE` of it (each direction already looks from 0.8 to 1.2 radii)."""
+    fields = desc.cached(("rims",), dict)
+    for known, found in fields.items():
         if abs(radius / known - 1.0) <= _RIM_REUSE:
-            return rim
-    maps[radius] = rim_map(gx, gy, radius, scratch)
-    return maps[radius]
+            return found
+    rim = RimField(gx, gy, radius)
+    fields[radius] = (rim, *rim.candidates())
+    return fields[radius]
 
 
 def _nearest_distance(points: np.ndarray) -> np.ndarray:

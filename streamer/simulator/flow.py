@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from streamer.simulator.scene import Scene, _place, default_radius, render_support
-from streamer.simulator.sprites import Sprite, belt, distractor_sprite, paste, target_sprite
+from streamer.simulator.sprites import SensorNoise, Sprite, belt, distractor_sprite, paste, target_sprite
 
 _CHUNK_SEED = 1_000_003
 
@@ -80,7 +80,7 @@ class FlowSimulator:
         strip = belt(np.random.default_rng(seed), 2 * width, height)
         self._belt = np.concatenate([strip, strip], axis=1)  # any window of one period is a slice
         rng = np.random.default_rng(seed + 17)
-        self._noise = [rng.normal(0, 3.0, (height, width, 3)).astype(np.int16) for _ in range(3)]
+        self._noise = SensorNoise(rng, (height, width, 3))
         self._layouts: dict[int, _Chunk] = {}
         self._sprites = lru_cache(maxsize=8)(self._chunk_sprites)
 
@@ -140,23 +140,12 @@ class FlowSimulator:
                 ids.append(layout.first_id + k)
                 centres.append((cx, cy))
                 diameters.append(layout.diameter[k])
-        noise = self._noise[index % len(self._noise)]
-        image = np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-        scene = self._scene(image, owner, np.array(kinds, bool))
+        image = self._noise.add(image, index)
+        scene = Scene(image, owner, np.array(kinds, bool))
         target = ~np.array(kinds, bool)
         truth = FlowTruth(index, np.array(ids, np.int64)[target], np.array(centres, np.float64).reshape(-1, 2)[target],
                           np.array(diameters, np.float64)[target], self.px_per_mm, self)
         return scene, truth
-
-    @staticmethod
-    def _scene(image: np.ndarray, owner: np.ndarray, is_distractor: np.ndarray) -> Scene:
-        n = len(is_distractor)
-        visible = np.bincount(owner.ravel(), minlength=n + 1)[1:] > 0
-        lut = np.zeros(n + 1, np.int32)
-        targets = np.flatnonzero(visible & ~is_distractor)
-        lut[targets + 1] = np.arange(1, len(targets) + 1, dtype=np.int32)
-        other = np.concatenate([[False], is_distractor])
-        return Scene(image, lut[owner], int(len(targets)), other[owner], int(np.count_nonzero(visible & is_distractor)))
 
     # -- truth ----------------------------------------------------------------------------------------
     def passed(self, index: int, line: tuple[float, float, float, float]) -> int:

@@ -12,17 +12,16 @@ hundreds of frames per second.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-from streamer.simulator.sprites import belt, distractor_sprite, paste, target_sprite
+from streamer.simulator.sprites import SensorNoise, belt, distractor_sprite, paste, target_sprite
 
 # Area fraction of the frame the objects' mean-radius disks cover at the default object radius.
 _FILL = 0.42
 
 
-@dataclass
 class Scene:
     """One rendered frame and its exact ground truth.
 
@@ -32,13 +31,31 @@ class Scene:
         count: the number of target objects with visible pixels.
         distractors: bool[H, W] the visible pixels of objects of the other kind.
         distractor_count: the number of objects of the other kind with visible pixels.
+    The two maps are made when first read: a stream reading the simulator wants the image and counts only,
+    and the maps cost a few milliseconds a frame.
     """
 
-    image: np.ndarray
-    labels: np.ndarray
-    count: int
-    distractors: np.ndarray
-    distractor_count: int = 0
+    def __init__(self, image: np.ndarray, owner: np.ndarray, is_distractor: np.ndarray):
+        """owner: int32[H, W], 0 for the belt and i + 1 where object i is painted (the last paint);
+        is_distractor: bool[n], per object, whether it is of the other kind."""
+        n = len(is_distractor)
+        visible = np.bincount(owner.ravel(), minlength=n + 1)[1 : n + 1] > 0
+        targets = np.flatnonzero(visible & ~is_distractor)
+        self.image = image
+        self.count = int(len(targets))
+        self.distractor_count = int(np.count_nonzero(visible & is_distractor))
+        self._owner = owner
+        self._label_of = np.zeros(n + 1, np.int32)
+        self._label_of[targets + 1] = np.arange(1, len(targets) + 1, dtype=np.int32)
+        self._other = np.concatenate([[False], np.asarray(is_distractor, bool)])
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        return self._label_of[self._owner]
+
+    @cached_property
+    def distractors(self) -> np.ndarray:
+        return self._other[self._owner]
 
 
 def default_radius(width: int, height: int, n_objects: int, n_distractors: int) -> float:
@@ -135,7 +152,7 @@ class _World:
         self.order = rng.permutation(len(self.sprites))  # paint order: later ones occlude earlier ones
         belt_w = int(math.ceil(period_x)) if period_x else width
         self.belt = belt(rng, belt_w, height)
-        self.noise = [rng.normal(0, 3.0, (height, width, 3)).astype(np.int16) for _ in range(3)]
+        self.noise = SensorNoise(rng, (height, width, 3))
 
     def render(self, offset: float, noise_index: int) -> Scene:
         h, w = self.height, self.width
@@ -158,19 +175,8 @@ class _World:
                 # The loop is longer than the frame by a margin, so an object is at most once in view.
                 cx = (cx + offset) % self.period_x - (self.period_x - w) / 2
             paste(image, owner, sprite, cx, cy, i + 1)
-        noise = self.noise[noise_index % len(self.noise)]
-        image = np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-        return self._truth(image, owner)
-
-    def _truth(self, image: np.ndarray, owner: np.ndarray) -> Scene:
-        n = len(self.sprites)
-        visible = np.bincount(owner.ravel(), minlength=n + 1)[1:] > 0
-        lut = np.zeros(n + 1, np.int32)
-        targets = np.flatnonzero(visible & ~self.kinds)
-        lut[targets + 1] = np.arange(1, len(targets) + 1, dtype=np.int32)
-        is_distractor = np.concatenate([[False], self.kinds])
-        n_distractors = int(np.count_nonzero(visible & self.kinds))
-        return Scene(image, lut[owner], int(len(targets)), is_distractor[owner], n_distractors)
+        image = self.noise.add(image, noise_index)
+        return Scene(image, owner, self.kinds)
 
 
 def render_scene(

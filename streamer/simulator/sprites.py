@@ -43,6 +43,24 @@ def paste(image: np.ndarray, owner: np.ndarray, sprite: Sprite, cx: float, cy: f
     return True
 
 
+class SensorNoise:
+    """A few frames of sensor noise (normal, integer levels), drawn once and added in turn with saturation.
+
+    Kept as its positive and negative parts, so adding it is two saturating uint8 passes rather than a round
+    trip through int16 (the simulator is a camera: its cost should not show in the pipeline's figures)."""
+
+    def __init__(self, rng: np.random.Generator, shape: tuple[int, ...], sigma: float = 3.0, frames: int = 3):
+        noise = [rng.normal(0, sigma, shape).astype(np.int16) for _ in range(frames)]
+        self._up = [np.clip(n, 0, 255).astype(np.uint8) for n in noise]
+        self._down = [np.clip(-n, 0, 255).astype(np.uint8) for n in noise]
+
+    def add(self, image: np.ndarray, index: int) -> np.ndarray:
+        """uint8 image -> a new uint8 image with noise frame `index` (mod frames) added, clipped to 0..255."""
+        k = index % len(self._up)
+        out = cv2.add(image, self._up[k])
+        return cv2.subtract(out, self._down[k], dst=out)
+
+
 def hsv_to_rgb(h_deg: float, s: float, v: float) -> np.ndarray:
     pixel = np.array([[[h_deg / 2.0, s * 255.0, v * 255.0]]], np.float32).clip(0, 255).astype(np.uint8)
     return cv2.cvtColor(pixel, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
