@@ -9,7 +9,7 @@ import pytest
 
 from engines.embedded.encoder import EmbeddedImageEncoder
 from engines.embedded.features import compute_descriptors, embed, sample
-from engines.embedded.rays import group_prompts, radial_gradients
+from engines.embedded.rays import _percentile_over_rays, group_prompts, radial_gradients
 from engines.embedded.rims import ANGLES, order_statistic, rim_map
 from streamer.persense.presence import instance_similarity
 from streamer.simulator import render_scene
@@ -130,3 +130,10 @@ def test_the_selection_network_gives_numpys_order_statistic(n, k):
     values[:, :5] = np.round(values[:, :5])  # ties
     want = np.partition(values, k, axis=0)[k]
     assert np.array_equal(order_statistic(list(values.copy()), k), want)
+
+
+@pytest.mark.parametrize("rays, percentile", [(32, 30.0), (32, 0.0), (32, 100.0), (7, 50.0)])
+def test_percentile_over_rays_is_numpys(rays, percentile):
+    profiles = np.random.default_rng(rays).random((5, rays, 9)).astype(np.float32)
+    want = np.percentile(profiles, percentile, axis=1)
+    assert np.allclose(_percentile_over_rays(profiles, percentile), want, atol=1e-6)

@@ -95,12 +95,13 @@ def detect_objects(
         return np.zeros((0, 2), np.float32), 1.0
     radius = max(exemplar_radius(boxes), 1.0)
     gx, gy = frame_gradients(desc)
-    rim, candidates, strength = _rims_for(desc, gx, gy, radius)
+    frame = _candidates_for(desc, gx, gy, radius)
     # The boxes' centres on their objects' centres (a mask's box is off where the mask is).
     centres = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2 - 0.5, (boxes[:, 1] + boxes[:, 3]) / 2 - 0.5])
-    exemplars = snap_to_candidates(centres, candidates, 0.3 * radius)
-    own_rim = float(np.median(rim.at(np.rint(exemplars).astype(np.int64))))
-    candidates = candidates[strength > _MIN_RIM * own_rim]
+    exemplars = snap_to_candidates(centres, frame.cells, 0.3 * radius)
+    own_rim = float(np.median(frame.rim.at(np.rint(exemplars).astype(np.int64))))
+    outlined = frame.strength > _MIN_RIM * own_rim
+    candidates = frame.cells[outlined]
     if len(candidates) == 0:
         return np.zeros((0, 2), np.float32), radius
     intensity = desc.data[INTENSITY]
@@ -109,7 +110,7 @@ def detect_objects(
     # The best correlation within a cell of the candidate: the two maps' peaks need not share a cell.
     scores = _at(cv2.dilate(ncc, np.ones((3, 3), np.uint8)), candidates)
     threshold = correlation_threshold(scores)
-    colour = colour_matches(desc, exemplars, candidates, radius, support_colour)
+    colour = colour_matches(desc, exemplars, candidates, radius, support_colour, frame.chroma(desc)[:, outlined])
     alike = (scores >= threshold) & colour
     log.debug(
         "dmg: radius %.1f cells, %d candidates, correlation threshold %.2f (%d pass), colour %d pass, %d objects",
@@ -127,28 +128,52 @@ def detect_objects(
         own = np.full(len(found), radius)
         crowded = _nearest_distance(found) < _SAME_OBJECT * _OWN_REACH * radius
         if crowded.any():
-            own[crowded] = outlines(
-                desc.smoothed(SMOOTH), found[crowded], max_radius=_OWN_REACH * radius, independent=True,
-                gradients=(gx, gy),
-            ).radius
+            own[crowded] = frame.own_radii(desc, found[crowded], _OWN_REACH * radius)
         found = found[suppress_close(found, own, found_scores, _SAME_OBJECT)]
         log.debug("dmg: %d objects after merging candidates on one object (own radii median %.1f)", len(found),
                   float(np.median(own)))
     return found.astype(np.float32), radius
 
 
-def _rims_for(
-    desc: Descriptors, gx: np.ndarray, gy: np.ndarray, radius: float
-) -> tuple[RimField, np.ndarray, np.ndarray]:
-    """The rim field at `radius` and its candidates (cells, strengths), or the frame's at a radius within
-    `_RIM_REUSE` of it (each direction already looks from 0.8 to 1.2 radii)."""
-    fields = desc.cached(("rims",), dict)
-    for known, found in fields.items():
-        if abs(radius / known - 1.0) <= _RIM_REUSE:
-            return found
-    rim = RimField(gx, gy, radius)
-    fields[radius] = (rim, *rim.candidates())
-    return fields[radius]
+class _FrameCandidates:
+    """A frame's rim field at one radius, its candidates (cells float64[K, 2], rim strength float32[K]), and
+    what every density call on this frame at about that radius can share: the candidates' colour and the
+    own radius of the places candidates climb to (the feedback pass mostly finds the first pass's objects)."""
+
+    def __init__(self, rim: RimField):
+        self.rim = rim
+        self.cells, self.strength = rim.candidates()
+        self._chroma: np.ndarray | None = None
+        self._own: dict[tuple[int, int], float] = {}
+
+    def chroma(self, desc: Descriptors) -> np.ndarray:
+        """float64[2, K]: `_chroma_medians` of every candidate."""
+        if self._chroma is None:
+            self._chroma = _chroma_medians(desc, self.cells, self.rim.radius)
+        return self._chroma
+
+    def own_radii(self, desc: Descriptors, cells: np.ndarray, max_radius: float) -> np.ndarray:
+        """float[N]: the outline radius around each of the integer cells float[N, 2] (see `rays.outlines`)."""
+        keys = [(int(x), int(y)) for x, y in np.rint(cells)]
+        missing = [k for k, key in enumerate(keys) if key not in self._own]
+        if missing:
+            found = outlines(
+                desc.smoothed(SMOOTH), cells[missing], max_radius=max_radius, independent=True,
+                gradients=frame_gradients(desc),
+            ).radius
+            self._own.update((keys[k], float(r)) for k, r in zip(missing, found))
+        return np.array([self._own[key] for key in keys])
+
+
+def _candidates_for(desc: Descriptors, gx: np.ndarray, gy: np.ndarray, radius: float) -> _FrameCandidates:
+    """The frame's candidates at `radius`, or at a radius within `_RIM_REUSE` of it (each direction already
+    looks from 0.8 to 1.2 radii)."""
+    known = desc.cached(("rims",), dict)
+    for other, candidates in known.items():
+        if abs(radius / other - 1.0) <= _RIM_REUSE:
+            return candidates
+    known[radius] = _FrameCandidates(RimField(gx, gy, radius))
+    return known[radius]
 
 
 def _nearest_distance(points: np.ndarray) -> np.ndarray:
@@ -245,7 +270,7 @@ def reference_colour(chroma: np.ndarray) -> np.ndarray:
 
 def colour_matches(
     desc: Descriptors, exemplars: np.ndarray, candidates: np.ndarray, radius: float,
-    reference: np.ndarray | None = None,
+    reference: np.ndarray | None = None, candidate_chroma: np.ndarray | None = None,
 ) -> np.ndarray:
     """bool[K]: the candidates' colour (chroma over their middle) is the exemplars' (see `reference_colour`).
 
@@ -253,7 +278,7 @@ def colour_matches(
     a mix with a dark or grey background leave alone; grey exemplars accept grey candidates only."""
     if reference is None:
         reference = reference_colour(_chroma_medians(desc, exemplars, radius))
-    found = _chroma_medians(desc, candidates, radius)  # [2, K]
+    found = _chroma_medians(desc, candidates, radius) if candidate_chroma is None else candidate_chroma  # [2, K]
     strength = np.hypot(found[0], found[1])
     reference_strength = float(np.hypot(*reference))
     if reference_strength < _GREY_CHROMA:

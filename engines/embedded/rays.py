@@ -116,7 +116,7 @@ def outlines(
     profiles = _radial_profiles(gx, gy, cells, reach)
     radii = np.arange(1, reach + 1, dtype=np.float64)
     lowest = _MIN_RADIUS if radius_hint is None else max(_MIN_RADIUS, radius_hint / _SCALE_SPREAD)
-    rim = np.percentile(profiles, _RIM_PERCENTILE, axis=1)  # [N, R]
+    rim = _percentile_over_rays(profiles, _RIM_PERCENTILE)  # [N, R]
     rim[:, (radii < lowest) | (radii > max_radius)] = -1.0
     if radius_hint is None:
         own = radii[_innermost_strong(rim)]
@@ -137,6 +137,17 @@ def outlines(
     # Blurring a round outline moves its steepest point inwards by about sigma^2 / (2 r): put it back.
     ray_radius += _BLUR_VARIANCE / (2 * np.maximum(ray_radius, 1.0))
     return Outlines(radius, ray_radius, edge)
+
+
+def _percentile_over_rays(profiles: np.ndarray, percentile: float) -> np.ndarray:
+    """float[N, R]: np.percentile(profiles, percentile, axis=1) (linear interpolation) from a partition around
+    the two ranks it needs: half the time of the general routine, which runs three times a frame."""
+    position = percentile / 100 * (profiles.shape[1] - 1)
+    low = int(np.floor(position))
+    high = min(low + 1, profiles.shape[1] - 1)
+    ranked = np.partition(profiles, [low, high], axis=1)
+    fraction = np.float32(position - low)
+    return ranked[:, low] * (1 - fraction) + ranked[:, high] * fraction
 
 
 def _peak_offset(profiles: np.ndarray, index: np.ndarray) -> np.ndarray:
