@@ -42,7 +42,9 @@ _OWN_REACH = 2.2
 # Candidates whose outline is weaker than this fraction of the exemplars' are no object.
 _MIN_RIM = 0.15
 # Bounds of the correlation threshold (the frame's Otsu split of its candidates' correlations).
-_CORRELATION_RANGE = (0.3, 0.55)
+_CORRELATION_RANGE = (0.25, 0.55)
+# Without two clear populations of candidates, a correlation at least this strong is of the kind.
+_UNIMODAL_THRESHOLD = 0.3
 # Otsu's effectiveness above which the candidates' correlations are taken as two populations.
 _BIMODAL = 0.8
 # Colour: exemplars with less chroma than this are grey; grey candidates are those under this many times it.
@@ -218,7 +220,7 @@ def correlation_threshold(scores: np.ndarray) -> float:
     alike), within `_CORRELATION_RANGE`."""
     low, high = _CORRELATION_RANGE
     if len(scores) < 4 or float(scores.max() - scores.min()) < 1e-3:
-        return low
+        return _UNIMODAL_THRESHOLD
     hist, edges = np.histogram(scores, bins=32)
     centres = (edges[:-1] + edges[1:]) / 2
     weight = np.cumsum(hist).astype(np.float64)
@@ -230,8 +232,13 @@ def correlation_threshold(scores: np.ndarray) -> float:
     # of the kind, or none) scores at most ~0.75, and its split would cut through one population.
     variance = float(np.sum(hist * (centres - total_mean / total) ** 2)) / total
     if between[best] / (total * total) < _BIMODAL * variance:
-        return low
-    return float(np.clip(centres[best], low, high))
+        return _UNIMODAL_THRESHOLD
+    # Between two well-separated populations every split in the gap is as good: the gap's middle, not its
+    # lower end (which the first maximum would be).
+    last = best
+    while last + 1 < len(between) - 1 and between[last + 1] >= between[best] * (1 - 1e-9):
+        last += 1
+    return float(np.clip((centres[best] + centres[last]) / 2, low, high))
 
 
 def _chroma_medians(desc: Descriptors, points: np.ndarray, radius: float) -> np.ndarray:
