@@ -214,22 +214,29 @@ def rasterise(grid_hw: tuple[int, int], cells: np.ndarray, shapes: Outlines, gro
     owner_distance = np.full((gh, gw), np.inf, np.float32)
     leaders = np.unique(groups, return_index=True)[1]
     per_ray = np.float32(RAYS / (2 * np.pi))
-    for g, i in enumerate(leaders):
-        ray_radius = shapes.ray_radius[i].astype(np.float32)
-        # The rays closed into a loop, so angles just under 2 pi interpolate to ray 0.
-        loop = np.append(ray_radius, ray_radius[0])
-        cx, cy, reach = float(cells[i, 0]), float(cells[i, 1]), float(ray_radius.max())
-        x0, x1 = max(int(np.ceil(cx - reach)), 0), min(int(np.floor(cx + reach)) + 1, gw)
-        y0, y1 = max(int(np.ceil(cy - reach)), 0), min(int(np.floor(cy + reach)) + 1, gh)
+    ray_positions = np.arange(RAYS + 1, dtype=np.float32)
+    # The rays closed into a loop, so angles just under 2 pi interpolate to ray 0.
+    loops = shapes.ray_radius[leaders].astype(np.float32)
+    loops = np.concatenate([loops, loops[:, :1]], axis=1)
+    centres = cells[leaders].astype(np.float32)
+    reach = loops.max(axis=1)
+    x0s = np.clip(np.ceil(centres[:, 0] - reach), 0, gw).astype(int)
+    x1s = np.clip(np.floor(centres[:, 0] + reach) + 1, 0, gw).astype(int)
+    y0s = np.clip(np.ceil(centres[:, 1] - reach), 0, gh).astype(int)
+    y1s = np.clip(np.floor(centres[:, 1] + reach) + 1, 0, gh).astype(int)
+    scale = (1.0 / np.maximum(shapes.radius[leaders], 1.0)).astype(np.float32)
+    columns, rows = np.arange(gw, dtype=np.float32), np.arange(gh, dtype=np.float32)
+    for g, (x0, x1, y0, y1) in enumerate(zip(x0s.tolist(), x1s.tolist(), y0s.tolist(), y1s.tolist())):
         if x1 <= x0 or y1 <= y0:
             continue
-        dy = (np.arange(y0, y1, dtype=np.float32) - np.float32(cy))[:, None]
-        dx = (np.arange(x0, x1, dtype=np.float32) - np.float32(cx))[None, :]
+        dy = (rows[y0:y1] - centres[g, 1])[:, None]
+        dx = (columns[x0:x1] - centres[g, 0])[None, :]
         distance = np.sqrt(dx * dx + dy * dy)
-        position = np.arctan2(dy, dx) * per_ray
+        position = np.arctan2(dy, dx)
+        position *= per_ray
         position[position < 0] += RAYS
-        outline = np.interp(position, np.arange(RAYS + 1, dtype=np.float32), loop)
-        relative = distance * np.float32(1.0 / max(shapes.radius[i], 1.0))
+        outline = np.interp(position, ray_positions, loops[g])
+        relative = distance * scale[g]
         window = owner_distance[y0:y1, x0:x1]
         take = (distance <= outline) & (relative < window)
         window[take] = relative[take]
