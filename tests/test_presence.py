@@ -45,9 +45,10 @@ def test_support_problems_are_named_and_a_speck_is_refused():
     from streamer.persense.support_checks import size_mismatch, support_problems
 
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 255, (100, 100, 3), dtype=np.uint8)
+    image = rng.integers(0, 120, (100, 100, 3), dtype=np.uint8)
     mask = np.zeros((100, 100), bool)
     mask[40:60, 40:60] = True
+    image[mask] = 230  # an object that stands out of the noise
     assert support_problems(image, mask) == []
     edge = np.zeros_like(mask)
     edge[0:20, 40:60] = True
@@ -100,3 +101,21 @@ def test_calibration_of_a_small_object_uses_the_cells_it_covers_most():
     # The floor stays below the object's level even for an image that is the object.
     flat = calibrate(np.full((4, 4), 0.7, np.float32), np.ones((16, 16), bool))
     assert flat.self_similarity == pytest.approx(0.7) and flat.floor == pytest.approx(0.7 - 1e-3)
+
+
+def test_a_support_whose_outline_does_not_stand_out_is_named():
+    """A disc drawn faintly on random texture (as dark coins on gravel, which then found gravel) is warned of;
+    the same disc with a clear outline is not."""
+    import cv2
+
+    from streamer.persense.support_checks import support_problems
+
+    rng = np.random.default_rng(5)
+    texture = cv2.GaussianBlur(rng.uniform(60, 190, (160, 160)).astype(np.float32), (0, 0), 1.5)
+    mask = np.zeros((160, 160), np.uint8)
+    cv2.circle(mask, (80, 80), 20, 1, -1)
+    for step, weak in ((4.0, True), (70.0, False)):
+        grey = texture + step * mask
+        image = np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+        problems = support_problems(image, mask.astype(bool))
+        assert any("outline" in p for p in problems) == weak, (step, problems)
