@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streamer.errors import UserError, first_line
+from streamer.product_config import GateConfig, SupportConfig  # noqa: F401 (re-exported)
 from streamer.stream.config import StreamConfig
 
 
@@ -77,29 +78,6 @@ class PipelineConfig(_Section):
         2.0, ge=1.0, le=100.0,
         description="masks larger than this factor of the exemplars' size (leaks, merged clumps) are no object",
     )
-
-
-class GateConfig(_Section):
-    """Gate boxes for PPSM's box gating: none, a fixed region of interest, or a detector engine."""
-
-    kind: Literal["none", "roi", "detector"] = "none"
-    roi: Optional[tuple[float, float, float, float]] = Field(
-        None, description="x0, y0, x1, y1 in pixels (values <= 1 are fractions of the frame)"
-    )
-    detector: Optional[str] = Field(None, description="import path 'module:factory' of a GateDetector engine")
-    min_score: float = Field(0.15, ge=0, le=1, description="detections below this confidence are ignored")
-
-    @field_validator("roi")
-    @classmethod
-    def _roi_ordered(cls, roi):
-        if roi is not None and (roi[2] <= roi[0] or roi[3] <= roi[1]):
-            raise ValueError("roi must be x0, y0, x1, y1 with x1 > x0 and y1 > y0")
-        return roi
-
-
-class SupportConfig(_Section):
-    image: Optional[Path] = None
-    mask: Optional[Path] = None
 
 
 class Config(_Section):
