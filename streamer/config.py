@@ -89,6 +89,24 @@ class Config(_Section):
     stream: StreamConfig = Field(default_factory=StreamConfig)
 
 
+def read_yaml_mapping(path: Path, what: str) -> dict:
+    """A YAML file whose top level is a mapping -> that mapping (empty for an empty file); UserError with one line
+    naming `what` (e.g. "config"), the file and the problem."""
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise UserError(f"{what} file not found: {path}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
+        raise UserError(f"cannot read {what} {path}:{where} {exc.problem or first_line(exc)}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read {what} {path}: {first_line(exc)}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{what} {path}: the top level must be a mapping")
+    return raw
+
+
 def load_config(path: Path | str | None) -> Config:
     """Read a YAML file into a Config; relative model paths are taken relative to the file's folder.
 
@@ -97,18 +115,7 @@ def load_config(path: Path | str | None) -> Config:
     if path is None:
         return Config()
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise UserError(f"config file not found: {path}") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
-        raise UserError(f"cannot read config {path}:{where} {exc.problem or first_line(exc)}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read config {path}: {first_line(exc)}") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"config {path}: the top level must be a mapping")
+    raw = read_yaml_mapping(path, "config")
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:

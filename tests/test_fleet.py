@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import zmq
 
+from control_client import ask
 from fleet_testing import Recorder, gaps, start_cluster, stop_cluster
 from waiting import wait_until
 
@@ -72,15 +73,7 @@ def _all_streaming(fleet, cameras) -> bool:
 
 
 def _ask(fleet, request: dict, *frames: bytes) -> dict:
-    sock = zmq.Context.instance().socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(fleet.control.endpoint)
-    try:
-        sock.send_multipart([json.dumps(request).encode(), *frames])
-        assert sock.poll(120_000), f"no reply to {request}"
-        return json.loads(sock.recv())
-    finally:
-        sock.close(0)
+    return ask(fleet.control.endpoint, request, *frames)
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -200,7 +193,9 @@ def test_fleet_status_command_prints_camera_node_state_fps_restarts(fleet):
     lines = result.stdout.strip().splitlines()
     assert lines[0].split() == ["CAMERA", "NODE", "STATE", "FPS", "RESTARTS"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
-    assert set(rows) == set(PRODUCTS) and all(row[1] == "127.0.0.1" for row in rows.values()), lines
+    assert set(rows) == set(PRODUCTS), lines
+    nodes = _rows(fleet)
+    assert all(row[1] == f"127.0.0.1/{nodes[c]['node_id'][:6]}" for c, row in rows.items()), lines
     assert rows["a0"][4] == "1"  # restarted once, when its worker was killed
 
 
@@ -273,6 +268,7 @@ def _fleet_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     ("cameras:\n  - {camera_id: a, uri: 'sim:', engines: gpu}\n", "unknown engine set 'gpu'"),
     ("fleet: {address: '127.0.0.1:1'}\ncameras:\n  - {camera_id: a, uri: 'sim:'}\n", "no Ray cluster answers at"),
     ("cameras:\n  - {camera_id: a, uri: 'sim:', resources: {num_gpus: 1.5}}\n", "whole number"),
+    ("fleet: {address: '127.0.0.1:1'}\ncameras:\n  - {camera_id: a, uri: 'ftp://x'}\n", "camera a: "),
 ])
 def test_bad_fleet_files_cost_one_line_and_exit_2(tmp_path, body, expected):
     path = tmp_path / "fleet.yaml"

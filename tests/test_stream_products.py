@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import zmq
 
+from control_client import ask
 from streamer.config import Config, EnginesConfig, GateConfig
 from streamer.engine_factory import build_engines
 from streamer.gates import NoGate, RoiGate, build_gate
@@ -18,7 +19,6 @@ from streamer.stream.config import StreamConfig
 from streamer.stream.processor import StreamProcessor
 from streamer.stream.products import CameraProducts
 from streamer.stream.support import PrototypeCache
-from waiting import wait_until
 
 SIM = "sim:?objects=8&distractors=2&width=160&height=120&fps=6&seed={seed}"
 
@@ -69,15 +69,7 @@ def running(tmp_path):
 
 
 def _request(proc, request: dict, *frames: bytes) -> dict:
-    sock = zmq.Context.instance().socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(proc.control.endpoint)
-    try:
-        sock.send_multipart([json.dumps(request).encode(), *frames])
-        assert sock.poll(60_000)
-        return json.loads(sock.recv())
-    finally:
-        sock.close(0)
+    return ask(proc.control.endpoint, request, *frames)
 
 
 def _results(proc, wanted: dict[str, str], timeout_s: float = 60.0) -> dict[str, set]:
@@ -122,3 +114,22 @@ def test_each_camera_publishes_its_own_support_and_set_support_by_camera_changes
     assert everyone["ok"] and everyone["cameras"] == ["p1", "p2", "p3"]
     final = _request(proc, {"cmd": "status"})["cameras"]
     assert {row["support_id"] for row in final.values()} == {reply["support_id"]}
+
+
+def test_camera_supports_are_read_from_each_sources_files_and_a_bad_one_names_its_camera(tmp_path):
+    from streamer.errors import UserError
+    from streamer.stream.support import camera_supports
+
+    image, mask = _support(3)
+    cv2.imwrite(str(tmp_path / "one.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(tmp_path / "one_mask.png"), mask.astype(np.uint8) * 255)
+    stream = StreamConfig.model_validate({"sources": [
+        {"uri": SIM.format(seed=1), "camera_id": "own",
+         "support": {"image": str(tmp_path / "one.png"), "mask": str(tmp_path / "one_mask.png")}},
+        {"uri": SIM.format(seed=2), "camera_id": "shared"}]})
+    supports = camera_supports(stream.sources)
+    assert list(supports) == ["own"]
+    assert np.array_equal(supports["own"][0], image) and np.array_equal(supports["own"][1], mask)
+    stream.sources[0].support.mask = tmp_path / "missing.png"
+    with pytest.raises(UserError, match="^camera own: .*missing.png"):
+        camera_supports(stream.sources)

@@ -130,9 +130,11 @@ def _ask(args: argparse.Namespace) -> int:
 
 def status_table(reply: dict) -> str:
     """The status reply -> one line per camera: camera, node, state, frames/s, restarts (and why it waits)."""
-    lines = [f"{'CAMERA':<20} {'NODE':<16} {'STATE':<14} {'FPS':>6} {'RESTARTS':>8}"]
+    lines = [f"{'CAMERA':<20} {'NODE':<24} {'STATE':<14} {'FPS':>6} {'RESTARTS':>8}"]
     for camera, row in sorted(reply.get("cameras", {}).items()):
-        line = f"{camera:<20} {row.get('node') or '-':<16} {row['state']:<14} {row['fps']:>6.1f} {row['restarts']:>8}"
+        # The address, and the start of Ray's node id: several nodes may share a machine (and its address).
+        node = f"{row['node']}/{row['node_id'][:6]}" if row.get("node") else "-"
+        line = f"{camera:<20} {node:<24} {row['state']:<14} {row['fps']:>6.1f} {row['restarts']:>8}"
         lines.append(line + (f"  ({row['reason']})" if row.get("reason") else ""))
     return "\n".join(lines)
 

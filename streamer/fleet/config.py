@@ -13,11 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from streamer.config import Config, EnginesConfig
-from streamer.errors import UserError, first_line
+from streamer.config import Config, EnginesConfig, read_yaml_mapping
+from streamer.errors import UserError
 from streamer.stream.config import SourceConfig
 from streamer.stream.endpoints import check_endpoint
 
@@ -150,14 +149,7 @@ def parse_camera(raw: object) -> FleetCamera:
 def load_fleet(path: Path | str) -> FleetConfig:
     """Read a fleet file; UserError with one line naming the file and the first problem."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise UserError(f"fleet file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read fleet file {path}: {first_line(exc)}") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"fleet file {path}: the top level must be a mapping")
+    raw = read_yaml_mapping(path, "fleet")
     try:
         return FleetConfig.model_validate(raw)
     except ValidationError as exc:

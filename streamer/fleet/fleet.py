@@ -203,9 +203,15 @@ class Fleet:
 
     def _read_support(self, camera: FleetCamera, config: FleetConfig | None = None):
         """The camera's support, read here (the worker may run where these files are not): its own, else the
-        defaults', else its simulator's own -> (uint8[H, W, 3] RGB, bool[H, W])."""
+        defaults', else its simulator's own -> (uint8[H, W, 3] RGB, bool[H, W]). First its source is checked
+        (open_source opens nothing): a bad URI or option is one line here, not a worker dying on every node."""
+        from streamer.stream.cameras import default_source_factory
         from streamer.stream.support import camera_supports, initial_support
 
+        try:
+            default_source_factory(camera.source())
+        except UserError as exc:
+            raise UserError(f"camera {camera.camera_id}: {exc}") from None
         defaults = (config or self.config).defaults
         if camera.support is not None:
             return camera_supports([camera])[camera.camera_id]
