@@ -48,9 +48,8 @@ def test_cameras_with_one_support_share_its_prototype_and_every_camera_shares_th
     assert isinstance(products.pipeline("p3").gate, RoiGate) and isinstance(products.pipeline("p1").gate, NoGate)
 
 
-@pytest.fixture
-def running(tmp_path):
-    stream = StreamConfig.model_validate({
+def _stream(tmp_path, **overrides) -> StreamConfig:
+    return StreamConfig.model_validate({
         "sources": [{"uri": SIM.format(seed=1), "camera_id": "p1"},
                     {"uri": SIM.format(seed=2), "camera_id": "p2"},
                     {"uri": SIM.format(seed=2), "camera_id": "p3", "gate": {"kind": "roi", "roi": [0, 0, 0.5, 1]}}],
@@ -58,9 +57,18 @@ def running(tmp_path):
         "control": {"endpoint": "tcp://127.0.0.1:*"},
         "metrics": {"port": None},
         "cache_dir": str(tmp_path),
+        **overrides,
     })
-    proc = StreamProcessor(Config(stream=stream), build_engines(EnginesConfig()), _support(2),
+
+
+def _processor(stream: StreamConfig) -> StreamProcessor:
+    return StreamProcessor(Config(stream=stream), build_engines(EnginesConfig()), _support(2),
                            camera_supports={"p1": _support(1)})
+
+
+@pytest.fixture
+def running(tmp_path):
+    proc = _processor(_stream(tmp_path))
     proc.start()
     try:
         yield proc
@@ -133,3 +141,27 @@ def test_camera_supports_are_read_from_each_sources_files_and_a_bad_one_names_it
     stream.sources[0].support.mask = tmp_path / "missing.png"
     with pytest.raises(UserError, match="^camera own: .*missing.png"):
         camera_supports(stream.sources)
+
+
+def test_the_console_changes_and_undoes_the_support_of_the_camera_it_names(tmp_path):
+    from console_helpers import http, multipart, post
+
+    proc = _processor(_stream(tmp_path, metrics={"port": 0}))
+    proc.start()
+    try:
+        base = proc.http.base_url
+        before = {camera: proc.products.support_id(camera) for camera in proc.cameras}
+        image, mask = _support(5)
+        body, headers = multipart({"image": _png(cv2.cvtColor(image, cv2.COLOR_RGB2BGR)),
+                                   "mask": _png(mask.astype(np.uint8) * 255)}, {"camera": "p3"})
+        status, _, data = http(base + "/api/support/upload", body, headers=headers, method="POST")
+        assert status == 200, data
+        changed = json.loads(data)["support_id"]
+        assert {c: proc.products.support_id(c) for c in proc.cameras} == {**before, "p3": changed}
+        assert post(base + "/api/support/undo", {"camera": "nope"})[0] == 400
+        assert post(base + "/api/support/undo", {"camera": "p1"})[0] == 400  # p1 has nothing to undo
+        status, reply = post(base + "/api/support/undo", {"camera": "p3"})
+        assert status == 200 and reply["support_id"] == before["p3"]
+        assert {c: proc.products.support_id(c) for c in proc.cameras} == before
+    finally:
+        proc.stop()

@@ -105,6 +105,10 @@ class StreamProcessor:
         """The first camera's supports, newest last (the console's Undo)."""
         return self.products.histories[self.cameras[0]]
 
+    def supports_of(self, camera: str | None) -> SupportHistory:
+        """`camera`'s supports, newest last (None: the first camera's)."""
+        return self.supports if camera is None else self.products.histories[self.products.check_camera(camera)]
+
     # -- life -----------------------------------------------------------------------------------------
     def start(self) -> None:
         """Compute the support, bind the sockets and the metrics port, start every thread and camera."""
