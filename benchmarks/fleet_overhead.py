@@ -3,8 +3,10 @@ against the same four cameras as four separate `persense run` processes, on this
 
 Both sides run the embedded engines on the unpaced simulator (each camera as fast as its processor goes), so the
 machine's cores are the limit and every cost of the fleet (Ray's own processes, the forwarder's hop) shows in the
-figure. The separate processes run as Ray runs the fleet's workers: without the console (the fleet turns it off)
-and with OMP_NUM_THREADS=1 (what Ray sets for an actor of one CPU). A subscriber in this process counts the results it receives (the fleet's one endpoint; the four processes'
+figure. The separate processes run as Ray runs the fleet's workers: without the console (the fleet turns it off),
+with OMP_NUM_THREADS=1 (what Ray sets for an actor of one CPU) and each in a session of its own, as Ray's workers
+are: where the kernel groups processes by session for fair scheduling (sched_autogroup), four processes in one
+session would share one group's CPU against the machine's other sessions, and the comparison would measure that. A subscriber in this process counts the results it receives (the fleet's one endpoint; the four processes'
 four endpoints) over equal windows after a warm-up. Ray runs locally with a small object store and binds 127.0.0.1.
 
 Run: .venv/bin/python benchmarks/fleet_overhead.py [--seconds 30] [--warmup 10] [--cpus 4]
@@ -84,7 +86,7 @@ def separate_runs(warmup: float, seconds: float, cache: Path) -> float:
                 [sys.executable, "-m", "streamer", "run", "-q", "--source", SIM.format(seed=seed), "--camera-id",
                  camera, "--publish", endpoint, "--control", f"tcp://127.0.0.1:{_free_port()}", "--metrics-port",
                  "0", "--cache-dir", str(cache), "--config", str(config)], cwd=ROOT, stdin=subprocess.DEVNULL,
-                env=env))
+                env=env, start_new_session=True))
         return _measure(endpoints, warmup, seconds, procs)
     finally:
         _stop(procs)

@@ -69,7 +69,9 @@ class Fleet:
     def _start(self) -> None:
         from streamer.fleet.requests import fleet_control
 
+        # Everything that can be checked here is, before joining Ray: a bad key or file is one line at once.
         self._check_exposure()
+        curve = self._load_curve()
         supports = {camera.camera_id: self._read_support(camera) for camera in self.config.cameras}
         self._owns_ray = connect(self.address, self.settings.local)
         import ray
@@ -81,7 +83,8 @@ class Fleet:
             num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False)).remote()
         self._worker_class = ray.remote(CameraWorker)
         self._context = zmq.Context()
-        curve = self._start_authentication()
+        if curve is not None:
+            self._start_authentication(curve)
         self.forwarder = Forwarder(self._context, self.settings.publish, self.settings.ingest, self.settings.hwm,
                                    curve.socket_options() if curve else None)
         self.control = fleet_control(self, self._context, curve.socket_options() if curve else None,
@@ -102,20 +105,25 @@ class Fleet:
         check_exposure({"fleet publish": s.publish, "fleet ingest": s.ingest, "fleet control": s.control},
                        s.security.curve, s.allow_insecure)
 
-    def _start_authentication(self):
-        """CURVE on the fleet's sockets where configured -> the CurveServer, or None."""
+    def _load_curve(self):
+        """The fleet's CURVE keys where configured -> the CurveServer, or None. The workers are CURVE clients of
+        the ingest endpoint: their key pair travels with them (in their actor's arguments) to any node."""
         security = self.settings.security
         if not security.curve:
             return None
-        from streamer.stream.security import Authentication, CurveServer, client_socket_options
+        from streamer.stream.security import CurveServer, client_socket_options
 
         curve = CurveServer.load(security.server_key, security.authorized_keys)
-        # The workers are CURVE clients of the ingest endpoint: their keys travel with them to any node.
         self._publish_options = client_socket_options(security.worker_key, security.server_key)
+        return curve
+
+    def _start_authentication(self, curve) -> None:
+        """The authenticator, which must run before the fleet's sockets bind."""
+        from streamer.stream.security import Authentication
+
         self.auth = Authentication(self._context, curve, lambda socket: log.warning("CURVE refused a client of "
                                                                                     "the fleet's %s", socket))
         self.auth.start()
-        return curve
 
     def stop(self) -> None:
         """Stop the workers (each finishes its frame in flight), the poller, the sockets; Ray if we started it."""
@@ -178,6 +186,9 @@ class Fleet:
     def reload(self, config: FleetConfig) -> dict:
         """Make the running cameras those of `config`: new ones start, missing ones stop, changed ones restart;
         the rest are not touched -> {"added": [...], "removed": [...], "restarted": [...]}."""
+        if config.fleet != self.config.fleet:
+            log.warning("fleet: reload changes cameras, engine sets and defaults only; the fleet: section takes "
+                        "effect at the next start")
         wanted = {camera.camera_id: camera for camera in config.cameras}
         current = {camera: self.entry(camera).spec for camera in self.cameras}
         changed_everywhere = (config.defaults != self.config.defaults)
