@@ -102,6 +102,8 @@ def _results(proc, wanted: dict[str, str], timeout_s: float = 60.0) -> dict[str,
 
 def test_each_camera_publishes_its_own_support_and_set_support_by_camera_changes_only_it(running):
     proc = running
+    pipelines = proc.products.pipelines
+    assert pipelines["p1"].gate is pipelines["p2"].gate and isinstance(pipelines["p3"].gate, RoiGate)
     status = _request(proc, {"cmd": "status"})
     ids = {camera: row["support_id"] for camera, row in status["cameras"].items()}
     assert ids["p2"] == ids["p3"] != ids["p1"]

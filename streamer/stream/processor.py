@@ -70,7 +70,13 @@ class StreamProcessor:
         self.cameras = [s.camera_id for s in self.stream.sources]
         self.metrics = StreamMetrics(self.cameras)
         self.cache = PrototypeCache(self.stream.resolved_cache_dir())
-        gates = {s.camera_id: build_gate(s.gate or config.gate) for s in self.stream.sources}
+        # One gate per distinct gate configuration: cameras with the same detector share its loaded model too.
+        built: dict[str, object] = {}
+        gates = {}
+        for source in self.stream.sources:
+            gate_config = source.gate or config.gate
+            key = gate_config.model_dump_json()
+            gates[source.camera_id] = built[key] = built.get(key) or build_gate(gate_config)
         self.products = CameraProducts(engines, config.pipeline, gates, self.cache)
         self._initial_supports = {camera: (camera_supports or {}).get(camera, support) for camera in self.cameras}
         self._source_factory = source_factory or default_source_factory
