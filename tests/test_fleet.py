@@ -30,15 +30,17 @@ SIM = "sim:?objects=8&distractors=2&width=160&height=120&fps=4&seed={seed}"
 PRODUCTS = {"a0": 1, "a1": 1, "b0": 2, "b1": 2}  # camera -> simulator seed: two products, two cameras each
 
 
-def _fleet_config(tmp_path):
-    from streamer.fleet.config import FleetConfig
-
-    return FleetConfig.model_validate({
+def _fleet_file(tmp_path, extra_cameras: list[dict] = ()):
+    """A fleet file (JSON is YAML) of the four cameras and `extra_cameras` -> its path."""
+    path = tmp_path / "fleet.yaml"
+    path.write_text(json.dumps({
         "fleet": {"publish": "tcp://127.0.0.1:0", "ingest": "tcp://127.0.0.1:0", "control": "tcp://127.0.0.1:0",
                   "poll_s": 0.5, "file_sd": str(tmp_path / "targets.json")},
         "defaults": {"stream": {"cache_dir": str(tmp_path / "cache"), "publish": {"heartbeat_s": 5}}},
-        "cameras": [{"camera_id": camera, "uri": SIM.format(seed=seed)} for camera, seed in PRODUCTS.items()],
-    })
+        "cameras": [*({"camera_id": camera, "uri": SIM.format(seed=seed)} for camera, seed in PRODUCTS.items()),
+                    *extra_cameras],
+    }))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +54,12 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def fleet(cluster, tmp_path_factory):
+    from streamer.fleet.config import load_fleet
     from streamer.fleet.fleet import Fleet
 
-    fleet = Fleet(_fleet_config(tmp_path_factory.mktemp("fleet")))
+    path = _fleet_file(tmp_path_factory.mktemp("fleet"))
+    fleet = Fleet(load_fleet(path), reload_source=lambda: load_fleet(path))
+    fleet.path = path  # where the reload test edits the file
     fleet.start()
     try:
         assert wait_until(lambda: _all_streaming(fleet, PRODUCTS), timeout=180), fleet.status()
@@ -174,15 +179,17 @@ def test_a_camera_asking_more_gpus_than_the_cluster_has_is_pending_with_the_reas
 
 
 def test_reloading_the_file_adds_and_removes_only_what_changed(fleet):
-    from streamer.fleet.config import FleetCamera
-
-    original = fleet.config
-    grown = original.model_copy(update={"cameras": [*original.cameras,
-                                                    FleetCamera(camera_id="r1", uri=SIM.format(seed=4))]})
+    folder = fleet.path.parent
     pids = {c: _rows(fleet)[c]["pid"] for c in PRODUCTS}
-    assert fleet.reload(grown) == {"added": ["r1"], "removed": [], "restarted": []}
+    _fleet_file(folder, [{"camera_id": "r1", "uri": SIM.format(seed=4)}])
+    reply = _ask(fleet, {"cmd": "reload"})
+    assert reply == {"ok": True, "added": ["r1"], "removed": [], "restarted": []}, reply
     assert wait_until(lambda: _all_streaming(fleet, ["r1"]), timeout=120), _rows(fleet).get("r1")
-    assert fleet.reload(original) == {"added": [], "removed": ["r1"], "restarted": []}
+    fleet.path.write_text("cameras: [")  # a file that does not parse changes nothing
+    refused = _ask(fleet, {"cmd": "reload"})
+    assert not refused["ok"] and "cannot read fleet" in refused["error"] and "r1" in _rows(fleet)
+    _fleet_file(folder)
+    assert _ask(fleet, {"cmd": "reload"}) == {"ok": True, "added": [], "removed": ["r1"], "restarted": []}
     assert "r1" not in _rows(fleet)
     assert {c: _rows(fleet)[c]["pid"] for c in PRODUCTS} == pids  # the others were not touched
 
