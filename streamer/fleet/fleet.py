@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from typing import Callable
 
 import zmq
@@ -79,8 +80,10 @@ class Fleet:
 
         here = ray.get_runtime_context().get_node_id()
         # On the fleet's own node, which leaves only with the fleet; it holds nothing a node loss could take.
+        self._registry_name = f"persense-fleet-registry-{uuid.uuid4().hex[:12]}"
         self._registry = ray.remote(FleetRegistry).options(
-            num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False)).remote()
+            name=self._registry_name, num_cpus=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False)).remote()
         self._worker_class = ray.remote(CameraWorker)
         self._context = zmq.Context()
         if curve is not None:
@@ -243,7 +246,7 @@ class Fleet:
             max_concurrency=4,
             # Cameras go to different nodes where they can; when a node leaves, Ray restarts its cameras elsewhere.
             scheduling_strategy="SPREAD",
-        ).remote(camera.camera_id, self._worker_config(camera).model_dump_json(), self._registry,
+        ).remote(camera.camera_id, self._worker_config(camera).model_dump_json(), self._registry_name,
                  self._publish_options)
         with self._lock:
             self._entries[camera.camera_id] = CameraEntry(camera, actor)

@@ -54,17 +54,19 @@ class CameraWorker:
         config: the processor's whole configuration (publish.connect to the fleet's ingest endpoint), as JSON: a
             few kilobytes that travel inline with the actor's creation, so a restart never needs an object that a
             lost node held.
-        registry: the FleetRegistry actor's handle.
+        registry: the name of the fleet's FleetRegistry actor. A name, not its handle: a handle among an actor's
+            arguments lives in the object store, and Ray could not restart the actor once that copy was lost.
         publish_options: the publisher's socket options (CURVE client keys of the forwarder), or None.
     """
 
-    def __init__(self, camera: str, config: str, registry, publish_options: dict | None = None):
+    def __init__(self, camera: str, config: str, registry: str, publish_options: dict | None = None):
         import ray
 
         from streamer.engine_factory import build_engines
         from streamer.stream.processor import StreamProcessor
 
         self.camera = camera
+        registry = ray.get_actor(registry)
         self.starts = ray.get(registry.started.remote(camera))
         support = ray.get(registry.support.remote(camera))
         if support is None:
