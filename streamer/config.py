@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streamer.errors import UserError, first_line
+from streamer.product_config import GateConfig, SupportConfig  # noqa: F401 (re-exported)
 from streamer.stream.config import StreamConfig
 
 
@@ -79,29 +80,6 @@ class PipelineConfig(_Section):
     )
 
 
-class GateConfig(_Section):
-    """Gate boxes for PPSM's box gating: none, a fixed region of interest, or a detector engine."""
-
-    kind: Literal["none", "roi", "detector"] = "none"
-    roi: Optional[tuple[float, float, float, float]] = Field(
-        None, description="x0, y0, x1, y1 in pixels (values <= 1 are fractions of the frame)"
-    )
-    detector: Optional[str] = Field(None, description="import path 'module:factory' of a GateDetector engine")
-    min_score: float = Field(0.15, ge=0, le=1, description="detections below this confidence are ignored")
-
-    @field_validator("roi")
-    @classmethod
-    def _roi_ordered(cls, roi):
-        if roi is not None and (roi[2] <= roi[0] or roi[3] <= roi[1]):
-            raise ValueError("roi must be x0, y0, x1, y1 with x1 > x0 and y1 > y0")
-        return roi
-
-
-class SupportConfig(_Section):
-    image: Optional[Path] = None
-    mask: Optional[Path] = None
-
-
 class Config(_Section):
     engines: EnginesConfig = EnginesConfig()
     pipeline: PipelineConfig = PipelineConfig()
@@ -109,6 +87,24 @@ class Config(_Section):
     support: SupportConfig = SupportConfig()
     # The stream processor's settings (sources, publishing, control, metrics) live in their own model.
     stream: StreamConfig = Field(default_factory=StreamConfig)
+
+
+def read_yaml_mapping(path: Path, what: str) -> dict:
+    """A YAML file whose top level is a mapping -> that mapping (empty for an empty file); UserError with one line
+    naming `what` (e.g. "config"), the file and the problem."""
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise UserError(f"{what} file not found: {path}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
+        raise UserError(f"cannot read {what} {path}:{where} {exc.problem or first_line(exc)}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read {what} {path}: {first_line(exc)}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{what} {path}: the top level must be a mapping")
+    return raw
 
 
 def load_config(path: Path | str | None) -> Config:
@@ -119,18 +115,7 @@ def load_config(path: Path | str | None) -> Config:
     if path is None:
         return Config()
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise UserError(f"config file not found: {path}") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
-        raise UserError(f"cannot read config {path}:{where} {exc.problem or first_line(exc)}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read config {path}: {first_line(exc)}") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"config {path}: the top level must be a mapping")
+    raw = read_yaml_mapping(path, "config")
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:

@@ -35,6 +35,19 @@ def post(url: str, payload: dict | None = None, **kwargs) -> tuple[int, dict]:
     return status, json.loads(data)
 
 
+def multipart(files: dict[str, bytes], fields: dict[str, str] | None = None) -> tuple[bytes, dict]:
+    """A multipart/form-data body of `files` (and plain `fields`) -> (body, headers with the console header)."""
+    boundary = "testboundary1234"
+    body = b""
+    for name, value in (fields or {}).items():
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").encode()
+    for name, data in files.items():
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.png\"\r\n"
+                 "Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return body, {**HEADER, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
 def get_json(url: str, **kwargs) -> tuple[int, dict]:
     status, _, data = http(url, **kwargs)
     return status, json.loads(data)

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from console_helpers import HEADER, distractor_point, get_json, http, post
+from console_helpers import HEADER, distractor_point, get_json, http, multipart, post
 from streamer.engine_factory import build_engines
 from streamer.config import Config, EnginesConfig
 from streamer.console import server as http_server
@@ -54,16 +54,6 @@ def running(tmp_path):
 
 def _png(image: np.ndarray) -> bytes:
     return cv2.imencode(".png", image)[1].tobytes()
-
-
-def _multipart(files: dict[str, bytes]) -> tuple[bytes, dict]:
-    boundary = "testboundary1234"
-    body = b""
-    for name, data in files.items():
-        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.png\"\r\n"
-                 "Content-Type: application/octet-stream\r\n\r\n").encode() + data + b"\r\n"
-    body += f"--{boundary}--\r\n".encode()
-    return body, {**HEADER, "Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
 def test_pick_a_distractor_apply_and_undo(running):
@@ -128,13 +118,13 @@ def test_bad_picks_and_uploads_get_one_clear_line_and_change_nothing(running):
         ({"image": _png(image)}, "upload two files"),
         ({"image": _png(image), "mask": _png(np.zeros_like(mask))}, "empty"),
     ):
-        body, headers = _multipart(files)
+        body, headers = multipart(files)
         status, _, data = http(base + "/api/support/upload", body, headers=headers, method="POST")
         assert status == 400 and words in data.decode(), data
     assert proc.persense.support.support_id == before
     assert proc.worker.alive() and proc.http.alive()
 
-    body, headers = _multipart({"image": _png(image), "mask": _png(mask)})
+    body, headers = multipart({"image": _png(image), "mask": _png(mask)})
     status, _, data = http(base + "/api/support/upload", body, headers=headers, method="POST")
     assert status == 200 and proc.persense.support.support_id != before
     # A support set through the control path is a step to undo too: the two paths share one history.
@@ -147,7 +137,7 @@ def test_upload_over_the_limit_is_refused_before_it_is_read(tmp_path):
     proc = _processor(tmp_path, {"max_upload_bytes": 2048})
     proc.start()
     try:
-        body, headers = _multipart({"image": b"x" * 5000, "mask": b"y"})
+        body, headers = multipart({"image": b"x" * 5000, "mask": b"y"})
         status, _, data = http(proc.http.base_url + "/api/support/upload", body, headers=headers, method="POST")
         assert status == 400 and b"the limit is 2048" in data
     finally:
@@ -253,7 +243,7 @@ class _SlowBackend:
         self.entered, self.release = threading.Event(), threading.Event()
         self.applied = 0
 
-    def replace_support(self, image, mask, undoing=False):
+    def replace_support(self, image, mask, undoing=False, camera=None):
         self.entered.set()
         assert self.release.wait(30)
         self.applied += 1

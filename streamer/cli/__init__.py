@@ -18,7 +18,8 @@ from streamer import __version__
 from streamer.errors import UserError, first_line
 
 # Each module has register(subparsers) that adds its parser with set_defaults(func=run).
-SUBCOMMANDS = ("segment", "eval", "run", "subscribe", "bench", "export", "support", "keys", "models", "setup")
+SUBCOMMANDS = ("segment", "eval", "run", "subscribe", "bench", "export", "support", "keys", "models", "setup",
+               "fleet")
 
 
 def _add_logging_flags(parser: argparse.ArgumentParser, default) -> None:
@@ -60,7 +61,7 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
 # Packages that only some commands need; a missing one is an install step, not a bug.
 OPTIONAL_PACKAGES = {
     "torch": "sam", "torchvision": "sam", "segment_anything": "sam", "onnx": "sam", "onnxscript": "sam",
-    "tensorrt": "a TensorRT install", "gi": "gige", "pycuda": "a CUDA install", "cuda": "a CUDA install",
+    "ray": "fleet", "tensorrt": "a TensorRT install", "gi": "gige", "pycuda": "a CUDA install", "cuda": "a CUDA install",
 }
 
 
@@ -110,7 +111,7 @@ def _main(argv: list[str] | None) -> int:
         if top not in OPTIONAL_PACKAGES:
             raise  # our own import is broken: that is a bug to see in full
         extra = OPTIONAL_PACKAGES[top]
-        hint = f"pip install 'persense-stream[{extra}]'" if extra in ("sam", "gige") else f"needs {extra}"
+        hint = f"pip install 'persense-stream[{extra}]'" if extra in ("sam", "gige", "fleet") else f"needs {extra}"
         print(f"persense {name}: error: this needs the Python package '{top}', which is not installed ({hint})",
               file=sys.stderr)
         return 2

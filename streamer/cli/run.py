@@ -167,7 +167,7 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     from streamer.sources.redact import redact
     from streamer.stream.processor import StreamProcessor
     from streamer.stream.security import check_exposure
-    from streamer.stream.support import initial_support
+    from streamer.stream.support import camera_supports, initial_support
 
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
@@ -175,9 +175,14 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     stream = config.stream
     check_sources(stream.sources)
     # Before the engines load: an exposed socket without CURVE is refused at once (the processor checks again).
-    check_exposure({"publish": stream.publish.endpoint, "control": stream.control.endpoint}, stream.security.curve,
+    check_exposure({"publish": None if stream.publish.connect else stream.publish.endpoint,
+                    "control": stream.control.endpoint}, stream.security.curve,
                    stream.allow_insecure, warn=False)
-    support = initial_support(config.support.image, config.support.mask, stream.sources)
+    own_supports = camera_supports(stream.sources)
+    if len(own_supports) == len(stream.sources) and config.support.image is None:
+        support = own_supports[stream.sources[0].camera_id]  # every camera shows its own product
+    else:
+        support = initial_support(config.support.image, config.support.mask, stream.sources)
     if stop.is_set():
         return 0
     processor = None
@@ -187,14 +192,15 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
         log.info("engines %s ready in %.1f s", engines.name, time.perf_counter() - t0)
         if stop.is_set():
             return 0
-        processor = StreamProcessor(config, engines, support)
+        processor = StreamProcessor(config, engines, support, camera_supports=own_supports)
         processor.start()
         for source in stream.sources:
             log.info("camera %s: %s", source.camera_id, redact(source.uri))
         log.info("results: subscribe to %s (topics persense/<camera>/result and /status), e.g. "
                  "'persense subscribe --endpoint %s'", processor.publisher.endpoint, processor.publisher.endpoint)
         if processor.control:
-            log.info("control: %s (JSON requests status, pause, resume, set_support)", processor.control.endpoint)
+            log.info("control: %s (JSON requests status, pause, resume, set_support [camera])",
+                     processor.control.endpoint)
         if processor.http or processor.console_http:
             _announce_http(processor)
         why = processor.wait(stop)

@@ -89,19 +89,33 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         found = frozen.pick(request.path_params["pick_id"])
         return Response(await run_in_threadpool(_preview, frozen.image, found.mask), media_type="image/jpeg")
 
+    def camera_named(value) -> str | None:
+        """An optional "camera" of a request: None (every camera), or one of the processor's camera ids."""
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or value not in backend.cameras:
+            raise UserError(f"no camera {str(value)[:64]!r}; cameras: {', '.join(backend.cameras)}")
+        return value
+
     async def apply(request: Request) -> JSONResponse:
         body = await read_json(request)
         frozen = frozen_frames.get(str(body.get("freeze_id", "")))
         found = frozen.pick(str(body.get("pick_id", "")))
-        reply = await run_in_threadpool(change_support, lambda: backend.replace_support(frozen.image, found.mask))
+        camera = camera_named(body.get("camera"))
+        reply = await run_in_threadpool(change_support, lambda: backend.replace_support(frozen.image, found.mask,
+                                                                                        camera=camera))
         return JSONResponse(reply)
 
     async def undo(request: Request) -> JSONResponse:
+        # An optional body {"camera": ID}: undo that camera's last change only.
+        body = await read_json(request) if request.headers.get("content-length", "0") != "0" else {}
+        camera = camera_named(body.get("camera"))
+
         def go_back():
-            previous = backend.supports.previous()
+            previous = backend.supports_of(camera).previous()
             if previous is None:
                 raise UserError("nothing to undo: this is the first support")
-            return backend.replace_support(previous.image, previous.mask, undoing=True)
+            return backend.replace_support(previous.image, previous.mask, undoing=True, camera=camera)
 
         return JSONResponse(await run_in_threadpool(change_support, go_back))
 
@@ -115,9 +129,11 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
             image_file, mask_file = form.get("image"), form.get("mask")
             if not hasattr(image_file, "read") or not hasattr(mask_file, "read"):
                 raise UserError("upload two files: 'image' (the example) and 'mask' (its object's pixels non-zero)")
+            camera = camera_named(form.get("camera"))  # an optional field: that camera's product only
             image_data, mask_data = await image_file.read(), await mask_file.read()
         image, mask = await run_in_threadpool(support_from_bytes, image_data, mask_data, backend.max_image_pixels)
-        return JSONResponse(await run_in_threadpool(change_support, lambda: backend.replace_support(image, mask)))
+        return JSONResponse(await run_in_threadpool(change_support, lambda: backend.replace_support(image, mask,
+                                                                                                   camera=camera)))
 
     async def support_thumbnail(request: Request) -> Response:
         current = backend.supports.current()

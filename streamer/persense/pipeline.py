@@ -101,13 +101,16 @@ class PerSense:
     Stage names in `SegmentationResult.timings_ms`: encode, similarity, density, prompts, decode, postprocess.
     """
 
-    def __init__(self, engines: EngineSet, config: PipelineConfig | None = None, gate: Gate | None = None):
+    def __init__(self, engines: EngineSet, config: PipelineConfig | None = None, gate: Gate | None = None,
+                 encoder_lock: threading.Lock | None = None):
+        """encoder_lock: shared by the pipelines that share `engines` (streamer.stream.products), so that their
+        encoder is used by one thread at a time; None: one of its own."""
         self.engines = engines
         self.config = config or PipelineConfig()
         self.gate = gate or NoGate()
         self.support: Support | None = None
         self._size_warned = False
-        self._encoder_lock = threading.Lock()
+        self._encoder_lock = encoder_lock or threading.Lock()
 
     # -- support set ------------------------------------------------------------------------------------
     def set_support(

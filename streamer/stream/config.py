@@ -10,6 +10,7 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streamer.imageio import DEFAULT_MAX_PIXELS
+from streamer.product_config import GateConfig, SupportConfig
 from streamer.stream.endpoints import check_endpoint
 from streamer.stream.tally_config import TallyConfig
 
@@ -32,6 +33,11 @@ class SourceConfig(_Section):
     )
     loop: bool = Field(False, description="file sources: replay from the start at the end")
     options: dict = Field(default_factory=dict, description="extra keyword options for the source (e.g. rtsp_transport)")
+    support: Optional[SupportConfig] = Field(
+        None, description="this camera's own product (support image and mask); null: the configuration's support"
+    )
+    gate: Optional[GateConfig] = Field(None, description="this camera's own gate or region of interest; null: the "
+                                       "configuration's gate")
 
     @field_validator("camera_id")
     @classmethod
@@ -62,6 +68,9 @@ class SupervisorConfig(_Section):
 
 class PublishConfig(_Section):
     endpoint: str = Field("tcp://127.0.0.1:5556", description="ZeroMQ PUB endpoint the processor binds")
+    connect: bool = Field(
+        False, description="connect to `endpoint` (a fleet's forwarder, docs/fleet.md) instead of binding it"
+    )
     send_hwm: int = Field(100, ge=1, le=100_000, description="ZeroMQ send high-water mark (messages per subscriber)")
     queue_size: int = Field(
         8, ge=1, le=10_000, description="results waiting for the publisher thread; more are dropped"

@@ -29,7 +29,8 @@ from streamer.stream.metrics import SourceSnapshot, StreamMetrics
 from streamer.stream.publisher import Publisher
 from streamer.stream.security import Authentication, start_authentication
 from streamer.stream.slots import FrameSlots
-from streamer.stream.support import PrototypeCache, apply_support, support_from_bytes
+from streamer.stream.products import CameraProducts
+from streamer.stream.support import PrototypeCache, support_from_bytes
 from streamer.stream.support_history import SupportHistory
 from streamer.stream.worker import InferenceWorker
 
@@ -45,7 +46,11 @@ class StreamProcessor:
     Args:
         config: the whole configuration (config.stream says what to open, bind and serve).
         engines: the models.
-        support: (uint8[H, W, 3] RGB image, bool[H, W] mask), the one-shot support set.
+        support: (uint8[H, W, 3] RGB image, bool[H, W] mask), the one-shot support set of every camera without
+            one of its own.
+        camera_supports: camera id -> its own (image, mask): a product per camera (streamer.stream.products).
+        publish_socket_options: the publisher's socket options instead of the CURVE server's (a fleet's worker,
+            whose publisher connects to the forwarder as a CURVE client).
         source_factory: (SourceConfig) -> a zero-argument callable opening a FrameSource; default open_source.
         supervisor_factory: the CameraSupervisor class or a stand-in with its signature.
     """
@@ -57,16 +62,26 @@ class StreamProcessor:
         support: tuple[np.ndarray, np.ndarray],
         source_factory: Callable | None = None,
         supervisor_factory: Callable | None = None,
+        camera_supports: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+        publish_socket_options: dict | None = None,
     ):
         self.config = config
         self.stream = config.stream
         self.cameras = [s.camera_id for s in self.stream.sources]
         self.metrics = StreamMetrics(self.cameras)
         self.cache = PrototypeCache(self.stream.resolved_cache_dir())
-        self.persense = PerSense(engines, config.pipeline, build_gate(config.gate))
-        self._initial_support = support
+        # One gate per distinct gate configuration: cameras with the same detector share its loaded model too.
+        built: dict[str, object] = {}
+        gates = {}
+        for source in self.stream.sources:
+            gate_config = source.gate or config.gate
+            key = gate_config.model_dump_json()
+            gates[source.camera_id] = built[key] = built.get(key) or build_gate(gate_config)
+        self.products = CameraProducts(engines, config.pipeline, gates, self.cache)
+        self._initial_supports = {camera: (camera_supports or {}).get(camera, support) for camera in self.cameras}
         self._source_factory = source_factory or default_source_factory
         self._supervisor_factory = supervisor_factory
+        self._publish_socket_options = publish_socket_options
         # Asked for; granted per connection to non-live sources only (see _opened).
         self._every_frame = {s.camera_id for s in self.stream.sources if s.every_frame}
         self._warned_live_every_frame: set[str] = set()
@@ -81,11 +96,24 @@ class StreamProcessor:
         self.http_token: str | None = None  # the console's token in force (None: none needed)
         self.http_token_generated = False  # True: made up at start, for the operator to be shown once
         self.live = LiveView(self.cameras)
-        self.supports = SupportHistory()
         self.worker: InferenceWorker | None = None
         self.auth: Authentication | None = None
         self.tally = None  # streamer.stream.tally_sink.TallySink where stream.tally is active
         self._stopped = False
+
+    @property
+    def persense(self) -> PerSense:
+        """The first camera's pipeline: its engines pick objects for the console."""
+        return self.products.pipeline(self.cameras[0])
+
+    @property
+    def supports(self) -> SupportHistory:
+        """The first camera's supports, newest last (the console's Undo)."""
+        return self.products.histories[self.cameras[0]]
+
+    def supports_of(self, camera: str | None) -> SupportHistory:
+        """`camera`'s supports, newest last (None: the first camera's)."""
+        return self.supports if camera is None else self.products.histories[self.products.check_camera(camera)]
 
     # -- life -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -97,16 +125,17 @@ class StreamProcessor:
             raise
 
     def _start(self) -> None:
-        image, mask = self._initial_support
-        support = apply_support(self.persense, image, mask, self.cache)
-        self.supports.push(image, mask, support.support_id)
-        log.info("support %s ready (%s)", support.support_id, self.persense.engines.name)
+        for camera, (image, mask) in self._initial_supports.items():
+            support = self.products.apply(camera, image, mask)
+            self.products.histories[camera].push(image, mask, support.support_id)
+            log.info("camera %s: support %s ready (%s)", camera, support.support_id, self.products.engines.name)
         self._context = zmq.Context()
         self.auth = start_authentication(self._context, self.stream,
                                          lambda socket: self.metrics.auth_denied.labels(socket).inc())
         curve_options = self.auth.curve.socket_options() if self.auth else None
         self.publisher = Publisher(self._context, self.stream.publish, self.metrics, self.camera_statuses,
-                                   limit=self.stream.max_frames, socket_options=curve_options)
+                                   limit=self.stream.max_frames,
+                                   socket_options=self._publish_socket_options or curve_options)
         if self.stream.control.endpoint:
             handlers = {"status": self._cmd_status, "pause": self._cmd_pause, "resume": self._cmd_resume,
                         "set_support": self._cmd_set_support}
@@ -116,12 +145,13 @@ class StreamProcessor:
                 on_restart=self.metrics.control_restarts.inc, socket_options=curve_options,
             )
         if self.auth is not None:
-            self.auth.watch({"publish": self.publisher.socket, "control": self.control and self.control.socket})
+            publish = None if self.stream.publish.connect else self.publisher.socket
+            self.auth.watch({"publish": publish, "control": self.control and self.control.socket})
         self.http, self.console_http = self._http_servers()
         self.metrics.watch_sources(self._source_snapshots)
-        self.worker = InferenceWorker(self.persense, self.slots, self._result_sink(mask), self.metrics,
+        self.worker = InferenceWorker(self.products.pipeline, self.slots, self._result_sink(), self.metrics,
                                       encode_ahead=encode_ahead_enabled(self.stream.encode_ahead,
-                                                                       self.persense.engines.encoder))
+                                                                       self.products.engines.encoder))
         for part in (self.publisher, self.worker, self.control, self.http, self.console_http):
             if part is not None:
                 part.start()
@@ -130,15 +160,16 @@ class StreamProcessor:
         for supervisor in self.supervisors.values():
             supervisor.start()
 
-    def _result_sink(self, support_mask: np.ndarray):
+    def _result_sink(self):
         """Publisher and live view; in front of them the tally (tracks, counting lines, items) where configured."""
         sink = ResultTee(self.publisher, self.live)
         if not self.stream.tally.active:
             return sink
         from streamer.stream.tally_sink import TallySink
 
-        self.tally = TallySink(sink, self.stream.tally, self.cameras, self.metrics, self.publisher.submit_message,
-                               support_mask)
+        self.tally = TallySink(sink, self.stream.tally, self.cameras, self.metrics, self.publisher.submit_message)
+        for camera, (_, mask) in self._initial_supports.items():
+            self.tally.set_support(mask, camera)
         return self.tally
 
     def _http_servers(self):
@@ -293,7 +324,6 @@ class StreamProcessor:
     def _camera_status(self, camera: str) -> dict:
         sup = self.supervisors.get(camera)
         worker = self.worker
-        support = self.persense.support
         last = getattr(sup, "last_frame_monotonic", None) if sup else None
         return {
             "state": getattr(sup.state, "value", str(sup.state)) if sup else "starting",
@@ -304,7 +334,7 @@ class StreamProcessor:
             "published": self.publisher.seq.get(camera, 0) if self.publisher else 0,
             "last_count": worker.last_count.get(camera) if worker else None,
             "paused": bool(worker and worker.paused.is_set()),
-            "support_id": support.support_id if support else None,
+            "support_id": self.products.support_id(camera),
         }
 
     def camera_statuses(self) -> dict[str, dict]:
@@ -320,17 +350,16 @@ class StreamProcessor:
         alive, _ = self.health()
         states = {c: getattr(s.state, "value", str(s.state)) for c, s in self.supervisors.items()}
         streaming = any(s.state == SourceState.STREAMING for s in self.supervisors.values())
-        support = self.persense.support is not None
+        support = all(self.products.support_id(camera) is not None for camera in self.cameras)
         return alive and support and streaming, {"support": support, "cameras": states}
 
     # -- control commands (control thread) -----------------------------------------------------------
     def _cmd_status(self, request: dict, frames: list[bytes]) -> dict:
-        support = self.persense.support
         return {
             "uptime_s": round(time.monotonic() - self.started_at, 3),
             "paused": self.is_paused(),
-            "support_id": support.support_id if support else None,
-            "engines": self.persense.engines.name,
+            "support_id": self.products.support_id(self.cameras[0]),  # the first camera's; each camera's below
+            "engines": self.products.engines.name,
             "publish": self.publisher.endpoint if self.publisher else None,
             "metrics": self.http.url if self.http else None,
             "published": self.publisher.sent if self.publisher else 0,
@@ -348,9 +377,13 @@ class StreamProcessor:
     def _cmd_set_support(self, request: dict, frames: list[bytes]) -> dict:
         if len(frames) != 2:
             raise UserError(f"set_support needs 2 binary frames after the JSON (image, mask), got {len(frames)}")
+        camera = request.get("camera")
+        if camera is not None:
+            self.products.check_camera(camera)
         image, mask = support_from_bytes(frames[0], frames[1], self.stream.control.max_image_pixels)
-        support = self.replace_support(image, mask)
-        return {"support_id": support.support_id, "width": int(image.shape[1]), "height": int(image.shape[0])}
+        support = self.replace_support(image, mask, camera=camera)
+        return {"support_id": support.support_id, "width": int(image.shape[1]), "height": int(image.shape[0]),
+                "cameras": [camera] if camera is not None else self.cameras}
 
     # -- what control and the console share (any thread) ----------------------------------------------
     @property
@@ -376,29 +409,34 @@ class StreamProcessor:
             raise UserError(f"the pipeline did not get to the request within {self.stream.control.timeout_s} s; "
                             "it will still run when the pipeline gets to it") from None
 
-    def replace_support(self, image: np.ndarray, mask: np.ndarray, undoing: bool = False):
-        """Make (uint8[H, W, 3] RGB image, bool[H, W] mask) the support -> the new Support. The one path of
-        control's set_support and the console; a bad support raises UserError and leaves the old one in force.
+    def replace_support(self, image: np.ndarray, mask: np.ndarray, undoing: bool = False, camera: str | None = None):
+        """Make (uint8[H, W, 3] RGB image, bool[H, W] mask) the support of `camera` (None: of every camera) -> the
+        new Support. The one path of control's set_support and the console; a bad support raises UserError and
+        leaves the old one in force.
 
         undoing: going back to the history's previous support (Undo), so the current one leaves the history.
         """
+        cameras = self.cameras if camera is None else [self.products.check_camera(camera)]
 
         def change():
             # The history changes with the support, on the pipeline's thread: also when the caller timed out.
-            support = apply_support(self.persense, image, mask, self.cache)
-            if self.tally is not None:
-                self.tally.set_support(mask)
-            if undoing:
-                self.supports.drop_current()
-            else:
-                self.supports.push(image, mask, support.support_id)
+            # The first camera's check refuses a bad support before any camera has changed.
+            for name in cameras:
+                support = self.products.apply(name, image, mask)
+                if self.tally is not None:
+                    self.tally.set_support(mask, name)
+                history = self.products.histories[name]
+                if undoing:
+                    history.drop_current()
+                else:
+                    history.push(image, mask, support.support_id)
             return support
 
         support = self.on_pipeline(change)
-        log.info("support replaced: %s", support.support_id)
-        self._announce("support")
+        log.info("support replaced: %s (%s)", support.support_id, ", ".join(cameras))
+        self._announce("support", cameras)
         return support
 
-    def _announce(self, event: str) -> None:
-        for camera in self.cameras:
+    def _announce(self, event: str, cameras: list[str] | None = None) -> None:
+        for camera in cameras or self.cameras:
             self.publisher.submit_status(camera, {"event": event, **self._camera_status(camera)})

@@ -58,6 +58,18 @@ def bind_socket(
     return sock, sock.getsockopt(zmq.LAST_ENDPOINT).decode()
 
 
+def connect_socket(
+    context: zmq.Context, kind: int, endpoint: str, options: dict[int, int] | None = None
+) -> tuple[zmq.Socket, str]:
+    """Connect a socket (options set first) -> (socket, endpoint); ZeroMQ keeps trying while the peer is away."""
+    sock = context.socket(kind)
+    sock.setsockopt(zmq.LINGER, 500)
+    for option, value in (options or {}).items():
+        sock.setsockopt(option, value)
+    sock.connect(endpoint)
+    return sock, endpoint
+
+
 class Publisher:
     """Owns the XPUB socket and its thread.
 
@@ -85,7 +97,11 @@ class Publisher:
         # subscriber's subscription to a topic too): how many subscriptions have reached the publisher.
         self.subscriptions = 0
         options = {zmq.SNDHWM: config.send_hwm, zmq.XPUB_NODROP: 1, zmq.XPUB_VERBOSE: 1, **(socket_options or {})}
-        self._sock, self.endpoint = bind_socket(context, zmq.XPUB, config.endpoint, "publish", options)
+        if config.connect:
+            # A fleet's worker: its forwarder (streamer.fleet.forwarder) binds, and passes subscriptions upstream.
+            self._sock, self.endpoint = connect_socket(context, zmq.XPUB, config.endpoint, options)
+        else:
+            self._sock, self.endpoint = bind_socket(context, zmq.XPUB, config.endpoint, "publish", options)
         self._results: queue.Queue[_Result] = queue.Queue(maxsize=config.queue_size)
         self._status: queue.Queue[tuple[str, dict]] = queue.Queue(maxsize=256)
         self._status_provider = status_provider

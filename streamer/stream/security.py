@@ -204,7 +204,9 @@ def start_authentication(context: zmq.Context, stream, on_refused: Callable[[str
     """For a StreamConfig: refuse exposed sockets without CURVE (check_exposure); with CURVE, load the keys and
     start the authenticator, which must run before the sockets bind -> it, or None without CURVE."""
     security = stream.security
-    endpoints = {"publish": stream.publish.endpoint, "control": stream.control.endpoint}
+    # A publisher that connects (a fleet's worker) binds nothing; the fleet checks the forwarder it connects to.
+    endpoints = {"publish": None if stream.publish.connect else stream.publish.endpoint,
+                 "control": stream.control.endpoint}
     check_exposure(endpoints, security.curve, stream.allow_insecure)
     if not security.curve:
         return None

@@ -113,3 +113,20 @@ def initial_support(image_path: Path | None, mask_path: Path | None, sources: li
         # The same URI and options make the same simulator, so its support shows the objects it renders.
         return open_source(sources[0].uri, sources[0].camera_id, **sources[0].options).support()
     raise UserError("no support set: give --support IMAGE --support-mask MASK (or support: in the config)")
+
+
+def camera_supports(sources: list) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The cameras that show a product of their own (SourceConfig.support) -> its (uint8[H, W, 3] RGB, bool[H, W]),
+    read from its files; UserError naming the camera when one is missing or unreadable."""
+    supports = {}
+    for source in sources:
+        own = source.support
+        if own is None:
+            continue
+        if own.image is None or own.mask is None:
+            raise UserError(f"camera {source.camera_id}: its support needs both image and mask")
+        try:
+            supports[source.camera_id] = (read_image(own.image, "support image"), read_mask(own.mask, "support mask"))
+        except UserError as exc:
+            raise UserError(f"camera {source.camera_id}: {exc}") from None
+    return supports

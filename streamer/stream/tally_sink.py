@@ -37,10 +37,11 @@ class TallySink:
         self._seq = dict.fromkeys(cameras, 0)
         self._failures = 0
 
-    def set_support(self, support_mask: np.ndarray) -> None:
-        """Call on the inference thread (where observe runs)."""
-        for tally in self.tallies.values():
-            tally.set_support(support_mask)
+    def set_support(self, support_mask: np.ndarray, camera: str | None = None) -> None:
+        """The support of `camera` (None: of every camera). Call on the inference thread (where observe runs)."""
+        for name, tally in self.tallies.items():
+            if camera is None or name == camera:
+                tally.set_support(support_mask)
 
     def submit(self, frame: Frame, result: SegmentationResult, support_id: str, wait: bool = False) -> bool:
         tally = self.tallies.get(frame.camera)

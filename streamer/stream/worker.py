@@ -35,17 +35,20 @@ class ResultSink(Protocol):
 
 class InferenceWorker:
     """Results of cameras whose slots keep every frame (FrameSlots.keeps_every_frame) are not dropped
-    when the sink is full: the sink blocks instead."""
+    when the sink is full: the sink blocks instead.
+
+    pipelines: camera id -> the PerSense pipeline of its product (streamer.stream.products).
+    """
 
     def __init__(
         self,
-        persense: PerSense,
+        pipelines: Callable[[str], PerSense],
         slots: FrameSlots,
         sink: ResultSink,
         metrics: StreamMetrics,
         encode_ahead: bool = False,
     ):
-        self.persense = persense
+        self.pipelines = pipelines
         self.slots = slots
         self.sink = sink
         self.metrics = metrics
@@ -141,7 +144,7 @@ class InferenceWorker:
                 self.slots.task_done()
                 continue
             try:
-                encoded = self.persense.encode(frame.image)
+                encoded = self.pipelines(frame.camera).encode(frame.image)
             except Exception as exc:  # one bad frame must not end the stream
                 self._record_failure(frame, exc)
                 self.slots.task_done()
@@ -171,8 +174,9 @@ class InferenceWorker:
     def _process(self, frame: Frame, encoded: EncodedFrame | None = None) -> None:
         camera = frame.camera
         try:
-            support = self.persense.support
-            result = self.persense.segment(frame.image, encoded)
+            pipeline = self.pipelines(camera)
+            support = pipeline.support
+            result = pipeline.segment(frame.image, encoded)
         except Exception as exc:  # one bad frame must not end the stream
             self._record_failure(frame, exc)
             return
