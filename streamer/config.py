@@ -28,6 +28,14 @@ class CountrEngineConfig(_Section):
     backend: Literal["onnxruntime", "tensorrt", "torch"] = "onnxruntime"
 
 
+class ClassLabelConfig(_Section):
+    """The paper's class-label extractor (CLE): VIP-LLaVA names the support object once per support."""
+
+    model_dir: Path = Field(description="a Hugging Face VIP-LLaVA checkpoint directory (e.g. llava-hf/vip-llava-7b-hf)")
+    device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1, ...")
+    max_new_tokens: int = Field(24, ge=1, le=256, description="longest answer generated")
+
+
 class EnginesConfig(_Section):
     """Which models run. `embedded` needs no weights; `sam` needs an exported SAM model directory."""
 
@@ -37,6 +45,8 @@ class EnginesConfig(_Section):
     # embedding (needs segmenter: sam); countr: the paper's DMG2.
     dmg: Literal["embedded", "sam-correlation", "countr"] = "embedded"
     countr: Optional[CountrEngineConfig] = None
+    # The paper's class-label extractor; without it the label comes from support.label (or there is none).
+    cle: Optional[ClassLabelConfig] = None
 
 
 class PipelineConfig(_Section):
@@ -79,15 +89,31 @@ class PipelineConfig(_Section):
     )
 
 
-class GateConfig(_Section):
-    """Gate boxes for PPSM's box gating: none, a fixed region of interest, or a detector engine."""
+class GroundingGateConfig(_Section):
+    """The paper's grounding detector: Grounding DINO prompted with "all <label>."."""
 
-    kind: Literal["none", "roi", "detector"] = "none"
+    model_dir: Path = Field(description="a Hugging Face Grounding DINO checkpoint directory (e.g. "
+                            "IDEA-Research/grounding-dino-tiny), or for onnxruntime `persense export grounding`'s")
+    backend: Literal["torch", "onnxruntime"] = "torch"
+    device: str = Field("cpu", description="torch device for backend torch: cpu, cuda, ...")
+    box_threshold: float = Field(0.15, ge=0, le=1, description="a box's confidence must pass this (paper: 15%)")
+    text_threshold: float = Field(0.25, ge=0, le=1, description="the label's tokens' probability must pass this")
+
+
+class GateConfig(_Section):
+    """Gate boxes for PPSM's box gating: none, a fixed region of interest, a detector engine, or the paper's
+    grounding detector."""
+
+    kind: Literal["none", "roi", "detector", "grounding"] = "none"
     roi: Optional[tuple[float, float, float, float]] = Field(
         None, description="x0, y0, x1, y1 in pixels (values <= 1 are fractions of the frame)"
     )
     detector: Optional[str] = Field(None, description="import path 'module:factory' of a GateDetector engine")
     min_score: float = Field(0.15, ge=0, le=1, description="detections below this confidence are ignored")
+    grounding: Optional[GroundingGateConfig] = None
+    every_n_frames: int = Field(
+        1, ge=1, le=10_000, description="detector gates: detect on every N-th frame, reuse its boxes in between"
+    )
 
     @field_validator("roi")
     @classmethod
@@ -100,6 +126,16 @@ class GateConfig(_Section):
 class SupportConfig(_Section):
     image: Optional[Path] = None
     mask: Optional[Path] = None
+    label: Optional[str] = Field(
+        None, max_length=64, description="the object's name (e.g. potato): skips the class-label extractor"
+    )
+
+    @field_validator("label")
+    @classmethod
+    def _label_named(cls, label):
+        if label is not None and not label.strip():
+            raise ValueError("support.label is empty: name the object (e.g. potato) or leave it out")
+        return label
 
 
 class Config(_Section):
@@ -142,7 +178,7 @@ def load_config(path: Path | str | None) -> Config:
 
 
 def _resolve_paths(config: Config, base: Path) -> None:
-    for section in (config.engines.sam, config.engines.countr):
+    for section in (config.engines.sam, config.engines.countr, config.engines.cle, config.gate.grounding):
         if section is not None and not section.model_dir.is_absolute():
             candidate = base / section.model_dir
             # Relative model dirs: beside the config file where they exist there, else from the working

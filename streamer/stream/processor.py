@@ -18,6 +18,7 @@ import zmq
 from engines.interfaces import EngineSet
 from streamer.config import Config
 from streamer.console.live import LiveView, ResultTee
+from streamer.engine_factory import build_label_extractor
 from streamer.errors import UserError, first_line
 from streamer.gates import build_gate
 from streamer.persense.pipeline import PerSense
@@ -63,7 +64,8 @@ class StreamProcessor:
         self.cameras = [s.camera_id for s in self.stream.sources]
         self.metrics = StreamMetrics(self.cameras)
         self.cache = PrototypeCache(self.stream.resolved_cache_dir())
-        self.persense = PerSense(engines, config.pipeline, build_gate(config.gate))
+        self.persense = PerSense(engines, config.pipeline, build_gate(config.gate),
+                                 labeler=build_label_extractor(config.engines.cle), label=config.support.label)
         self._initial_support = support
         self._source_factory = source_factory or default_source_factory
         self._supervisor_factory = supervisor_factory
@@ -305,6 +307,7 @@ class StreamProcessor:
             "last_count": worker.last_count.get(camera) if worker else None,
             "paused": bool(worker and worker.paused.is_set()),
             "support_id": support.support_id if support else None,
+            "label": support.label if support else None,
         }
 
     def camera_statuses(self) -> dict[str, dict]:
@@ -330,6 +333,7 @@ class StreamProcessor:
             "uptime_s": round(time.monotonic() - self.started_at, 3),
             "paused": self.is_paused(),
             "support_id": support.support_id if support else None,
+            "label": support.label if support else None,
             "engines": self.persense.engines.name,
             "publish": self.publisher.endpoint if self.publisher else None,
             "metrics": self.http.url if self.http else None,
