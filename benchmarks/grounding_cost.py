@@ -4,10 +4,12 @@ The weights are random (nothing is downloaded): the cost of a forward pass does 
 architecture is grounding-dino-tiny's (Swin-T backbone, BERT-base text encoder, 900 queries, 6 + 6 layers), the
 frame 640x480, resized as the checkpoint's processor does (shortest edge 800: an 800 x 1066 input).
 
-    .venv/bin/python benchmarks/grounding_cost.py [--frames 5] [--threads 2] [--device cpu|cuda]
+    .venv/bin/python benchmarks/grounding_cost.py [--frames 5] [--threads 2] [--device cpu|cuda] [--onnx DIR]
 
 Prints the median milliseconds of: the whole model with the text (as transformers runs it), and the image-only part
 that runs per frame when the label's text features are fixed (engines.hf.grounding.make_fixed_text_grounding).
+With --onnx DIR it also saves the random-weight checkpoint to DIR/checkpoint, exports it with
+`persense export grounding` (export.grounding) to DIR/export and times ONNX Runtime on the same frames.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,6 +41,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--onnx", type=Path, default=None, metavar="DIR")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from transformers import GroundingDinoForObjectDetection
@@ -66,6 +70,31 @@ def main() -> None:
     print(f"input {tuple(pixels.shape)}, {args.device}, {torch.get_num_threads()} threads, median of {args.frames}")
     print(f"with text encoder: {_median_ms(full, args.frames):.0f} ms/frame")
     print(f"text fixed (image only): {_median_ms(image_only, args.frames):.0f} ms/frame")
+    if args.onnx is not None:
+        _onnx_cost(model, frame, args)
+
+
+def _onnx_cost(model, frame: np.ndarray, args) -> None:
+    from transformers import BertTokenizer, GroundingDinoImageProcessor, GroundingDinoProcessor
+
+    from engines.hf.grounding_onnx import OnnxGroundingDetector
+    from export.grounding import export_grounding
+
+    checkpoint = args.onnx / "checkpoint"
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    # A small WordPiece vocabulary: the ids differ from BERT's, the cost does not.
+    (checkpoint / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "all",
+                                                     "potato"]) + "\n")
+    model.to("cpu").save_pretrained(checkpoint)
+    GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(),
+                           tokenizer=BertTokenizer(str(checkpoint / "vocab.txt"))).save_pretrained(checkpoint)
+    start = time.perf_counter()
+    export_grounding(checkpoint, "potato", frame.shape[:2], args.onnx / "export")
+    print(f"export (with parity check): {time.perf_counter() - start:.0f} s")
+    detector = OnnxGroundingDetector(args.onnx / "export", prefer_gpu=args.device != "cpu")
+    detector.set_label("potato")
+    print(f"onnxruntime, text fixed: {_median_ms(lambda: detector.detect(frame), args.frames):.0f} ms/frame "
+          f"({detector.runner.session.get_providers()[0]})")
 
 
 if __name__ == "__main__":

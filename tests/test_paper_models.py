@@ -195,3 +195,48 @@ def test_a_missing_language_model_tensor_is_named(vipllava_dir, tmp_path):
     broken = _break(vipllava_dir, tmp_path / "vl", lambda t: t.pop(key))
     with pytest.raises(EngineError, match=r"VIP-LLaVA checkpoint .* lacks tensor\(s\) .*q_proj.weight"):
         VipLlavaLabelExtractor(broken)
+
+
+def test_the_onnx_export_takes_the_image_only_and_finds_the_same_boxes(grounding_dir, tmp_path):
+    import onnx
+
+    from engines.hf.grounding import GroundingDinoDetector
+    from engines.hf.grounding_onnx import OnnxGroundingDetector
+    from streamer.cli import main
+
+    out = tmp_path / "export"
+    assert main(["-q", "export", "grounding", "--model-dir", str(grounding_dir), "--label", "potato",
+                 "--frame-size", "160x120", "--out", str(out)]) == 0
+    graph = onnx.load(str(out / "grounding.onnx"), load_external_data=False).graph
+    assert [i.name for i in graph.input] == ["pixel_values"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["prompt"] == "all potato." and manifest["input_hw"] == [64, 85]
+
+    torch_detector = GroundingDinoDetector(grounding_dir, 0.3, 0.3)
+    torch_detector.set_label("potato")
+    onnx_detector = OnnxGroundingDetector(out, 0.3, 0.3, prefer_gpu=False)
+    onnx_detector.set_label("potato")
+    frame = _frame(7, (120, 160))
+    (ours, our_scores), (theirs, their_scores) = onnx_detector.detect(frame), torch_detector.detect(frame)
+    assert len(ours) > 0 and ours.shape == theirs.shape
+    assert np.allclose(ours, theirs, atol=1e-2) and np.allclose(our_scores, their_scores, atol=1e-4)
+    with pytest.raises(EngineError, match="is for the label 'potato', the support's is 'bolt'"):
+        onnx_detector.set_label("bolt")
+    from streamer.config import GroundingGateConfig
+    from streamer.engine_factory import build_grounding_detector
+
+    built = build_grounding_detector(GroundingGateConfig(model_dir=out, backend="onnxruntime", box_threshold=0.3))
+    assert isinstance(built, OnnxGroundingDetector) and built.box_threshold == 0.3
+
+
+def test_a_bad_grounding_export_is_one_line(tmp_path, grounding_dir):
+    from engines.hf.grounding_onnx import OnnxGroundingDetector
+    from streamer.cli import main
+
+    with pytest.raises(EngineError, match="no manifest.json"):
+        OnnxGroundingDetector(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"model_type": "countr"}))
+    with pytest.raises(EngineError, match="not a grounding export"):
+        OnnxGroundingDetector(tmp_path)
+    assert main(["-q", "export", "grounding", "--model-dir", str(grounding_dir), "--label", "potato",
+                 "--frame-size", "640by480", "--out", str(tmp_path / "o")]) == 2

@@ -58,7 +58,12 @@ def preprocess_frame(
     std=IMAGENET_STD,
 ) -> np.ndarray:
     """uint8[H, W, 3] RGB -> float32[1, 3, H', W'] resized (bilinear), scaled to [0, 1] and normalised."""
-    out_h, out_w = resized_hw(image_rgb.shape[:2], shortest_edge, longest_edge)
+    return preprocess_to(image_rgb, resized_hw(image_rgb.shape[:2], shortest_edge, longest_edge), mean, std)
+
+
+def preprocess_to(image_rgb: np.ndarray, out_hw: tuple[int, int], mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
+    """uint8[H, W, 3] RGB -> float32[1, 3, *out_hw] resized to exactly out_hw (bilinear) and normalised."""
+    out_h, out_w = out_hw
     resized = cv2.resize(image_rgb, (out_w, out_h), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
     resized = (resized - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(resized.transpose(2, 0, 1)[None])
@@ -165,16 +170,20 @@ def make_fixed_text_grounding(model, input_ids, attention_mask, token_type_ids=N
             self.text = _ConstantText(hidden.last_hidden_state.clone())
 
         @contextmanager
-        def constant_masks(self):
-            """While exporting: the text's attention masks as constants (the exporters lack aten::cummax, which
-            computes them from the token ids; they are the text's, fixed here anyway)."""
-            original = gd.generate_masks_with_special_tokens_and_transfer_map
+        def exportable(self):
+            """While exporting: the text's attention masks as constants (ONNX has no aten::cummax, which computes
+            them from the token ids; they are the text's, fixed here anyway), and the model's shape assertion
+            (aten::_is_all_true, no ONNX op either) off: the export's input shape is fixed and checked once."""
+            masks = gd.generate_masks_with_special_tokens_and_transfer_map
+            check = gd.torch_compilable_check
             gd.generate_masks_with_special_tokens_and_transfer_map = lambda ids, special_tokens: (
                 self.text_masks, self.position_ids)
+            gd.torch_compilable_check = lambda *args, **kwargs: None
             try:
                 yield
             finally:
-                gd.generate_masks_with_special_tokens_and_transfer_map = original
+                gd.generate_masks_with_special_tokens_and_transfer_map = masks
+                gd.torch_compilable_check = check
 
         def forward(self, pixel_values):
             backbone = self.model.model.text_backbone
@@ -242,6 +251,11 @@ class GroundingDinoDetector:
                                   self.text_threshold)
 
     def describe_empty(self) -> str:
-        what = self.prompt.text if self.prompt else "(no label)"
-        return (f"the grounding detector found no box for {what!r} above box_threshold {self.box_threshold} "
-                f"and text_threshold {self.text_threshold}")
+        return describe_empty(self.prompt, self.box_threshold, self.text_threshold)
+
+
+def describe_empty(prompt: TextPrompt | None, box_threshold: float, text_threshold: float) -> str:
+    """The result's reason when the grounding detector found no box."""
+    what = prompt.text if prompt else "(no label)"
+    return (f"the grounding detector found no box for {what!r} above box_threshold {box_threshold} "
+            f"and text_threshold {text_threshold}")
