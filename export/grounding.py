@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.errors import EngineError, UserError
-from engines.outputs import check_output_dir
+from engines.outputs import check_output_dir, make_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,7 @@ def export_grounding(model_dir: Path, label: str, frame_hw: tuple[int, int], out
     frame = np.random.default_rng(0).integers(0, 256, (*frame_hw, 3), np.uint8)
     pixels = torch.from_numpy(preprocess_frame(frame, detector.shortest_edge, detector.longest_edge,
                                                detector.mean, detector.std))
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create output directory {out_dir}: {exc.strerror}") from None
+    out_dir = make_output_dir(out_dir)
     onnx_path = out_dir / ONNX_NAME
     log.info("exporting Grounding DINO for %r at %dx%d to %s", prompt.text, pixels.shape[3], pixels.shape[2],
              onnx_path)

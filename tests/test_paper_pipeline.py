@@ -4,14 +4,11 @@ box (Eq. 1) -> PPSM's box gate (Algorithm 2), through the library, `persense seg
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 
 import cv2
 import numpy as np
 import pytest
-import zmq
 
 from engines.embedded import build_embedded_engines
 from streamer.cli import main
@@ -20,7 +17,8 @@ from streamer.persense import PerSense
 from streamer.persense.ppsm import inside_any_box
 from streamer.simulator import render_scene, render_support
 from tests.paper_models import write_tiny_grounding_dino, write_tiny_vipllava
-from tests.test_stream_e2e import ROOT, _free_port
+from tests.stream_capture import run_and_collect
+from tests.test_stream_e2e import _free_port
 
 pytest.importorskip("transformers")
 
@@ -197,24 +195,9 @@ def test_persense_run_publishes_the_label_and_gated_results(model_dirs, tmp_path
            "--source", "sim:?objects=12&distractors=2&width=256&height=192&fps=10",
            "--publish", f"tcp://127.0.0.1:{pub}", "--control", f"tcp://127.0.0.1:{_free_port()}",
            "--metrics-port", "0", "--max-frames", "20", "--cache-dir", str(tmp_path / "cache")]
-    context = zmq.Context()
-    sub = context.socket(zmq.SUB)
-    sub.setsockopt(zmq.SUBSCRIBE, b"persense/cam0/")
-    sub.connect(f"tcp://127.0.0.1:{pub}")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    results, statuses = [], []
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and (proc.poll() is None or sub.poll(0)):
-            if sub.poll(200):
-                topic, header, *_ = sub.recv_multipart()
-                (results if topic.endswith(b"/result") else statuses).append(json.loads(header))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        stderr = proc.communicate(timeout=30)[1]
-        sub.close(0)
-        context.term()
-    assert proc.returncode == 0, stderr[-2000:]
+    code, stderr, messages = run_and_collect(cmd, f"tcp://127.0.0.1:{pub}", b"persense/cam0/")
+    results = [header for topic, header in messages if topic.endswith(b"/result")]
+    statuses = [header for topic, header in messages if topic.endswith(b"/status")]
+    assert code == 0, stderr[-2000:]
     assert results and all(r["label"] == "potato" for r in results)
     assert any(s.get("label") == "potato" for s in statuses)

@@ -29,21 +29,26 @@ def _shape(shape) -> str:
     return "x".join(str(int(d)) for d in shape) or "scalar"
 
 
+def read_small_json(path: Path, missing: str, limit: int = 1 << 20):
+    """A JSON file of at most `limit` bytes (a config or manifest: a few kB; a huge file here is something else),
+    parsed; EngineError with `missing` when there is none, one line naming the file for anything else."""
+    try:
+        if path.stat().st_size > limit:
+            raise EngineError(f"{path} is over {limit >> 10} KiB: not a model's config or manifest")
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise EngineError(missing) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EngineError(f"cannot read {path}: {first_line(exc)}") from None
+
+
 def checkpoint_config(model_dir: Path, model_type: str, what: str) -> dict:
     """config.json of a Hugging Face checkpoint directory, checked to be of `model_type` (EngineError if not)."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise EngineError(f"{what} checkpoint directory not found: {model_dir}")
-    path = model_dir / "config.json"
-    try:
-        # config.json is a few kB; a huge file here is not a checkpoint's config.
-        if path.stat().st_size > 1 << 20:
-            raise EngineError(f"{what} checkpoint {model_dir}: config.json is over 1 MiB, not a model config")
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EngineError(f"{what} checkpoint {model_dir} has no config.json (a save_pretrained directory?)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EngineError(f"{what} checkpoint {model_dir}: cannot read config.json: {first_line(exc)}") from None
+    config = read_small_json(model_dir / "config.json",
+                             f"{what} checkpoint {model_dir} has no config.json (a save_pretrained directory?)")
     found = config.get("model_type") if isinstance(config, dict) else None
     if found != model_type:
         raise EngineError(

@@ -7,13 +7,13 @@ DIR/manifest.json records the label, its tokens and the input size; the detector
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from engines.errors import EngineError, first_line
+from engines.hf.checkpoint import read_small_json
 from engines.hf.grounding import TextPrompt, boxes_from_outputs, describe_empty, preprocess_to
 
 log = logging.getLogger(__name__)
@@ -26,14 +26,7 @@ MANIFEST = "manifest.json"
 
 def read_manifest(model_dir: Path) -> dict:
     path = Path(model_dir) / MANIFEST
-    try:
-        if path.stat().st_size > 1 << 20:
-            raise EngineError(f"{path} is over 1 MiB: not a grounding export's manifest")
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EngineError(f"no {MANIFEST} in {model_dir}: not a `persense export grounding` directory") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EngineError(f"cannot read {path}: {first_line(exc)}") from None
+    manifest = read_small_json(path, f"no {MANIFEST} in {model_dir}: not a `persense export grounding` directory")
     if not isinstance(manifest, dict) or manifest.get("model_type") != MODEL_TYPE:
         raise EngineError(f"{path} is not a grounding export (model_type {MODEL_TYPE!r} expected)")
     if manifest.get("format") != FORMAT:
