@@ -103,14 +103,32 @@ def export_grounding(model_dir: Path, label: str, frame_hw: tuple[int, int], out
     return path
 
 
-def _check_parity(onnx_path: Path, pixels: np.ndarray, expected: list[np.ndarray], tolerance: float = 1e-3) -> None:
-    """ONNX Runtime's outputs equal torch's (the logits where finite: positions past the text are -inf in both)."""
+def _check_parity(onnx_path: Path, pixels: np.ndarray, expected: list[np.ndarray], tolerance: float = 1e-3,
+                  max_swapped: float = 0.01) -> None:
+    """ONNX Runtime's outputs equal torch's, query by query (logits where finite: positions past the text are -inf
+    in both), except queries whose two-stage proposals tie: the top-k ranking of nearly equal proposal scores may
+    order them differently, which swaps those queries (their boxes are then torch's boxes of other queries). At most
+    `max_swapped` of the queries may differ, and only so."""
     from engines.ort import create_session
 
-    got = create_session(onnx_path, prefer_gpu=False).run(None, {"pixel_values": pixels})
-    for name, ours, theirs in zip(("logits", "pred_boxes"), got, expected):
-        finite = np.isfinite(theirs)
-        if not (np.array_equal(finite, np.isfinite(ours)) and np.allclose(ours[finite], theirs[finite],
-                                                                            atol=tolerance, rtol=tolerance)):
-            worst = float(np.max(np.abs(ours[finite] - theirs[finite]))) if finite.any() else float("nan")
-            raise EngineError(f"the ONNX export of Grounding DINO differs from torch in {name} (max {worst:.3g})")
+    logits, boxes = create_session(onnx_path, prefer_gpu=False).run(None, {"pixel_values": pixels})
+    want_logits, want_boxes = expected
+    finite = np.isfinite(want_logits)
+    if not np.array_equal(finite, np.isfinite(logits)):
+        raise EngineError("the ONNX export of Grounding DINO masks other text positions than torch")
+    logit_error = np.abs(np.where(finite, logits, 0.0) - np.where(finite, want_logits, 0.0)).max(axis=-1)[0]
+    box_error = np.abs(boxes - want_boxes).max(axis=-1)[0]
+    differ = np.flatnonzero((logit_error > tolerance * np.maximum(np.abs(want_logits[finite]).max(), 1.0))
+                            | (box_error > tolerance))
+    if len(differ) == 0:
+        return
+    # A swapped query's box moved: it is another torch query's box, not its own.
+    distance = np.abs(boxes[0, differ][:, None, :] - want_boxes[0][None, :, :]).max(axis=-1)
+    distance[np.arange(len(differ)), differ] = np.inf
+    swapped = (box_error[differ] > tolerance) & (distance.min(axis=1) <= tolerance)
+    if len(differ) > max_swapped * boxes.shape[1] or not swapped.all():
+        raise EngineError(f"the ONNX export of Grounding DINO differs from torch in {len(differ)} of "
+                          f"{boxes.shape[1]} queries (logits up to {logit_error.max():.3g}, boxes up to "
+                          f"{box_error.max():.3g})")
+    log.info("ONNX Runtime matches torch except %d queries in another order (proposals with tied scores)",
+             len(differ))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -240,3 +241,41 @@ def test_a_bad_grounding_export_is_one_line(tmp_path, grounding_dir):
         OnnxGroundingDetector(tmp_path)
     assert main(["-q", "export", "grounding", "--model-dir", str(grounding_dir), "--label", "potato",
                  "--frame-size", "640by480", "--out", str(tmp_path / "o")]) == 2
+
+
+def test_the_export_check_accepts_tied_proposals_swapped_and_nothing_else(monkeypatch):
+    """Two-stage proposals with tied scores may be ranked in another order by ONNX Runtime than by torch: those
+    queries swap boxes. Any other difference is refused."""
+    import engines.ort
+    from export.grounding import _check_parity
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(1, 50, 8)).astype(np.float32)
+    logits[..., 5:] = -np.inf  # past the text
+    boxes = rng.uniform(size=(1, 50, 4)).astype(np.float32)
+    got = {}
+
+    class Session:
+        def run(self, names, feed):
+            return [got["logits"], got["boxes"]]
+
+    monkeypatch.setattr(engines.ort, "create_session", lambda *args, **kwargs: Session())
+    swapped_logits, swapped_boxes = logits.copy(), boxes.copy()
+    swapped_logits[0, [3, 4]] = logits[0, [4, 3]] + 0.5
+    swapped_boxes[0, [3, 4]] = boxes[0, [4, 3]]
+    got.update(logits=swapped_logits, boxes=swapped_boxes)
+    _check_parity(Path("x.onnx"), None, [logits, boxes], max_swapped=0.05)
+    for name, index, change in [("logits", (0, 7, 1), 0.5), ("boxes", (0, 7, 2), 0.2)]:
+        bad = {"logits": swapped_logits.copy(), "boxes": swapped_boxes.copy()}
+        bad[name][index] += change
+        got.update(bad)
+        with pytest.raises(EngineError, match="differs from torch in 3 of 50 queries"):
+            _check_parity(Path("x.onnx"), None, [logits, boxes], max_swapped=0.05)
+    got.update(logits=swapped_logits, boxes=swapped_boxes)
+    with pytest.raises(EngineError, match="in 2 of 50 queries"):
+        _check_parity(Path("x.onnx"), None, [logits, boxes], max_swapped=0.01)  # 2 of 50 is too many here
+    masked = logits.copy()
+    masked[..., 4] = -np.inf
+    got.update(logits=masked, boxes=boxes)
+    with pytest.raises(EngineError, match="masks other text positions"):
+        _check_parity(Path("x.onnx"), None, [logits, boxes])
