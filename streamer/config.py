@@ -34,6 +34,10 @@ class ClassLabelConfig(_Section):
     model_dir: Path = Field(description="a Hugging Face VIP-LLaVA checkpoint directory (e.g. llava-hf/vip-llava-7b-hf)")
     device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1, ...")
     max_new_tokens: int = Field(24, ge=1, le=256, description="longest answer generated")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="weights in memory: auto = the checkpoint's (float16 for vip-llava-7b-hf; a CPU may "
+        "want bfloat16 or float32)"
+    )
 
 
 class EnginesConfig(_Section):
@@ -127,7 +131,8 @@ class SupportConfig(_Section):
     image: Optional[Path] = None
     mask: Optional[Path] = None
     label: Optional[str] = Field(
-        None, max_length=64, description="the object's name (e.g. potato): skips the class-label extractor"
+        None, max_length=64, description="the object's name (e.g. potato): skips the class-label extractor; it "
+        "names every support of the run, also one replaced while running"
     )
 
     @field_validator("label")

@@ -46,7 +46,7 @@ def build_label_extractor(config: ClassLabelConfig | None) -> ClassLabelExtracto
         return None
     from engines.hf.vipllava import VipLlavaLabelExtractor
 
-    return VipLlavaLabelExtractor(config.model_dir, config.device, config.max_new_tokens)
+    return VipLlavaLabelExtractor(config.model_dir, config.device, config.max_new_tokens, config.dtype)
 
 
 def build_grounding_detector(config: GroundingGateConfig) -> TextPromptedDetector:

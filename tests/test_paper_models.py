@@ -57,6 +57,8 @@ def test_vipllava_names_the_masked_support(vipllava_dir):
     extractor = VipLlavaLabelExtractor(vipllava_dir, max_new_tokens=4)
     assert extractor.extract(image, mask) == "potato"
     assert extractor.last_answer.split() == ["potato"] * 4
+    half = VipLlavaLabelExtractor(vipllava_dir, max_new_tokens=2, dtype="bfloat16")
+    assert half.model.dtype == torch.bfloat16 and half.extract(image, mask) == "potato"
     assert PROMPT == "Name the object in the image?"
 
 

@@ -57,9 +57,9 @@ def checkpoint_config(model_dir: Path, model_type: str, what: str) -> dict:
     return config
 
 
-def load_model(model_class, model_dir: Path, model_type: str, what: str):
-    """`model_class.from_pretrained(model_dir)` from local files only, in eval mode; EngineError with one line when
-    the directory is of another model, or a tensor is missing, of the wrong shape, or unreadable."""
+def load_model(model_class, model_dir: Path, model_type: str, what: str, **options):
+    """`model_class.from_pretrained(model_dir, **options)` from local files only, in eval mode; EngineError with one
+    line when the directory is of another model, or a tensor is missing, of the wrong shape, or unreadable."""
     model_dir = Path(model_dir)
     checkpoint_config(model_dir, model_type, what)
     from transformers.utils import logging as hf_logging
@@ -68,7 +68,7 @@ def load_model(model_class, model_dir: Path, model_type: str, what: str):
     hf_logging.set_verbosity_error()  # its missing-weights warning is replaced by the error below
     try:
         model, info = model_class.from_pretrained(
-            model_dir, local_files_only=True, output_loading_info=True, ignore_mismatched_sizes=True
+            model_dir, local_files_only=True, output_loading_info=True, ignore_mismatched_sizes=True, **options
         )
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise EngineError(f"{what} checkpoint {model_dir}: cannot load: {first_line(exc)}") from None

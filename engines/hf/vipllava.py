@@ -46,7 +46,8 @@ def masked_support(image_rgb: np.ndarray, mask: np.ndarray, margin: float = 0.1)
 class VipLlavaLabelExtractor:
     """ClassLabelExtractor on transformers' VipLlavaForConditionalGeneration (torch, CPU or GPU)."""
 
-    def __init__(self, model_dir: Path, device: str = "cpu", max_new_tokens: int = 24):
+    def __init__(self, model_dir: Path, device: str = "cpu", max_new_tokens: int = 24, dtype: str = "auto"):
+        """dtype: the weights' type in memory ("auto": the checkpoint's, float16 for llava-hf/vip-llava-7b-hf)."""
         try:
             import torch
             from transformers import AutoProcessor, VipLlavaForConditionalGeneration
@@ -54,7 +55,8 @@ class VipLlavaLabelExtractor:
             raise EngineError(f"the VIP-LLaVA label extractor needs transformers and torch "
                               f"(pip install 'persense-stream[paper]'): {exc}") from None
         self._torch = torch
-        self.model = load_model(VipLlavaForConditionalGeneration, model_dir, "vipllava", "VIP-LLaVA").to(device)
+        self.model = load_model(VipLlavaForConditionalGeneration, model_dir, "vipllava", "VIP-LLaVA",
+                                dtype=dtype if dtype == "auto" else getattr(torch, dtype)).to(device)
         self.processor = load_processor(AutoProcessor, model_dir, "VIP-LLaVA")
         self.device = device
         self.max_new_tokens = max_new_tokens
@@ -66,6 +68,7 @@ class VipLlavaLabelExtractor:
         inputs = self.processor(
             images=masked_support(image_rgb, mask), text=TEMPLATE.format(prompt=PROMPT), return_tensors="pt"
         ).to(self.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         with self._torch.inference_mode():
             tokens = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
         new = tokens[:, inputs["input_ids"].shape[1]:]
