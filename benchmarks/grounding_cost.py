@@ -9,7 +9,8 @@ frame 640x480, resized as the checkpoint's processor does (shortest edge 800: an
 Prints the median milliseconds of: the whole model with the text (as transformers runs it), and the image-only part
 that runs per frame when the label's text features are fixed (engines.hf.grounding.make_fixed_text_grounding).
 With --onnx DIR it also saves the random-weight checkpoint to DIR/checkpoint, exports it with
-`persense export grounding` (export.grounding) to DIR/export and times ONNX Runtime on the same frames.
+`persense export grounding` (export.grounding) to DIR/export (kept: a second run reuses it) and times ONNX Runtime
+on the same frames.
 """
 
 from __future__ import annotations
@@ -82,17 +83,20 @@ def _onnx_cost(model, frame: np.ndarray, args) -> None:
     from engines.hf.grounding_onnx import OnnxGroundingDetector
     from export.grounding import export_grounding
 
-    checkpoint = args.onnx / "checkpoint"
-    checkpoint.mkdir(parents=True, exist_ok=True)
-    # A small WordPiece vocabulary: the ids differ from BERT's, the cost does not.
-    (checkpoint / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "all",
-                                                     "potato"]) + "\n")
-    model.to("cpu").save_pretrained(checkpoint)
-    GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(),
-                           tokenizer=BertTokenizer(str(checkpoint / "vocab.txt"))).save_pretrained(checkpoint)
-    start = time.perf_counter()
-    export_grounding(checkpoint, "potato", frame.shape[:2], args.onnx / "export")
-    print(f"export (with parity check): {time.perf_counter() - start:.0f} s")
+    if (args.onnx / "export" / "manifest.json").exists():
+        print(f"reusing the export in {args.onnx / 'export'}")
+    else:
+        checkpoint = args.onnx / "checkpoint"
+        checkpoint.mkdir(parents=True, exist_ok=True)
+        # A small WordPiece vocabulary: the ids differ from BERT's, the cost does not.
+        (checkpoint / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "all",
+                                                         "potato"]) + "\n")
+        model.to("cpu").save_pretrained(checkpoint)
+        GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(),
+                               tokenizer=BertTokenizer(str(checkpoint / "vocab.txt"))).save_pretrained(checkpoint)
+        start = time.perf_counter()
+        export_grounding(checkpoint, "potato", frame.shape[:2], args.onnx / "export")
+        print(f"export (with parity check): {time.perf_counter() - start:.0f} s")
     detector = OnnxGroundingDetector(args.onnx / "export", prefer_gpu=args.device != "cpu")
     detector.set_label("potato")
     print(f"onnxruntime, text fixed: {_median_ms(lambda: detector.detect(frame), args.frames):.0f} ms/frame "
