@@ -143,3 +143,23 @@ class EngineSet:
     decoder: MaskDecoder
     dmg: DensityMapGenerator
     name: str
+
+
+@runtime_checkable
+class ClassLabelExtractor(Protocol):
+    """The paper's CLE: names the support object (run once per support, not per frame)."""
+
+    name: str  # identifies the model (the label is cached with the prototype under it)
+
+    def extract(self, image_rgb: np.ndarray, mask: np.ndarray) -> str:
+        """uint8[H, W, 3] support image, bool[H, W] its object's mask -> the object's name ("" if none found)."""
+        ...
+
+
+@runtime_checkable
+class TextPromptedDetector(GateDetector, Protocol):
+    """A gate detector that finds what a text names (the paper's grounding detector, prompted with the label)."""
+
+    def set_label(self, label: str) -> None:
+        """Detect `label`'s objects from now on (the prompt is the detector's own, e.g. "all <label>.")."""
+        ...

@@ -21,3 +21,13 @@ def check_output_dir(path: Path) -> Path:
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
         raise UserError(f"cannot create output directory {path}: {ancestor} is not a writable directory")
     return path
+
+
+def make_output_dir(path: Path) -> Path:
+    """Create the output directory `path` (and its parents); UserError with one line when it cannot be."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output directory {path}: {exc.strerror}") from None
+    return path

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from engines.outputs import check_output_dir
+from engines.outputs import check_output_dir, make_output_dir
 from engines.errors import EngineError, UserError
 
 log = logging.getLogger(__name__)
@@ -123,11 +123,7 @@ def export_countr(model, out_dir: Path | str, checkpoint: Path | str | None, ops
     from engines.countr.manifest import FORMAT, MODEL_TYPE, ONNX_NAME, write_manifest
     from export.tensorrt import remove_stale_engines
 
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create output directory {out_dir}: {exc.strerror}") from None
+    out_dir = make_output_dir(out_dir)
     onnx_path = out_dir / ONNX_NAME
     # Engines built from an earlier export hold its weights; the new manifest names none until --tensorrt.
     remove_stale_engines(out_dir)

@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streamer.errors import UserError, first_line
-from streamer.product_config import GateConfig, SupportConfig  # noqa: F401 (re-exported)
+from streamer.product_config import GateConfig, GroundingGateConfig, SupportConfig  # noqa: F401 (re-exported)
 from streamer.stream.config import StreamConfig
 
 
@@ -29,6 +29,18 @@ class CountrEngineConfig(_Section):
     backend: Literal["onnxruntime", "tensorrt", "torch"] = "onnxruntime"
 
 
+class ClassLabelConfig(_Section):
+    """The paper's class-label extractor (CLE): VIP-LLaVA names the support object once per support."""
+
+    model_dir: Path = Field(description="a Hugging Face VIP-LLaVA checkpoint directory (e.g. llava-hf/vip-llava-7b-hf)")
+    device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1, ...")
+    max_new_tokens: int = Field(24, ge=1, le=256, description="longest answer generated")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="weights in memory: auto = the checkpoint's (float16 for vip-llava-7b-hf; a CPU may "
+        "want bfloat16 or float32)"
+    )
+
+
 class EnginesConfig(_Section):
     """Which models run. `embedded` needs no weights; `sam` needs an exported SAM model directory."""
 
@@ -38,6 +50,8 @@ class EnginesConfig(_Section):
     # embedding (needs segmenter: sam); countr: the paper's DMG2.
     dmg: Literal["embedded", "sam-correlation", "countr"] = "embedded"
     countr: Optional[CountrEngineConfig] = None
+    # The paper's class-label extractor; without it the label comes from support.label (or there is none).
+    cle: Optional[ClassLabelConfig] = None
 
 
 class PipelineConfig(_Section):
@@ -127,7 +141,7 @@ def load_config(path: Path | str | None) -> Config:
 
 
 def _resolve_paths(config: Config, base: Path) -> None:
-    for section in (config.engines.sam, config.engines.countr):
+    for section in (config.engines.sam, config.engines.countr, config.engines.cle, config.gate.grounding):
         if section is not None and not section.model_dir.is_absolute():
             candidate = base / section.model_dir
             # Relative model dirs: beside the config file where they exist there, else from the working

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from streamer.config import EnginesConfig
+from streamer.config import ClassLabelConfig, EnginesConfig, GroundingGateConfig
 from engines.errors import UserError
 
-from engines.interfaces import EngineSet
+from engines.interfaces import ClassLabelExtractor, EngineSet, TextPromptedDetector
 
 
 def build_engines(config: EnginesConfig) -> EngineSet:
@@ -38,3 +38,23 @@ def build_engines(config: EnginesConfig) -> EngineSet:
         engines.dmg = build_countr_dmg(config.countr.model_dir, config.countr.backend)
         engines.name += "+countr"
     return engines
+
+
+def build_label_extractor(config: ClassLabelConfig | None) -> ClassLabelExtractor | None:
+    """The class-label extractor the configuration asks for (VIP-LLaVA on torch), or None."""
+    if config is None:
+        return None
+    from engines.hf.vipllava import VipLlavaLabelExtractor
+
+    return VipLlavaLabelExtractor(config.model_dir, config.device, config.max_new_tokens, config.dtype)
+
+
+def build_grounding_detector(config: GroundingGateConfig) -> TextPromptedDetector:
+    """Grounding DINO on torch (a Hugging Face checkpoint directory) or on ONNX Runtime (an export of it)."""
+    if config.backend == "torch":
+        from engines.hf.grounding import GroundingDinoDetector
+
+        return GroundingDinoDetector(config.model_dir, config.box_threshold, config.text_threshold, config.device)
+    from engines.hf.grounding_onnx import OnnxGroundingDetector
+
+    return OnnxGroundingDetector(config.model_dir, config.box_threshold, config.text_threshold)

@@ -13,15 +13,31 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class GateConfig(_Section):
-    """Gate boxes for PPSM's box gating: none, a fixed region of interest, or a detector engine."""
+class GroundingGateConfig(_Section):
+    """The paper's grounding detector: Grounding DINO prompted with "all <label>."."""
 
-    kind: Literal["none", "roi", "detector"] = "none"
+    model_dir: Path = Field(description="a Hugging Face Grounding DINO checkpoint directory (e.g. "
+                            "IDEA-Research/grounding-dino-tiny), or for onnxruntime `persense export grounding`'s")
+    backend: Literal["torch", "onnxruntime"] = "torch"
+    device: str = Field("cpu", description="torch device for backend torch: cpu, cuda, ...")
+    box_threshold: float = Field(0.15, ge=0, le=1, description="a box's confidence must pass this (paper: 15%)")
+    text_threshold: float = Field(0.25, ge=0, le=1, description="the label's tokens' probability must pass this")
+
+
+class GateConfig(_Section):
+    """Gate boxes for PPSM's box gating: none, a fixed region of interest, a detector engine, or the paper's
+    grounding detector."""
+
+    kind: Literal["none", "roi", "detector", "grounding"] = "none"
     roi: Optional[tuple[float, float, float, float]] = Field(
         None, description="x0, y0, x1, y1 in pixels (values <= 1 are fractions of the frame)"
     )
     detector: Optional[str] = Field(None, description="import path 'module:factory' of a GateDetector engine")
     min_score: float = Field(0.15, ge=0, le=1, description="detections below this confidence are ignored")
+    grounding: Optional[GroundingGateConfig] = None
+    every_n_frames: int = Field(
+        1, ge=1, le=10_000, description="detector gates: detect on every N-th frame, reuse its boxes in between"
+    )
 
     @field_validator("roi")
     @classmethod
@@ -34,3 +50,14 @@ class GateConfig(_Section):
 class SupportConfig(_Section):
     image: Optional[Path] = None
     mask: Optional[Path] = None
+    label: Optional[str] = Field(
+        None, max_length=64, description="the object's name (e.g. potato): skips the class-label extractor; it "
+        "names every support of the run, also one replaced while running"
+    )
+
+    @field_validator("label")
+    @classmethod
+    def _label_named(cls, label):
+        if label is not None and not label.strip():
+            raise ValueError("support.label is empty: name the object (e.g. potato) or leave it out")
+        return label

@@ -49,6 +49,10 @@ def result_to_dict(result: SegmentationResult, include_masks: bool = True, **ext
         "instances": instances,
         "timings_ms": {k: round(v, 3) for k, v in result.timings_ms.items()},
     }
+    if result.label is not None:
+        doc["label"] = result.label
+    if result.reason:
+        doc["reason"] = result.reason
     doc.update(result.tally)
     doc.update(extra)
     return doc

@@ -67,6 +67,8 @@ class SegmentationResult:
         match_quality: how alike the frame's objects are to the support, on the support's own scale (1: as
             alike as the support object to itself; 0: unrelated content); 0 with no object.
         tally: header fields the stream's tracking adds (tracks, passed_total, ...); empty without tracking.
+        label: the support object's class label (the paper's CLE, or support.label), or None without one.
+        reason: why the frame counts 0 when a gate decided it (e.g. the grounding detector found no box); "" else.
     """
 
     width: int
@@ -77,6 +79,8 @@ class SegmentationResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     match_quality: float = 0.0
     tally: dict = field(default_factory=dict)
+    label: str | None = None
+    reason: str = ""
 
     @property
     def count(self) -> int:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 
-import zmq
-
-from tests.test_stream_e2e import ROOT, _free_port
+from tests.stream_capture import run_and_collect
+from tests.test_stream_e2e import _free_port
 
 
 def test_run_with_a_count_line_publishes_track_ids_and_tallies(tmp_path):
@@ -21,27 +18,10 @@ def test_run_with_a_count_line_publishes_track_ids_and_tallies(tmp_path):
            "--count-line", "0.5,0,0.5,1", "--publish", f"tcp://127.0.0.1:{pub}",
            "--control", f"tcp://127.0.0.1:{_free_port()}",
            "--metrics-port", "0", "--max-frames", "60", "--cache-dir", str(tmp_path)]
-    context = zmq.Context()
-    sub = context.socket(zmq.SUB)
-    sub.setsockopt(zmq.SUBSCRIBE, b"persense/cam0/")
-    sub.setsockopt(zmq.RCVHWM, 10000)
-    sub.connect(f"tcp://127.0.0.1:{pub}")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    results, tallies = [], []
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and (proc.poll() is None or sub.poll(0)):
-            if sub.poll(200):
-                topic, header, *_ = sub.recv_multipart()
-                (results if topic.endswith(b"/result") else tallies if topic.endswith(b"/tally") else []).append(
-                    json.loads(header))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        stderr = proc.communicate(timeout=30)[1]
-        sub.close(0)
-        context.term()
-    assert proc.returncode == 0, stderr[-2000:]
+    code, stderr, messages = run_and_collect(cmd, f"tcp://127.0.0.1:{pub}", b"persense/cam0/")
+    results = [header for topic, header in messages if topic.endswith(b"/result")]
+    tallies = [header for topic, header in messages if topic.endswith(b"/tally")]
+    assert code == 0, stderr[-2000:]
     assert len(results) > 20
     last = results[-1]
     assert all("track_id" in inst and "measure" in inst for inst in last["instances"])

@@ -23,9 +23,12 @@ def add_config_argument(
 
 def build_pipeline(config: Config) -> PerSense:
     """Engines + gate + algorithm parameters from a config (engines are imported lazily by the factory)."""
-    from streamer.engine_factory import build_engines
+    from streamer.engine_factory import build_engines, build_label_extractor
 
-    return PerSense(build_engines(config.engines), config.pipeline, build_gate(config.gate))
+    return PerSense(
+        build_engines(config.engines), config.pipeline, build_gate(config.gate),
+        labeler=build_label_extractor(config.engines.cle), label=config.support.label,
+    )
 
 
 def load_support(pipeline: PerSense, image_path: Path | None, mask_path: Path | None) -> None:
@@ -34,7 +37,8 @@ def load_support(pipeline: PerSense, image_path: Path | None, mask_path: Path | 
     image = read_image(image_path, "support image")
     mask = read_mask(mask_path, "support mask")
     support = pipeline.set_support(image, mask)
-    log.info("support %s: object about %dx%d px", support.support_id, *map(int, support.object_size))
+    log.info("support %s: object about %dx%d px%s", support.support_id, *map(int, support.object_size),
+             f", label {support.label!r}" if support.label else "")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

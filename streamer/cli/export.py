@@ -1,4 +1,4 @@
-"""`persense export sam|countr`: write ONNX models (and TensorRT engines) from official checkpoints."""
+"""`persense export sam|countr|grounding`: write ONNX models (and TensorRT engines) from official checkpoints."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import importlib
 EXPORTERS = {
     "sam": ("export.sam", "Segment Anything: encoder.onnx + batched decoder.onnx + manifest.json"),
     "countr": ("export.countr", "CounTR density map generator (FSC-147 checkpoint): countr.onnx + manifest.json"),
+    "grounding": ("export.grounding", "Grounding DINO with one label's text fixed: grounding.onnx + manifest.json"),
 }
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from engines.interfaces import EngineSet, ImageEmbedding, PromptGuidance
+from engines.interfaces import ClassLabelExtractor, EngineSet, ImageEmbedding, PromptGuidance
 from streamer.config import PipelineConfig
 from streamer.errors import UserError
 from streamer.gates import Gate, NoGate
@@ -42,6 +42,7 @@ class Support:
     image_hw: tuple[int, int] = (0, 0)  # the support image's (H, W)
     object_radius: float = 0.0  # sqrt(area / pi) of the support mask, pixels: the objects' scale
     warnings: tuple[str, ...] = ()  # what a person should know about this support (see support_checks)
+    label: str | None = None  # the object's class label (the paper's CLE, or given), None without one
 
 
 def support_id_for(image_rgb: np.ndarray, mask: np.ndarray, engines_name: str) -> str:
@@ -101,13 +102,24 @@ class PerSense:
     Stage names in `SegmentationResult.timings_ms`: encode, similarity, density, prompts, decode, postprocess.
     """
 
-    def __init__(self, engines: EngineSet, config: PipelineConfig | None = None, gate: Gate | None = None,
-                 encoder_lock: threading.Lock | None = None):
-        """encoder_lock: shared by the pipelines that share `engines` (streamer.stream.products), so that their
-        encoder is used by one thread at a time; None: one of its own."""
+    def __init__(
+        self,
+        engines: EngineSet,
+        config: PipelineConfig | None = None,
+        gate: Gate | None = None,
+        labeler: ClassLabelExtractor | None = None,
+        label: str | None = None,
+        encoder_lock: threading.Lock | None = None,
+    ):
+        """labeler: the paper's class-label extractor, run once per support; label: the object's name given
+        instead (it wins over the labeler). A gate that finds what a text names (the grounding detector) needs
+        one of them. encoder_lock: shared by the pipelines that share `engines` (streamer.stream.products), so
+        that their encoder is used by one thread at a time; None: one of its own."""
         self.engines = engines
         self.config = config or PipelineConfig()
         self.gate = gate or NoGate()
+        self.labeler = labeler
+        self.fixed_label = label.strip() if label else None
         self.support: Support | None = None
         self._size_warned = False
         self._encoder_lock = encoder_lock or threading.Lock()
@@ -119,9 +131,13 @@ class PerSense:
         mask: np.ndarray,
         prototype: np.ndarray | None = None,
         calibration: MatchCalibration | None = None,
+        label: str | None = None,
     ) -> Support:
         """Compute (or take cached) prototype and match calibration for the support image and mask; replaces
-        the previous support. A cached prototype is used only with its calibration."""
+        the previous support. A cached prototype is used only with its calibration.
+
+        label: the object's name where known (cached with the prototype); else the configured label, else the
+        class-label extractor's (Algorithm 1, lines 1-2), else none. A labelled gate is prompted with it."""
         mask = np.asarray(mask).astype(bool)
         if mask.shape != image_rgb.shape[:2]:
             raise UserError(
@@ -133,6 +149,7 @@ class PerSense:
         warnings = tuple(support_problems(image_rgb, mask))
         for warning in warnings:
             log.warning("support: %s", warning)
+        label = self._label_for(image_rgb, mask, label)
         if prototype is None or calibration is None:
             embedding = self.encode(image_rgb).embedding
             prototype = support_prototype(embedding, mask)
@@ -140,12 +157,31 @@ class PerSense:
         ys, xs = np.nonzero(mask)
         size = (float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
         support_id = support_id_for(image_rgb, mask, self.engines.name)
-        self.support = Support(
+        support = Support(
             prototype.astype(np.float32), size, support_id, calibration, image_hw=tuple(image_rgb.shape[:2]),
-            object_radius=float(np.sqrt(mask.sum() / np.pi)), warnings=warnings,
+            object_radius=float(np.sqrt(mask.sum() / np.pi)), warnings=warnings, label=label,
         )
+        if label is not None and hasattr(self.gate, "set_label"):
+            self.gate.set_label(label)
+        self.support = support
         self._size_warned = False
         return self.support
+
+    def _label_for(self, image_rgb: np.ndarray, mask: np.ndarray, known: str | None) -> str | None:
+        """The support object's class label: `known`, the configured one, or the class-label extractor's."""
+        label = known or self.fixed_label
+        if label is None and self.labeler is not None:
+            label = self.labeler.extract(image_rgb, mask).strip()
+            if not label:
+                answer = getattr(self.labeler, "last_answer", "")
+                raise UserError(
+                    f"the class-label extractor's answer {answer[:80]!r} names no object: set support.label "
+                    "(e.g. potato) in the configuration"
+                )
+        if label is None and getattr(self.gate, "needs_label", False):
+            raise UserError("the grounding gate needs the object's name: set support.label, or engines.cle for "
+                            "the class-label extractor")
+        return label
 
     # -- per frame ---------------------------------------------------------------------------------------
     def encode(self, image_rgb: np.ndarray) -> EncodedFrame:
@@ -240,9 +276,11 @@ class PerSense:
                 exemplars = self._feedback_exemplars(pass_instances, exemplars)
 
         instances = self._presence(instances, quality)
+        # Algorithm 2 keeps only points inside a grounded box: with none, the frame counts 0, and says why.
+        reason = self.gate.why_empty() if gate_boxes is not None and len(gate_boxes) == 0 else ""
         return SegmentationResult(
             width=w, height=h, instances=instances, density_count=count, points=points, timings_ms=timer.ms,
-            match_quality=quality,
+            match_quality=quality, label=self.support.label, reason=reason,
         )
 
     # -- steps ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import zmq
 from engines.interfaces import EngineSet
 from streamer.config import Config
 from streamer.console.live import LiveView, ResultTee
+from streamer.engine_factory import build_label_extractor
 from streamer.errors import UserError, first_line
 from streamer.gates import build_gate
 from streamer.persense.pipeline import PerSense
@@ -77,7 +78,10 @@ class StreamProcessor:
             gate_config = source.gate or config.gate
             key = gate_config.model_dump_json()
             gates[source.camera_id] = built[key] = built.get(key) or build_gate(gate_config)
-        self.products = CameraProducts(engines, config.pipeline, gates, self.cache)
+        labels = {s.camera_id: (s.support.label if s.support and s.support.label else config.support.label)
+                  for s in self.stream.sources}
+        self.products = CameraProducts(engines, config.pipeline, gates, self.cache,
+                                       labeler=build_label_extractor(config.engines.cle), labels=labels)
         self._initial_supports = {camera: (camera_supports or {}).get(camera, support) for camera in self.cameras}
         self._source_factory = source_factory or default_source_factory
         self._supervisor_factory = supervisor_factory
@@ -335,6 +339,7 @@ class StreamProcessor:
             "last_count": worker.last_count.get(camera) if worker else None,
             "paused": bool(worker and worker.paused.is_set()),
             "support_id": self.products.support_id(camera),
+            "label": self.products.label(camera),
         }
 
     def camera_statuses(self) -> dict[str, dict]:
@@ -359,6 +364,7 @@ class StreamProcessor:
             "uptime_s": round(time.monotonic() - self.started_at, 3),
             "paused": self.is_paused(),
             "support_id": self.products.support_id(self.cameras[0]),  # the first camera's; each camera's below
+            "label": self.products.label(self.cameras[0]),
             "engines": self.products.engines.name,
             "publish": self.publisher.endpoint if self.publisher else None,
             "metrics": self.http.url if self.http else None,

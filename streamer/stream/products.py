@@ -24,14 +24,21 @@ class CameraProducts:
         pipeline_config: the PerSense parameters (streamer.config.PipelineConfig), the same for every camera.
         gates: camera id -> its Gate (streamer.gates), in the cameras' order.
         cache: where prototypes are kept between runs.
+        labeler: the class-label extractor (one model, shared), or None.
+        labels: camera id -> the object's configured name (support.label), or None where the labeler names it.
     """
 
-    def __init__(self, engines: EngineSet, pipeline_config, gates: dict, cache: PrototypeCache):
+    def __init__(self, engines: EngineSet, pipeline_config, gates: dict, cache: PrototypeCache,
+                 labeler=None, labels: dict[str, str | None] | None = None):
         self.engines = engines
         self.cache = cache
         encoder_lock = threading.Lock()
-        self.pipelines = {camera: PerSense(engines, pipeline_config, gate, encoder_lock=encoder_lock)
-                          for camera, gate in gates.items()}
+        labels = labels or {}
+        self.pipelines = {
+            camera: PerSense(engines, pipeline_config, gate, labeler=labeler, label=labels.get(camera),
+                             encoder_lock=encoder_lock)
+            for camera, gate in gates.items()
+        }
         self.histories = {camera: SupportHistory() for camera in gates}
 
     @property
@@ -51,6 +58,10 @@ class CameraProducts:
         support = self.pipelines[camera].support
         return support.support_id if support else None
 
+    def label(self, camera: str) -> str | None:
+        support = self.pipelines[camera].support
+        return support.label if support else None
+
     def apply(self, camera: str, image: np.ndarray, mask: np.ndarray) -> Support:
         """Make (uint8[H, W, 3] RGB, bool[H, W]) `camera`'s support (on the thread that runs its pipeline) -> it.
         UserError for a bad support, which leaves the old one in force."""
@@ -60,5 +71,5 @@ class CameraProducts:
         for other in self.pipelines.values():
             if other is not pipeline and other.support is not None and other.support.support_id == wanted:
                 return pipeline.set_support(image, mask, prototype=other.support.prototype,
-                                            calibration=other.support.calibration)
+                                            calibration=other.support.calibration, label=other.support.label)
         return apply_support(pipeline, image, mask, self.cache)

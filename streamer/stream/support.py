@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 class PrototypeCache:
     """Prototypes on disk: <dir>/<engines name>-<support id>.npz holding `prototype` float32[C] and
-    `calibration` float64[2] (the support's self-similarity and floor, see streamer.persense.presence)."""
+    `calibration` float64[2] (the support's self-similarity and floor, see streamer.persense.presence), and where
+    the support has one, its class `label` with the `labeler` that named it (the CLE runs once per support)."""
 
     def __init__(self, directory: Path | None):
         self.directory = directory
@@ -38,12 +39,29 @@ class PrototypeCache:
         return self.directory / f"{slug}-{support_id}.npz"
 
     def load(self, engines_name: str, support_id: str) -> tuple[np.ndarray, MatchCalibration] | None:
+        """The cached prototype and calibration, or None."""
+        found = self.load_entry(engines_name, support_id)
+        return None if found is None else found[:2]
+
+    def load_label(self, engines_name: str, support_id: str, labeler: str) -> str | None:
+        """The label cached for this support when `labeler` named it, else None."""
+        found = self.load_entry(engines_name, support_id)
+        if found is None or found[3] != labeler:
+            return None
+        return found[2]
+
+    def load_entry(
+        self, engines_name: str, support_id: str
+    ) -> tuple[np.ndarray, MatchCalibration, str | None, str | None] | None:
+        """(prototype, calibration, label, labeler) from the cache, or None."""
         path = self._path(engines_name, support_id)
         if path is None or not path.exists():
             return None
         try:
             with np.load(path, allow_pickle=False) as archive:
                 prototype, calibration = archive["prototype"], archive["calibration"]
+                label = str(archive["label"]) if "label" in archive.files else None
+                labeler = str(archive["labeler"]) if "labeler" in archive.files else None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             log.warning("ignoring unreadable prototype cache %s: %s", path, exc)
             return None
@@ -54,9 +72,12 @@ class PrototypeCache:
         if not valid:
             log.warning("ignoring malformed prototype cache %s", path)
             return None
-        return prototype.astype(np.float32), MatchCalibration(float(calibration[0]), float(calibration[1]))
+        if label is not None and not label.strip():
+            label = None
+        return (prototype.astype(np.float32), MatchCalibration(float(calibration[0]), float(calibration[1])),
+                label, labeler)
 
-    def save(self, engines_name: str, support: Support) -> None:
+    def save(self, engines_name: str, support: Support, labeler: str | None = None) -> None:
         path = self._path(engines_name, support.support_id)
         if path is None:
             return
@@ -66,7 +87,9 @@ class PrototypeCache:
             # Write then rename: a processor killed mid-write must not leave a half file to load next time.
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, prototype=support.prototype.astype(np.float32), calibration=calibration)
+                labelled = {"label": np.str_(support.label), "labeler": np.str_(labeler)} \
+                    if support.label and labeler else {}
+                np.savez(fh, prototype=support.prototype.astype(np.float32), calibration=calibration, **labelled)
             os.replace(tmp, path)
         except OSError as exc:
             log.warning("cannot cache the support prototype in %s: %s", path.parent, exc.strerror or exc)
@@ -77,12 +100,19 @@ def apply_support(persense: PerSense, image_rgb: np.ndarray, mask: np.ndarray, c
     mask = np.asarray(mask).astype(bool)
     name = persense.engines.name
     support_id = support_id_for(image_rgb, mask, name)
-    cached = cache.load(name, support_id)
+    cached = cache.load_entry(name, support_id)
+    # The label is the class-label extractor's, cached under its name (a configured label needs no cache).
+    labeler = getattr(persense.labeler, "name", None)
     if cached is not None:
-        log.info("support %s: prototype from the cache", support_id)
-        return persense.set_support(image_rgb, mask, prototype=cached[0], calibration=cached[1])
+        prototype, calibration, label, label_by = cached
+        label = label if labeler is not None and label_by == labeler else None
+        log.info("support %s: prototype%s from the cache", support_id, " and label" if label else "")
+        support = persense.set_support(image_rgb, mask, prototype=prototype, calibration=calibration, label=label)
+        if labeler is not None and label is None and persense.fixed_label is None:
+            cache.save(name, support, labeler)
+        return support
     support = persense.set_support(image_rgb, mask)
-    cache.save(name, support)
+    cache.save(name, support, labeler if persense.fixed_label is None else None)
     return support
 
 
