@@ -15,7 +15,7 @@ import numpy as np
 
 from streamer.sources.base import Frame
 from streamer.stream.tally_config import CountLineConfig, SpecRange, TallyConfig
-from streamer.stream.tally_zones import CameraZones, ZoneStep
+from streamer.stream.tally_zones import CameraZones, ZoneStep, place
 from streamer.tracking.crossing import BACKWARD, FORWARD, LineCounter
 from streamer.tracking.measure import COLUMN, FIELDS, add_details, as_dict, measure_one, measure_shapes, to_mm, touches_border
 from streamer.tracking.tracker import BeltTracker, TrackerParams
@@ -214,7 +214,8 @@ class CameraTally:
             if detail:
                 track.details.add(figures[k])
         truth = frame.truth
-        self._place_lines(result.width, result.height)
+        place(self.lines, lambda config: LineCounter(resolve_line(config, result.width, result.height)), self.camera,
+              "counting line")
         for index, line in enumerate(self.lines):
             for ident, direction in line.counter.update(ids, centres):
                 self.direction_totals[direction] += 1
@@ -237,16 +238,6 @@ class CameraTally:
         if item is None:
             item = self._samples[ident] = ItemFigures(self.config.samples_per_item)
         return item
-
-    def _place_lines(self, width: int, height: int) -> None:
-        """Lines in pixels at the first frame; a pixel line outside the frame is reported once and left out."""
-        for line in list(self.lines):
-            if line.counter is None:
-                try:
-                    line.counter = LineCounter(resolve_line(line.config, width, height))
-                except ValueError as exc:
-                    log.error("camera %s: counting line %s: %s; it counts nothing", self.camera, line.name, exc)
-                    self.lines.remove(line)
 
     def _truth_diameter(self, truth, centre: np.ndarray) -> float | None:
         """The diameter of the truth item nearest the crossing track (the flow simulator only), in our units."""

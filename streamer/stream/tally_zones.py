@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -39,6 +40,19 @@ class _Zone:
     dwell_left_out: int = 0
 
 
+def place(entries: list, build: Callable[[object], object], camera: str, what: str) -> None:
+    """Give each entry (a line or zone: .name, .config, .counter) its counter once the frame size is known:
+    `build(config)` makes it, or raises ValueError for one that lies outside the frame, which is reported once
+    and left out of `entries`."""
+    for entry in list(entries):
+        if entry.counter is None:
+            try:
+                entry.counter = build(entry.config)
+            except ValueError as exc:
+                log.error("camera %s: %s %s: %s; it counts nothing", camera, what, entry.name, exc)
+                entries.remove(entry)
+
+
 def resolve_zone(config: ZoneConfig, width: int, height: int) -> np.ndarray:
     """float[K, 2] vertices in pixels; ValueError when the zone lies outside a width x height frame."""
     points = np.asarray(config.points, np.float64)
@@ -61,7 +75,7 @@ class CameraZones:
                ended: list[int]) -> list[ZoneStep]:
         """One frame's tracks (int[N] ids, float[N, 2] centroids in pixels) at time `seconds`, and the tracks
         that ended -> what happened in each zone."""
-        self._place(width, height)
+        place(self.zones, lambda config: ZoneCounter(resolve_zone(config, width, height)), self.camera, "zone")
         steps = []
         for zone in self.zones:
             entered = zone.counter.update(track_ids, centres, seconds)
@@ -74,16 +88,6 @@ class CameraZones:
                     zone.dwell_left_out += 1
             steps.append(ZoneStep(zone.name, entered, left, zone.counter.occupancy))
         return steps
-
-    def _place(self, width: int, height: int) -> None:
-        """Zones in pixels at the first frame; a pixel zone outside the frame is reported once and left out."""
-        for zone in list(self.zones):
-            if zone.counter is None:
-                try:
-                    zone.counter = ZoneCounter(resolve_zone(zone.config, width, height))
-                except ValueError as exc:
-                    log.error("camera %s: zone %s: %s; it counts nothing", self.camera, zone.name, exc)
-                    self.zones.remove(zone)
 
     def header(self) -> dict:
         """The result header's `zones`: per zone the tracks in it now with their seconds so far, and entries."""
