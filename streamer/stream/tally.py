@@ -149,8 +149,10 @@ def in_spec(figures: dict[str, float | None], specs: dict[str, SpecRange]) -> bo
 
 
 def _median(samples: np.ndarray) -> np.ndarray:
-    """Per column, ignoring NaN (np.nanmedian only where there is one: it is ten times slower)."""
-    return np.nanmedian(samples, axis=0) if np.isnan(samples).any() else np.median(samples, axis=0)
+    """Per column of a few rows without NaN: a sort, as numpy's median costs tens of microseconds of overhead."""
+    ordered = np.sort(samples, axis=0)
+    n = len(ordered)
+    return (ordered[(n - 1) // 2] + ordered[n // 2]) / 2.0
 
 
 class CameraTally:
@@ -200,8 +202,10 @@ class CameraTally:
         measured = measure_shapes(boxes, masks)
         centres = measured.centres
         ids, ended = self.tracker.update(frame.index, centres, np.nan_to_num(measured.table[:, COLUMN["diameter"]]))
-        # Whole views only (not cut by the frame's edge); those a track keeps for solidity and colour get them.
-        whole = np.flatnonzero(~touches_border(boxes, result.width, result.height))
+        # Whole views only (not cut by the frame's edge, not empty); those a track keeps for solidity and colour
+        # get them.
+        whole = np.flatnonzero(~touches_border(boxes, result.width, result.height)
+                               & (measured.table[:, COLUMN["area"]] > 0))
         tracks = [self._item(ident) for ident in ids[whole].tolist()]
         detailed = [track.details.take() for track in tracks]
         add_details(measured, frame.image, boxes, masks, whole[np.array(detailed, bool)].tolist())
