@@ -39,6 +39,7 @@ class BenchReport:
     frame_hw: tuple[int, int] = (0, 0)
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     end_to_end_ms: list[float] = field(default_factory=list)
+    inference_ms: list[float] = field(default_factory=list)  # PerSense.segment's stages together, per frame
     objects: list[int] = field(default_factory=list)
     truth: list[int] = field(default_factory=list)
     wall_s: float = 0.0
@@ -58,9 +59,14 @@ class BenchReport:
             "fps": round(frames / self.wall_s, 2) if self.wall_s > 0 else None,
             "stage_ms": {s: stats(v) for s, v in self.stage_ms.items() if v},
             "end_to_end_ms": stats(self.end_to_end_ms),
+            "inference_ms": stats(self.inference_ms),
             "objects_per_frame": round(float(np.mean(self.objects)), 2) if self.objects else 0.0,
             "peak_rss_mb": round(peak_rss_mb(), 1),
         }
+        tracking = self.stage_ms.get("tracking")
+        if tracking and self.inference_ms:
+            # Measured on the same frames in the same run: what counting items adds to segmenting them.
+            out["tracking_share_of_inference"] = round(float(np.median(tracking) / np.median(self.inference_ms)), 4)
         if self.truth:
             errors = np.abs(np.asarray(self.objects) - np.asarray(self.truth))
             out["truth_per_frame"] = round(float(np.mean(self.truth)), 2)
@@ -165,6 +171,7 @@ def run_benchmark(
             for stage, ms in result.timings_ms.items():
                 report.stage_ms.setdefault(stage, []).append(ms)
             report.stage_ms.setdefault("tracking", []).append(tracking_ms)
+            report.inference_ms.append(sum(result.timings_ms.values()))
             report.stage_ms["publish"].append((t3 - t2) * 1e3)
             report.end_to_end_ms.append((t3 - t0) * 1e3)
             report.objects.append(result.count)
@@ -193,4 +200,7 @@ def format_table(summaries: list[dict]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines) + "\n(stage cells: median/p99 milliseconds)"
+    notes = [f"{x['label']}: tracking (measure, track, count) {x['stage_ms']['tracking']['median']:.2f} ms per frame "
+             f"median at {x['objects_per_frame']} objects = {100 * x['tracking_share_of_inference']:.1f}% of inference "
+             f"({x['inference_ms']['median']:.1f} ms)" for x in summaries if "tracking_share_of_inference" in x]
+    return "\n".join(lines + notes) + "\n(stage cells: median/p99 milliseconds)"

@@ -27,6 +27,45 @@ class CropRuns:
     frame_hw: tuple[int, int]
 
 
+@dataclass
+class RowRuns:
+    """The runs of non-zero values along the rows of many 2-D arrays.
+
+    owner: int64[R] which array each run belongs to, ascending (then by row, then by start).
+    row, start, stop: int64[R] the run's row in its array and its first column and the column after its last.
+    first: int64[N + 1] the runs of array i are first[i]:first[i + 1].
+    """
+
+    owner: np.ndarray
+    row: np.ndarray
+    start: np.ndarray
+    stop: np.ndarray
+    first: np.ndarray
+
+
+def row_runs(arrays: list[np.ndarray]) -> RowRuns:
+    """Runs along the rows of N 2-D arrays in one pass over their values: the arrays are copied once, one under
+    the other, into a stack with a zero column before every row (and a zero row at the end), so a run never
+    crosses a row and the changes of value alternate start, stop."""
+    n = len(arrays)
+    heights = np.array([a.shape[0] for a in arrays], np.int64).reshape(-1)
+    widths = np.array([a.shape[1] for a in arrays], np.int64).reshape(-1)
+    stride = int(widths.max()) + 1 if n else 1
+    row0 = np.zeros(n + 1, np.int64)
+    np.cumsum(heights, out=row0[1:])
+    stack = np.zeros((int(row0[-1]) + 1, stride), bool)
+    for array, top, height, width in zip(arrays, row0.tolist(), heights.tolist(), widths.tolist()):
+        stack[top:top + height, 1:width + 1] = array
+    flat = stack.ravel()
+    changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    starts, stops = changes[0::2], changes[1::2]
+    row = starts // stride
+    owner = np.repeat(np.arange(n, dtype=np.int64), heights)[row]
+    column = row * stride + 1
+    first = np.searchsorted(owner, np.arange(n + 1))
+    return RowRuns(owner, row - row0[owner], starts - column, stops - column, first)
+
+
 def crop_runs(items: list[tuple[np.ndarray, tuple[int, int, int, int]]], frame_hw: tuple[int, int]) -> CropRuns:
     """Runs of many crops in one pass over their pixels: a dense frame costs a few array operations, not a dozen
     per object.
@@ -35,27 +74,11 @@ def crop_runs(items: list[tuple[np.ndarray, tuple[int, int, int, int]]], frame_h
         items: (mask bool[y1 - y0, x1 - x0], bbox (x0, y0, x1, y1) with x1/y1 exclusive) per object.
         frame_hw: (H, W) of the frame.
     """
-    h = frame_hw[0]
-    empty = np.zeros(0, np.int64)
-    if not items:
-        return CropRuns(empty, empty, empty, 0, frame_hw)
-    heights = np.array([m.shape[0] + 2 for m, _ in items], np.int64)
-    sizes = np.array([m.shape[1] for m, _ in items], np.int64) * heights
-    starts_of = np.concatenate([[0], np.cumsum(sizes)])
-    # Each crop column padded with a zero above and below, flattened column-major: value changes alternate
-    # run start, run end, and never cross a column.
-    flat = np.zeros(int(starts_of[-1]), np.int8)
-    for (mask, _), offset, height in zip(items, starts_of[:-1], heights):
-        if mask.size:
-            flat[offset : offset + mask.size + 2 * mask.shape[1]].reshape(mask.shape[1], height)[:, 1:-1] = mask.T
-    change = np.flatnonzero(flat[1:] != flat[:-1])
-    owner = np.searchsorted(starts_of, change, side="right") - 1
-    local = change - starts_of[owner]
-    col = local // heights[owner]
-    x0 = np.array([b[0] for _, b in items], np.int64)
-    y0 = np.array([b[1] for _, b in items], np.int64)
-    edges = (x0[owner] + col) * h + y0[owner] + (local - col * heights[owner])
-    return CropRuns(edges[0::2], edges[1::2], owner[0::2], len(items), frame_hw)
+    # A row of a transposed crop is a column of the frame.
+    runs = row_runs([mask.T for mask, _ in items])
+    origins = np.array([b[:2] for _, b in items], np.int64).reshape(-1, 2)
+    offset = (origins[runs.owner, 0] + runs.row) * frame_hw[0] + origins[runs.owner, 1]
+    return CropRuns(offset + runs.start, offset + runs.stop, runs.owner, len(items), frame_hw)
 
 
 def run_counts(runs: CropRuns) -> list[list[int]]:

@@ -30,6 +30,7 @@ ISSUE_METRICS = {
     "persense_control_restarts_total", "persense_auth_denied_total",
     # issue 13
     "persense_items_total", "persense_item_diameter", "persense_active_tracks",
+    "persense_zone_entries_total", "persense_zone_items", "persense_zone_seconds",
 }
 
 

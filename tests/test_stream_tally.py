@@ -12,7 +12,7 @@ from streamer.schema import result_to_dict
 from streamer.simulator.flow import FlowSimulator
 from streamer.sources.base import Frame
 from streamer.stream.metrics import StreamMetrics
-from streamer.stream.tally import CameraTally
+from streamer.stream.tally import CameraTally, TrackSamples
 from streamer.stream.tally_config import TallyConfig
 from streamer.stream.tally_sink import TallySink
 from streamer.types import Instance, SegmentationResult
@@ -146,3 +146,39 @@ def test_a_pixel_line_outside_the_frame_counts_nothing_and_says_so(caplog):
     tally = CameraTally(config, "cam0")
     tally.observe(frame, result)
     assert tally.lines == [] and "outside" in caplog.text
+
+
+def test_track_samples_spread_over_the_whole_track_within_their_capacity():
+    samples = TrackSamples(8)
+    for view in range(1000):
+        if samples.take():
+            samples.add(np.array([float(view)]))
+    values = [row[0] for row in samples.rows]
+    assert 4 <= len(values) <= 8 and values == sorted(values)
+    assert values[0] == 0 and values[-1] > 800  # the first views and the last ones
+    assert np.median(values) == pytest.approx(500, abs=130)
+
+
+def _disk_instance(cx, cy, r):
+    y, x = np.mgrid[:100, :200]
+    full = (x - cx) ** 2 + (y - cy) ** 2 <= r * r
+    ys, xs = np.nonzero(full)
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    return Instance(0, 1.0, box, full[box[1]:box[3], box[0]:box[2]])
+
+
+def test_a_passed_item_takes_the_median_over_its_whole_track_not_its_first_views():
+    # One item rides across the line; seen small (r 10) in its first 25 views and large (r 14) in its last 60.
+    # Then another item sits still elsewhere until the first one's track ends.
+    tally = CameraTally(TallyConfig.model_validate({"lines": [{"points": [0.5, 0, 0.5, 1]}]}), "cam0")
+    image = np.zeros((100, 200, 3), np.uint8)
+    finished = []
+    for i in range(85):
+        result = SegmentationResult(200, 100, [_disk_instance(16 + 2 * i, 40, 10 if i < 25 else 14)])
+        finished += tally.observe(Frame(image, i, float(i), "cam0"), result)
+    for i in range(85, 100):
+        result = SegmentationResult(200, 100, [_disk_instance(30, 80, 8)])
+        finished += tally.observe(Frame(image, i, float(i), "cam0"), result)
+    assert len(finished) == 1 and finished[0].direction == "forward"
+    assert finished[0].figures["diameter"] == pytest.approx(28, rel=0.02)
+    assert finished[0].figures["solidity"] > 0.95

@@ -135,3 +135,76 @@ def test_a_frame_the_segmenter_mostly_missed_does_not_move_the_belt_velocity():
     # Two detections, each 10 px off its prediction (within the gate): too few to say the belt changed.
     tracker.update(4, grid[:2] + [30.0, 10.0], np.full(2, 28.0))
     assert tracker.velocity == pytest.approx([5.0, 0.0])
+
+
+def _disk(radius, cx, cy, size=100):
+    """The exact digitisation of a disk: the pixels whose centre lies inside it."""
+    y, x = np.mgrid[:size, :size]
+    return (x - cx) ** 2 + (y - cy) ** 2 <= radius ** 2
+
+
+def test_diameters_of_exact_disks_are_unbiased():
+    # Disks of random radii at random sub-pixel centres, all measured in one pass.
+    rng = np.random.default_rng(11)
+    radii = rng.uniform(6, 40, 60)
+    masks = [_disk(r, *rng.uniform(45, 55, 2)) for r in radii]
+    boxes = np.array([[0, 0, 100, 100]] * len(masks))
+    table, centres = measure(np.zeros((100, 100, 3), np.uint8), boxes, masks)
+    errors = table[:, COLUMN["diameter"]] / (2 * radii) - 1
+    assert abs(np.median(errors)) < 0.002 and np.abs(errors).max() < 0.02
+    # The ellipse of a disk is the disk: both axes are its diameter.
+    assert np.median(np.abs(table[:, COLUMN["major_axis"]] / (2 * radii) - 1)) < 0.01
+    assert np.median(np.abs(table[:, COLUMN["minor_axis"]] / (2 * radii) - 1)) < 0.01
+    assert np.all(table[:, COLUMN["solidity"]] > 0.97)
+
+
+@pytest.mark.parametrize("a, b, angle", [(30, 15, 30), (35, 10, -60), (25, 24, 0), (40, 8, 89)])
+def test_ellipse_axes_and_orientation_of_exact_ellipses(a, b, angle):
+    y, x = np.mgrid[:100, :100].astype(float)
+    t = np.radians(angle)
+    u, v = (x - 50.3) * np.cos(t) + (y - 49.6) * np.sin(t), -(x - 50.3) * np.sin(t) + (y - 49.6) * np.cos(t)
+    mask = (u / a) ** 2 + (v / b) ** 2 <= 1
+    row = measure_one(mask, np.zeros((100, 100, 3), np.uint8))
+    assert row[COLUMN["major_axis"]] == pytest.approx(2 * a, rel=0.01)
+    assert row[COLUMN["minor_axis"]] == pytest.approx(2 * b, rel=0.02)
+    assert row[COLUMN["area"]] == pytest.approx(np.pi * a * b, rel=0.01)
+    if a > 1.1 * b:  # a near-circle has no orientation to speak of
+        assert row[COLUMN["orientation"]] == pytest.approx(angle, abs=1.0)
+
+
+def test_one_pass_figures_equal_each_mask_measured_alone():
+    # Masks of many sizes and shapes (holes, several parts, empty, one pixel) measured together and one by one.
+    rng = np.random.default_rng(5)
+    masks = [rng.random(tuple(rng.integers(1, 30, 2))) < 0.6 for _ in range(40)]
+    masks += [np.zeros((4, 3), bool), np.ones((1, 1), bool)]
+    boxes = np.array([[3 * k, 2 * k, 3 * k + m.shape[1], 2 * k + m.shape[0]] for k, m in enumerate(masks)])
+    image = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    table, centres = measure(image, boxes, masks)
+    for k, (mask, (x0, y0, x1, y1)) in enumerate(zip(masks, boxes)):
+        alone = measure_one(mask, image[y0:y1, x0:x1])
+        np.testing.assert_allclose(table[k], alone, rtol=1e-9, atol=1e-9, equal_nan=True)
+        ys, xs = np.nonzero(mask)
+        assert table[k, COLUMN["area"]] == len(xs)
+        if len(xs):
+            assert centres[k] == pytest.approx([xs.mean() + x0, ys.mean() + y0])
+            assert table[k, COLUMN["red"]] == pytest.approx(image[y0:y1, x0:x1][mask][:, 0].mean())
+        else:
+            assert np.isnan(table[k, COLUMN["diameter"]]) and centres[k].tolist() == [(x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2]
+
+
+def test_flow_simulator_items_measure_their_true_diameter_exactly():
+    sim = FlowSimulator(320, 240, 20, 0, speed_px=3.0, seed=2)
+    scene, truth = sim.frame(150)
+    masks, boxes = [], []
+    for label in range(1, scene.count + 1):
+        ys, xs = np.nonzero(scene.labels == label)
+        boxes.append((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+        masks.append(scene.labels[ys.min():ys.max() + 1, xs.min():xs.max() + 1] == label)
+    table, centres = measure(scene.image, np.array(boxes), masks)
+    whole = ~touches_border(np.array(boxes), 320, 240)
+    # Each whole item against the truth item nearest its centroid.
+    nearest = np.argmin(np.hypot(*(centres[:, None, :] - truth.centres[None, :, :]).transpose(2, 0, 1)), axis=1)
+    ratio = table[whole, COLUMN["diameter"]] / truth.diameters_px[nearest[whole]]
+    # A neighbour pasted over an item's edge takes pixels from it (never adds): the rest measure exactly.
+    assert whole.sum() > 10 and np.all(ratio <= 1 + 1e-9)
+    assert np.count_nonzero(np.abs(ratio - 1) < 1e-9) >= 0.6 * len(ratio)

@@ -15,7 +15,8 @@ def register(subparsers) -> None:
         "subscribe",
         help="print the counts published by 'persense run'",
         description="Subscribe to a running 'persense run' and print one line per result "
-        "(camera, seq, count, latency); gaps in seq are reported at the end. By default it waits for ever "
+        "(camera, seq, count, latency; with counting lines also the items passed), and one per tally message "
+        "(items passed in the interval and in all, out of spec, zones); gaps in seq are reported at the end. By default it waits for ever "
         "(a subscriber is long-lived); --timeout bounds the wait for each result. Exit status 1 when "
         "--timeout ends it before --max-messages results came.",
     )
@@ -29,6 +30,8 @@ def register(subparsers) -> None:
                    help="exit when no result came for this many seconds; status messages do not count "
                    "(default: wait for ever)")
     p.add_argument("--status", action="store_true", help="also print status messages (heartbeats, state changes)")
+    p.add_argument("--no-tally", dest="tally", action="store_false",
+                   help="do not print tally messages (sent where the processor counts items passing a line)")
     p.add_argument("--client-key", type=Path, metavar="FILE",
                    help="CURVE: this client's NAME.key_secret ('persense keys'); its .key must be authorized")
     p.add_argument("--server-public-key", type=Path, metavar="FILE", help="CURVE: the server's public NAME.key")
@@ -48,9 +51,17 @@ def _passed_text(header: dict) -> str:
     return f" passed={header['passed_total']}{truth} tracks={header.get('tracks')}"
 
 
+def _tally_text(msg) -> str:
+    """One line for a TallyMessage."""
+    truth = f" truth_passed={msg.truth_passed_total}" if msg.truth_passed_total is not None else ""
+    zones = "".join(f" zone[{z.name}]: in={z.in_zone} entries={z.entries_total}" for z in msg.zones.values())
+    return (f"{msg.camera} tally seq={msg.seq} passed={msg.passed} passed_total={msg.passed_total}{truth} "
+            f"measured={msg.measured_total} out_of_spec={msg.out_of_spec_total}{zones}")
+
+
 def run(args: argparse.Namespace) -> int:
     from streamer.errors import UserError, first_line
-    from streamer.subscriber import ProtocolError, ResultMessage, Subscriber
+    from streamer.subscriber import ProtocolError, ResultMessage, Subscriber, TallyMessage
 
     if args.max_messages is not None and args.max_messages < 1:
         raise UserError("--max-messages must be at least 1")
@@ -73,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     warned_no_overlay = False
     timed_out = False
     try:
-        sub = Subscriber(args.endpoint, args.camera, status=args.status, socket_options=options)
+        sub = Subscriber(args.endpoint, args.camera, status=args.status, socket_options=options, tally=args.tally)
     except Exception as exc:  # zmq.ZMQError: a malformed endpoint
         raise UserError(f"cannot subscribe to {args.endpoint}: {first_line(exc)}") from None
     try:
@@ -90,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
                 _note(f"no result for {args.timeout:g} s; stopping")
                 timed_out = True
                 break
+            if isinstance(msg, TallyMessage):
+                print(_tally_text(msg))
+                continue
             if not isinstance(msg, ResultMessage):
                 if args.status:
                     h = msg.header

@@ -21,6 +21,8 @@ ITEM_SPECS = ("in", "out", "unknown")
 DIRECTIONS = ("forward", "backward")
 # Item diameters, in the tally's units (mm when calibrated, else px): 1 to 1000, about 12% apart.
 _SIZE_BUCKETS = tuple(round(10 ** (k / 20), 2) for k in range(61))
+# Seconds a track spent in a zone: 0.1 s to 10 minutes.
+_DWELL_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 _E2E_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -135,6 +137,13 @@ class StreamMetrics:
         )
         self.active_tracks = Gauge("persense_active_tracks", "tracks matched in the camera's last frame", ["camera"],
                                    registry=r)
+        # `zone` values are the configured zone names (at most 16 per camera): a bounded label.
+        self.zone_entries = Counter("persense_zone_entries_total", "tracks that entered the zone (each once)",
+                                    ["camera", "zone"], registry=r)
+        self.zone_items = Gauge("persense_zone_items", "tracks in the zone in the camera's last frame",
+                                ["camera", "zone"], registry=r)
+        self.zone_seconds = Histogram("persense_zone_seconds", "time each track spent in the zone, once it ended",
+                                      ["camera", "zone"], buckets=_DWELL_BUCKETS, registry=r)
         for outcome in CONTROL_OUTCOMES:
             self.control_requests.labels(outcome)
         for socket in ("control", "publish"):

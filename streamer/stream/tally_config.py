@@ -8,6 +8,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streamer.tracking.measure import FIELDS
+from streamer.tracking.zones import polygon_area
 
 _MEASURES = tuple(f for f in FIELDS if f not in ("red", "green", "blue")) + ("red", "green", "blue")
 
@@ -37,6 +38,28 @@ class CountLineConfig(_Section):
             raise ValueError(f"a normalised line lies inside the frame: every value in [0, 1], got {self.points}")
         if not self.normalized and min(self.points) < 0:
             raise ValueError(f"a line in pixels lies inside the frame: no negative value, got {self.points}")
+        return self
+
+
+class ZoneConfig(_Section):
+    """A zone: a polygon; items in it now, time in it per track, entries (see streamer.tracking.zones)."""
+
+    points: list[tuple[float, float]] = Field(min_length=3, max_length=64, description="[[x, y], ...] vertices")
+    normalized: bool = Field(True, description="points are fractions of the frame's width and height (else pixels)")
+    camera: Optional[str] = Field(None, description="the camera it belongs to; null: every camera")
+    name: Optional[str] = Field(None, max_length=64, description="its name in messages and metrics (default zone0...)")
+
+    @model_validator(mode="after")
+    def _valid(self):
+        values = [v for point in self.points for v in point]
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError("zone points must be finite numbers")
+        if self.normalized and not all(0.0 <= v <= 1.0 for v in values):
+            raise ValueError("a normalised zone lies inside the frame: every value in [0, 1]")
+        if not self.normalized and min(values) < 0:
+            raise ValueError("a zone in pixels lies inside the frame: no negative value")
+        if not polygon_area(self.points) > 0:
+            raise ValueError("a zone needs a polygon with an area (three or more points, not all on one line)")
         return self
 
 
@@ -82,8 +105,9 @@ class TrackingConfig(_Section):
 
 
 class TallyConfig(_Section):
-    enabled: Optional[bool] = Field(None, description="track and measure items; null: on where a line is set")
+    enabled: Optional[bool] = Field(None, description="track and measure items; null: on where a line or zone is set")
     lines: list[CountLineConfig] = Field(default_factory=list, max_length=16)
+    zones: list[ZoneConfig] = Field(default_factory=list, max_length=16)
     interval_s: float = Field(5.0, ge=0.1, le=3600, description="seconds between persense/<camera>/tally messages")
     tracking: TrackingConfig = TrackingConfig()
     calibration: CalibrationConfig = CalibrationConfig()
@@ -92,8 +116,8 @@ class TallyConfig(_Section):
     spec_tolerance: float = Field(
         0.2, gt=0, le=10, description="default spec: the support object's diameter +- this fraction")
     samples_per_item: int = Field(
-        16, ge=1, le=1000, description="whole views of an item measured in full (solidity, colour); its figures "
-        "are their median")
+        4, ge=1, le=1000, description="whole views of an item measured for solidity and colour (4 times as many "
+        "for its shape), spread evenly over its track; its figures are their median")
     histogram_bins: int = Field(12, ge=1, le=200, description="bins of the tally's diameter histogram")
     histogram_range: Optional[tuple[float, float]] = Field(
         None, description="diameter range of the histogram; null: 0.5 to 1.5 times the support's diameter")
@@ -106,6 +130,17 @@ class TallyConfig(_Section):
             raise ValueError(f"unknown measurement(s) {unknown} in specs (known: {', '.join(_MEASURES)})")
         return specs
 
+    @field_validator("lines", "zones")
+    @classmethod
+    def _unique_names(cls, items):
+        # Per camera: a name is a key in messages and a metric label. No camera (null) means every camera.
+        named = [item for item in items if item.name is not None]
+        for i, a in enumerate(named):
+            for b in named[i + 1:]:
+                if a.name == b.name and (a.camera == b.camera or a.camera is None or b.camera is None):
+                    raise ValueError(f"the name {a.name!r} is given twice for one camera")
+        return items
+
     @field_validator("histogram_range")
     @classmethod
     def _range(cls, value):
@@ -115,4 +150,4 @@ class TallyConfig(_Section):
 
     @property
     def active(self) -> bool:
-        return bool(self.lines) if self.enabled is None else self.enabled
+        return bool(self.lines or self.zones) if self.enabled is None else self.enabled

@@ -33,6 +33,11 @@ class TallySink:
                  clock: Callable[[], float] = time.monotonic):
         self.sink, self.config, self.metrics, self.send, self.clock = sink, config, metrics, send, clock
         self.tallies = {camera: CameraTally(config, camera, support_mask) for camera in cameras}
+        for camera, tally in self.tallies.items():  # every zone's series from the start, zeros rather than gaps
+            for zone in tally.zones.zones:
+                metrics.zone_entries.labels(camera, zone.name)
+                metrics.zone_items.labels(camera, zone.name)
+                metrics.zone_seconds.labels(camera, zone.name)
         self._next_due = {camera: clock() + config.interval_s for camera in cameras}
         self._seq = dict.fromkeys(cameras, 0)
         self._failures = 0
@@ -66,6 +71,11 @@ class TallySink:
             self.metrics.items.labels(camera, item.direction, spec).inc()
             if item.figures is not None and item.figures.get("diameter") is not None:
                 self.metrics.item_diameter.labels(camera, tally.units).observe(item.figures["diameter"])
+        for step in tally.zone_steps:
+            self.metrics.zone_entries.labels(camera, step.name).inc(len(step.entered))
+            self.metrics.zone_items.labels(camera, step.name).set(step.occupancy)
+            for spent in step.left.values():
+                self.metrics.zone_seconds.labels(camera, step.name).observe(spent)
         now = self.clock()
         if now >= self._next_due[camera]:
             self._next_due[camera] = now + self.config.interval_s

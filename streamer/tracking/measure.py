@@ -3,119 +3,152 @@ solidity and mean colour; and their conversion to millimetres.
 
 Lengths are in pixels (or mm after `to_mm`), areas in pixels² (mm²), orientation in degrees in [-90, 90)
 from the image x axis toward y (down), colours as RGB 0-255.
+
+Every mask of a frame is measured in one pass, not one by one: streamer.rle.row_runs finds the runs of object
+pixels along the rows of all masks with a few array operations, and each run's closed-form sums (pixels,
+sum of x, sum of x²) are added up per mask with np.bincount. That gives each mask's exact pixel moments (area,
+centroid, second moments -> the ellipse) with no Python loop over masks or pixels. A run's end pixels are the
+only candidates for the mask's convex hull (solidity).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from streamer.rle import RowRuns, row_runs
 
 # Columns of the float64[N, len(FIELDS)] table `measure` returns.
 FIELDS = ("area", "diameter", "major_axis", "minor_axis", "orientation", "solidity", "red", "green", "blue")
 LENGTHS = ("diameter", "major_axis", "minor_axis")
 AREAS = ("area",)
 COLUMN = {name: i for i, name in enumerate(FIELDS)}
+# A pixel is a unit square: its own variance along each axis (1/12) adds to its centre's spread, so an ellipse's
+# second moments come out those of the shape the pixels cover, not of their centres.
+_PIXEL_VARIANCE = 1.0 / 12.0
 
 
-def _outline(mask: np.ndarray) -> tuple:
-    return cv2.findContours(mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0]
+def _sum_of_squares(k: np.ndarray) -> np.ndarray:
+    """0² + 1² + ... + k² for k >= -1 (0 for -1), float64."""
+    return k * (k + 1) * (2 * k + 1) / 6.0
 
 
-def shape_one(mask: np.ndarray, contours: tuple | None = None,
-              out: np.ndarray | None = None) -> tuple[np.ndarray, tuple[float, float]]:
-    """bool[h, w] -> (float64[len(FIELDS)]: area, diameter, axes and orientation, the rest NaN; the centroid
-    (x, y) inside the box).
-
-    From the mask's outer outline (one pass over its pixels; holes count as inside): the polygon's moments give
-    area, centroid and ellipse. An outline through the boundary pixels' centres leaves out half a pixel all
-    round; Pick's theorem (pixels = polygon area + boundary points / 2 + 1) puts it back, so the area is the
-    pixel count of a mask without holes. `out`: the row to fill (a new one where None).
-    """
-    if out is None:
-        out = np.empty(len(FIELDS))
-    out[:] = np.nan
-    h, w = mask.shape
-    contours = _outline(mask) if contours is None else contours
-    if len(contours) == 1:  # the usual case, without the sums
-        mo = cv2.moments(contours[0])
-        m00, m10, m01, m20, m11, m02 = mo["m00"], mo["m10"], mo["m01"], mo["m20"], mo["m11"], mo["m02"]
-        area = m00 + len(contours[0]) / 2.0 + 1.0
-    else:
-        m00 = m10 = m01 = m20 = m11 = m02 = area = 0.0
-        for contour in contours:
-            mo = cv2.moments(contour)
-            m00, m10, m01 = m00 + mo["m00"], m10 + mo["m10"], m01 + mo["m01"]
-            m20, m11, m02 = m20 + mo["m20"], m11 + mo["m11"], m02 + mo["m02"]
-            area += mo["m00"] + len(contour) / 2.0 + 1.0
-    out[0] = area
-    if not contours:
-        return out, ((w - 1) / 2.0, (h - 1) / 2.0)
-    out[1] = 2.0 * math.sqrt(area / math.pi)
-    if m00 <= 0:  # a line of pixels: no inside
-        points = np.concatenate(contours)[:, 0].astype(float)
-        return out, (float(points[:, 0].mean()), float(points[:, 1].mean()))
-    cx, cy = m10 / m00, m01 / m00
-    # The ellipse with the same second moments: axes 4 sqrt(eigenvalue) of the covariance, grown by the half
-    # pixel the outline leaves out.
-    a, b, c = m20 / m00 - cx * cx, m11 / m00 - cx * cy, m02 / m00 - cy * cy
-    grow = math.sqrt(area / m00)
-    half_trace, root = (a + c) / 2.0, math.sqrt(max(((a - c) / 2.0) ** 2 + b * b, 0.0))
-    out[2] = 4.0 * math.sqrt(max(half_trace + root, 0.0)) * grow
-    out[3] = 4.0 * math.sqrt(max(half_trace - root, 0.0)) * grow
-    angle = 0.5 * math.degrees(math.atan2(2.0 * b, a - c))
-    out[4] = angle - 180.0 if angle >= 90.0 else angle
-    return out, (cx, cy)
+def shapes(runs: RowRuns, origins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of N masks, int[N, 2] their boxes' (x0, y0) -> (float64[N, len(FIELDS)]: area, diameter, axes and
+    orientation, the rest NaN; float64[N, 2] centroids (x, y) in frame pixels). A mask without pixels has
+    area 0 and NaN figures and centroid."""
+    count = len(origins)
+    first, last = runs.start.astype(np.float64), runs.stop.astype(np.float64) - 1
+    y = runs.row.astype(np.float64)
+    length = last - first + 1
+    sx = (first + last) * length / 2.0
+    # Per run: pixels, sum x, sum y, sum x², sum xy, sum y² (in the box's own coordinates: small whole numbers
+    # and halves, exact in float64, so the sums below are exact too).
+    moments = np.zeros((len(y) + 1, 6))
+    np.cumsum(np.stack([length, sx, length * y, _sum_of_squares(last) - _sum_of_squares(first - 1), sx * y,
+                        length * y * y], 1), axis=0, out=moments[1:])
+    # Runs are in mask order: each mask's sums are differences of the running sums at its bounds.
+    m00, m10, m01, m20, m11, m02 = (moments[runs.first[1:]] - moments[runs.first[:-1]]).T
+    table = np.full((count, len(FIELDS)), np.nan)
+    table[:, COLUMN["area"]] = m00
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cx, cy = m10 / m00, m01 / m00
+        a = m20 / m00 - cx * cx + _PIXEL_VARIANCE
+        b = m11 / m00 - cx * cy
+        c = m02 / m00 - cy * cy + _PIXEL_VARIANCE
+    half_trace, root = (a + c) / 2.0, np.sqrt(np.maximum(((a - c) / 2.0) ** 2 + b * b, 0.0))
+    # The ellipse with the same second moments: semi-axes 2 sqrt(eigenvalue).
+    table[:, COLUMN["diameter"]] = 2.0 * np.sqrt(m00 / math.pi)
+    table[:, COLUMN["major_axis"]] = 4.0 * np.sqrt(np.maximum(half_trace + root, 0.0))
+    table[:, COLUMN["minor_axis"]] = 4.0 * np.sqrt(np.maximum(half_trace - root, 0.0))
+    angle = 0.5 * np.degrees(np.arctan2(2.0 * b, a - c))
+    table[:, COLUMN["orientation"]] = np.where(angle >= 90.0, angle - 180.0, angle)
+    table[m00 == 0, 1:] = np.nan
+    return table, np.stack([cx, cy], 1) + origins
 
 
-def details_one(mask: np.ndarray, pixels: np.ndarray, out: np.ndarray, contours: tuple | None = None) -> None:
-    """Fill solidity (outline area / its convex hull's) and the mean colour into `out` (a shape_one row)."""
-    if not out[0] > 0:
+def lattice_points(hulls: list[np.ndarray]) -> np.ndarray:
+    """Integer points inside or on each convex polygon with integer vertices (int[K_i, 1 or 2, 2] each, as
+    cv2.convexHull gives), by Pick's theorem: area + boundary points / 2 + 1 -> float64[len(hulls)]. For a hull
+    through pixel centres: the pixels its filled polygon covers. All polygons in one pass."""
+    if not hulls:
+        return np.zeros(0)
+    sizes = np.array([len(h) for h in hulls])
+    points = np.concatenate(hulls).reshape(-1, 2).astype(np.int64)
+    owner = np.repeat(np.arange(len(hulls)), sizes)
+    # Each vertex's successor around its own polygon.
+    nxt = np.arange(len(points)) + 1
+    ends = np.cumsum(sizes)
+    nxt[ends - 1] = ends - sizes
+    following = points[nxt]
+    cross = (points[:, 0] * following[:, 1] - following[:, 0] * points[:, 1]).astype(np.float64)
+    step = np.abs(following - points)
+    boundary = np.gcd(step[:, 0], step[:, 1]).astype(np.float64)
+    twice_area = np.abs(np.bincount(owner, cross, len(hulls)))
+    # A hull of two points (a segment) is walked there and back: no area, and twice its boundary points, which
+    # the formula halves; a hull of one point gives 1. So these need no case of their own.
+    return twice_area / 2.0 + np.bincount(owner, boundary, len(hulls)) / 2.0 + 1.0
+
+
+@dataclass
+class Measured:
+    """One frame's masks measured (`measure_shapes`): the table, the centroids in frame pixels and the runs
+    `add_details` reads."""
+
+    table: np.ndarray
+    centres: np.ndarray
+    runs: RowRuns
+
+
+def measure_shapes(boxes: np.ndarray, masks: list[np.ndarray]) -> Measured:
+    """int[N, 4] boxes (x0, y0, x1, y1), N cropped bool masks -> area, diameter, axes and orientation of each
+    (solidity and colour NaN), and centroids in frame pixels (a mask without pixels: its box's centre)."""
+    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
+    runs = row_runs(masks)
+    table, centres = shapes(runs, boxes[:, :2])
+    empty = ~np.isfinite(centres[:, 0])
+    centres[empty] = (boxes[empty, :2] + boxes[empty, 2:] - 1) / 2.0
+    return Measured(table, centres, runs)
+
+
+def add_details(measured: Measured, image: np.ndarray, boxes: np.ndarray, masks: list[np.ndarray], rows) -> None:
+    """Solidity and mean colour of the given rows of a measured table, in place (uint8[H, W, 3] frame).
+
+    Solidity: the mask's pixels over the pixels its convex hull covers (1 for a convex mask). The hull's
+    vertices are pixel centres at the ends of the mask's runs; no other pixel can be one."""
+    table, runs = measured.table, measured.runs
+    rows = [i for i in rows if table[i, COLUMN["area"]] > 0]
+    if not rows:
         return
-    contours = _outline(mask) if contours is None else contours
-    points = contours[0] if len(contours) == 1 else np.concatenate(contours)
-    hull_area = cv2.contourArea(cv2.convexHull(points))
-    # Outline areas run through pixel centres, so both sides of the ratio are measured the same way.
-    inner = sum(cv2.contourArea(c) for c in contours)
-    out[5] = min(inner / hull_area, 1.0) if hull_area > 0 else 1.0
-    out[6:9] = cv2.mean(pixels, mask.view(np.uint8))[:3]
+    # Both ends of every run: (x, y) per run, the left ends in [:, 0] and the right ends in [:, 1].
+    ends = np.empty((len(runs.row), 2, 2), np.int32)
+    ends[:, 0, 0], ends[:, 1, 0] = runs.start, runs.stop - 1
+    ends[:, 0, 1] = ends[:, 1, 1] = runs.row
+    first = runs.first.tolist()
+    hulls = [cv2.convexHull(ends[first[i]:first[i + 1]].reshape(-1, 2)) for i in rows]
+    table[rows, COLUMN["solidity"]] = np.minimum(table[rows, COLUMN["area"]] / lattice_points(hulls), 1.0)
+    colour = slice(COLUMN["red"], COLUMN["blue"] + 1)
+    for i in rows:
+        x0, y0, x1, y1 = boxes[i]
+        table[i, colour] = cv2.mean(image[y0:y1, x0:x1], masks[i].view(np.uint8))[:3]
+
+
+def measure(image: np.ndarray, boxes: np.ndarray, masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Every figure of every mask in a uint8[H, W, 3] frame -> (float64[N, len(FIELDS)], float64[N, 2] centroids
+    in frame pixels)."""
+    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
+    measured = measure_shapes(boxes, masks)
+    add_details(measured, image, boxes, masks, range(len(masks)))
+    return measured.table, measured.centres
 
 
 def measure_one(mask: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     """bool[h, w] mask, uint8[h, w, 3] the image under its box -> float64[len(FIELDS)] (NaN where undefined)."""
-    row, _ = shape_one(mask)
-    details_one(mask, pixels, row)
-    return row
-
-
-def measure_shapes(boxes: np.ndarray, masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list]:
-    """int[N, 4] boxes (x0, y0, x1, y1), N cropped bool masks -> (float64[N, len(FIELDS)] with solidity and
-    colour NaN, float64[N, 2] centroids (x, y) in frame pixels, the outlines for add_details). The cheap part."""
-    table = np.empty((len(masks), len(FIELDS)))
-    centres = np.empty((len(masks), 2))
-    origins = np.asarray(boxes).reshape(-1, 4)[:, :2].tolist()
-    outlines = []
-    for i, (mask, (x0, y0)) in enumerate(zip(masks, origins)):
-        outlines.append(_outline(mask))
-        _, (cx, cy) = shape_one(mask, outlines[-1], table[i])
-        centres[i] = (cx + x0, cy + y0)
-    return table, centres, outlines
-
-
-def add_details(table: np.ndarray, image: np.ndarray, boxes: np.ndarray, masks: list[np.ndarray],
-                rows, outlines: list | None = None) -> None:
-    """Solidity and mean colour of the given rows of a measure_shapes table, in place (uint8[H, W, 3] frame)."""
-    for i in rows:
-        x0, y0, x1, y1 = boxes[i]
-        details_one(masks[i], image[y0:y1, x0:x1], table[i], None if outlines is None else outlines[i])
-
-
-def measure(image: np.ndarray, boxes: np.ndarray, masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Every figure of every mask -> (float64[N, len(FIELDS)], float64[N, 2] centroids in frame pixels)."""
-    table, centres, outlines = measure_shapes(boxes, masks)
-    add_details(table, image, boxes, masks, range(len(masks)), outlines)
-    return table, centres
+    h, w = mask.shape
+    return measure(pixels, np.array([[0, 0, w, h]]), [mask])[0][0]
 
 
 def touches_border(boxes: np.ndarray, width: int, height: int, margin: int = 1) -> np.ndarray:
