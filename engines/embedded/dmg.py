@@ -96,8 +96,7 @@ def detect_objects(
     if len(boxes) == 0:
         return np.zeros((0, 2), np.float32), 1.0
     radius = max(exemplar_radius(boxes), 1.0)
-    gx, gy = frame_gradients(desc)
-    frame = _candidates_for(desc, gx, gy, radius)
+    frame = _candidates_for(desc, radius)
     # The boxes' centres on their objects' centres (a mask's box is off where the mask is).
     centres = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2 - 0.5, (boxes[:, 1] + boxes[:, 3]) / 2 - 0.5])
     exemplars = snap_to_candidates(centres, frame.cells, 0.3 * radius)
@@ -167,14 +166,14 @@ class _FrameCandidates:
         return np.array([self._own[key] for key in keys])
 
 
-def _candidates_for(desc: Descriptors, gx: np.ndarray, gy: np.ndarray, radius: float) -> _FrameCandidates:
+def _candidates_for(desc: Descriptors, radius: float) -> _FrameCandidates:
     """The frame's candidates at `radius`, or at a radius within `_RIM_REUSE` of it (each direction already
     looks from 0.8 to 1.2 radii)."""
     known = desc.cached(("rims",), dict)
     for other, candidates in known.items():
         if abs(radius / other - 1.0) <= _RIM_REUSE:
             return candidates
-    known[radius] = _FrameCandidates(RimField(gx, gy, radius))
+    known[radius] = _FrameCandidates(RimField(*frame_gradients(desc), radius))
     return known[radius]
 
 

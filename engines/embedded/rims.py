@@ -7,9 +7,6 @@ taking its best of a few radii near the object's), so only closed outlines score
 mortar line, a shadow) or texture (random directions) does not. Its local maxima are the candidates,
 found wherever an object of the kind is, whatever its brightness; telling the kind's objects from the
 background's other round things is the caller's job (see `dmg`).
-
-A rim peak is about half an object radius wide, so candidates of large objects are looked for on a lattice
-of every `step`-th cell and then refined on the full grid: the same peaks for a fraction of the work.
 """
 
 from __future__ import annotations
@@ -29,14 +26,12 @@ _PERCENTILE = 30.0
 _KTH = int(round(_PERCENTILE / 100 * (ANGLES - 1)))
 # Candidates are the rim strength's maxima over a disc of this many object radii.
 _SPACING = 0.6
-# Candidates are looked for on a lattice of one cell in this many object radii (at least every cell).
-_LATTICE_RADII = 5.0
 
 
 class RimField:
     """The rim strength around cells at one radius (cells), from the image gradient gx, gy float32[h, w],
-    evaluated where asked: on a lattice of cells, or at given cells. The directional derivatives it looks
-    up are computed once."""
+    evaluated where asked: at every cell, or at given cells. The directional derivatives it looks up are
+    computed once."""
 
     def __init__(self, gx: np.ndarray, gy: np.ndarray, radius: float):
         self.radius = float(radius)
@@ -58,15 +53,13 @@ class RimField:
                     dy = int(round(sign * radius * factor * s))
                     self._lookups[direction].append((k, dx, dy))
 
-    def lattice(self, step: int = 1) -> np.ndarray:
-        """float32[ceil(h / step), ceil(w / step)]: the rim strength at cells (step * j, step * i)."""
+    def strength(self) -> np.ndarray:
+        """float32[h, w]: the rim strength at every cell."""
         h, w = self.shape
         p = self.pad
         planes = []
         for lookups in self._lookups:
-            views = [
-                self._derivatives[k][p + dy : p + dy + h : step, p + dx : p + dx + w : step] for k, dx, dy in lookups
-            ]
+            views = [self._derivatives[k][p + dy : p + dy + h, p + dx : p + dx + w] for k, dx, dy in lookups]
             # The direction's best radius, edges replicated (views of the padding).
             best = np.maximum(views[0], views[1])
             for view in views[2:]:
@@ -88,30 +81,16 @@ class RimField:
     def candidates(self, floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """(float64[K, 2] (x, y) cells, float32[K] rim strength there): the rim strength's local maxima
         above `floor`, `_SPACING` radii apart."""
-        step = 1
-        coarse = self.lattice(step)
-        peaks = (coarse >= cv2.dilate(coarse, disk(max(_SPACING * self.radius / step, 1.0)))) & (coarse > floor)
+        rim = self.strength()
+        peaks = (rim >= cv2.dilate(rim, disk(max(_SPACING * self.radius, 1.0)))) & (rim > floor)
         _, _, _, centroids = cv2.connectedComponentsWithStats(peaks.astype(np.uint8), connectivity=8)
-        found = centroids[1:].astype(np.float64).reshape(-1, 2) * step
-        if step == 1 or len(found) == 0:
-            return found, self.at(np.rint(found).astype(np.int64))
-        # The full grid's peak lies within a lattice cell of the lattice's: the best cell around each.
-        offsets = np.arange(-(step - 1), step)
-        ox, oy = [a.ravel() for a in np.meshgrid(offsets, offsets)]
-        h, w = self.shape
-        xs = np.clip(np.rint(found[:, 0])[:, None].astype(np.int64) + ox[None, :], 0, w - 1)
-        ys = np.clip(np.rint(found[:, 1])[:, None].astype(np.int64) + oy[None, :], 0, h - 1)
-        values = self.at(np.column_stack([xs.ravel(), ys.ravel()])).reshape(xs.shape)
-        best = np.argmax(values, axis=1)
-        rows = np.arange(len(found))
-        refined = np.column_stack([xs[rows, best], ys[rows, best]]).astype(np.float64)
-        refined, first = np.unique(refined, axis=0, return_index=True)
-        return refined, values[rows, best][first]
+        found = centroids[1:].astype(np.float64).reshape(-1, 2)
+        return found, self.at(np.rint(found).astype(np.int64))
 
 
 def rim_map(gx: np.ndarray, gy: np.ndarray, radius: float) -> np.ndarray:
     """float32[h, w] rim strength around every cell at `radius` cells."""
-    return RimField(gx, gy, radius).lattice(1)
+    return RimField(gx, gy, radius).strength()
 
 
 @lru_cache(maxsize=None)
