@@ -20,6 +20,30 @@ MAX_FROZEN = 8
 MAX_PICKS = 16
 
 
+class Recent:
+    """At most `capacity` items by id, the oldest dropped first; thread-safe. Asking for one that is gone is a
+    UserError saying `gone`."""
+
+    def __init__(self, capacity: int, gone: str):
+        self._items: OrderedDict[str, object] = OrderedDict()
+        self._capacity = capacity
+        self._gone = gone
+        self._lock = threading.Lock()
+
+    def add(self, item_id: str, item) -> None:
+        with self._lock:
+            self._items[item_id] = item
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+
+    def get(self, item_id: str):
+        with self._lock:
+            found = self._items.get(item_id)
+        if found is None:
+            raise UserError(self._gone)
+        return found
+
+
 @dataclass
 class FrozenFrame:
     freeze_id: str
@@ -27,42 +51,26 @@ class FrozenFrame:
     frame_index: int
     image: np.ndarray  # uint8[H, W, 3] RGB
     embedding: object | None = None  # the encoder's ImageEmbedding, after the first pick
-    picks: OrderedDict[str, Pick] = field(default_factory=OrderedDict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    picks: Recent = field(default_factory=lambda: Recent(MAX_PICKS, "that preview is gone: click the object again"))
+    lock: threading.Lock = field(default_factory=threading.Lock)  # held while the embedding is computed
 
     def add_pick(self, pick: Pick) -> str:
         pick_id = secrets.token_hex(6)
-        with self.lock:
-            self.picks[pick_id] = pick
-            while len(self.picks) > MAX_PICKS:
-                self.picks.popitem(last=False)
+        self.picks.add(pick_id, pick)
         return pick_id
 
     def pick(self, pick_id: str) -> Pick:
-        with self.lock:
-            found = self.picks.get(pick_id)
-        if found is None:
-            raise UserError("that preview is gone: click the object again")
-        return found
+        return self.picks.get(pick_id)
 
 
 class FrozenFrames:
     def __init__(self, capacity: int = MAX_FROZEN):
-        self._frames: OrderedDict[str, FrozenFrame] = OrderedDict()
-        self._capacity = capacity
-        self._lock = threading.Lock()
+        self._frames = Recent(capacity, "that frozen frame is gone (too many since): freeze the live view again")
 
     def add(self, camera: str, frame_index: int, image: np.ndarray) -> FrozenFrame:
         frozen = FrozenFrame(secrets.token_hex(8), camera, frame_index, image)
-        with self._lock:
-            self._frames[frozen.freeze_id] = frozen
-            while len(self._frames) > self._capacity:
-                self._frames.popitem(last=False)
+        self._frames.add(frozen.freeze_id, frozen)
         return frozen
 
     def get(self, freeze_id: str) -> FrozenFrame:
-        with self._lock:
-            found = self._frames.get(freeze_id)
-        if found is None:
-            raise UserError("that frozen frame is gone (too many since): freeze the live view again")
-        return found
+        return self._frames.get(freeze_id)
