@@ -93,15 +93,21 @@ def _read(source: FrameSource, label: str):
 
 
 def _frames(source: FrameSource, pipeline: PerSense, count: int, label: str, encode_ahead: bool):
-    """Up to `count` (frame, read start, read end, EncodedFrame | None). With encode_ahead an encoder thread
-    reads and encodes the next frame while the caller segments this one, started just in time as `persense run`'s
+    """Up to `count` (frame, read start, read end, EncodedFrame | None).
+
+    The next frame is read on another thread while the caller processes this one, as `persense run`'s capture
+    thread reads the camera while the inference thread works (a camera delivers frames whether or not the
+    pipeline is busy). With encode_ahead that thread also encodes it, started just in time as `persense run`'s
     encoder thread does (streamer.stream.ahead)."""
     if not encode_ahead:
-        for _ in range(count):
-            item = _read(source, label)
-            if item is None:
-                return
-            yield (*item, None)
+        with ThreadPoolExecutor(1, thread_name_prefix="capture") as capture:
+            pending = capture.submit(_read, source, label) if count else None
+            for i in range(count):
+                item = pending.result()
+                if item is None:
+                    return
+                pending = capture.submit(_read, source, label) if i + 1 < count else None
+                yield (*item, None)
         return
     schedule = JustInTime()
     never = threading.Event()  # the generator's consumer ends the loop, not a stop signal
@@ -153,7 +159,8 @@ def run_benchmark(
     try:
         done = 0
         start = None
-        for frame, t0, t1, encoded in _frames(source, pipeline, warmup + frames, label, encode_ahead):
+        frame_items = _frames(source, pipeline, warmup + frames, label, encode_ahead)
+        for frame, t0, t1, encoded in frame_items:
             result = pipeline.segment(frame.image, encoded)
             t_tally = time.perf_counter()
             tally.observe(frame, result)
@@ -179,6 +186,7 @@ def run_benchmark(
                 report.truth.append(frame.truth_count)
         report.wall_s = time.perf_counter() - start if start is not None else 0.0
     finally:
+        frame_items.close()  # its thread's read in flight ends before the source closes
         source.close()
     if not report.end_to_end_ms:
         raise UserError(f"{label}: the source ended before any frame was measured")
