@@ -98,9 +98,10 @@ def sample(values: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     n = len(flat_x)
     width = 4096
     rows = max(-(-n // width), 1)
-    pad = rows * width - n
-    map_x = np.pad(flat_x, (0, pad)).reshape(rows, width)
-    map_y = np.pad(flat_y, (0, pad)).reshape(rows, width)
+    map_x = np.zeros(rows * width, np.float32)
+    map_y = np.zeros(rows * width, np.float32)
+    map_x[:n], map_y[:n] = flat_x, flat_y
+    map_x, map_y = map_x.reshape(rows, width), map_y.reshape(rows, width)
     out = cv2.remap(values, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out.ravel()[:n].reshape(shape)
 

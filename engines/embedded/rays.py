@@ -230,6 +230,7 @@ def rasterise(grid_hw: tuple[int, int], cells: np.ndarray, shapes: Outlines, gro
     y1s = np.clip(np.floor(centres[:, 1] + reach) + 1, 0, gh).astype(int)
     scale = (1.0 / np.maximum(shapes.radius[leaders], 1.0)).astype(np.float32)
     columns, rows = np.arange(gw, dtype=np.float32), np.arange(gh, dtype=np.float32)
+    full_turn = np.float32(RAYS)
     for g, (x0, x1, y0, y1) in enumerate(zip(x0s.tolist(), x1s.tolist(), y0s.tolist(), y1s.tolist())):
         if x1 <= x0 or y1 <= y0:
             continue
@@ -238,13 +239,14 @@ def rasterise(grid_hw: tuple[int, int], cells: np.ndarray, shapes: Outlines, gro
         distance = np.sqrt(dx * dx + dy * dy)
         position = np.arctan2(dy, dx)
         position *= per_ray
-        position[position < 0] += RAYS
+        np.add(position, full_turn, out=position, where=position < 0)
         outline = np.interp(position, ray_positions, loops[g])
         relative = distance * scale[g]
         window = owner_distance[y0:y1, x0:x1]
-        take = (distance <= outline) & (relative < window)
-        window[take] = relative[take]
-        labels[y0:y1, x0:x1][take] = g + 1
+        take = distance <= outline
+        take &= relative < window
+        np.copyto(window, relative, where=take)
+        np.copyto(labels[y0:y1, x0:x1], np.int32(g + 1), where=take)
     return labels
 
 

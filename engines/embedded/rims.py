@@ -154,12 +154,15 @@ def snap_to_candidates(points: np.ndarray, candidates: np.ndarray, reach: float)
 
 def suppress_close(points: np.ndarray, radii: np.ndarray, scores: np.ndarray, spacing: float = 0.6) -> np.ndarray:
     """bool[K]: the points kept when, of two nearer than `spacing` x the larger radius, the higher-scoring stays."""
-    keep = np.ones(len(points), bool)
-    for i in np.argsort(-scores, kind="stable"):
-        if not keep[i]:
-            continue
-        d = np.hypot(points[:, 0] - points[i, 0], points[:, 1] - points[i, 1])
-        near = (d < spacing * np.maximum(radii, radii[i])) & keep
-        near[i] = False
-        keep[near & (np.arange(len(points)) != i)] = False
+    n = len(points)
+    keep = np.ones(n, bool)
+    if n < 2:
+        return keep
+    # All pairs at once (K is at most a few hundred); the greedy pass then only reads rows of it.
+    d = np.hypot(points[:, None, 0] - points[None, :, 0], points[:, None, 1] - points[None, :, 1])
+    near = d < spacing * np.maximum(radii[:, None], radii[None, :])
+    np.fill_diagonal(near, False)
+    for i in np.argsort(-scores, kind="stable").tolist():
+        if keep[i]:
+            keep[near[i]] = False
     return keep
