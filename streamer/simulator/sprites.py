@@ -8,7 +8,7 @@ along it and mild grain.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -25,6 +25,10 @@ class Sprite:
     mask: np.ndarray  # bool[h, w]
     cx: float  # sprite centre inside the patch (x, y)
     cy: float
+    mask_u8: np.ndarray = field(init=False, repr=False)  # the mask as OpenCV's masked copy takes it
+
+    def __post_init__(self) -> None:
+        self.mask_u8 = self.mask.astype(np.uint8)
 
 
 def paste(image: np.ndarray, owner: np.ndarray, sprite: Sprite, cx: float, cy: float, value: int) -> bool:
@@ -37,9 +41,12 @@ def paste(image: np.ndarray, owner: np.ndarray, sprite: Sprite, cx: float, cy: f
     if ax1 <= ax0 or ay1 <= ay0:
         return False
     sy, sx = slice(ay0 - y0, ay1 - y0), slice(ax0 - x0, ax1 - x0)
-    m = sprite.mask[sy, sx]
-    np.copyto(image[ay0:ay1, ax0:ax1], sprite.rgb[sy, sx], where=m[..., None])
-    np.copyto(owner[ay0:ay1, ax0:ax1], value, where=m)
+    # OpenCV's masked copy and fill, not numpy's copyto: several times faster on sprite-sized patches, and they
+    # release Python's lock, so a simulated camera read on its own thread does not hold up the pipeline.
+    m = sprite.mask_u8[sy, sx]
+    cv2.copyTo(sprite.rgb[sy, sx], m, image[ay0:ay1, ax0:ax1])
+    owner_patch = owner[ay0:ay1, ax0:ax1]
+    owner_patch[sprite.mask[sy, sx]] = value
     return True
 
 
