@@ -58,10 +58,11 @@ class EmbeddedMaskDecoder:
         groups_map = rasterise((gh, gw), cells, shapes, groups)
         scores = outline_scores(shapes, groups)
         radius = float(row_medians(shapes.radius))
+        liked = None
         if guidance is not None and guidance.targeted:
-            groups_map = drop_unlike(groups_map, groups, guidance_at(guidance, cells, desc.grid_hw))
+            liked = liked_groups(groups, guidance_at(guidance, cells, desc.grid_hw))
             desc.cached(SUPPORT_CHROMA, lambda: support_chroma(desc, guidance.similarity))
-        labels = prompt_labels(groups_map, groups)
+        labels = prompt_labels(groups_map, groups, liked)
         log.debug("decoder: %d prompts, %d objects, radius %.1f cells", len(points), int(groups.max()) + 1, radius)
         return DecoderOutput(None, scores[:, None], (float(gh), float(gw)), labels)
 
@@ -86,21 +87,21 @@ def guidance_at(guidance: PromptGuidance, cells: np.ndarray, grid_hw: tuple[int,
     return sim[y, x]
 
 
-def drop_unlike(groups_map: np.ndarray, groups: np.ndarray, similarity: np.ndarray) -> np.ndarray:
-    """Empty the regions whose prompts all look unlike the support (target-guided decoding, like PerSAM's
+def liked_groups(groups: np.ndarray, similarity: np.ndarray) -> np.ndarray:
+    """bool[G]: the groups with a prompt that looks like the support (target-guided decoding, like PerSAM's
     target-semantic prompting, answers a prompt on another kind of object with no mask)."""
-    liked = np.zeros(int(groups.max()) + 2, bool)
-    liked[0] = True
-    np.logical_or.at(liked, groups + 1, similarity >= _MIN_GUIDED_SIMILARITY)
-    return np.where(liked[groups_map], groups_map, 0)
+    liked = np.zeros(int(groups.max()) + 1, bool)
+    np.logical_or.at(liked, groups, similarity >= _MIN_GUIDED_SIMILARITY)
+    return liked
 
 
-def prompt_labels(groups_map: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """int32[h, w] group labels (g + 1) -> prompt labels (i + 1, i = the first prompt of group g)."""
+def prompt_labels(groups_map: np.ndarray, groups: np.ndarray, liked: np.ndarray | None = None) -> np.ndarray:
+    """int32[h, w] group labels (g + 1) -> prompt labels (i + 1, i = the first prompt of group g); the regions
+    of groups not `liked` (bool[G], where given) empty. One lookup over the map."""
     n_groups = int(groups.max()) + 1
-    first = np.full(n_groups, -1, np.int64)
-    for i in range(len(groups) - 1, -1, -1):
-        first[groups[i]] = i
     lut = np.zeros(n_groups + 1, np.int32)
-    lut[1:] = first + 1
+    present, first = np.unique(groups, return_index=True)  # groups are numbered 0..G-1 in order of first prompt
+    lut[present + 1] = first + 1
+    if liked is not None:
+        lut[1:][~liked] = 0
     return lut[groups_map]

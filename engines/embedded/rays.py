@@ -191,19 +191,18 @@ def group_prompts(cells: np.ndarray, radius: np.ndarray) -> np.ndarray:
     first such group, else it starts one; groups are numbered in order of their first prompt."""
     n = len(cells)
     groups = np.zeros(n, np.int64)
-    leader_xy = np.empty((n, 2))
-    leader_r = np.empty(n)
-    count = 0
+    # Which prompts are near enough to join which, all pairs at once; the pass in order then reads rows of it.
+    d = np.hypot(cells[:, None, 0] - cells[None, :, 0], cells[:, None, 1] - cells[None, :, 1])
+    near = d < _SAME_OBJECT * np.minimum(radius[:, None], radius[None, :])
+    leaders: list[int] = []  # prompt index of each group's first prompt, by group
     for i in range(n):
-        if count:
-            d = np.hypot(leader_xy[:count, 0] - cells[i, 0], leader_xy[:count, 1] - cells[i, 1])
-            hits = np.flatnonzero(d < _SAME_OBJECT * np.minimum(leader_r[:count], radius[i]))
+        if leaders:
+            hits = np.flatnonzero(near[i, leaders])
             if len(hits):
                 groups[i] = hits[0]
                 continue
-        groups[i] = count
-        leader_xy[count], leader_r[count] = cells[i], radius[i]
-        count += 1
+        groups[i] = len(leaders)
+        leaders.append(i)
     return groups
 
 
