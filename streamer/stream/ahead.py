@@ -18,8 +18,7 @@ def encode_ahead_enabled(setting: bool | None, encoder) -> bool:
     """`stream.encode_ahead`: true, false, or null (the default) for on where the encoder runs on a GPU.
 
     On a CPU the encoder and the rest share the cores (and Python's lock), so overlapping them gains nothing:
-    measured with the embedded engines on 2 cores, 21.9-22.0 frames/s with it and 21.8-21.9 without, end-to-end
-    48 ms against 46 ms.
+    measured with the embedded engines on 2 cores, 15.6-17.2 frames/s with it and 16.8-18.2 without.
     """
     if setting is not None:
         return setting
