@@ -20,6 +20,7 @@ from streamer.persense.idm import idm
 from streamer.persense.postprocess import instances_from_decoder
 from streamer.persense.ppsm import ppsm, sample_at, top_points
 from streamer.persense.presence import MatchCalibration, calibrate, frame_quality, instance_similarity
+from streamer.persense.scale_check import SupportProfile, frame_scale, scale_mismatch, support_profile
 from streamer.persense.support_checks import size_mismatch, support_problems
 from streamer.persense.similarity import similarity_grid, support_prototype, to_frame
 from streamer.types import Instance, SegmentationResult
@@ -43,6 +44,7 @@ class Support:
     object_radius: float = 0.0  # sqrt(area / pi) of the support mask, pixels: the objects' scale
     warnings: tuple[str, ...] = ()  # what a person should know about this support (see support_checks)
     label: str | None = None  # the object's class label (the paper's CLE, or given), None without one
+    profile: SupportProfile | None = None  # the object's radial intensity profile, for the scale check
 
 
 def support_id_for(image_rgb: np.ndarray, mask: np.ndarray, engines_name: str) -> str:
@@ -122,6 +124,7 @@ class PerSense:
         self.fixed_label = label.strip() if label else None
         self.support: Support | None = None
         self._size_warned = False
+        self._scale_checked = False
         self._encoder_lock = encoder_lock or threading.Lock()
 
     # -- support set ------------------------------------------------------------------------------------
@@ -160,11 +163,13 @@ class PerSense:
         support = Support(
             prototype.astype(np.float32), size, support_id, calibration, image_hw=tuple(image_rgb.shape[:2]),
             object_radius=float(np.sqrt(mask.sum() / np.pi)), warnings=warnings, label=label,
+            profile=support_profile(image_rgb, mask),
         )
         if label is not None and hasattr(self.gate, "set_label"):
             self.gate.set_label(label)
         self.support = support
         self._size_warned = False
+        self._scale_checked = False
         return self.support
 
     def _label_for(self, image_rgb: np.ndarray, mask: np.ndarray, known: str | None) -> str | None:
@@ -276,6 +281,8 @@ class PerSense:
                 exemplars = self._feedback_exemplars(pass_instances, exemplars)
 
         instances = self._presence(instances, quality)
+        if instances and not self._scale_checked:
+            self._check_scale(image_rgb)
         # Algorithm 2 keeps only points inside a grounded box: with none, the frame counts 0, and says why.
         reason = self.gate.why_empty() if gate_boxes is not None and len(gate_boxes) == 0 else ""
         return SegmentationResult(
@@ -321,6 +328,17 @@ class PerSense:
             boxes.append((max(x - bw / 2, 0), max(y - bh / 2, 0), min(x + bw / 2, w), min(y + bh / 2, h)))
             log.debug("initial exemplar: no mask of the support's scale at %s, using a support-sized box", (x, y))
         return np.asarray(boxes, np.float32)
+
+    def _check_scale(self, image_rgb: np.ndarray) -> None:
+        """Once per support, on the first frame with objects: warn when they look much larger or smaller than
+        the support object (a camera zoomed or moved since, a support from another lens), since every engine
+        looks for objects near the support's size and the counts would be wrong without a sign of it."""
+        self._scale_checked = True
+        if self.support.profile is None:
+            return
+        warning = scale_mismatch(frame_scale(image_rgb, self.support.profile))
+        if warning:
+            log.warning("%s", warning)
 
     def _size_gate(self, instances: list[Instance], exemplars: np.ndarray) -> list[Instance]:
         """The instances whose box is at most `mask_size_tolerance` times the exemplars' linear size: a
