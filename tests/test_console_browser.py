@@ -55,11 +55,11 @@ def _free_port() -> int:
 class Run:
     """`persense run` on the simulator in its own process, on free ports of 127.0.0.1."""
 
-    def __init__(self, tmp_path: Path, *extra: str):
+    def __init__(self, tmp_path: Path, *extra: str, source: str | None = SIM):
         self.ports = {"pub": _free_port(), "ctl": _free_port(), "http": _free_port()}
         self.base = f"http://127.0.0.1:{self.ports['http']}"
         self.log = tmp_path / "run.log"
-        args = [sys.executable, "-m", "streamer", "run", "--source", SIM,
+        args = [sys.executable, "-m", "streamer", "run", *(["--source", source] if source else []),
                 "--publish", f"tcp://127.0.0.1:{self.ports['pub']}", "--control", f"tcp://127.0.0.1:{self.ports['ctl']}",
                 "--metrics-port", str(self.ports["http"]), "--cache-dir", str(tmp_path / "cache"), *extra]
         self.started = time.monotonic()
@@ -113,8 +113,8 @@ def browser(request):
 def run(tmp_path):
     runs: list[Run] = []
 
-    def start(*extra: str) -> Run:
-        runs.append(Run(tmp_path, *extra))
+    def start(*extra: str, source: str | None = SIM) -> Run:
+        runs.append(Run(tmp_path, *extra, source=source))
         return runs[-1]
 
     yield start
@@ -302,3 +302,58 @@ def test_pick_by_keyboard_alone(run, browser):
     assert browser.find_element("id", "apply").is_enabled()
     x0, y0, x1, y1 = browser.execute_script("return state.pick.bbox")  # the page's own record of the pick
     assert x0 <= x + 4 and x - 4 < x1 and y0 <= y + 4 and y - 4 < y1, "the keyboard pick is not at the distractor"
+
+
+def _click_image_at(browser, image, x: float, y: float) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    width, height = image.size["width"], image.size["height"]
+    ActionChains(browser).move_to_element_with_offset(
+        image, int(x * width / 640 - width / 2), int(y * height / 480 - height / 2)).click().perform()
+
+
+def test_with_two_cameras_a_pick_applies_to_the_shown_camera_only_when_asked(run, browser, tmp_path):
+    """Two cameras on one product: with "this camera only" ticked, Apply and Undo change the shown camera's
+    support and leave the other's alone."""
+    from selenium.webdriver.support.ui import Select
+
+    config = tmp_path / "two.yaml"
+    config.write_text("stream:\n  sources:\n"
+                      f"    - {{uri: '{SIM}', camera_id: left}}\n"
+                      f"    - {{uri: '{SIM}', camera_id: right}}\n")
+    r = run("--config", str(config), source=None)
+    r.wait_http()
+    browser.get(r.base + "/")
+    assert wait_until(lambda: _live_shown(browser), 60, 0.05), "no live segmentation in the page"
+    before = {camera: row["support_id"] for camera, row in get_json(r.base + "/api/status")[1]["cameras"].items()}
+    assert before["left"] == before["right"]
+
+    Select(browser.find_element("id", "camera")).select_by_value("right")
+    only = browser.find_element("id", "camera-only")
+    assert only.is_displayed() and not only.is_selected()  # one product for both: every camera by default
+    only.click()
+    browser.find_element("id", "freeze").click()
+    frozen = browser.find_element("id", "frozen")
+    assert wait_until(lambda: frozen.is_displayed() and browser.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth > 0", frozen), 20)
+    index = int(frozen.get_attribute("data-frame-index"))
+    _click_image_at(browser, frozen, *distractor_point(ConveyorSimulator(640, 480, OBJECTS, DISTRACTORS), index))
+    assert wait_until(lambda: "Preview" in _text(browser, "message"), 30), _text(browser, "message")
+    browser.find_element("id", "apply").click()
+    assert wait_until(lambda: "Applied" in _text(browser, "message"), 30), _text(browser, "message")
+
+    def supports() -> dict:
+        return {camera: row["support_id"] for camera, row in get_json(r.base + "/api/status")[1]["cameras"].items()}
+
+    # A camera's status shows the support of its latest result: the next frame's.
+    assert wait_until(lambda: supports()["right"] != before["right"], 20), supports()
+    time.sleep(0.5)  # frames of the left camera after the change, too
+    after = supports()
+    assert after["left"] == before["left"], (before, after)
+    # The page shows the shown camera's support, and its own undo.
+    assert wait_until(lambda: _text(browser, "support-id") == after["right"], 10)
+    undo = browser.find_element("id", "undo")
+    assert wait_until(lambda: undo.is_enabled(), 10)
+    undo.click()
+    assert wait_until(lambda: "Undone" in _text(browser, "message"), 30), _text(browser, "message")
+    assert wait_until(lambda: supports() == before, 20), (before, supports())

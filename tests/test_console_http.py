@@ -364,3 +364,35 @@ def test_the_console_on_a_port_of_its_own(tmp_path):
     finally:
         proc.stop()
     assert not proc.console_http.alive()
+
+
+def test_two_cameras_each_with_its_own_undo_and_support_picture(tmp_path):
+    stream = StreamConfig.model_validate({
+        "sources": [{"uri": SIM, "camera_id": "left"}, {"uri": SIM, "camera_id": "right"}],
+        "publish": {"endpoint": "tcp://127.0.0.1:*"}, "control": {"endpoint": None}, "metrics": {"port": 0},
+        "cache_dir": str(tmp_path),
+    })
+    proc = StreamProcessor(Config(stream=stream), build_engines(EnginesConfig()),
+                           initial_support(None, None, stream.sources))
+    proc.start()
+    try:
+        base = proc.http.base_url
+        assert wait_until(lambda: get_json(base + "/api/status")[1]["cameras"]["right"]["frame_index"] is not None, 30)
+        status, frozen = post(base + "/api/cameras/right/freeze")
+        x, y = distractor_point(ConveyorSimulator(640, 480, 20, 6), frozen["frame_index"])
+        status, pick = post(base + "/api/pick", {"freeze_id": frozen["freeze_id"], "x": x, "y": y})
+        assert status == 200, pick
+        status, applied = post(base + "/api/support/apply",
+                               {"freeze_id": frozen["freeze_id"], "pick_id": pick["pick_id"], "camera": "right"})
+        assert status == 200, applied
+        cameras = get_json(base + "/api/status")[1]["cameras"]
+        assert (cameras["left"]["can_undo"], cameras["right"]["can_undo"]) == (False, True)
+        pictures = {camera: http(f"{base}/api/support.jpg?camera={camera}")[2] for camera in ("left", "right")}
+        assert pictures["left"][:2] == pictures["right"][:2] == b"\xff\xd8" and pictures["left"] != pictures["right"]
+        status, headers, body = http(f"{base}/api/support.jpg?camera=nope")
+        assert status == 400 and b"no camera 'nope'" in body
+        status, undone = post(base + "/api/support/undo", {"camera": "right"})
+        assert status == 200 and undone["support_id"] != applied["support_id"]
+        assert get_json(base + "/api/status")[1]["cameras"]["right"]["can_undo"] is False
+    finally:
+        proc.stop()

@@ -136,7 +136,8 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
                                                                                                    camera=camera)))
 
     async def support_thumbnail(request: Request) -> Response:
-        current = backend.supports.current()
+        # An optional query camera=ID: that camera's support (a product per camera), else every camera's.
+        current = backend.supports_of(camera_named(request.query_params.get("camera"))).current()
         if current is None:
             raise UserError("no support yet")
         return Response(await run_in_threadpool(_thumbnail, current.image, current.mask), media_type="image/jpeg",

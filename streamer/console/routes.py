@@ -45,7 +45,11 @@ def console_routes(backend, options) -> list[Route]:
 
     async def status(request: Request) -> JSONResponse:
         statuses = backend.camera_statuses()
-        cameras = {camera: {**statuses.get(camera, {}), **live.figures(camera)} for camera in backend.cameras}
+        cameras = {
+            camera: {**statuses.get(camera, {}), **live.figures(camera),
+                     "can_undo": backend.supports_of(camera).previous() is not None}
+            for camera in backend.cameras
+        }
         current = backend.supports.current()
         return JSONResponse({
             "ok": True,

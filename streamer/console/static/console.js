@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { camera: null, frozen: null, pick: null, cross: null, supportId: null, paused: false };
+const state = { camera: null, frozen: null, pick: null, cross: null, supportThumb: null, paused: false };
 
 async function api(path, options = {}) {
   const headers = { "X-Persense-Console": "1", ...(options.headers || {}) };
@@ -17,6 +17,15 @@ function say(text, kind = "") {
   const message = $("message");
   message.textContent = text;
   message.className = kind;
+}
+
+function cameraOnly() {
+  return !$("camera-only-row").hidden && $("camera-only").checked;
+}
+
+// What a support change applies to: {camera: ID} for the shown camera alone, {} for every camera.
+function target() {
+  return cameraOnly() ? { camera: state.camera } : {};
 }
 
 function postJson(path, payload) {
@@ -50,8 +59,14 @@ async function refresh() {
   }
   const select = $("camera");
   if (!select.options.length) {
-    for (const camera of Object.keys(status.cameras)) select.add(new Option(camera, camera));
+    const cameras = Object.keys(status.cameras);
+    for (const camera of cameras) select.add(new Option(camera, camera));
     state.camera = select.value;
+    // With several cameras, a support can be changed for the shown camera alone: the default where the
+    // cameras already run products of their own, so that a pick on one camera leaves the others' alone.
+    const products = new Set(cameras.map((camera) => status.cameras[camera].support_id));
+    $("camera-only-row").hidden = cameras.length < 2;
+    $("camera-only").checked = products.size > 1;
     showLive();
   }
   $("engines").textContent = `engines: ${status.engines}`;
@@ -64,11 +79,15 @@ async function refresh() {
   $("quality").textContent = fmt(cam.match_quality);
   state.paused = status.paused;
   $("pause").textContent = status.paused ? "Resume" : "Pause";
-  $("undo").disabled = !status.can_undo;
-  if (status.support_id !== state.supportId) {
-    state.supportId = status.support_id;
-    $("support-id").textContent = fmt(status.support_id);
-    $("support-thumb").src = `/api/support.jpg?id=${status.support_id}`;
+  const own = cameraOnly();
+  $("undo").disabled = !(own ? cam.can_undo : status.can_undo);
+  // The shown camera's support (every camera's, where they share one).
+  const supportId = cam.support_id !== undefined ? cam.support_id : status.support_id;
+  const thumb = `/api/support.jpg?camera=${encodeURIComponent(state.camera)}&id=${supportId}`;
+  if (thumb !== state.supportThumb) {
+    state.supportThumb = thumb;
+    $("support-id").textContent = fmt(supportId);
+    $("support-thumb").src = thumb;
   }
 }
 
@@ -166,18 +185,20 @@ async function changeSupport(request, done) {
 async function apply() {
   if (!state.pick) return;
   const reply = await changeSupport(
-    () => postJson("/api/support/apply", { freeze_id: state.frozen.freeze_id, pick_id: state.pick.pick_id }),
+    () => postJson("/api/support/apply",
+                   { freeze_id: state.frozen.freeze_id, pick_id: state.pick.pick_id, ...target() }),
     "Applied");
   if (reply) showLive();
 }
 
 function undo() {
-  return changeSupport(() => postJson("/api/support/undo"), "Undone");
+  return changeSupport(() => postJson("/api/support/undo", target()), "Undone");
 }
 
 function upload(event) {
   event.preventDefault();
   const form = new FormData($("upload"));
+  if (cameraOnly()) form.append("camera", state.camera);
   return changeSupport(() => api("/api/support/upload", { method: "POST", body: form }), "Uploaded");
 }
 
@@ -212,7 +233,9 @@ window.addEventListener("DOMContentLoaded", () => {
   $("camera").addEventListener("change", (event) => {
     state.camera = event.target.value;
     showLive();
+    refresh();
   });
+  $("camera-only").addEventListener("change", refresh);
   refresh();
   setInterval(refresh, 1000);
 });
