@@ -157,3 +157,19 @@ def test_rim_strength_at_cells_is_the_maps(desc, radius):
     rng = np.random.default_rng(1)
     cells = np.column_stack([rng.integers(0, w, 300), rng.integers(0, h, 300)])
     assert np.array_equal(field.at(cells), strength[cells[:, 1], cells[:, 0]])
+
+
+def test_close_candidate_suppression_is_the_same_pairwise_or_row_by_row(monkeypatch):
+    import engines.embedded.rims as rims
+
+    rng = np.random.default_rng(5)
+    points, radii, scores = rng.random((400, 2)) * 60, rng.random(400) * 3 + 1, rng.random(400)
+    pairwise = rims.suppress_close(points, radii, scores)
+    monkeypatch.setattr(rims, "_PAIRWISE_LIMIT", 0)
+    row_by_row = rims.suppress_close(points, radii, scores)
+    assert np.array_equal(pairwise, row_by_row) and 0 < pairwise.sum() < len(points)
+    # The greedy rule itself: no two kept points are too close, and every dropped one has a better kept neighbour.
+    kept = np.flatnonzero(pairwise)
+    d = np.hypot(*(points[kept, None] - points[None, kept]).transpose(2, 0, 1))
+    np.fill_diagonal(d, np.inf)
+    assert (d >= 0.6 * np.maximum(radii[kept, None], radii[None, kept])).all()

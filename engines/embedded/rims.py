@@ -28,6 +28,8 @@ _KTH = int(round(_PERCENTILE / 100 * (ANGLES - 1)))
 _BAND_ROWS = 64
 # Candidates are the rim strength's maxima over a disc of this many object radii.
 _SPACING = 0.6
+# Close-candidate suppression compares all pairs at once up to this many candidates (a K x K matrix).
+_PAIRWISE_LIMIT = 2048
 
 
 class RimField:
@@ -158,11 +160,19 @@ def suppress_close(points: np.ndarray, radii: np.ndarray, scores: np.ndarray, sp
     keep = np.ones(n, bool)
     if n < 2:
         return keep
-    # All pairs at once (K is at most a few hundred); the greedy pass then only reads rows of it.
-    d = np.hypot(points[:, None, 0] - points[None, :, 0], points[:, None, 1] - points[None, :, 1])
-    near = d < spacing * np.maximum(radii[:, None], radii[None, :])
-    np.fill_diagonal(near, False)
+
+    def near(rows: slice) -> np.ndarray:
+        """bool[len(rows), K]: which points are too close to each of these."""
+        p = points[rows]
+        d = np.hypot(p[:, None, 0] - points[None, :, 0], p[:, None, 1] - points[None, :, 1])
+        return d < spacing * np.maximum(radii[rows, None], radii[None, :])
+
+    # All pairs at once where they fit in a few MB (the usual frame); row by row beyond.
+    pairs = near(slice(None)) if n <= _PAIRWISE_LIMIT else None
     for i in np.argsort(-scores, kind="stable").tolist():
         if keep[i]:
-            keep[near[i]] = False
+            row = pairs[i] if pairs is not None else near(slice(i, i + 1))[0]
+            kept = keep[i]
+            keep[row] = False
+            keep[i] = kept
     return keep
