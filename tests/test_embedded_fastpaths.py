@@ -67,7 +67,11 @@ def test_sample_matches_bilinear_interpolation_beyond_remaps_size_limit():
     assert np.allclose(sample(values, xs, ys), want, atol=1e-3)
 
 
-def test_group_prompts_matches_the_pairwise_loop():
+@pytest.mark.parametrize("pairwise_limit", [2048, 0])  # all pairs at once, and row by row
+def test_group_prompts_matches_the_pairwise_loop(pairwise_limit, monkeypatch):
+    import engines.embedded.rays as rays
+
+    monkeypatch.setattr(rays, "_PAIRWISE_LIMIT", pairwise_limit)
     rng = np.random.default_rng(3)
     cells = rng.uniform(0, 200, (400, 2))
     radius = rng.uniform(2, 8, 400)

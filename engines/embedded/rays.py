@@ -42,6 +42,8 @@ _BAND = (0.65, 1.4)
 _SMOOTH_RAYS = 5
 # Prompts nearer than this many radii are one object.
 _SAME_OBJECT = 0.5
+# Prompt grouping compares all pairs at once up to this many prompts (an N x N matrix).
+_PAIRWISE_LIMIT = 2048
 
 
 @dataclass
@@ -191,13 +193,19 @@ def group_prompts(cells: np.ndarray, radius: np.ndarray) -> np.ndarray:
     first such group, else it starts one; groups are numbered in order of their first prompt."""
     n = len(cells)
     groups = np.zeros(n, np.int64)
-    # Which prompts are near enough to join which, all pairs at once; the pass in order then reads rows of it.
-    d = np.hypot(cells[:, None, 0] - cells[None, :, 0], cells[:, None, 1] - cells[None, :, 1])
-    near = d < _SAME_OBJECT * np.minimum(radius[:, None], radius[None, :])
+
+    def near(i: int | slice, others) -> np.ndarray:
+        """bool[..., len(others)]: which of the prompts `others` prompt(s) i would join."""
+        d = np.hypot(cells[i, None, 0] - cells[others, 0], cells[i, None, 1] - cells[others, 1])
+        return d < _SAME_OBJECT * np.minimum(radius[i, None], radius[others])
+
+    # Which prompts are near enough to join which, all pairs at once where that fits in a few MB (the pass in
+    # order then reads rows of it), else each prompt against the leaders so far.
+    pairs = near(slice(None), slice(None)) if n <= _PAIRWISE_LIMIT else None
     leaders: list[int] = []  # prompt index of each group's first prompt, by group
     for i in range(n):
         if leaders:
-            hits = np.flatnonzero(near[i, leaders])
+            hits = np.flatnonzero(pairs[i, leaders] if pairs is not None else near(i, leaders))
             if len(hits):
                 groups[i] = hits[0]
                 continue
