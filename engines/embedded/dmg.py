@@ -18,6 +18,7 @@ import logging
 
 import cv2
 import numpy as np
+from scipy.spatial import cKDTree
 
 from engines.embedded.correlation import correlation_map, radial_profile
 from engines.embedded.features import INTENSITY, RED_GREEN, YELLOW_BLUE, Descriptors, row_medians
@@ -178,12 +179,12 @@ def _candidates_for(desc: Descriptors, radius: float) -> _FrameCandidates:
 
 
 def _nearest_distance(points: np.ndarray) -> np.ndarray:
-    """float[K]: each point's distance to its nearest other point (inf when alone)."""
+    """float[K]: each point's distance to its nearest other point (inf when alone), by a k-d tree: memory in
+    proportion to K, where a pairwise matrix grows with K^2 on a frame of thousands of objects."""
     if len(points) < 2:
         return np.full(len(points), np.inf)
-    d = np.hypot(points[:, None, 0] - points[None, :, 0], points[:, None, 1] - points[None, :, 1])
-    np.fill_diagonal(d, np.inf)
-    return d.min(axis=1)
+    distances, _ = cKDTree(points).query(points, k=2)
+    return distances[:, 1]
 
 
 def climb(values: np.ndarray, points: np.ndarray, reach: float) -> np.ndarray:
