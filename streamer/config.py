@@ -92,6 +92,11 @@ class PipelineConfig(_Section):
         2.0, ge=1.0, le=100.0,
         description="masks larger than this factor of the exemplars' size (leaks, merged clumps) are no object",
     )
+    scale_check_interval_s: float = Field(
+        60.0, ge=0.0, le=86_400.0,
+        description="how often a stream checks that its objects are still at the support's scale (a zoomed or moved "
+        "camera), seconds; also on a new support or frame size; 0: every frame",
+    )
 
 
 class Config(_Section):

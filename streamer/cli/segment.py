@@ -38,6 +38,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_output_dir(args.out)
+    # Each query is a photograph of its own: each is checked for objects at another scale than the support's.
+    config.pipeline.scale_check_interval_s = 0.0
     pipeline = build_pipeline(config)
     load_support(pipeline, args.support or config.support.image, args.support_mask or config.support.mask)
     try:
@@ -66,5 +68,6 @@ def run(args: argparse.Namespace) -> int:
         write_image(args.out / f"{query.stem}_overlay.jpg", overlay(image, result))
         print(f"{query}: {result.count} objects ({sum(result.timings_ms.values()):.0f} ms)")
     if failures:
-        raise UserError(f"{failures} of {len(args.queries)} query images could not be read (others were written)")
+        written = " (the others were written)" if failures < len(args.queries) else ""
+        raise UserError(f"{failures} of {len(args.queries)} query images could not be read{written}")
     return 0

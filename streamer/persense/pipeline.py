@@ -137,7 +137,7 @@ class PerSense:
         self.fixed_label = label.strip() if label else None
         self.support: Support | None = None
         self._size_warned = False
-        self._scale_checked = False
+        self._scale_checked: tuple[float, tuple[int, int]] | None = None  # (monotonic s, frame size) of the last check
         self._encoder_lock = encoder_lock or threading.Lock()
 
     # -- support set ------------------------------------------------------------------------------------
@@ -182,7 +182,7 @@ class PerSense:
             self.gate.set_label(label)
         self.support = support
         self._size_warned = False
-        self._scale_checked = False
+        self._scale_checked = None
         return self.support
 
     def _label_for(self, image_rgb: np.ndarray, mask: np.ndarray, known: str | None) -> str | None:
@@ -256,8 +256,8 @@ class PerSense:
             log.debug("exemplars together found nothing; alone, the best found %d", len(instances))
 
         instances = self._presence(instances, quality)
-        if instances and not self._scale_checked:
-            self._check_scale(image_rgb)
+        if self._scale_check_due((h, w)):
+            self._check_scale(image_rgb, found=bool(instances))
         # Algorithm 2 keeps only points inside a grounded box: with none, the frame counts 0, and says why.
         reason = self.gate.why_empty() if gate_boxes is not None and len(gate_boxes) == 0 else ""
         return SegmentationResult(
@@ -363,14 +363,22 @@ class PerSense:
             log.debug("initial exemplar: no mask of the support's scale at %s, using a support-sized box", (x, y))
         return np.asarray(boxes, np.float32)
 
-    def _check_scale(self, image_rgb: np.ndarray) -> None:
-        """Once per support, on the first frame with objects: warn when they look much larger or smaller than
-        the support object (a camera zoomed or moved since, a support from another lens), since every engine
-        looks for objects near the support's size and the counts would be wrong without a sign of it."""
-        self._scale_checked = True
+    def _scale_check_due(self, frame_hw: tuple[int, int]) -> bool:
+        """The first frame after a support, one of another size, and then every `scale_check_interval_s`
+        (frames without objects too: a zoomed-out camera finds few or none)."""
+        if self._scale_checked is None:
+            return True
+        checked_at, checked_hw = self._scale_checked
+        return checked_hw != frame_hw or time.monotonic() - checked_at >= self.config.scale_check_interval_s
+
+    def _check_scale(self, image_rgb: np.ndarray, found: bool) -> None:
+        """Warn when the frame's objects look much larger or smaller than the support object (a camera zoomed or
+        moved since the support, a support from another lens): every engine looks for objects near the support's
+        size, so the counts would be wrong without a sign of it."""
+        self._scale_checked = (time.monotonic(), image_rgb.shape[:2])
         if self.support.profile is None:
             return
-        warning = scale_mismatch(frame_scale(image_rgb, self.support.profile))
+        warning = scale_mismatch(frame_scale(image_rgb, self.support.profile), found)
         if warning:
             log.warning("%s", warning)
 

@@ -24,7 +24,8 @@ _EXTENT = 1.3
 _WORK_RADIUS = 8.0
 # Resized frames larger than this (pixels along the longer side) or smaller (shorter side) are not scored.
 _MAX_SIDE, _MIN_SIDE = 1400, 24
-# Best matches averaged per scale.
+# Best matches averaged per scale (on a frame of fewer objects, the belt's best matches come in: a low score,
+# which `_CLEAR_MATCH` leaves unjudged).
 _PEAKS = 10
 # The best-scoring scale runs about this fraction of the true ratio (measured on the development set's scenes at
 # their own scale: 0.71-1.0, mostly 0.84): the profile's outer ring is partly other objects in a dense frame.
@@ -37,6 +38,9 @@ _BIAS = 0.84
 _SMALLER, _LARGER = 0.6, 1.6
 _NEAR = (0.6, 1.2)
 _MARGIN = 0.05
+# A best scale whose matches score below this is no clear match (a textured belt with a few items entering it,
+# cut by the frame's edge: 0.57-0.61 in the flow simulator's first frames; real mismatches scored 0.70-0.98).
+_CLEAR_MATCH = 0.68
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,11 @@ def scale_scores(image_rgb: np.ndarray, support: SupportProfile) -> np.ndarray:
         if max(size) > _MAX_SIDE or min(size) < max(_MIN_SIDE, template.shape[0] + 1):
             continue
         resized = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
-        ncc = cv2.matchTemplate(resized, template, cv2.TM_CCOEFF_NORMED)
+        # Beyond the frame counts as its typical grey, so objects cut by its edge (items entering a belt) match.
+        half = template.shape[0] // 2
+        padded = cv2.copyMakeBorder(resized, half, half, half, half, cv2.BORDER_CONSTANT,
+                                    value=float(np.median(resized)))
+        ncc = cv2.matchTemplate(padded, template, cv2.TM_CCOEFF_NORMED)
         peaks = ncc[ncc >= cv2.dilate(ncc, peak_window)]
         if peaks.size:
             scores[k] = float(np.sort(peaks)[::-1][:_PEAKS].mean())
@@ -115,13 +123,25 @@ def frame_scale(image_rgb: np.ndarray, support: SupportProfile) -> ScaleEstimate
     return ScaleEstimate(float(ratios[best]), float(scores[best]), near_score)
 
 
-def scale_mismatch(estimate: ScaleEstimate | None) -> str | None:
-    """A warning when the frame's objects look much larger or smaller than the support object, else None."""
+def scale_mismatch(estimate: ScaleEstimate | None, found: bool = True) -> str | None:
+    """A warning when the frame's objects look much larger or smaller than the support object, else None.
+
+    found: whether the pipeline found objects of the kind in the frame (else the warning says that the frame's
+    most support-like things are at another scale, which may also be another product)."""
     if estimate is None or not (estimate.ratio <= _SMALLER or estimate.ratio >= _LARGER):
         return None
+    if estimate.score < _CLEAR_MATCH:
+        return None  # no scale matches the support clearly: nothing to say which is the objects'
+
     if estimate.score - estimate.near_score < _MARGIN:
         return None
     looks = "larger" if estimate.ratio > 1 else "smaller"
+    if not found:
+        return (
+            f"nothing of the support's kind found, and the frame's most support-like things look about "
+            f"{estimate.ratio:.1f}x the support object's size ({looks}): if the camera zoomed or moved, take the "
+            "support from its current view"
+        )
     return (
         f"the objects in this frame look about {estimate.ratio:.1f}x the support object's size ({looks}): the "
         "engines look for objects near the support's size, so counts will be wrong; take the support from this "
