@@ -396,3 +396,29 @@ def test_two_cameras_each_with_its_own_undo_and_support_picture(tmp_path):
         assert get_json(base + "/api/status")[1]["cameras"]["right"]["can_undo"] is False
     finally:
         proc.stop()
+
+
+def test_picks_on_the_belt_mostly_come_with_a_note_and_picks_of_products_do_not():
+    from scipy import ndimage
+
+    from streamer.persense.pick import pick_object
+    from streamer.errors import UserError
+
+    engines = build_engines(EnginesConfig())
+    scene = ConveyorSimulator(640, 480, 30, 8).frame(10)
+    free = ndimage.distance_transform_edt((scene.labels == 0) & ~scene.distractors) > 12
+    ys, xs = np.nonzero(free)
+    rng = np.random.default_rng(0)
+    noted = refused = 0
+    for i in rng.choice(len(xs), 8, replace=False):
+        try:
+            noted += pick_object(engines, scene.image, (int(xs[i]), int(ys[i]))).warning is not None
+        except UserError:
+            refused += 1
+    assert noted + refused >= 5
+    for k in range(1, 7):
+        yy, xx = np.nonzero(scene.labels == k)
+        x, y = int(xx.mean()), int(yy.mean())
+        if scene.labels[y, x] != k or xx.min() == 0 or yy.min() == 0 or xx.max() == 639 or yy.max() == 479:
+            continue  # a concave or cut-off visible part: not a clean product click
+        assert pick_object(engines, scene.image, (x, y)).warning is None

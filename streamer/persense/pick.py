@@ -13,6 +13,7 @@ import numpy as np
 from engines.interfaces import EngineSet, ImageEmbedding
 from streamer.errors import UserError
 from streamer.persense.postprocess import instances_from_decoder
+from streamer.persense.support_checks import support_problems
 
 # A "mask" covering more of the frame than this is the belt or the background, not one product.
 MAX_OBJECT_FRACTION = 0.25
@@ -85,7 +86,10 @@ def pick_object(engines: EngineSet, image_rgb: np.ndarray, point_xy: tuple[float
     if fraction > MAX_OBJECT_FRACTION:
         raise UserError(f"the mask at ({x:.0f}, {y:.0f}) covers {fraction:.0%} of the image: that is the background, "
                         "not one object; click inside one object")
-    warning = None
+    notes = []
     if mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any():
-        warning = "the object is cut by the image border: a whole object in view makes a better support"
-    return Pick(mask, float(inst.score), warning)
+        notes.append("the object is cut by the image border: a whole object in view makes a better support")
+    # What makes a poor support also tells a click on the background: its "outline" does not stand out from the
+    # edges around it (5 of 8 clicks on the simulator's belt; none of its products).
+    notes += [problem for problem in support_problems(image_rgb, mask) if "image border" not in problem]
+    return Pick(mask, float(inst.score), "; ".join(notes) or None)
