@@ -152,6 +152,8 @@ def test_bench_on_a_dead_rtsp_source_is_one_line(support_files):
                    "--support", support_files[0], "--support-mask", support_files[1])
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "source" in proc.stderr.splitlines()[-1] and "secret" not in proc.stderr
+    # Only our line: not OpenCV's and FFmpeg's own ("[ WARN:...] ... VIDEOIO(FFMPEG)", "[tcp @ 0x...] ...").
+    assert not [line for line in proc.stderr.splitlines() if line.startswith("[")], proc.stderr
 
 
 def test_bench_reports_every_stage_and_the_true_count(tmp_path):

@@ -13,6 +13,10 @@ import threading
 # Set before numpy loads: OpenBLAS's worker threads spin for ~0.1 s after each call, holding a core that the
 # frame loop's other threads need; the per-frame matrix work is small enough for one thread.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Set before OpenCV loads: it and FFmpeg print their own lines about a camera that does not answer or a file that
+# does not decode ahead of ours, which say the same in one line (set these to see them again).
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 from streamer import __version__
 from streamer.errors import UserError, first_line
