@@ -172,7 +172,6 @@ def suppress_close(points: np.ndarray, radii: np.ndarray, scores: np.ndarray, sp
     for i in np.argsort(-scores, kind="stable").tolist():
         if keep[i]:
             row = pairs[i] if pairs is not None else near(slice(i, i + 1))[0]
-            kept = keep[i]
             keep[row] = False
-            keep[i] = kept
+            keep[i] = True  # its own row counts it as near itself
     return keep
