@@ -117,6 +117,28 @@ class MaskDecoder(Protocol):
 
 
 @runtime_checkable
+class SupportModel(Protocol):
+    """What an encoder learnt of one support object (see `SupportLearner`)."""
+
+    def similarity(self, embedding: ImageEmbedding) -> np.ndarray:
+        """The frame's match to the support: float32[h, w] in [0, 1] over the frame (any grid that maps linearly
+        onto it; higher is more like the support). Also tells the same engine set's density map generator and
+        decoder which support this frame is matched against."""
+        ...
+
+
+@runtime_checkable
+class SupportLearner(Protocol):
+    """An encoder that learns the support once (e.g. a pixel classifier and the object's shape) and matches
+    frames with that instead of the prototype's cosine similarity. The pipeline asks for it at set_support."""
+
+    def learn_support(self, image_rgb: np.ndarray, mask: np.ndarray) -> SupportModel | None:
+        """uint8[H, W, 3] support image, bool[H, W] its object's mask -> the support model, or None where this
+        support is best matched by the prototype's cosine similarity."""
+        ...
+
+
+@runtime_checkable
 class DensityMapGenerator(Protocol):
     def density(
         self,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from engines.interfaces import ClassLabelExtractor, EngineSet, ImageEmbedding, PromptGuidance
+from engines.interfaces import ClassLabelExtractor, EngineSet, ImageEmbedding, PromptGuidance, SupportLearner, SupportModel
 from streamer.config import PipelineConfig
 from streamer.errors import UserError
 from streamer.gates import Gate, NoGate
@@ -45,6 +45,7 @@ class Support:
     warnings: tuple[str, ...] = ()  # what a person should know about this support (see support_checks)
     label: str | None = None  # the object's class label (the paper's CLE, or given), None without one
     profile: SupportProfile | None = None  # the object's radial intensity profile, for the scale check
+    model: SupportModel | None = None  # what a SupportLearner encoder learnt of the object (None: the prototype)
 
 
 @dataclass(frozen=True)
@@ -166,17 +167,22 @@ class PerSense:
         for warning in warnings:
             log.warning("support: %s", warning)
         label = self._label_for(image_rgb, mask, label)
+        model = None
+        if isinstance(self.engines.encoder, SupportLearner):
+            with self._encoder_lock:
+                model = self.engines.encoder.learn_support(image_rgb, mask)
         if prototype is None or calibration is None:
             embedding = self.encode(image_rgb).embedding
             prototype = support_prototype(embedding, mask)
-            calibration = calibrate(similarity_grid(embedding, prototype), mask)
+            grid = model.similarity(embedding) if model is not None else similarity_grid(embedding, prototype)
+            calibration = calibrate(grid, mask)
         ys, xs = np.nonzero(mask)
         size = (float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
         support_id = support_id_for(image_rgb, mask, self.engines.name)
         support = Support(
             prototype.astype(np.float32), size, support_id, calibration, image_hw=tuple(image_rgb.shape[:2]),
             object_radius=float(np.sqrt(mask.sum() / np.pi)), warnings=warnings, label=label,
-            profile=support_profile(image_rgb, mask),
+            profile=support_profile(image_rgb, mask), model=model,
         )
         if label is not None and hasattr(self.gate, "set_label"):
             self.gate.set_label(label)
@@ -232,7 +238,7 @@ class PerSense:
             if mismatch:
                 log.warning("%s", mismatch)
         with timer.stage("similarity"):
-            grid = similarity_grid(embedding, self.support.prototype)
+            grid = self._similarity_grid(embedding)
             similarity = to_frame(grid, (h, w))
             gate_boxes = self.gate.boxes(image_rgb)
         # The paper's first pass is target-guided; every pass knows the support's scale.
@@ -266,6 +272,13 @@ class PerSense:
         )
 
     # -- steps ---------------------------------------------------------------------------------------------
+    def _similarity_grid(self, embedding: ImageEmbedding) -> np.ndarray:
+        """Eq. 1's similarity map on the encoder's grid: the support model's match where the encoder learnt one,
+        else the cosine similarity to the prototype."""
+        if self.support.model is not None:
+            return self.support.model.similarity(embedding)
+        return similarity_grid(embedding, self.support.prototype)
+
     def _passes(self, frame: "_Frame", exemplars: np.ndarray) -> tuple[list[Instance], np.ndarray, float, float]:
         """Algorithm 1's passes from these exemplar boxes float[M, 4]: the DMG, IDM, PPSM and decoder, then the
         feedback passes -> (instances, the point prompts, the density count, the match quality) of the pass kept."""

@@ -1,0 +1,147 @@
+"""The pixel classifier learnt from the one-shot support: ilastik's recipe, fitted once per support.
+
+Positives are the support mask's cells; negatives a ring just outside it (what the product must be told
+apart from: the belt beside it, its shadow, its neighbours' rims) and a few far cells. The support is also
+shown under other light (brightness x0.6 and x1.4, a warmer and a cooler tint), so that a frame under other
+light than the support's still matches. An extremely randomised forest: fitted in a fraction of a second, and
+its depth lets it learn "brighter than the belt but darker than the highlight" that a linear rule cannot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from sklearn.ensemble import ExtraTreesClassifier
+
+from engines.anyshape.filters import filter_bank
+
+# Light the support is also shown under: (brightness factor, (red, green, blue) tint).
+_AUGMENTATIONS = (
+    (1.0, (1.0, 1.0, 1.0)),
+    (0.6, (1.0, 1.0, 1.0)),
+    (1.4, (1.0, 1.0, 1.0)),
+    (1.0, (1.12, 1.0, 0.86)),
+    (1.0, (0.88, 1.0, 1.14)),
+)
+# The near ring: from this many support radii outside the mask (cells closer are ambiguous: the rim's blur)...
+_RING_INNER = 0.15
+# ... to this many.
+_RING_OUTER = 1.0
+# Far negatives: what else the support image shows (other products, the belt further off).
+_FAR_SAMPLES = 600
+# Materials: the support image's cells are grouped into this many clusters of their filter responses...
+_MATERIALS = 8
+# ... and a material that makes up at least this share of the support object's inside is the product's:
+# no cell of it is a negative (in a dense scene the ring and the far cells are mostly other items).
+_PRODUCT_MATERIAL = 0.08
+# A support whose inside is of at least this many materials is printed or labelled: it is told from its
+# surroundings by the ring alone, since other items' prints are other materials that must not be negatives.
+_PRINTED_MATERIALS = 4
+# Cells per class and light variant at most (bounds the fit's time on large supports).
+_MAX_SAMPLES = 2500
+_FOREST = dict(n_estimators=16, max_depth=10, min_samples_leaf=8, max_features="sqrt")
+
+
+def relit(image_rgb: np.ndarray, brightness: float, tint: tuple[float, float, float]) -> np.ndarray:
+    """uint8[H, W, 3] -> the same scene under other light (channel gains), clipped to uint8."""
+    gains = np.asarray(tint, np.float32) * brightness
+    return np.clip(image_rgb.astype(np.float32) * gains, 0, 255).astype(np.uint8)
+
+
+def grid_image(image_rgb: np.ndarray, stride: int) -> np.ndarray:
+    """uint8[H, W, 3] -> uint8[ceil(H / stride), ceil(W / stride), 3] by area averaging."""
+    if stride == 1:
+        return image_rgb
+    h, w = image_rgb.shape[:2]
+    size = (-(-w // stride), -(-h // stride))
+    return cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def materials(samples: np.ndarray, seed: int) -> np.ndarray:
+    """float32[N, F] filter responses -> int32[N] material (cluster) of each, by k-means on standardised responses."""
+    scaled = (samples - samples.mean(0)) / (samples.std(0) + 1e-6)
+    rng = np.random.default_rng(seed)
+    subset = scaled[rng.choice(len(scaled), min(len(scaled), 6000), replace=False)]
+    cv2.setRNGSeed(seed)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.01)
+    _, _, centres = cv2.kmeans(subset.astype(np.float32), _MATERIALS, None, criteria, 1, cv2.KMEANS_PP_CENTERS)
+    distances = ((scaled[:, None, :] - centres[None]) ** 2).sum(-1)
+    return np.argmin(distances, axis=1).astype(np.int32)
+
+
+def product_materials(material: np.ndarray, mask_grid: np.ndarray) -> np.ndarray:
+    """int32[h * w] materials and the support mask bool[h, w] -> bool[_MATERIALS]: the product's materials
+    (measured inside the mask shrunk by a cell, so the rim's blend with the belt does not count)."""
+    core = cv2.erode(mask_grid.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    if core.sum() < 4:
+        core = mask_grid
+    shares = np.bincount(material[core.ravel()], minlength=_MATERIALS) / max(core.sum(), 1)
+    return shares >= _PRODUCT_MATERIAL
+
+
+def training_cells(
+    mask_grid: np.ndarray, radius: float, rng: np.random.Generator, material: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """bool[h, w] support mask on the grid, its radius in cells, int32[h * w] materials -> (flat indices of the
+    positive cells, of the negative ones)."""
+    mask8 = mask_grid.astype(np.uint8)
+    inner = max(1, int(round(_RING_INNER * radius)))
+    outer = max(inner + 2, int(round(_RING_OUTER * radius)))
+    near = cv2.dilate(mask8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inner + 1,) * 2)) > 0
+    ring = cv2.dilate(mask8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * outer + 1,) * 2)) > 0
+    positives = np.flatnonzero(mask_grid)
+    negatives = np.flatnonzero(ring & ~near)
+    far = np.flatnonzero(~ring)
+    if material is not None:
+        product = product_materials(material, mask_grid)
+        negatives = negatives[~product[material[negatives]]]
+        far = far[~product[material[far]]] if product.sum() < _PRINTED_MATERIALS else far[:0]
+    if len(far):
+        negatives = np.concatenate([negatives, rng.choice(far, min(_FAR_SAMPLES, len(far)), replace=False)])
+    if len(positives) > _MAX_SAMPLES:
+        positives = rng.choice(positives, _MAX_SAMPLES, replace=False)
+    if len(negatives) > _MAX_SAMPLES:
+        negatives = rng.choice(negatives, _MAX_SAMPLES, replace=False)
+    return positives, negatives
+
+
+@dataclass
+class PixelClassifier:
+    """Product-or-not for every cell of a filter bank."""
+
+    forest: ExtraTreesClassifier
+    stride: int
+    scales: tuple[float, float, float]
+
+    def probability(self, image_rgb: np.ndarray) -> np.ndarray:
+        """uint8[H, W, 3] -> float32[ceil(H / stride), ceil(W / stride)] probability of the product."""
+        bank = filter_bank(grid_image(image_rgb, self.stride), self.scales)
+        planes, h, w = bank.shape
+        samples = bank.reshape(planes, -1).T
+        return self.forest.predict_proba(samples)[:, 1].astype(np.float32).reshape(h, w)
+
+
+def fit_classifier(
+    image_rgb: np.ndarray, mask: np.ndarray, stride: int, scales: tuple[float, float, float], seed: int = 0
+) -> PixelClassifier:
+    """The support image uint8[H, W, 3] and its object's mask bool[H, W] -> the fitted classifier."""
+    rng = np.random.default_rng(seed)
+    small = grid_image(image_rgb, stride)
+    h, w = small.shape[:2]
+    mask_grid = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) >= 0.5
+    if not mask_grid.any():
+        mask_grid = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    radius = float(np.sqrt(mask_grid.sum() / np.pi))
+    features, labels = [], []
+    material = materials(filter_bank(small, scales).reshape(-1, mask_grid.size).T, seed)
+    positives, negatives = training_cells(mask_grid, radius, rng, material)
+    for brightness, tint in _AUGMENTATIONS:
+        bank = filter_bank(relit(small, brightness, tint), scales)
+        flat = bank.reshape(bank.shape[0], -1)
+        features += [flat[:, positives].T, flat[:, negatives].T]
+        labels += [np.ones(len(positives), np.int8), np.zeros(len(negatives), np.int8)]
+    forest = ExtraTreesClassifier(class_weight="balanced", random_state=seed, n_jobs=1, **_FOREST)
+    forest.fit(np.concatenate(features), np.concatenate(labels))
+    return PixelClassifier(forest, stride, scales)

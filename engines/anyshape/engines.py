@@ -1,0 +1,201 @@
+"""The any-shape engine set behind the pipeline's interfaces: an encoder that learns the support (a pixel
+classifier and the object's shape), a density map generator with one unit of density per object found, and a
+decoder that answers each prompt with the object's own region.
+
+How the parts share a frame's work: `AnyShapeSupport.similarity(embedding)` (called by the pipeline once per
+frame, before the density map generator and the decoder) computes the probability map and records itself in
+the frame's `FrameWork`; the density map generator and the decoder of the same engine set read the regions
+from there, found once per frame and support, so the pipeline's passes (initial exemplars, first pass,
+feedback) cost one analysis.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from engines.anyshape.classifier import PixelClassifier, fit_classifier, grid_image
+from engines.anyshape.filters import opponent_planes
+from engines.anyshape.instances import Regions, find_regions, product_cells
+from engines.anyshape.shape import ShapeStats, shape_stats
+from engines.errors import EngineError
+from engines.interfaces import DecoderOutput, DensityOutput, ImageEmbedding, PromptGuidance
+
+log = logging.getLogger(__name__)
+
+# The prototype's grid: coarse, since the prototype only names the support in caches (see AnyShapeEncoder).
+_PROTOTYPE_STRIDE = 8
+# The classifier's grid: about this many cells across the support object's inner radius (measured on the
+# category development set: 4 keeps 6-14 px items and thin rods whole, coarser grids lose them; finer costs
+# time in proportion to the cells), never coarser than 3 pixels a cell.
+_CELLS_PER_INNER_RADIUS = 4.0
+_MAX_STRIDE = 3
+# Density: each object's unit spread over a Gaussian of this share of its inner radius (frame pixels), so the
+# IDM's threshold and erosion keep every object's peak apart from its neighbours'.
+_DENSITY_SIGMA = 0.3
+
+
+@dataclass
+class FrameWork:
+    """A frame's image and what the any-shape engines found in it, per support (the embedding's payload)."""
+
+    image: np.ndarray  # uint8[H, W, 3] RGB
+    probability: dict = field(default_factory=dict)  # support key -> float32[h, w]
+    regions: dict = field(default_factory=dict)  # support key -> Regions
+    active: "AnyShapeSupport | None" = None  # the support the pipeline matched this frame against last
+
+    def regions_for(self, support: "AnyShapeSupport") -> Regions:
+        key = id(support)
+        if key not in self.regions:
+            self.regions[key] = find_regions(support.probability(self), support.shape)
+        return self.regions[key]
+
+
+def _work(embedding: ImageEmbedding) -> FrameWork:
+    work = embedding.payload
+    if not isinstance(work, FrameWork):
+        raise EngineError("the any-shape engines need the any-shape encoder's embedding")
+    if work.active is None:
+        raise EngineError("the any-shape engines need a support: the pipeline matches the frame against it first")
+    return work
+
+
+@dataclass
+class AnyShapeSupport:
+    """What the encoder learnt of one support: the pixel classifier and the object's shape on its grid."""
+
+    classifier: PixelClassifier
+    shape: ShapeStats
+
+    @property
+    def stride(self) -> int:
+        return self.classifier.stride
+
+    def probability(self, work: FrameWork) -> np.ndarray:
+        key = id(self)
+        if key not in work.probability:
+            work.probability[key] = self.classifier.probability(work.image)
+        return work.probability[key]
+
+    def similarity(self, embedding: ImageEmbedding) -> np.ndarray:
+        """float32[h, w] in [0, 1]: the probability that each cell (stride pixels a side) is the product's."""
+        work = embedding.payload
+        if not isinstance(work, FrameWork):
+            raise EngineError("the any-shape support model needs the any-shape encoder's embedding")
+        work.active = self
+        return self.probability(work)
+
+
+def support_stride(mask: np.ndarray) -> int:
+    """The classifier's grid step (pixels) for a support mask bool[H, W]: fine for small or thin objects."""
+    inner = float(cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5).max())
+    return int(np.clip(np.floor(inner / _CELLS_PER_INNER_RADIUS), 1, _MAX_STRIDE))
+
+
+def support_scales(shape: ShapeStats) -> tuple[float, float, float]:
+    """The filter bank's three scales (cells) for an object of this shape on the classifier's grid."""
+    inner = max(shape.inner_radius, 1.0)
+    return (0.7, max(1.0, 0.35 * inner), max(1.5, 0.7 * inner))
+
+
+def _as_classified(probability: np.ndarray, grid_mask: np.ndarray, drawn: ShapeStats) -> ShapeStats:
+    """The support object's shape as the classifier sees it on the support image (the shape the frames' objects
+    will have: rims and highlights judged as in frames), where that is still the drawn object; else as drawn."""
+    found, _ = ndimage.label(product_cells(probability))
+    overlap = np.bincount(found[grid_mask], minlength=found.max() + 1)
+    overlap[0] = 0
+    best = int(np.argmax(overlap))
+    if best == 0:
+        return drawn
+    region = found == best
+    iou = overlap[best] / float((region | grid_mask).sum())
+    return shape_stats(region) if iou >= 0.7 else drawn
+
+
+class AnyShapeEncoder:
+    """The frame itself is the embedding's payload (the analysis happens per support, see `AnyShapeSupport`);
+    `features` is a coarse colour grid, float32[4, H/8, W/8], kept for the pipeline's prototype."""
+
+    def encode(self, image_rgb: np.ndarray) -> ImageEmbedding:
+        image_rgb = np.asarray(image_rgb)
+        if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
+            raise EngineError(
+                f"the any-shape encoder needs a uint8 RGB image [H, W, 3], got {image_rgb.dtype} {image_rgb.shape}"
+            )
+        small = grid_image(image_rgb, _PROTOTYPE_STRIDE)
+        planes = opponent_planes(small)
+        features = np.stack([*planes, np.full(planes[0].shape, 50.0, np.float32)]).astype(np.float32)
+        return ImageEmbedding(features, tuple(image_rgb.shape[:2]), features.shape[1:], payload=FrameWork(image_rgb))
+
+    def learn_support(self, image_rgb: np.ndarray, mask: np.ndarray) -> AnyShapeSupport:
+        """uint8[H, W, 3] support image, bool[H, W] its object -> the support model (fitted once per support)."""
+        mask = np.asarray(mask, bool)
+        stride = support_stride(mask)
+        h, w = mask.shape
+        grid_mask = cv2.resize(mask.astype(np.float32), (-(-w // stride), -(-h // stride)),
+                               interpolation=cv2.INTER_AREA) >= 0.5
+        labelled, n = ndimage.label(grid_mask)
+        if n > 1:  # the largest part: a mask drawn with a stray speck is still one object
+            grid_mask = labelled == 1 + int(np.argmax(np.bincount(labelled.ravel())[1:]))
+        shape = shape_stats(grid_mask)
+        classifier = fit_classifier(image_rgb, mask, stride, support_scales(shape))
+        shape = _as_classified(classifier.probability(image_rgb), grid_mask, shape)
+        log.debug("any-shape support: stride %d, area %.0f cells, elongation %.2f, solidity %.2f, holes %.2f",
+                  stride, shape.area, shape.elongation, shape.solidity, shape.hole_fraction)
+        return AnyShapeSupport(classifier, shape)
+
+
+class AnyShapeDensityMapGenerator:
+    """One unit of density per object the support model finds (the exemplar boxes are not needed: the support
+    model learnt the product's look and shape once)."""
+
+    def density(self, image_rgb: np.ndarray, embedding: ImageEmbedding, exemplar_boxes: np.ndarray) -> DensityOutput:
+        work = _work(embedding)
+        support = work.active
+        regions = work.regions_for(support)
+        h, w = embedding.frame_hw
+        impulses = np.zeros((h, w), np.float32)
+        stride = support.stride
+        if len(regions.points):
+            xy = np.clip(np.rint((regions.points + 0.5) * stride - 0.5).astype(int), 0, [w - 1, h - 1])
+            np.add.at(impulses, (xy[:, 1], xy[:, 0]), 1.0)
+            sigma = max(1.0, _DENSITY_SIGMA * support.shape.inner_radius * stride)
+            impulses = cv2.GaussianBlur(impulses, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+        return DensityOutput(impulses, float(len(regions.points)))
+
+
+class AnyShapeMaskDecoder:
+    """Each prompt's mask is the found object it lies on (or, within the object's inner radius, the nearest);
+    one label map for all prompts, as `DecoderOutput.labels`."""
+
+    def decode_points(
+        self, embedding: ImageEmbedding, points_xy: np.ndarray, guidance: PromptGuidance | None = None
+    ) -> DecoderOutput:
+        work = _work(embedding)
+        support = work.active
+        regions = work.regions_for(support)
+        gh, gw = regions.labels.shape
+        stride = support.stride
+        fh, fw = embedding.frame_hw
+        points = np.asarray(points_xy, np.float64).reshape(-1, 2)
+        valid = (fh / stride, fw / stride)
+        if len(points) == 0:
+            return DecoderOutput(None, np.zeros((0, 1), np.float32), valid, np.zeros((gh, gw), np.int32))
+        cells = np.clip(np.floor(points / stride).astype(int), 0, [gw - 1, gh - 1])
+        region = regions.labels[cells[:, 1], cells[:, 0]]
+        missing = region == 0
+        if missing.any() and len(regions.scores):
+            distance, (iy, ix) = ndimage.distance_transform_edt(regions.labels == 0, return_indices=True)
+            near = missing & (distance[cells[:, 1], cells[:, 0]] <= max(support.shape.inner_radius, 1.0))
+            region[near] = regions.labels[iy[cells[near, 1], cells[near, 0]], ix[cells[near, 1], cells[near, 0]]]
+        lut = np.zeros(len(regions.scores) + 1, np.int32)
+        scores = np.zeros((len(points), 1), np.float32)
+        for i, r in enumerate(region.tolist()):
+            if r and lut[r] == 0:  # the first prompt on an object owns it; the others get an empty mask
+                lut[r] = i + 1
+                scores[i, 0] = regions.scores[r - 1]
+        return DecoderOutput(None, scores, valid, lut[regions.labels])

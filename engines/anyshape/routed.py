@@ -1,0 +1,113 @@
+"""The default CPU engine set: each support goes to the engines made for its shape.
+
+Round and blob-like products (coins, nuclei, pills, biscuits) go to the outline engines (`engines.embedded`:
+closed round rims, radial profiles, star-convex masks), exact for them and measured on the real-image
+development sets; every other shape (rods, brackets, rings, tiles, stars) goes to the any-shape engines (a pixel
+classifier learnt from the support, watershed, shape agreement), whose masks follow any outline.
+
+The frame is encoded once for both: the outline engines' descriptors and the frame itself travel in one
+`RoutedFrame`; the density map generator and the decoder take the route of the support the pipeline matched the
+frame against (`FrameWork.active`: an any-shape support, or none for the prototype's route).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from engines.anyshape.engines import (
+    AnyShapeDensityMapGenerator,
+    AnyShapeEncoder,
+    AnyShapeMaskDecoder,
+    AnyShapeSupport,
+    FrameWork,
+)
+from engines.anyshape.shape import ShapeStats, shape_stats
+from engines.embedded import EmbeddedDensityMapGenerator, EmbeddedImageEncoder, EmbeddedMaskDecoder
+from engines.embedded.features import Descriptors
+from engines.errors import EngineError
+from engines.interfaces import DecoderOutput, DensityOutput, ImageEmbedding, PromptGuidance
+
+# Supports the outline engines take (measured on both real-image development sets and the category set):
+# small blobs, with an inner radius up to 10 px and up to 2.2:1 (nuclei, galaxies, lentils, pellets: the
+# any-shape engines' grid is too coarse for their outlines) and disks (up to 1.3:1 with a circle fill of 0.8:
+# coins measure 0.81-0.91 drawn in pixels, squares 0.64-0.72); both solid (0.85) and without holes.
+_BLOB_INNER_RADIUS = 10.0
+_BLOB_ELONGATION = 2.2
+_DISK_ELONGATION = 1.3
+_DISK_CIRCLE_FILL = 0.8
+_SOLIDITY = 0.85
+_HOLES = 0.02
+
+
+def is_round(shape: ShapeStats) -> bool:
+    """Whether a support object of this shape (measured in frame pixels) goes to the outline engines."""
+    if shape.solidity < _SOLIDITY or shape.hole_fraction > _HOLES:
+        return False
+    blob = shape.inner_radius <= _BLOB_INNER_RADIUS and shape.elongation <= _BLOB_ELONGATION
+    disk = shape.elongation <= _DISK_ELONGATION and shape.circle_fill >= _DISK_CIRCLE_FILL
+    return blob or disk
+
+
+@dataclass
+class RoutedFrame(FrameWork):
+    """A frame's work for both routes: the outline engines' descriptors beside the any-shape engines' state."""
+
+    descriptors: Descriptors | None = None
+
+
+def _frame(embedding: ImageEmbedding) -> RoutedFrame:
+    frame = embedding.payload
+    if not isinstance(frame, RoutedFrame):
+        raise EngineError("the embedded engines need their own encoder's embedding")
+    return frame
+
+
+def _outline_embedding(embedding: ImageEmbedding, frame: RoutedFrame) -> ImageEmbedding:
+    return replace(embedding, payload=frame.descriptors)
+
+
+class RoutedEncoder:
+    """Encodes for both routes (the outline engines' descriptors and features: the prototype's route); learns
+    an any-shape support model for supports that are not round, and none (the prototype's route) for round ones."""
+
+    def __init__(self) -> None:
+        self._outline = EmbeddedImageEncoder()
+        self._anyshape = AnyShapeEncoder()
+
+    def encode(self, image_rgb: np.ndarray) -> ImageEmbedding:
+        embedding = self._outline.encode(image_rgb)
+        frame = RoutedFrame(np.asarray(image_rgb), descriptors=embedding.payload)
+        return replace(embedding, payload=frame)
+
+    def learn_support(self, image_rgb: np.ndarray, mask: np.ndarray) -> AnyShapeSupport | None:
+        if is_round(shape_stats(np.asarray(mask, bool))):
+            return None
+        return self._anyshape.learn_support(image_rgb, mask)
+
+
+class RoutedDensityMapGenerator:
+    def __init__(self) -> None:
+        self._outline = EmbeddedDensityMapGenerator()
+        self._anyshape = AnyShapeDensityMapGenerator()
+
+    def density(self, image_rgb: np.ndarray, embedding: ImageEmbedding, exemplar_boxes: np.ndarray) -> DensityOutput:
+        frame = _frame(embedding)
+        if frame.active is None:
+            return self._outline.density(image_rgb, _outline_embedding(embedding, frame), exemplar_boxes)
+        return self._anyshape.density(image_rgb, embedding, exemplar_boxes)
+
+
+class RoutedMaskDecoder:
+    def __init__(self) -> None:
+        self._outline = EmbeddedMaskDecoder()
+        self._anyshape = AnyShapeMaskDecoder()
+
+    def decode_points(
+        self, embedding: ImageEmbedding, points_xy: np.ndarray, guidance: PromptGuidance | None = None
+    ) -> DecoderOutput:
+        frame = _frame(embedding)
+        if frame.active is None:
+            return self._outline.decode_points(_outline_embedding(embedding, frame), points_xy, guidance)
+        return self._anyshape.decode_points(embedding, points_xy, guidance)

@@ -1,0 +1,120 @@
+"""Shape descriptors of one object's mask, and whether a found region has the support object's shape.
+
+"Same product" weighs shape as well as material: a region the pixel classifier calls product-like is an
+object only when its area, elongation, solidity and holes are about the support's (a brown candy is no dowel,
+a washer no nut). All measures are rotation invariant and, but for the area, scale invariant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+
+@dataclass(frozen=True)
+class ShapeStats:
+    """One mask's shape, in the cells of the grid it was measured on.
+
+    area: filled pixels (holes excluded); elongation: sqrt of the ratio of the second moments' eigenvalues
+    (1 for a disk or square, 4 for a 4:1 rod); solidity: area / convex hull area (1 for convex shapes, ~0.5 for
+    an L); hole_fraction: holes' area / (area + holes); inner_radius: the largest inscribed circle's radius;
+    circle_fill: (area + holes) / the smallest enclosing circle's area (1 for a disk, 0.64 for a square, lower
+    for a rod): tells a disc from a square tile, or a hexagon from a star, where the other measures agree.
+    """
+
+    area: float
+    elongation: float
+    solidity: float
+    hole_fraction: float
+    inner_radius: float
+    circle_fill: float = 1.0
+
+
+def shape_stats(mask: np.ndarray) -> ShapeStats:
+    """bool[h, w] one object's mask (one connected region expected) -> its ShapeStats."""
+    mask = np.asarray(mask, bool)
+    area = float(mask.sum())
+    if area == 0:
+        return ShapeStats(0.0, 1.0, 1.0, 0.0, 0.0)
+    filled = ndimage.binary_fill_holes(mask)
+    holes = float(filled.sum()) - area
+    padded = np.pad(mask, 1).astype(np.uint8)
+    inner = float(cv2.distanceTransform(padded, cv2.DIST_L2, 5).max())
+    return ShapeStats(area, elongation(mask), solidity(filled), holes / (area + holes), inner, circle_fill(filled))
+
+
+def circle_fill(filled: np.ndarray) -> float:
+    """A hole-free mask's area / its smallest enclosing circle's area (pixel squares: the circle of their corners)."""
+    area = int(filled.sum())
+    if area == 0:
+        return 1.0
+    _, radius = cv2.minEnclosingCircle(_pixel_corners(filled))
+    return float(min(area / max(np.pi * radius * radius, 1.0), 1.0))
+
+
+def _pixel_corners(mask: np.ndarray) -> np.ndarray:
+    """float32[4 * N', 2] the corners of the mask's outline pixels (the pixels' squares, not their centres:
+    a small region's hull and circle are then its true extent). Inner pixels cannot be on a hull or circle."""
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    ys, xs = np.nonzero(mask & (inner == 0))
+    return np.concatenate([
+        np.stack([xs, ys], 1), np.stack([xs + 1, ys], 1), np.stack([xs, ys + 1], 1), np.stack([xs + 1, ys + 1], 1)
+    ]).astype(np.float32)
+
+
+def elongation(mask: np.ndarray) -> float:
+    """sqrt(lambda_max / lambda_min) of the mask's pixel coordinates' covariance (+1/12: a pixel's own extent)."""
+    m = cv2.moments(mask.astype(np.uint8), binaryImage=True)
+    if m["m00"] <= 0:
+        return 1.0
+    a, b, c = m["mu20"] / m["m00"] + 1 / 12, m["mu11"] / m["m00"], m["mu02"] / m["m00"] + 1 / 12
+    root = np.sqrt(((a - c) / 2) ** 2 + b * b)
+    low = max((a + c) / 2 - root, 1e-6)
+    return float(np.sqrt(((a + c) / 2 + root) / low))
+
+
+def solidity(filled: np.ndarray) -> float:
+    """area / convex hull area of a hole-free mask (pixel squares: the hull of the pixels' corners)."""
+    area = int(filled.sum())
+    if area < 3:
+        return 1.0
+    hull_area = float(cv2.contourArea(cv2.convexHull(_pixel_corners(filled))))
+    return float(min(area / max(hull_area, 1.0), 1.0))
+
+
+@dataclass(frozen=True)
+class ShapeTolerance:
+    """How far a region may be from the support's shape and still be the product.
+
+    The tolerances were set on the category development set (streamer/devset, --set categories): rotated,
+    +-15% scaled, partly occluded (up to 20%) and border-free items of every category pass, and the foreign
+    cases (other shapes of similar colour) fail. Areas are relative to the support's.
+    """
+
+    min_area: float = 0.45
+    max_area: float = 1.6
+    elongation: float = 1.45  # the ratio of elongations, either way
+    solidity: float = 0.16  # absolute difference
+    circle_fill: float = 1.25  # the ratio of circle fills, either way
+    hole_fraction: float = 0.5  # a holed support's regions keep at least this share of its hole fraction
+
+
+def shape_agreement(region: ShapeStats, support: ShapeStats, tolerance: ShapeTolerance) -> float:
+    """A score in [0, 1] of how well the region's shape fits the support's: 0 when a tolerance is broken,
+    else 1 minus the worst used share of the tolerances (1 for the same shape)."""
+    if support.area <= 0 or region.area <= 0:
+        return 0.0
+    ratio = region.area / support.area
+    shares = [
+        abs(np.log(ratio)) / np.log(tolerance.max_area if ratio >= 1 else 1 / tolerance.min_area),
+        abs(np.log(region.elongation / support.elongation)) / np.log(tolerance.elongation),
+        abs(region.solidity - support.solidity) / tolerance.solidity,
+        abs(np.log(region.circle_fill / support.circle_fill)) / np.log(tolerance.circle_fill),
+    ]
+    if support.hole_fraction > 0.05:
+        shares.append(max(0.0, 1 - region.hole_fraction / (support.hole_fraction * tolerance.hole_fraction)))
+    worst = max(shares)
+    return float(max(0.0, 1.0 - worst)) if worst < 1.0 else 0.0
