@@ -27,6 +27,14 @@ ROD_ASPECT = (2.5, 6.0)
 # Sub-pixel precision of polygon fills (cv2's `shift`): vertices at 1/16 px.
 _SHIFT = 4
 
+SceneName = Literal["default", "shapes"]
+# Named scenes: simulator options a scene stands for (options given beside it win). "shapes": elongated and
+# angular products (rods, L-brackets, tees, stars) with the blue-teal rectangles as the other kind.
+SCENES: dict[str, dict[str, object]] = {
+    "default": {},
+    "shapes": {"shape": "mixed", "objects": 50, "distractors": 8},
+}
+
 
 def check_shape(shape: str) -> str:
     """`shape` if it is one of PRODUCT_SHAPES, else ValueError naming them."""
