@@ -186,7 +186,7 @@ def place_sprites(
         y_lo, y_hi = half, height - 1 - half
         if x_hi < x_lo or y_hi < y_lo:
             continue
-        for _ in range(40):
+        for _ in range(60):
             mode = rng.random()
             if placed and touching and mode < 0.65:
                 j = np.asarray(placed)[rng.integers(len(placed), size=batch)]
