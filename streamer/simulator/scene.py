@@ -260,7 +260,9 @@ class ConveyorSimulator:
         radius = default_radius(width, height, n_objects, n_distractors)
         # Place on a loop a little longer than the frame, at the density that shows about n_objects targets
         # (those cut by the frame's edges included).
-        margin = 2.5 * radius
+        # An object must be out of view where it wraps round, so the margin is at least its longest extent: a
+        # rod reaches 2.4 radii from its centre (the ellipses 1.2).
+        margin = 2.5 * radius if shape == "ellipse" else 5.0 * radius
         period = width + margin
         scale = period / (width + 2 * radius)
         self.speed_px = speed_px
