@@ -232,3 +232,21 @@ def test_bench_runs_the_shapes_scene(tmp_path):
     refused = subprocess.run([sys.executable, "-m", "streamer", "bench", "--scene", "shapes", "--source",
                               str(tmp_path), "--frames", "1"], capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "--scene" in refused.stderr
+
+
+def test_long_products_ride_the_loop_without_jumping_across_the_frame():
+    # Objects move 4 px a frame; one wrapping round the loop while partly in view would jump from one edge of the
+    # frame to the other (its visible pixels' mean x moves by about the frame's width).
+    sim = ConveyorSimulator(shape="rod", n_objects=50)
+    n = len(sim._world.sprites)
+    xs = np.arange(640, dtype=np.float64)
+    previous = None
+    for i in range(0, 200, 2):
+        owner = sim.frame(i)._owner
+        area = np.bincount(owner.ravel(), minlength=n + 1)[1:]
+        sum_x = np.bincount(owner.ravel(), weights=np.broadcast_to(xs, owner.shape).ravel(), minlength=n + 1)[1:]
+        mean_x = np.where(area > 0, sum_x / np.maximum(area, 1), np.nan)
+        if previous is not None:
+            both = ~np.isnan(mean_x) & ~np.isnan(previous)
+            assert np.all(np.abs(mean_x[both] - previous[both]) < 100), i
+        previous = mean_x
