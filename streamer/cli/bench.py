@@ -11,6 +11,7 @@ from streamer.cli.common import add_config_argument, build_pipeline, config_from
 from streamer.errors import UserError
 from streamer.imageio import read_image, read_mask
 from streamer.machine import format_machine, machine_description
+from streamer.simulator.shapes import SCENES
 from streamer.sources.redact import redact
 from streamer.sources.uri import open_source
 from streamer.stream.ahead import encode_ahead_enabled
@@ -32,6 +33,10 @@ def register(subparsers) -> None:
     parser.add_argument("--source", default=None, metavar="URI", help="frames from here (default: sim:?objects=60)")
     parser.add_argument("--support", type=Path, metavar="IMAGE", help="support image (default: the simulator's)")
     parser.add_argument("--support-mask", type=Path, metavar="MASK", help="support mask")
+    parser.add_argument("--scene", choices=tuple(SCENES), default=None,
+                        help="the simulator's named scene: default (round products), or shapes (about 50 "
+                        "elongated and angular products: rods, L-brackets, tees, stars, with rectangles of another "
+                        "kind); with --source, that source must be a sim: one")
     parser.add_argument("--frames", type=int, default=30, metavar="N", help="frames measured (default 30)")
     parser.add_argument("--warmup", type=int, default=3, metavar="N", help="frames run before measuring (default 3)")
     parser.add_argument("--sweep", action="store_true", help=f"simulator at {SWEEP_OBJECTS} objects x 640x480, 1280x720, 1920x1080")
@@ -52,15 +57,33 @@ def _support_for(args, config, source):
     raise UserError("this source has no built-in support set: give --support IMAGE --support-mask MASK")
 
 
+def _with_scene(source: str | None, scene: str) -> str:
+    """The sim: URI that runs `scene` (unpaced unless `source` says otherwise); UserError for a source that is not
+    the simulator. Options in `source` win over the scene's."""
+    if source is None:
+        return f"sim:?scene={scene}&fps=0"
+    text = source.strip()
+    if text.lower() != "sim" and not text.lower().startswith("sim:"):
+        raise UserError(f"--scene is a simulator scene; --source {redact(text)} is not the simulator (sim:?...)")
+    query = text.split("?", 1)[1] if "?" in text else ""
+    paced = "fps=" in query
+    return "sim:?" + "&".join(part for part in (f"scene={scene}", query, "" if paced else "fps=0") if part)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.warmup < 0:
         raise UserError("--frames must be >= 1 and --warmup >= 0")
     config = config_from_args(args)
     pipeline = build_pipeline(config)
+    scene = getattr(args, "scene", None)
     if args.sweep:
+        extra = f"&scene={scene}" if scene else ""
         runs = [
-            (f"sim {n} obj", f"sim:?objects={n}&width={w}&height={h}&fps=0") for w, h in SWEEP_SIZES for n in SWEEP_OBJECTS
+            (f"sim {n} obj", f"sim:?objects={n}&width={w}&height={h}&fps=0{extra}")
+            for w, h in SWEEP_SIZES for n in SWEEP_OBJECTS
         ]
+    elif scene:
+        runs = [(f"sim {scene}", _with_scene(args.source, scene))]
     else:
         # The label is printed and written to --json: never with the credentials a URI may carry.
         runs = [(redact(args.source) if args.source else "sim", args.source or "sim:?objects=60&fps=0")]

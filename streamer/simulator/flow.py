@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from streamer.simulator.scene import Scene, _place, default_radius, render_support
+from streamer.simulator.shapes import check_shape, place_sprites, product_sprite
 from streamer.simulator.sprites import SensorNoise, Sprite, belt, distractor_sprite, paste, target_sprite
 
 _CHUNK_SEED = 1_000_003
@@ -59,6 +60,10 @@ class _Chunk:
     radii: np.ndarray  # float64[n] the sprites' mean radii
     diameter: np.ndarray  # float64[n] equivalent diameter of the full sprite, pixels
     first_id: int  # ids of this chunk's items are first_id .. first_id + n - 1
+    # Non-ellipse shapes: every item drawn (m >= n), whether it found room, and its radius and kind.
+    kept: np.ndarray | None = None  # bool[m]
+    all_radii: np.ndarray | None = None  # float64[m]
+    all_target: np.ndarray | None = None  # bool[m]
 
 
 class FlowSimulator:
@@ -67,12 +72,15 @@ class FlowSimulator:
     Args:
         px_per_mm: the scale the truth's millimetres are given at.
         occlusion: let some items overlap (off by default: a measured size then is the item's own).
+        shape: the target items' shape (streamer.simulator.shapes); "ellipse" is the original flow.
     """
 
     def __init__(self, width: int = 640, height: int = 480, n_objects: int = 40, n_distractors: int = 4,
-                 speed_px: float = 4.0, seed: int = 0, px_per_mm: float = 1.0, occlusion: bool = False):
+                 speed_px: float = 4.0, seed: int = 0, px_per_mm: float = 1.0, occlusion: bool = False,
+                 shape: str = "ellipse"):
         if not speed_px > 0:
             raise ValueError(f"a flowing belt needs a speed above 0, got {speed_px}")
+        self.shape = check_shape(shape)
         self.width, self.height = width, height
         self.n_objects, self.n_distractors = n_objects, n_distractors
         self.speed_px, self.seed, self.px_per_mm, self.occlusion = speed_px, seed, px_per_mm, occlusion
@@ -98,19 +106,34 @@ class FlowSimulator:
         kinds = np.zeros(n, bool)
         kinds[rng.permutation(n)[: self.n_distractors]] = True
         radii = self.object_radius * rng.uniform(0.9, 1.08, n)
-        centres = _place(rng, radii, self.width, self.height, True, self.occlusion, None)
+        if self.shape == "ellipse":
+            centres = _place(rng, radii, self.width, self.height, True, self.occlusion, None)
+        else:
+            # Placed by their masks (shapes.place_sprites): the chunk's sprites are drawn first, all of them.
+            masks = [s.mask for s in self._draw_sprites(chunk, radii, ~kinds)]
+            centres = place_sprites(rng, masks, self.width, self.height, True, self.occlusion, None)
         keep = ~np.isnan(centres[:, 0])
         # Frame x = speed * t - u: a chunk's right-most item enters first.
         u = chunk * self.width + (self.width - centres[keep, 0])
-        layout = _Chunk(u, centres[keep, 1], ~kinds[keep], radii[keep], np.zeros(int(keep.sum())), first)
+        layout = _Chunk(u, centres[keep, 1], ~kinds[keep], radii[keep], np.zeros(int(keep.sum())), first,
+                        keep, radii, ~kinds)
         self._layouts[chunk] = layout
         layout.diameter[:] = [2.0 * math.sqrt(s.mask.sum() / math.pi) for s in self._sprites(chunk)]
         return layout
 
     def _chunk_sprites(self, chunk: int) -> list[Sprite]:
         layout = self._layout(chunk)
+        if self.shape != "ellipse":
+            # The same draws as the layout's (a pure function of the chunk), kept where the layout kept them.
+            every = self._draw_sprites(chunk, layout.all_radii, layout.all_target)
+            return [s for s, k in zip(every, layout.kept) if k]
         art = self._rng(chunk, 1)
         return [target_sprite(art, r) if t else distractor_sprite(art, r) for r, t in zip(layout.radii, layout.target)]
+
+    def _draw_sprites(self, chunk: int, radii: np.ndarray, target: np.ndarray) -> list[Sprite]:
+        """Every item's sprite of a chunk, placed or not (non-ellipse shapes): radii float64[m], target bool[m]."""
+        art = self._rng(chunk, 1)
+        return [product_sprite(art, r, self.shape) if t else distractor_sprite(art, r) for r, t in zip(radii, target)]
 
     def _chunks_in_view(self, index: int) -> range:
         margin = 3.0 * self.object_radius
@@ -168,4 +191,4 @@ class FlowSimulator:
     def support(self) -> tuple[np.ndarray, np.ndarray]:
         r = self.object_radius
         size = int(max(8 * r, 64))
-        return render_support(self.seed, r, size, size)
+        return render_support(self.seed, r, size, size, self.shape)

@@ -1,7 +1,7 @@
 """Synthetic dense conveyor scenes with exact ground truth, deterministic by seed (numpy + cv2 only).
 
 Targets are shaded, textured amber ellipses ("products") of one colour family with slight size, shape,
-rotation and colour variation; many touch and some partly occlude each other. Distractors are another kind:
+rotation and colour variation (or, with `shape`, rods, brackets, tees, stars or washers: shapes.py); many touch and some partly occlude each other. Distractors are another kind:
 blue-teal rectangles. The background is a dark belt with streaks and mild noise. Ground truth labels hold
 each target's *visible* pixels only (an occluded object loses the pixels its occluder covers).
 
@@ -16,6 +16,7 @@ from functools import cached_property
 
 import numpy as np
 
+from streamer.simulator.shapes import check_shape, place_sprites, product_sprite
 from streamer.simulator.sprites import SensorNoise, belt, distractor_sprite, paste, target_sprite
 
 # Area fraction of the frame the objects' mean-radius disks cover at the default object radius.
@@ -31,7 +32,8 @@ class Scene:
         count: the number of target objects with visible pixels.
         distractors: bool[H, W] the visible pixels of objects of the other kind.
         distractor_count: the number of objects of the other kind with visible pixels.
-    The two maps are made when first read: a stream reading the simulator wants the image and counts only,
+        distractor_labels: int32[H, W]; 0 elsewhere, 1..distractor_count each such object's visible pixels.
+    The maps are made when first read: a stream reading the simulator wants the image and counts only,
     and the maps cost a few milliseconds a frame.
     """
 
@@ -48,6 +50,9 @@ class Scene:
         self._label_of = np.zeros(n + 1, np.int32)
         self._label_of[targets + 1] = np.arange(1, len(targets) + 1, dtype=np.int32)
         self._other = np.concatenate([[False], np.asarray(is_distractor, bool)])
+        others = np.flatnonzero(visible & is_distractor)
+        self._distractor_of = np.zeros(n + 1, np.int32)
+        self._distractor_of[others + 1] = np.arange(1, len(others) + 1, dtype=np.int32)
 
     @cached_property
     def labels(self) -> np.ndarray:
@@ -56,6 +61,11 @@ class Scene:
     @cached_property
     def distractors(self) -> np.ndarray:
         return self._other[self._owner]
+
+    @cached_property
+    def distractor_labels(self) -> np.ndarray:
+        # Per-object truth of the other kind: what a support picked on a distractor should find.
+        return self._distractor_of[self._owner]
 
 
 def default_radius(width: int, height: int, n_objects: int, n_distractors: int) -> float:
@@ -135,6 +145,7 @@ class _World:
         occlusion: bool,
         object_radius: float | None,
         period_x: float | None,
+        shape: str = "ellipse",
     ):
         rng = np.random.default_rng(seed)
         self.width, self.height, self.period_x = width, height, period_x
@@ -143,12 +154,21 @@ class _World:
         kinds = np.zeros(n, bool)
         kinds[rng.permutation(n)[:n_distractors]] = True  # True: distractor
         radii = self.radius * rng.uniform(0.9, 1.08, n)
-        self.centres = _place(rng, radii, width, height, touching, occlusion, period_x)
-        keep = ~np.isnan(self.centres[:, 0])
-        self.centres, self.kinds = self.centres[keep], kinds[keep]
-        self.sprites = [
-            (distractor_sprite(rng, r) if d else target_sprite(rng, r)) for r, d in zip(radii[keep], self.kinds)
-        ]
+        if check_shape(shape) == "ellipse":
+            # The original order of random draws (place, then draw): default scenes stay bit-identical.
+            self.centres = _place(rng, radii, width, height, touching, occlusion, period_x)
+            keep = ~np.isnan(self.centres[:, 0])
+            self.centres, self.kinds = self.centres[keep], kinds[keep]
+            self.sprites = [
+                (distractor_sprite(rng, r) if d else target_sprite(rng, r)) for r, d in zip(radii[keep], self.kinds)
+            ]
+        else:
+            # Other shapes are placed by their masks, so they are drawn first.
+            sprites = [(distractor_sprite(rng, r) if d else product_sprite(rng, r, shape)) for r, d in zip(radii, kinds)]
+            self.centres = place_sprites(rng, [s.mask for s in sprites], width, height, touching, occlusion, period_x)
+            keep = ~np.isnan(self.centres[:, 0])
+            self.centres, self.kinds = self.centres[keep], kinds[keep]
+            self.sprites = [s for s, k in zip(sprites, keep) if k]
         self.order = rng.permutation(len(self.sprites))  # paint order: later ones occlude earlier ones
         belt_w = int(math.ceil(period_x)) if period_x else width
         self.belt = belt(rng, belt_w, height)
@@ -188,22 +208,25 @@ def render_scene(
     touching: bool = True,
     occlusion: bool = True,
     object_radius: float | None = None,
+    shape: str = "ellipse",
 ) -> Scene:
     """One static dense scene: every object lies inside the frame.
 
     Args:
-        object_radius: mean target radius in pixels; None chooses one so the objects fit (about 42% cover).
+        object_radius: mean target radius in pixels (of a disk of the product's area); None chooses one so the
+            objects fit (about 42% cover).
+        shape: the products' shape (streamer.simulator.shapes.PRODUCT_SHAPES); "ellipse" is the original scene.
     """
-    world = _World(width, height, n_objects, n_distractors, seed, touching, occlusion, object_radius, None)
+    world = _World(width, height, n_objects, n_distractors, seed, touching, occlusion, object_radius, None, shape)
     return world.render(0.0, 0)
 
 
 def render_support(
-    seed: int = 0, object_radius: float = 28.0, width: int = 320, height: int = 240
+    seed: int = 0, object_radius: float = 28.0, width: int = 320, height: int = 240, shape: str = "ellipse"
 ) -> tuple[np.ndarray, np.ndarray]:
     """A support image with one target object near the centre on the same belt -> (uint8[H, W, 3], bool[H, W])."""
     rng = np.random.default_rng(seed + 7919)
-    sprite = target_sprite(rng, object_radius)
+    sprite = product_sprite(rng, object_radius, shape)
     image = belt(rng, width, height)
     sh, sw = sprite.mask.shape
     if sh > height or sw > width:
@@ -220,7 +243,8 @@ class ConveyorSimulator:
     """Objects ride the belt in +x at `speed_px` per frame, leave on the right and come back on the left.
 
     The objects lie on a loop a little longer than the frame, so about `n_objects` targets are in view
-    (those at the edges partly). `frame(i)` is a pure function of i.
+    (those at the edges partly). `frame(i)` is a pure function of i. `shape` picks the products' shape
+    (streamer.simulator.shapes); the default "ellipse" is the original simulator, frame for frame.
     """
 
     def __init__(
@@ -231,15 +255,19 @@ class ConveyorSimulator:
         n_distractors: int = 8,
         speed_px: float = 4.0,
         seed: int = 0,
+        shape: str = "ellipse",
     ):
         radius = default_radius(width, height, n_objects, n_distractors)
         # Place on a loop a little longer than the frame, at the density that shows about n_objects targets
         # (those cut by the frame's edges included).
-        margin = 2.5 * radius
+        # An object must be out of view where it wraps round, so the margin is at least its longest extent: a
+        # rod reaches 2.4 radii from its centre (the ellipses 1.2).
+        margin = 2.5 * radius if shape == "ellipse" else 5.0 * radius
         period = width + margin
         scale = period / (width + 2 * radius)
         self.speed_px = speed_px
         self._seed = seed
+        self.shape = shape
         self._world = _World(
             width,
             height,
@@ -250,6 +278,7 @@ class ConveyorSimulator:
             True,
             radius,
             period,
+            shape,
         )
 
     @property
@@ -262,4 +291,4 @@ class ConveyorSimulator:
     def support(self) -> tuple[np.ndarray, np.ndarray]:
         r = self._world.radius
         size = int(max(8 * r, 64))
-        return render_support(self._seed, r, size, size)
+        return render_support(self._seed, r, size, size, self.shape)

@@ -26,20 +26,22 @@ class SimulatorSource:
         flow: new items enter on the left and leave on the right (streamer.simulator.flow), each frame with
             its exact per-item truth in Frame.truth; otherwise the same objects ride a loop.
         px_per_mm: the flow simulator's scale (the millimetres of its truth).
+        shape: the products' shape (streamer.simulator.shapes.PRODUCT_SHAPES: ellipse, rod, bracket, tee, star,
+            washer, or mixed); the default ellipse is the original simulator.
     """
 
     live = True
 
     def __init__(self, camera_id: str, *, width: int = 640, height: int = 480, objects: int = 60,
                  distractors: int = 8, speed: float = 4.0, seed: int = 0, fps: float = 30.0,
-                 frames: int | None = None, flow: bool = False, px_per_mm: float = 1.0):
+                 frames: int | None = None, flow: bool = False, px_per_mm: float = 1.0, shape: str = "ellipse"):
         self.camera_id = camera_id
         self.fps = fps
         self.frames = frames
         if flow:
-            self.simulator = FlowSimulator(width, height, objects, distractors, speed, seed, px_per_mm)
+            self.simulator = FlowSimulator(width, height, objects, distractors, speed, seed, px_per_mm, shape=shape)
         else:
-            self.simulator = ConveyorSimulator(width, height, objects, distractors, speed, seed)
+            self.simulator = ConveyorSimulator(width, height, objects, distractors, speed, seed, shape=shape)
         self.flow = flow
         self._pacer = Pacer(fps)
         self._index = 0

@@ -1,7 +1,8 @@
 """open_source: a source URI (and options) -> an unopened FrameSource.
 
     video.mp4 | frames/ | rtsp://[user:pw@]host/path | v4l2:0 | /dev/video0 | gige: | gige:NAME
-    | sim: | sim:?objects=60&fps=30&width=640&height=480 | sim:?flow=1&px_per_mm=2
+    | sim: | sim:?objects=60&fps=30&width=640&height=480 | sim:?flow=1&px_per_mm=2 | sim:?shape=rod
+    | sim:?scene=shapes
 
 Options come from the config's `options:` (or the URI query for sim:) and are checked per kind: an
 unknown option or a bad value is a UserError naming the known ones. Nothing is opened here; the
@@ -33,7 +34,7 @@ _OPTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "gige": {"pixel_format": str, "width": int, "height": int, "fps": float, "n_buffers": int,
              "packet_size": int},
     "sim": {"width": int, "height": int, "objects": int, "distractors": int, "speed": float, "seed": int,
-            "fps": float, "frames": int, "flow": bool, "px_per_mm": float},
+            "fps": float, "frames": int, "flow": bool, "px_per_mm": float, "shape": str, "scene": str},
 }
 _ALIASES = {"rtsp_transport": "transport"}
 
@@ -141,11 +142,25 @@ def open_source(uri: str, camera_id: str, loop: bool = False, **options: Any) ->
         return AravisSource(name or None, camera_id, **opts)
     from streamer.sources.sim import SimulatorSource
 
+    opts = _with_scene(opts)
     _check_sim(opts)
     return SimulatorSource(camera_id, **opts)
 
 
+def _with_scene(opts: dict[str, Any]) -> dict[str, Any]:
+    """sim options with a named `scene` replaced by the options it stands for (those given beside it win)."""
+    from streamer.simulator.shapes import SCENES
+
+    opts = dict(opts)
+    name = opts.pop("scene", "default")
+    if name not in SCENES:
+        raise UserError(f"sim: unknown scene {name!r}; choose one of {', '.join(SCENES)}")
+    return {**SCENES[name], **opts}
+
+
 def _check_sim(opts: dict[str, Any]) -> None:
+    from streamer.simulator.shapes import PRODUCT_SHAPES
+
     for key in ("width", "height"):
         if key in opts and not 32 <= opts[key] <= 8192:
             raise UserError(f"sim: {key} must be between 32 and 8192, got {opts[key]}")
@@ -162,6 +177,8 @@ def _check_sim(opts: dict[str, Any]) -> None:
         raise UserError(f"sim: a flowing belt needs speed above 0, got {opts['speed']}")
     if "frames" in opts and opts["frames"] < 1:
         raise UserError(f"sim: frames must be at least 1, got {opts['frames']}")
+    if "shape" in opts and opts["shape"] not in PRODUCT_SHAPES:
+        raise UserError(f"sim: unknown shape {opts['shape']!r}; choose one of {', '.join(PRODUCT_SHAPES)}")
 
 
 def _check_rtsp_address(uri: str) -> None:

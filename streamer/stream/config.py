@@ -6,11 +6,13 @@ import os
 import re
 from pathlib import Path
 from typing import Optional
+from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from streamer.imageio import DEFAULT_MAX_PIXELS
 from streamer.product_config import GateConfig, SupportConfig
+from streamer.simulator.shapes import ProductShape, SceneName
 from streamer.stream.endpoints import check_endpoint
 from streamer.stream.tally_config import TallyConfig
 
@@ -20,6 +22,21 @@ _CAMERA_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class SimulatorOptions(_Section):
+    """The simulator's (`sim:` sources') options that take one of a fixed set of values; checked when the
+    configuration is read, whether they are in `options:` or in the URI's query (sim:?shape=rod)."""
+
+    shape: ProductShape = Field(
+        "ellipse", description="the products' shape: ellipse (the original round products), rod (dowels, pins: "
+        "2.5-6 times as long as wide, any orientation), bracket (L), tee, star, washer (the hole is background), "
+        "or mixed (rods, brackets, tees and stars)"
+    )
+    scene: SceneName = Field(
+        "default", description="a named scene: default, or shapes (50 elongated and angular products, 8 "
+        "rectangles of another kind); options given beside it win"
+    )
 
 
 class SourceConfig(_Section):
@@ -38,6 +55,21 @@ class SourceConfig(_Section):
     )
     gate: Optional[GateConfig] = Field(None, description="this camera's own gate or region of interest; null: the "
                                        "configuration's gate")
+
+    @model_validator(mode="after")
+    def _simulator_options(self):
+        text = self.uri.strip()
+        if text.lower() != "sim" and not text.lower().startswith("sim:"):
+            return self
+        given = dict(parse_qsl(text.split("?", 1)[1])) if "?" in text else {}
+        given.update(self.options)
+        typed = {key: given[key] for key in SimulatorOptions.model_fields if key in given}
+        try:
+            SimulatorOptions.model_validate(typed)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(f"sim option {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        return self
 
     @field_validator("camera_id")
     @classmethod
