@@ -118,3 +118,25 @@ def shape_agreement(region: ShapeStats, support: ShapeStats, tolerance: ShapeTol
         shares.append(max(0.0, 1 - region.hole_fraction / (support.hole_fraction * tolerance.hole_fraction)))
     worst = max(shares)
     return float(max(0.0, 1.0 - worst)) if worst < 1.0 else 0.0
+
+
+def ellipse_fit(mask: np.ndarray) -> float:
+    """IoU of a mask bool[H, W] with the ellipse of the same second moments: about 1 for disks and ellipses
+    (0.94-0.98 for real coins cut from photographs), 0.84-0.86 for squares and tiles, under 0.65 for brackets,
+    stars and rings (measured on the development sets' supports)."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 3:
+        return 1.0
+    cx, cy = xs.mean(), ys.mean()
+    cov = np.cov(np.stack([xs - cx, ys - cy]), bias=True) + np.eye(2) / 12
+    values, vectors = np.linalg.eigh(cov)
+    semi = 2.0 * np.sqrt(np.maximum(values, 1e-6))  # an ellipse's semi-axes are twice its moments' std
+    reach = int(np.ceil(semi.max())) + 1
+    x0, y0 = max(int(cx) - reach, 0), max(int(cy) - reach, 0)
+    x1 = min(max(int(cx) + reach + 1, xs.max() + 1), mask.shape[1])
+    y1 = min(max(int(cy) + reach + 1, ys.max() + 1), mask.shape[0])
+    gy, gx = np.mgrid[min(y0, ys.min()):y1, min(x0, xs.min()):x1]
+    along = np.stack([gx - cx, gy - cy], -1) @ vectors
+    inside = ((along / semi) ** 2).sum(-1) <= 1.0
+    crop = mask[min(y0, ys.min()):y1, min(x0, xs.min()):x1]
+    return float((inside & crop).sum() / max((inside | crop).sum(), 1))

@@ -29,6 +29,7 @@ class Case:
     support_mask: np.ndarray
     image: np.ndarray
     labels: np.ndarray
+    category: str = ""  # the product category (streamer.devset.categories); "" for the sets of this module
 
     @property
     def count(self) -> int:
