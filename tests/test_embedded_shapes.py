@@ -148,14 +148,14 @@ def test_the_exemplars_colour_is_the_hue_most_share_not_a_mix_of_them():
 
 
 def test_target_guidance_records_the_support_colour_for_the_density_map_generator():
-    from engines.embedded import build_embedded_engines
+    from engines.embedded import build_outline_engines
     from engines.embedded.payload import SUPPORT_CHROMA
     from engines.interfaces import PromptGuidance
 
     image = np.full((120, 160, 3), 40, np.uint8)
     cv2.circle(image, (40, 60), 15, (40, 160, 60), -1)  # green: the support-like one
     cv2.circle(image, (110, 60), 15, (170, 60, 40), -1)  # red
-    engines = build_embedded_engines()
+    engines = build_outline_engines()
     embedding = engines.encoder.encode(image)
     h, w = embedding.features.shape[1:]
     similarity = np.zeros((h, w), np.float32)

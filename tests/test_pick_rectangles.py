@@ -123,9 +123,11 @@ def test_the_picked_rectangle_is_the_support():
     assert frozen.distractor_labels[int(y), int(x)] > 0
 
 
-@pytest.mark.xfail(reason="needs the any-shape engines", strict=False)
 def test_rectangles_picked_in_the_console_are_segmented_to_their_shape():
+    """Measured with the default engines (the rectangles go to the any-shape engines): median IoU 0.90 over 36
+    of 48 rectangles (the others touch a product or the frame's edge and are merged or cut)."""
     median, matched, visible = measure_rectangle_pick()
     print(f"rectangle pick: median IoU {median:.3f} over {matched} matched masks of {visible} visible rectangles "
           f"in {FOLLOWING} frames")
     assert median >= TARGET_MEDIAN_IOU
+    assert matched >= 0.6 * visible

@@ -36,9 +36,6 @@ _MATERIALS = 8
 # ... and a material that makes up at least this share of the support object's inside is the product's:
 # no cell of it is a negative (in a dense scene the ring and the far cells are mostly other items).
 _PRODUCT_MATERIAL = 0.08
-# A support whose inside is of at least this many materials is printed or labelled: it is told from its
-# surroundings by the ring alone, since other items' prints are other materials that must not be negatives.
-_PRINTED_MATERIALS = 4
 # Cells per class and light variant at most (bounds the fit's time on large supports).
 _MAX_SAMPLES = 2500
 _FOREST = dict(n_estimators=16, max_depth=10, min_samples_leaf=8, max_features="sqrt")
@@ -71,21 +68,31 @@ def materials(samples: np.ndarray, seed: int) -> np.ndarray:
     return np.argmin(distances, axis=1).astype(np.int32)
 
 
-def product_materials(material: np.ndarray, mask_grid: np.ndarray) -> np.ndarray:
-    """int32[h * w] materials and the support mask bool[h, w] -> bool[_MATERIALS]: the product's materials
-    (measured inside the mask shrunk by a cell, so the rim's blend with the belt does not count)."""
+def product_materials(material: np.ndarray, mask_grid: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int32[h * w] materials, the support mask and its ring bool[h, w] -> (bool[_MATERIALS] the product's
+    materials, bool[_MATERIALS] those of them that are the product's alone).
+
+    A product material makes up at least _PRODUCT_MATERIAL of the mask's core (shrunk by a cell, so the rim's
+    blend with the belt does not count); it is the product's alone where it is at least twice as common in the
+    core as in the ring (not a colour the belt shares)."""
     core = cv2.erode(mask_grid.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     if core.sum() < 4:
         core = mask_grid
-    shares = np.bincount(material[core.ravel()], minlength=_MATERIALS) / max(core.sum(), 1)
-    return shares >= _PRODUCT_MATERIAL
+    inside = np.bincount(material[core.ravel()], minlength=_MATERIALS) / max(core.sum(), 1)
+    around = np.bincount(material[ring.ravel()], minlength=_MATERIALS) / max(ring.sum(), 1)
+    product = inside >= _PRODUCT_MATERIAL
+    return product, product & (inside >= 2.0 * around)
 
 
 def training_cells(
     mask_grid: np.ndarray, radius: float, rng: np.random.Generator, material: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """bool[h, w] support mask on the grid, its radius in cells, int32[h * w] materials -> (flat indices of the
-    positive cells, of the negative ones)."""
+    positive cells, of the negative ones).
+
+    Where materials are given, the cells of the product's own materials elsewhere in the support image (other
+    items of the product, in a dense scene) are positives too: they show the product's variation (brighter,
+    darker, other prints of its kind) that one example cannot."""
     mask8 = mask_grid.astype(np.uint8)
     inner = max(1, int(round(_RING_INNER * radius)))
     outer = max(inner + 2, int(round(_RING_OUTER * radius)))
@@ -95,9 +102,13 @@ def training_cells(
     negatives = np.flatnonzero(ring & ~near)
     far = np.flatnonzero(~ring)
     if material is not None:
-        product = product_materials(material, mask_grid)
+        product, own = product_materials(material, mask_grid, ring & ~near)
         negatives = negatives[~product[material[negatives]]]
-        far = far[~product[material[far]]] if product.sum() < _PRINTED_MATERIALS else far[:0]
+        alike = far[own[material[far]]]
+        far = far[~product[material[far]]]
+        if len(alike):
+            extra = rng.choice(alike, min(len(alike), len(positives)), replace=False)
+            positives = np.concatenate([positives, extra])
     if len(far):
         negatives = np.concatenate([negatives, rng.choice(far, min(_FAR_SAMPLES, len(far)), replace=False)])
     if len(positives) > _MAX_SAMPLES:

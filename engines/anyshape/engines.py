@@ -19,8 +19,9 @@ import numpy as np
 from scipy import ndimage
 
 from engines.anyshape.classifier import PixelClassifier, fit_classifier, grid_image
-from engines.anyshape.filters import opponent_planes
-from engines.anyshape.instances import Regions, find_regions, product_cells
+from engines.anyshape.filters import edge_strength, opponent_planes
+from engines.anyshape.instances import EdgeCues, Regions, find_regions, product_cells
+from engines.anyshape.outline import snap_to_edges
 from engines.anyshape.shape import ShapeStats, shape_stats
 from engines.errors import EngineError
 from engines.interfaces import DecoderOutput, DensityOutput, ImageEmbedding, PromptGuidance
@@ -46,13 +47,26 @@ class FrameWork:
     image: np.ndarray  # uint8[H, W, 3] RGB
     probability: dict = field(default_factory=dict)  # support key -> float32[h, w]
     regions: dict = field(default_factory=dict)  # support key -> Regions
+    outlines: dict = field(default_factory=dict)  # support key -> int32[H, W] the regions at frame resolution
     active: "AnyShapeSupport | None" = None  # the support the pipeline matched this frame against last
 
     def regions_for(self, support: "AnyShapeSupport") -> Regions:
         key = id(support)
         if key not in self.regions:
-            self.regions[key] = find_regions(support.probability(self), support.shape)
+            edges = edge_strength(grid_image(self.image, support.stride))
+            near_edge = cv2.dilate(edges, np.ones((3, 3), np.uint8))
+            # Dimmer or flatter light than the support's lowers every edge alike: the levels follow the frame's.
+            contrast = float(np.clip(np.percentile(edges, _CONTRAST_PERCENTILE) / support.contrast, 0.3, 1.0))
+            cues = EdgeCues(edges > support.edge_level * contrast,
+                            near_edge >= _OUTLINE_SHARE * support.outline_level * contrast)
+            self.regions[key] = find_regions(support.probability(self), support.shape, edges=cues)
         return self.regions[key]
+
+    def outlines_for(self, support: "AnyShapeSupport") -> np.ndarray:
+        key = id(support)
+        if key not in self.outlines:
+            self.outlines[key] = snap_to_edges(self.regions_for(support).labels, self.image, support.stride)
+        return self.outlines[key]
 
 
 def _work(embedding: ImageEmbedding) -> FrameWork:
@@ -70,6 +84,9 @@ class AnyShapeSupport:
 
     classifier: PixelClassifier
     shape: ShapeStats
+    edge_level: float  # the strongest edges inside the support object: stronger ones part items in a pile
+    outline_level: float  # the typical edge along the support object's outline
+    contrast: float  # the support image's edge level at _CONTRAST_PERCENTILE: its light's contrast
 
     @property
     def stride(self) -> int:
@@ -116,6 +133,31 @@ def _as_classified(probability: np.ndarray, grid_mask: np.ndarray, drawn: ShapeS
     return shape_stats(region) if iou >= 0.7 else drawn
 
 
+# The inner edge level: this percentile of the edge strength inside the support object, away from its outline
+# (its print, grain and highlights; an item's own outline against its neighbour is stronger).
+_INNER_EDGE_PERCENTILE = 95.0
+# A found region's outline must run along edges at least this share of the support outline's median strength
+# (measured: items under x0.5 light keep about half their outline contrast).
+_OUTLINE_SHARE = 0.4
+# An image's contrast: this percentile of its edge strength (the items' outlines and the belt's texture).
+_CONTRAST_PERCENTILE = 90.0
+
+
+def _edge_levels(grid_rgb: np.ndarray, grid_mask: np.ndarray) -> tuple[float, float, float]:
+    """uint8[h, w, 3] support image on the grid, bool[h, w] its object -> (the strongest edge level inside it,
+    the median edge level along its outline (each outline cell's strongest within one cell), the image's
+    contrast)."""
+    edges = edge_strength(grid_rgb)
+    mask8 = grid_mask.astype(np.uint8)
+    core = cv2.erode(mask8, np.ones((5, 5), np.uint8)) > 0
+    if core.sum() < 4:
+        core = grid_mask
+    outline = cv2.morphologyEx(mask8, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    near_edge = cv2.dilate(edges, np.ones((3, 3), np.uint8))
+    contrast = max(float(np.percentile(edges, _CONTRAST_PERCENTILE)), 1e-3)
+    return float(np.percentile(edges[core], _INNER_EDGE_PERCENTILE)), float(np.median(near_edge[outline])), contrast
+
+
 class AnyShapeEncoder:
     """The frame itself is the embedding's payload (the analysis happens per support, see `AnyShapeSupport`);
     `features` is a coarse colour grid, float32[4, H/8, W/8], kept for the pipeline's prototype."""
@@ -144,9 +186,10 @@ class AnyShapeEncoder:
         shape = shape_stats(grid_mask)
         classifier = fit_classifier(image_rgb, mask, stride, support_scales(shape))
         shape = _as_classified(classifier.probability(image_rgb), grid_mask, shape)
+        edge_level, outline_level, contrast = _edge_levels(grid_image(image_rgb, stride), grid_mask)
         log.debug("any-shape support: stride %d, area %.0f cells, elongation %.2f, solidity %.2f, holes %.2f",
                   stride, shape.area, shape.elongation, shape.solidity, shape.hole_fraction)
-        return AnyShapeSupport(classifier, shape)
+        return AnyShapeSupport(classifier, shape, edge_level, outline_level, contrast)
 
 
 class AnyShapeDensityMapGenerator:
@@ -178,24 +221,27 @@ class AnyShapeMaskDecoder:
         work = _work(embedding)
         support = work.active
         regions = work.regions_for(support)
-        gh, gw = regions.labels.shape
-        stride = support.stride
+        labels = work.outlines_for(support)
         fh, fw = embedding.frame_hw
         points = np.asarray(points_xy, np.float64).reshape(-1, 2)
-        valid = (fh / stride, fw / stride)
         if len(points) == 0:
-            return DecoderOutput(None, np.zeros((0, 1), np.float32), valid, np.zeros((gh, gw), np.int32))
-        cells = np.clip(np.floor(points / stride).astype(int), 0, [gw - 1, gh - 1])
-        region = regions.labels[cells[:, 1], cells[:, 0]]
+            return DecoderOutput(None, np.zeros((0, 1), np.float32), (float(fh), float(fw)), np.zeros((fh, fw), np.int32))
+        cells = np.clip(np.floor(points).astype(int), 0, [fw - 1, fh - 1])
+        region = labels[cells[:, 1], cells[:, 0]]
         missing = region == 0
         if missing.any() and len(regions.scores):
-            distance, (iy, ix) = ndimage.distance_transform_edt(regions.labels == 0, return_indices=True)
-            near = missing & (distance[cells[:, 1], cells[:, 0]] <= max(support.shape.inner_radius, 1.0))
-            region[near] = regions.labels[iy[cells[near, 1], cells[near, 0]], ix[cells[near, 1], cells[near, 0]]]
+            # Within the object's inner radius of an object: that object (a prompt on its rim, or a ring's hole).
+            grid = regions.labels
+            stride = support.stride
+            grid_cells = np.clip(cells // stride, 0, [grid.shape[1] - 1, grid.shape[0] - 1])
+            distance, (iy, ix) = ndimage.distance_transform_edt(grid == 0, return_indices=True)
+            gx, gy = grid_cells[:, 0], grid_cells[:, 1]
+            near = missing & (distance[gy, gx] <= max(support.shape.inner_radius, 1.0))
+            region[near] = grid[iy[gy[near], gx[near]], ix[gy[near], gx[near]]]
         lut = np.zeros(len(regions.scores) + 1, np.int32)
         scores = np.zeros((len(points), 1), np.float32)
         for i, r in enumerate(region.tolist()):
             if r and lut[r] == 0:  # the first prompt on an object owns it; the others get an empty mask
                 lut[r] = i + 1
                 scores[i, 0] = regions.scores[r - 1]
-        return DecoderOutput(None, scores, valid, lut[regions.labels])
+        return DecoderOutput(None, scores, (float(fh), float(fw)), lut[labels])

@@ -8,7 +8,7 @@ the decoder (the label map: masks follow the outline whatever its shape, holes s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -26,6 +26,9 @@ _MARKER_DEPTH = 0.3
 # A clump's parts that still hold several objects are split again, with shallower markers, this many times
 # (dense piles of items overlapping by up to 20% need three rounds: the category set's touching scenes).
 _MAX_SPLITS = 3
+# A region is an item only where at least this share of its outline lies on an image edge (a piece of belt that
+# the classifier took for the product and the watershed cut out has straight cuts through plain belt instead).
+_MIN_OUTLINED = 0.5
 # An object cut by the frame's edge is kept from this share of the support's area on (its shape is not judged).
 _BORDER_MIN_AREA = 0.25
 
@@ -40,26 +43,45 @@ class Regions:
     scores: np.ndarray
 
 
-def find_regions(probability: np.ndarray, support: ShapeStats, tolerance: ShapeTolerance | None = None) -> Regions:
-    """float32[h, w] product probability and the support's shape (same grid) -> the objects."""
+@dataclass
+class EdgeCues:
+    """What the image's edges say of the classifier's regions (bool[h, w] maps on its grid).
+
+    cuts: cells on an edge stronger than any inside the support object: where one item ends and the next begins
+    in a pile with no gap between them. outlined: cells within a cell of an edge about as strong as the
+    support's own outline: an item's outline runs along them, a piece of belt cut from a clump's does not.
+    """
+
+    cuts: np.ndarray
+    outlined: np.ndarray
+
+
+def find_regions(
+    probability: np.ndarray,
+    support: ShapeStats,
+    tolerance: ShapeTolerance | None = None,
+    edges: EdgeCues | None = None,
+) -> Regions:
+    """float32[h, w] product probability and the support's shape (same grid) -> the objects. Without `edges`,
+    clumps are split by their shape alone and outlines are not checked."""
     tolerance = tolerance or ShapeTolerance()
+    if edges is None:
+        edges = EdgeCues(np.zeros(probability.shape, bool), np.ones(probability.shape, bool))
     foreground = product_cells(probability)
     foreground = cv2.morphologyEx(foreground.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
     if support.hole_fraction <= 0.02:
         # A support without holes: a highlight or a print inside an item is not a hole in it.
         foreground = ndimage.binary_fill_holes(foreground)
     components, count = ndimage.label(foreground)
-    h, w = probability.shape
     kept: list[tuple[np.ndarray, tuple[slice, slice], float]] = []
     for index, slices in enumerate(ndimage.find_objects(components), start=1):
         if slices is None:
             continue
         crop = components[slices] == index
-        area = float(crop.sum())
-        if area < tolerance.min_area * support.area * 0.5:
+        if crop.sum() < tolerance.min_area * support.area * 0.5:
             continue
-        kept += _judge(crop, slices, (h, w), support, tolerance)
-    return _as_regions(kept, (h, w))
+        kept += _judge(crop, slices, edges, support, tolerance)
+    return _as_regions(kept, probability.shape)
 
 
 def product_cells(probability: np.ndarray) -> np.ndarray:
@@ -74,17 +96,27 @@ def _touches_border(slices: tuple[slice, slice], hw: tuple[int, int]) -> bool:
     return ys.start == 0 or xs.start == 0 or ys.stop == hw[0] or xs.stop == hw[1]
 
 
-def _judge(crop: np.ndarray, slices: tuple[slice, slice], hw: tuple[int, int], support: ShapeStats,
+def _outlined_share(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues) -> float:
+    """The share of the region's outline cells (those not on the frame's edge) that lie on an image edge."""
+    inner = cv2.erode(crop.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE) > 0
+    outline = crop & ~inner
+    if not outline.any():
+        return 1.0
+    return float(edges.outlined[slices][outline].mean())
+
+
+def _judge(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues, support: ShapeStats,
            tolerance: ShapeTolerance, depth: int = 0) -> list[tuple[np.ndarray, tuple[slice, slice], float]]:
-    """One connected product-like region -> the objects in it: itself when it has the support's shape, else
-    its watershed parts that do (a part too large for one object is split again, up to _MAX_SPLITS rounds)."""
+    """One connected product-like region -> the objects in it: itself when it has the support's shape and an
+    outline on the image's edges, else its watershed parts that do (a part too large for one object is split
+    again, up to _MAX_SPLITS rounds)."""
     area = float(crop.sum())
+    hw = edges.cuts.shape
+    outlined = _outlined_share(crop, slices, edges) >= _MIN_OUTLINED
     if _touches_border(slices, hw):
-        if _BORDER_MIN_AREA * support.area <= area <= tolerance.max_area * support.area:
+        if outlined and _BORDER_MIN_AREA * support.area <= area <= tolerance.max_area * support.area:
             return [(crop, slices, 0.5)]
-    else:
-        # A watershed part's outline is cut straight where it touched its neighbours: judged on area and
-        # elongation alone.
+    elif outlined:
         judged = tolerance if depth == 0 else _split_part_tolerance(tolerance)
         score = shape_agreement(shape_stats(crop), support, judged)
         if score > 0:
@@ -92,25 +124,32 @@ def _judge(crop: np.ndarray, slices: tuple[slice, slice], hw: tuple[int, int], s
     if depth >= _MAX_SPLITS or area < tolerance.max_area * support.area * 0.75:
         return []
     parts = []
-    for part, part_slices in _split(crop, slices, support, _MARKER_DEPTH / (depth + 1)):
-        parts += _judge(part, part_slices, hw, support, tolerance, depth + 1)
+    for part, part_slices in _split(crop, slices, edges, support, _MARKER_DEPTH / (depth + 1)):
+        parts += _judge(part, part_slices, edges, support, tolerance, depth + 1)
     return parts
 
 
 def _split_part_tolerance(tolerance: ShapeTolerance) -> ShapeTolerance:
-    return ShapeTolerance(tolerance.min_area, tolerance.max_area, tolerance.elongation, solidity=1.0,
-                          hole_fraction=tolerance.hole_fraction, circle_fill=10.0)
+    """Watershed parts are cut straight where they touched: their solidity and circle fill are judged more
+    loosely, their area and elongation alike."""
+    return replace(tolerance, solidity=1.5 * tolerance.solidity, circle_fill=tolerance.circle_fill ** 1.5)
 
 
-def _split(crop: np.ndarray, slices: tuple[slice, slice], support: ShapeStats, marker_depth: float):
-    """Marker-controlled watershed of a clump on its distance transform -> (part mask, part slices) pairs."""
+def _split(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues, support: ShapeStats,
+           marker_depth: float) -> list[tuple[np.ndarray, tuple[slice, slice]]]:
+    """Marker-controlled watershed of a clump -> (part mask, part slices in the frame) pairs.
+
+    The markers are the distance transform's peaks of the clump with its inner boundaries cut out (items in a
+    pile), the flooding follows the clump's own distance transform."""
     padded = np.pad(crop, 1).astype(np.uint8)
-    distance = cv2.distanceTransform(padded, cv2.DIST_L2, 5)
+    inside = np.pad(crop & ~edges.cuts[slices], 1).astype(np.uint8)
+    distance = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
     depth = max(marker_depth * support.inner_radius, 0.5)
     markers, n = ndimage.label(h_maxima(distance, depth))
     if n < 2:
         return []
-    parts = watershed(-distance, markers, mask=padded > 0)[1:-1, 1:-1]
+    flood = cv2.distanceTransform(padded, cv2.DIST_L2, 5) + distance
+    parts = watershed(-flood, markers, mask=padded > 0)[1:-1, 1:-1]
     y0, x0 = slices[0].start, slices[1].start
     out = []
     for k, part_slices in enumerate(ndimage.find_objects(parts), start=1):

@@ -94,17 +94,20 @@ class ShapeTolerance:
     cases (other shapes of similar colour) fail. Areas are relative to the support's.
     """
 
-    min_area: float = 0.45
-    max_area: float = 1.6
-    elongation: float = 1.45  # the ratio of elongations, either way
+    min_area: float = 0.3
+    max_area: float = 2.2
+    elongation: float = 1.7  # the ratio of elongations, either way (rods of 2.5:1 and 4:1 are one product)
     solidity: float = 0.16  # absolute difference
-    circle_fill: float = 1.25  # the ratio of circle fills, either way
+    # the ratio of circle fills times elongations, either way: for convex shapes the circle fill falls with the
+    # elongation (a 4:1 rod fills 0.3 of its circle, a 2.5:1 rod 0.44); their product tells a square (0.64)
+    # from a disk (1.0) or a hexagon (0.83) alike for every elongation (rods: 1.1-1.2)
+    circle_fill: float = 1.25
     hole_fraction: float = 0.5  # a holed support's regions keep at least this share of its hole fraction
 
 
 def shape_agreement(region: ShapeStats, support: ShapeStats, tolerance: ShapeTolerance) -> float:
-    """A score in [0, 1] of how well the region's shape fits the support's: 0 when a tolerance is broken,
-    else 1 minus the worst used share of the tolerances (1 for the same shape)."""
+    """A score in [0, 1] of how well the region's shape fits the support's: each measure's difference as a share
+    of its tolerance; 0 when those shares' root sum of squares reaches 1, else 1 minus it (1: the same shape)."""
     if support.area <= 0 or region.area <= 0:
         return 0.0
     ratio = region.area / support.area
@@ -112,12 +115,15 @@ def shape_agreement(region: ShapeStats, support: ShapeStats, tolerance: ShapeTol
         abs(np.log(ratio)) / np.log(tolerance.max_area if ratio >= 1 else 1 / tolerance.min_area),
         abs(np.log(region.elongation / support.elongation)) / np.log(tolerance.elongation),
         abs(region.solidity - support.solidity) / tolerance.solidity,
-        abs(np.log(region.circle_fill / support.circle_fill)) / np.log(tolerance.circle_fill),
+        abs(np.log(region.circle_fill * region.elongation / (support.circle_fill * support.elongation)))
+        / np.log(tolerance.circle_fill),
     ]
     if support.hole_fraction > 0.05:
         shares.append(max(0.0, 1 - region.hole_fraction / (support.hole_fraction * tolerance.hole_fraction)))
-    worst = max(shares)
-    return float(max(0.0, 1.0 - worst)) if worst < 1.0 else 0.0
+    # Root of the summed squares, not the largest share: a region off on several measures at once (a plate
+    # against an L: squarer, more solid, fuller) is another shape even where each measure alone is within bounds.
+    distance = float(np.sqrt(np.sum(np.square(shares))))
+    return max(0.0, 1.0 - distance)
 
 
 def ellipse_fit(mask: np.ndarray) -> float:
