@@ -22,6 +22,7 @@ from engines.anyshape.classifier import PixelClassifier, fit_classifier, grid_im
 from engines.anyshape.filters import edge_strength, opponent_planes
 from engines.anyshape.instances import EdgeCues, Regions, find_regions, product_cells
 from engines.anyshape.outline import snap_to_edges
+from engines.anyshape.templates import Silhouettes, silhouettes
 from engines.anyshape.shape import ShapeStats, shape_stats
 from engines.errors import EngineError
 from engines.interfaces import DecoderOutput, DensityOutput, ImageEmbedding, PromptGuidance
@@ -59,7 +60,8 @@ class FrameWork:
             contrast = float(np.clip(np.percentile(edges, _CONTRAST_PERCENTILE) / support.contrast, 0.3, 1.0))
             cues = EdgeCues(edges > support.edge_level * contrast,
                             near_edge >= _OUTLINE_SHARE * support.outline_level * contrast)
-            self.regions[key] = find_regions(support.probability(self), support.shape, edges=cues)
+            self.regions[key] = find_regions(support.probability(self), support.shape, edges=cues,
+                                             shapes=support.silhouettes)
         return self.regions[key]
 
     def outlines_for(self, support: "AnyShapeSupport") -> np.ndarray:
@@ -87,6 +89,7 @@ class AnyShapeSupport:
     edge_level: float  # the strongest edges inside the support object: stronger ones part items in a pile
     outline_level: float  # the typical edge along the support object's outline
     contrast: float  # the support image's edge level at _CONTRAST_PERCENTILE: its light's contrast
+    silhouettes: Silhouettes  # the object's silhouette on the grid, turned and scaled, for clumps
 
     @property
     def stride(self) -> int:
@@ -189,7 +192,7 @@ class AnyShapeEncoder:
         edge_level, outline_level, contrast = _edge_levels(grid_image(image_rgb, stride), grid_mask)
         log.debug("any-shape support: stride %d, area %.0f cells, elongation %.2f, solidity %.2f, holes %.2f",
                   stride, shape.area, shape.elongation, shape.solidity, shape.hole_fraction)
-        return AnyShapeSupport(classifier, shape, edge_level, outline_level, contrast)
+        return AnyShapeSupport(classifier, shape, edge_level, outline_level, contrast, silhouettes(grid_mask))
 
 
 class AnyShapeDensityMapGenerator:

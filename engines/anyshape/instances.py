@@ -17,6 +17,7 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
 from engines.anyshape.shape import ShapeStats, ShapeTolerance, shape_agreement, shape_stats
+from engines.anyshape.templates import Silhouettes, fit_items
 
 # Probability above which a cell is the product's.
 _FOREGROUND = 0.3
@@ -29,6 +30,9 @@ _MAX_SPLITS = 3
 # A region is an item only where at least this share of its outline lies on an image edge (a piece of belt that
 # the classifier took for the product and the watershed cut out has straight cuts through plain belt instead).
 _MIN_OUTLINED = 0.5
+# A clump is taken as the silhouettes fitted in it when they cover at least this share of it (else it is split by
+# its distance transform).
+_FITTED_SHARE = 0.6
 # An object cut by the frame's edge is kept from this share of the support's area on (its shape is not judged).
 _BORDER_MIN_AREA = 0.25
 
@@ -61,9 +65,11 @@ def find_regions(
     support: ShapeStats,
     tolerance: ShapeTolerance | None = None,
     edges: EdgeCues | None = None,
+    shapes: Silhouettes | None = None,
 ) -> Regions:
     """float32[h, w] product probability and the support's shape (same grid) -> the objects. Without `edges`,
-    clumps are split by their shape alone and outlines are not checked."""
+    clumps are split by their shape alone and outlines are not checked; with the support's `shapes`, clumps are
+    first parted by fitting its silhouette (items crossing or side by side)."""
     tolerance = tolerance or ShapeTolerance()
     if edges is None:
         edges = EdgeCues(np.zeros(probability.shape, bool), np.ones(probability.shape, bool))
@@ -80,7 +86,7 @@ def find_regions(
         crop = components[slices] == index
         if crop.sum() < tolerance.min_area * support.area * 0.5:
             continue
-        kept += _judge(crop, slices, edges, support, tolerance)
+        kept += _judge(crop, slices, edges, support, tolerance, shapes)
     return _as_regions(kept, probability.shape)
 
 
@@ -106,7 +112,8 @@ def _outlined_share(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCu
 
 
 def _judge(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues, support: ShapeStats,
-           tolerance: ShapeTolerance, depth: int = 0) -> list[tuple[np.ndarray, tuple[slice, slice], float]]:
+           tolerance: ShapeTolerance, shapes: Silhouettes | None = None,
+           depth: int = 0) -> list[tuple[np.ndarray, tuple[slice, slice], float]]:
     """One connected product-like region -> the objects in it: itself when it has the support's shape and an
     outline on the image's edges, else its watershed parts that do (a part too large for one object is split
     again, up to _MAX_SPLITS rounds)."""
@@ -116,16 +123,20 @@ def _judge(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues, suppo
     if _touches_border(slices, hw):
         if outlined and _BORDER_MIN_AREA * support.area <= area <= tolerance.max_area * support.area:
             return [(crop, slices, 0.5)]
-    elif outlined:
+    elif outlined and tolerance.min_area * support.area <= area <= tolerance.max_area * support.area:
         judged = tolerance if depth == 0 else _split_part_tolerance(tolerance)
         score = shape_agreement(shape_stats(crop), support, judged)
         if score > 0:
             return [(crop, slices, score)]
     if depth >= _MAX_SPLITS or area < tolerance.max_area * support.area * 0.75:
         return []
+    if shapes is not None and depth == 0:
+        fitted = fit_items(crop, edges.cuts[slices], shapes)
+        if sum(int(m.sum()) for m, _ in fitted) >= _FITTED_SHARE * area:
+            return [(m, slices, fit) for m, fit in fitted]
     parts = []
     for part, part_slices in _split(crop, slices, edges, support, _MARKER_DEPTH / (depth + 1)):
-        parts += _judge(part, part_slices, edges, support, tolerance, depth + 1)
+        parts += _judge(part, part_slices, edges, support, tolerance, None, depth + 1)
     return parts
 
 
@@ -163,13 +174,17 @@ def _split(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues, suppo
 
 
 def _as_regions(kept, hw: tuple[int, int]) -> Regions:
+    """The kept (mask, slices, score) objects -> Regions; where objects overlap, the first keeps the cells."""
     labels = np.zeros(hw, np.int32)
     points = np.zeros((len(kept), 2), np.float32)
     scores = np.zeros(len(kept), np.float32)
     for k, (crop, slices, score) in enumerate(kept):
-        labels[slices][crop] = k + 1
-        distance = cv2.distanceTransform(np.pad(crop, 1).astype(np.uint8), cv2.DIST_L2, 5)
+        view = labels[slices]
+        view[crop & (view == 0)] = k + 1
+        scores[k] = score
+    for k, (crop, slices, _) in enumerate(kept):
+        own = labels[slices] == k + 1
+        distance = cv2.distanceTransform(np.pad(own, 1).astype(np.uint8), cv2.DIST_L2, 5)
         y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
         points[k] = (x - 1 + slices[1].start, y - 1 + slices[0].start)
-        scores[k] = score
     return Regions(labels, points, scores)

@@ -1,0 +1,144 @@
+"""Shape-based matching for clumps: the support object's own silhouette, turned and scaled, fitted into a clump of
+product-like cells one item at a time (industrial shape-based matching's idea, on the classifier's foreground).
+
+Where items cross or lie side by side with no gap (rods in a pile, tablets in a heap), the distance transform has
+no neck to split at; the silhouette still fits each item where it lies, at its own angle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# Scales tried around the support's size (items vary by about +-15%).
+_SCALES = (1.0,)
+# Angle step in degrees.
+_ANGLE_STEP = 15
+# A placement is an item when at least this share of the silhouette's inside lies on the clump...
+_MIN_FIT = 0.82
+# (placements are looked at from this rank on: the fit plus the ring's share off the clump or on edges, where a
+# fit of _MIN_FIT with no ring at all is the least that can hold)
+_MIN_RANK = _MIN_FIT
+# ... and at most this share of it on items placed before (items overlap by up to 20%).
+_MAX_CLAIMED = 0.25
+# Placements considered per item the clump can hold (its area over the support's).
+_CANDIDATES_PER_ITEM = 12
+
+
+@dataclass(frozen=True)
+class Silhouettes:
+    """The support object's silhouette at every angle and scale tried: masks float32[th, tw] (1 inside) and the
+    (angle, scale) of each. Angles cover the silhouette's own symmetry only (a rod repeats after 180 degrees, a
+    square after 90)."""
+
+    area: float  # the support object's area, cells
+    inner_radius: float  # its inscribed circle's radius, cells
+    masks: tuple[np.ndarray, ...]
+    cores: tuple[np.ndarray, ...]  # the masks shrunk by a cell (the masks themselves where that leaves nothing)
+    rings: tuple[np.ndarray, ...]  # the cells just outside each mask, on a box one cell larger each side
+    stacked: tuple[np.ndarray, ...]  # float32[th + 2, tw + 2, 2]: core / its cells, ring / its cells
+    poses: tuple[tuple[float, float], ...]
+
+
+def _turned(mask: np.ndarray, angle: float, scale: float) -> np.ndarray:
+    """bool[h, w] -> float32 the mask turned by `angle` degrees and scaled, in a box that holds it whole."""
+    h, w = mask.shape
+    side = int(np.ceil(np.hypot(h, w) * scale)) + 2
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+    matrix[:, 2] += (side / 2 - w / 2, side / 2 - h / 2)
+    turned = cv2.warpAffine(mask.astype(np.float32), matrix, (side, side), flags=cv2.INTER_LINEAR) >= 0.5
+    ys, xs = np.nonzero(turned)
+    if len(xs) == 0:
+        return np.zeros((1, 1), np.float32)
+    return turned[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.float32)
+
+
+def _period(mask: np.ndarray) -> int:
+    """The smallest turn (90, 180 or 360 degrees) after which the silhouette looks the same (IoU >= 0.85)."""
+    for period in (90, 180):
+        turned = _turned(mask, period, 1.0) > 0
+        base = _turned(mask, 0, 1.0) > 0
+        if turned.shape == base.shape and (turned & base).sum() >= 0.85 * (turned | base).sum():
+            return period
+    return 360
+
+
+def silhouettes(mask: np.ndarray) -> Silhouettes:
+    """bool[h, w] the support object on the classifier's grid (cropped or not) -> its Silhouettes."""
+    ys, xs = np.nonzero(mask)
+    crop = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    masks, poses = [], []
+    for angle in range(0, _period(crop), _ANGLE_STEP):
+        for scale in _SCALES:
+            masks.append(_turned(crop, angle, scale))
+            poses.append((float(angle), scale))
+    cores = []
+    for m in masks:
+        core = cv2.erode(m, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        cores.append(core if core.sum() >= 0.25 * m.sum() else m)
+    rings = []
+    for m in masks:
+        grown = np.pad(m, 1)
+        rings.append(cv2.dilate(grown, np.ones((3, 3), np.uint8)) - grown)
+    stacked = [np.dstack([np.pad(c, 1) / max(float(c.sum()), 1.0), r / max(float(r.sum()), 1.0)]).astype(np.float32)
+               for c, r in zip(cores, rings)]
+    inner = float(cv2.distanceTransform(np.pad(crop, 1).astype(np.uint8), cv2.DIST_L2, 5).max())
+    return Silhouettes(float(crop.sum()), inner, tuple(masks), tuple(cores), tuple(rings), tuple(stacked),
+                       tuple(poses))
+
+
+def fit_items(clump: np.ndarray, cuts: np.ndarray, shapes: Silhouettes) -> list[tuple[np.ndarray, float]]:
+    """bool[h, w] one clump of product-like cells and bool[h, w] the image's edges that part items -> the items
+    fitted in it: (bool[h, w] the silhouette's cells on the clump, the placement's rank), best first.
+
+    A silhouette's inside (shrunk by a cell: the classifier's outline is a cell uncertain) must lie on the clump
+    (share >= _MIN_FIT); placements rank by that share plus the share of their surrounding ring that lies off
+    the clump or on edges (in a fat clump, a placement straddling two items fits as well as the items
+    themselves, but its ring runs over them). One two-channel correlation a pose gives both."""
+    h, w = clump.shape
+    # Channel 0: +1 on the clump, -1 off it; channel 1: 1 where an item may end. One cell of margin all round.
+    fields = np.dstack([np.where(clump, 1.0, -1.0), (~clump | cuts)]).astype(np.float32)
+    expected = float(clump.sum()) / max(shapes.area, 1.0)
+    ranks, poses, xs_all, ys_all = [], [], [], []
+    for k, template in enumerate(shapes.stacked):
+        th, tw = template.shape[:2]
+        if th > h + 4 or tw > w + 4:
+            continue
+        pad_y, pad_x = max(0, th - h - 2), max(0, tw - w - 2)
+        padded = cv2.copyMakeBorder(fields, 1, pad_y + 1, 1, pad_x + 1, cv2.BORDER_CONSTANT, value=(-1.0, 1.0))
+        # (inside share * 2 - 1) + ring share, from the templates' normalised channels; + 1 makes it fit + ring.
+        rank = (cv2.matchTemplate(padded, template, cv2.TM_CCORR) + 1.0) / 2.0
+        peaks = (rank >= _MIN_RANK) & (rank >= cv2.dilate(rank, np.ones((3, 3), np.uint8)))
+        ys, xs = np.nonzero(peaks)
+        ranks.append(rank[ys, xs])
+        poses.append(np.full(len(ys), k))
+        xs_all.append(xs - 1)
+        ys_all.append(ys - 1)
+    if not ranks:
+        return []
+    rank, pose, px, py = (np.concatenate(a) for a in (ranks, poses, xs_all, ys_all))
+    # The best placements for as many items as the clump can hold: a bound on the greedy pass below.
+    order = np.argsort(-rank, kind="stable")[: int(_CANDIDATES_PER_ITEM * expected) + 16]
+    claimed = np.zeros((h, w), bool)
+    items = []
+    for score, k, x, y in zip(rank[order].tolist(), pose[order].tolist(), px[order].tolist(), py[order].tolist()):
+        # The silhouette's cells inside the clump's box (a placement may hang a cell over its edge).
+        template, core = shapes.masks[k] > 0, shapes.cores[k] > 0
+        x0, y0 = max(x, 0), max(y, 0)
+        template = template[y0 - y: h - y, x0 - x: w - x]
+        core = core[y0 - y: h - y, x0 - x: w - x]
+        th, tw = template.shape
+        on_clump = clump[y0:y0 + th, x0:x0 + tw]
+        if core.sum() == 0 or np.count_nonzero(core & on_clump) < _MIN_FIT * np.count_nonzero(core):
+            continue
+        window = claimed[y0:y0 + th, x0:x0 + tw]
+        cells = int(template.sum())
+        if np.count_nonzero(window & template) > _MAX_CLAIMED * cells:
+            continue
+        window |= template
+        placed = np.zeros((h, w), bool)
+        placed[y0:y0 + th, x0:x0 + tw] = template & on_clump
+        items.append((placed, score))
+    return items
