@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         sub = Subscriber(args.endpoint, args.camera, status=args.status, socket_options=options, tally=args.tally)
     except Exception as exc:  # zmq.ZMQError: a malformed endpoint
         raise UserError(f"cannot subscribe to {args.endpoint}: {first_line(exc)}") from None
+    # Said at once: with no processor running, a subscriber otherwise waits in silence.
+    _note(f"waiting on {args.endpoint} for results of 'persense run' (Ctrl-C to stop)")
     try:
         # The timeout counts from the last result: status heartbeats (1 s) must not keep a stalled run alive.
         deadline = None if args.timeout is None else time.monotonic() + args.timeout
@@ -114,10 +116,12 @@ def run(args: argparse.Namespace) -> int:
             counts[msg.camera] = counts.get(msg.camera, 0) + 1
             h = msg.header
             latency_ms = (time.time() - h["capture_ts"]) * 1000.0
+            # The truth is the simulator's count of the product in force (after a pick, of the kind picked).
             truth = f" truth={h['truth_count']}" if "truth_count" in h else ""
             passed = _passed_text(h)
+            reason = f" reason={h['reason'].split(':')[0]}" if h.get("reason") else ""
             print(f"{msg.camera} seq={h['seq']} frame={h['frame_index']} count={h['count']}{truth}{passed} "
-                  f"latency={latency_ms:.0f}ms")
+                  f"support={h.get('support_id', '?')} latency={latency_ms:.0f}ms{reason}")
             if args.save_overlays:
                 data = msg.parts.get("overlay/jpeg")
                 if data is not None:

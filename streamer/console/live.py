@@ -44,6 +44,11 @@ class LiveView:
         self.cameras = list(cameras)
         self.watchers = 0
         self.renders = 0
+        self.closed = threading.Event()  # set when the processor stops: the live streams end on their own
+
+    def close(self) -> None:
+        """The processor is stopping: every live stream ends after its current frame."""
+        self.closed.set()
 
     # -- the inference thread ------------------------------------------------------------------------
     def offer(self, frame: Frame, result: SegmentationResult, support_id: str) -> None:

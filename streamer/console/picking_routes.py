@@ -21,6 +21,7 @@ from streamer.stream.messages import encode_jpeg
 from streamer.console.routes import read_json
 from streamer.errors import UserError
 from streamer.persense.pick import Pick, pick_object
+from streamer.stream.notes import kind_at
 from streamer.stream.support import support_from_bytes
 
 _THUMBNAIL_PX = 240
@@ -52,7 +53,8 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         shown = backend.live.latest(camera)
         if shown is None:
             raise UserError(f"camera {camera} has no frame yet")
-        frozen = frozen_frames.add(camera, int(shown.frame.index), shown.frame.image)
+        frozen = frozen_frames.add(camera, int(shown.frame.index), shown.frame.image,
+                                   scene=getattr(shown.frame, "truth_scene", None))
         h, w = frozen.image.shape[:2]
         return JSONResponse({"ok": True, "freeze_id": frozen.freeze_id, "frame_index": frozen.frame_index,
                              "width": w, "height": h, "image": f"/api/frozen/{frozen.freeze_id}.jpg"})
@@ -102,8 +104,11 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         frozen = frozen_frames.get(str(body.get("freeze_id", "")))
         found = frozen.pick(str(body.get("pick_id", "")))
         camera = camera_named(body.get("camera"))
+        # On the simulator, which kind of its objects was picked: the results then carry that kind's truth.
+        kind = kind_at(frozen.scene, found.mask)
+        known = {"truth_kind": kind} if kind else {}
         reply = await run_in_threadpool(change_support, lambda: backend.replace_support(frozen.image, found.mask,
-                                                                                        camera=camera))
+                                                                                        camera=camera, **known))
         return JSONResponse(reply)
 
     async def undo(request: Request) -> JSONResponse:

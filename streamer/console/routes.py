@@ -69,7 +69,7 @@ def console_routes(backend, options) -> list[Route]:
             period = 1.0 / max_fps
             last = None
             with live.watching():  # rendering happens only while this stream is open
-                while True:
+                while not live.closed.is_set():
                     item = await run_in_threadpool(live.jpeg, camera)
                     if item is not None and item[1] is not last:
                         last = item[1]

@@ -1,0 +1,70 @@
+"""`persense run`'s status line: every N seconds, one line per camera of what the operator would otherwise have to
+open the console for (count, frames/s, latency, match quality, items passed, state, support warnings).
+
+Logged at INFO on `persense.status`, so `-q` (warnings and errors only) silences it like any other progress line.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+log = logging.getLogger("persense.status")
+
+
+def status_line(processor, camera: str) -> str:
+    """One camera's line, from the same figures the console shows."""
+    figures = processor.live.figures(camera)
+    status = processor._camera_status(camera)
+    shown = processor.live.latest(camera)
+    parts = [f"camera {camera}:"]
+    if figures["count"] is None:
+        parts.append("no result yet")
+    else:
+        truth = getattr(shown.frame, "truth_count", None) if shown else None
+        parts.append(f"count {figures['count']}" + (f" (truth {truth})" if truth is not None else ""))
+        parts.append(f"{figures['fps'] or 0:.1f} frames/s")
+        parts.append(f"latency {figures['latency_ms'] or 0:.0f} ms")
+        parts.append(f"match quality {figures['match_quality']:.2f}")
+        passed = shown.result.tally.get("passed_total") if shown else None
+        if passed is not None:
+            parts.append(f"passed {passed}")
+    state = "paused" if status.get("paused") else status.get("state", "?")
+    parts.append(f"source {state}")
+    parts.append(f"{status.get('published', 0)} published")
+    warnings = support_warnings(processor, camera)
+    if warnings:
+        parts.append("support warnings: " + "; ".join(warnings))
+    return parts[0] + " " + ", ".join(parts[1:])
+
+
+def support_warnings(processor, camera: str) -> list[str]:
+    support = processor.products.pipeline(camera).support
+    return list(getattr(support, "warnings", ()) or ())
+
+
+class StatusLines:
+    """Logs every camera's status line every `interval_s` seconds from a daemon thread, until stopped."""
+
+    def __init__(self, processor, interval_s: float):
+        self.processor = processor
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="status-line", daemon=True)
+
+    def start(self) -> None:
+        if self.interval_s > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2.0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            for camera in self.processor.cameras:
+                try:
+                    log.info("%s", status_line(self.processor, camera))
+                except Exception as exc:  # a status line must never take the run down
+                    log.debug("status line of camera %s failed: %s", camera, exc)
