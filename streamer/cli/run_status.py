@@ -32,15 +32,10 @@ def status_line(processor, camera: str) -> str:
     state = "paused" if status.get("paused") else status.get("state", "?")
     parts.append(f"source {state}")
     parts.append(f"{status.get('published', 0)} published")
-    warnings = support_warnings(processor, camera)
+    warnings = status.get("warnings") or []
     if warnings:
         parts.append("support warnings: " + "; ".join(warnings))
     return parts[0] + " " + ", ".join(parts[1:])
-
-
-def support_warnings(processor, camera: str) -> list[str]:
-    support = processor.products.pipeline(camera).support
-    return list(getattr(support, "warnings", ()) or ())
 
 
 class StatusLines:

@@ -80,6 +80,10 @@ class LiveView:
             "support_id": shown.support_id if shown else None,
             # How alike the objects are to the support (1: as the support to itself; see the result schema).
             "match_quality": round(float(shown.result.match_quality), 3) if shown else None,
+            # How old these figures are: the page greys figures that are not of a frame just seen.
+            "result_age_s": round(max(time.time() - shown.done_ts, 0.0), 1) if shown else None,
+            "reason": shown.result.reason if shown else "",
+            "truth_count": shown.frame.truth_count if shown else None,
         }
 
     @contextmanager

@@ -18,6 +18,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from streamer.console.live import LiveView
+from streamer.console.states import view_state
 from streamer.errors import UserError
 from streamer.render import overlay
 from streamer.schema import result_to_dict
@@ -45,11 +46,12 @@ def console_routes(backend, options) -> list[Route]:
 
     async def status(request: Request) -> JSONResponse:
         statuses = backend.camera_statuses()
-        cameras = {
-            camera: {**statuses.get(camera, {}), **live.figures(camera),
-                     "can_undo": backend.supports_of(camera).previous() is not None}
-            for camera in backend.cameras
-        }
+        presence_level = getattr(backend, "presence_level", None)
+        cameras = {}
+        for camera in backend.cameras:
+            status, figures = statuses.get(camera, {}), live.figures(camera)
+            cameras[camera] = {**status, **figures, **view_state(status, figures, presence_level),
+                               "can_undo": backend.supports_of(camera).previous() is not None}
         current = backend.supports.current()
         return JSONResponse({
             "ok": True,

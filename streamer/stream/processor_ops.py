@@ -72,6 +72,7 @@ class ProcessorOperations:
             "paused": bool(worker and worker.paused.is_set()),
             "support_id": self.products.support_id(camera),
             "label": self.products.label(camera),
+            "warnings": list(getattr(self.products.pipeline(camera).support, "warnings", ()) or ()),
         }
 
     def camera_statuses(self) -> dict[str, dict]:
@@ -124,6 +125,11 @@ class ProcessorOperations:
                 "cameras": [camera] if camera is not None else self.cameras}
 
     # -- what control and the console share (any thread) ----------------------------------------------
+    @property
+    def presence_level(self) -> float | None:
+        """The match quality under which a frame counts 0 (the product is not present); None: never."""
+        return self.config.pipeline.presence_threshold
+
     @property
     def max_image_pixels(self) -> int:
         return self.stream.control.max_image_pixels

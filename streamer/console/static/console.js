@@ -3,7 +3,10 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { camera: null, frozen: null, pick: null, cross: null, supportThumb: null, paused: false };
+const state = { camera: null, frozen: null, pick: null, cross: null, supportThumb: null, paused: false,
+                lastOk: null, lastAge: null };
+const STATUS_EVERY_MS = 500; // states must show within 2 s (issue 25)
+const STATUS_TIMEOUT_MS = 1500; // a processor that does not answer within this is unreachable
 
 async function api(path, options = {}) {
   const headers = { "X-Persense-Console": "1", ...(options.headers || {}) };
@@ -49,14 +52,41 @@ function fmt(value, unit = "") {
   return value === null || value === undefined ? "–" : `${value}${unit}`;
 }
 
+function showState(name, label, imageLabel) {
+  const element = $("state");
+  element.textContent = label;
+  element.dataset.state = name;
+  $("stage").dataset.state = name;
+  const banner = $("banner");
+  banner.textContent = imageLabel || "";
+  banner.dataset.state = name;
+  banner.hidden = !imageLabel;
+}
+
+// Figures that are not of a frame just seen are greyed, with their age.
+function showAge(current, ageSeconds) {
+  $("figures").classList.toggle("stale", !current);
+  const age = $("age");
+  age.hidden = current || ageSeconds === null || ageSeconds === undefined;
+  if (!age.hidden) age.textContent = `Figures not current: from ${Math.round(ageSeconds)} s ago`;
+}
+
+function unreachable(error) {
+  showState("unreachable", "processor unreachable", "NO SIGNAL");
+  const since = state.lastOk === null ? null : (Date.now() - state.lastOk) / 1000 + (state.lastAge || 0);
+  showAge(false, since);
+  say(`The processor does not answer: ${error.message}`, "error");
+}
+
 async function refresh() {
   let status;
   try {
-    status = await api("/api/status");
+    status = await api("/api/status", { signal: AbortSignal.timeout(STATUS_TIMEOUT_MS) });
   } catch (error) {
-    say(`The processor does not answer: ${error.message}`, "error");
+    unreachable(error);
     return;
   }
+  if ($("state").dataset.state === "unreachable") say("");
   const select = $("camera");
   if (!select.options.length) {
     const cameras = Object.keys(status.cameras);
@@ -74,9 +104,21 @@ async function refresh() {
   $("count").textContent = fmt(cam.count);
   $("fps").textContent = fmt(cam.fps);
   $("latency").textContent = fmt(cam.latency_ms, " ms");
-  $("state").textContent = fmt(cam.state);
   $("frame-index").textContent = fmt(cam.frame_index);
   $("quality").textContent = fmt(cam.match_quality);
+  showState(cam.view_state, cam.view_label, cam.image_label);
+  state.lastOk = Date.now();
+  state.lastAge = cam.result_age_s;
+  showAge(cam.current, cam.result_age_s);
+  $("reason").hidden = !cam.reason;
+  $("reason").textContent = cam.reason ? `Why this count: ${cam.reason}` : "";
+  const warnings = $("warnings");
+  warnings.replaceChildren(...(cam.warnings || []).map((text) => {
+    const item = document.createElement("li");
+    item.textContent = `Support warning: ${text}`;
+    return item;
+  }));
+  warnings.hidden = !(cam.warnings || []).length;
   state.paused = status.paused;
   $("pause").textContent = status.paused ? "Resume" : "Pause";
   const own = cameraOnly();
@@ -237,5 +279,5 @@ window.addEventListener("DOMContentLoaded", () => {
   });
   $("camera-only").addEventListener("change", refresh);
   refresh();
-  setInterval(refresh, 1000);
+  setInterval(refresh, STATUS_EVERY_MS);
 });
