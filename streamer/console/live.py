@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 
-from streamer.render import overlay
+from streamer.console.picture import draw, product_colour
 from streamer.sources.base import Frame
 from streamer.stream.messages import encode_jpeg
 from streamer.types import SegmentationResult
@@ -40,7 +40,7 @@ class LiveView:
         self._latest: dict[str, Shown] = {}
         self._fps: dict[str, float] = {}
         self._latency_s: dict[str, float] = {}
-        self._rendered: dict[str, tuple[Shown, bytes]] = {}  # camera -> (the Shown rendered, its JPEG)
+        self._rendered: dict[tuple[str, str], tuple[Shown, bytes]] = {}  # (camera, style) -> (the Shown, its JPEG)
         self.cameras = list(cameras)
         self.watchers = 0
         self.renders = 0
@@ -96,19 +96,19 @@ class LiveView:
             with self._lock:
                 self.watchers -= 1
 
-    def jpeg(self, camera: str) -> tuple[int, bytes] | None:
-        """(frame index, JPEG of the newest frame with its masks drawn), rendered once per result; None
-        before the first result."""
+    def jpeg(self, camera: str, style: str = "outline") -> tuple[int, bytes] | None:
+        """(frame index, JPEG of the newest frame with its objects marked in the product's colour, as
+        streamer.console.picture `style`), rendered once per result and style; None before the first result."""
         shown = self.latest(camera)
         if shown is None:
             return None
         with self._lock:
-            cached = self._rendered.get(camera)
+            cached = self._rendered.get((camera, style))
         if cached is not None and cached[0] is shown:
             return int(shown.frame.index), cached[1]
-        data = encode_jpeg(overlay(shown.frame.image, shown.result))
+        data = encode_jpeg(draw(shown.frame.image, shown.result, product_colour(shown.support_id), style))
         with self._lock:
-            self._rendered[camera] = (shown, data)
+            self._rendered[(camera, style)] = (shown, data)
             self.renders += 1
         return int(shown.frame.index), data
 

@@ -21,7 +21,8 @@ from streamer.types import SegmentationResult
 
 PRODUCT, DISTRACTOR = "product", "distractor"
 RECENT = 60  # results of a camera the median is taken over (a few seconds at camera rates)
-FAR_BELOW = 0.5  # a count under this fraction of the recent median is a collapse to explain
+FAR_BELOW = 0.6  # a count under this fraction of the recent median is a collapse to explain (a frame under half
+# the truth is under 0.6 of a median that runs ~7% under the truth, as the embedded engines' median does on the simulator)
 MIN_MEDIAN = 4  # below this median, ups and downs are the belt's own, not collapses
 
 # The reasons' codes (the text after the colon gives the figures); documented in docs/stream-protocol.md.

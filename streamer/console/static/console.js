@@ -43,7 +43,7 @@ function showLive() {
   $("frozen").hidden = true;
   $("cross").hidden = true;
   $("live").hidden = false;
-  $("live").src = `/api/cameras/${encodeURIComponent(state.camera)}/live.mjpg`;
+  $("live").src = `/api/cameras/${encodeURIComponent(state.camera)}/live.mjpg?style=${$("marks").value}`;
   $("freeze").textContent = "Freeze frame to pick the product";
   $("apply").disabled = true;
 }
@@ -102,6 +102,11 @@ async function refresh() {
   $("engines").textContent = `engines: ${status.engines}`;
   const cam = status.cameras[state.camera] || {};
   $("count").textContent = fmt(cam.count);
+  // The count on the picture is the panel's, from the same result (the picture carries no count of its own).
+  $("count-badge").textContent = cam.count === null || cam.count === undefined ? "" : `count ${cam.count}`;
+  $("count-badge").style.color = cam.product_colour || "";
+  $("product-swatch").style.background = cam.product_colour || "";
+  if (window.persenseChart) window.persenseChart.add(state.camera, cam, cam.product_colour);
   $("fps").textContent = fmt(cam.fps);
   $("latency").textContent = fmt(cam.latency_ms, " ms");
   $("frame-index").textContent = fmt(cam.frame_index);
@@ -278,6 +283,7 @@ window.addEventListener("DOMContentLoaded", () => {
     refresh();
   });
   $("camera-only").addEventListener("change", refresh);
+  $("marks").addEventListener("change", () => { if (!state.frozen) showLive(); });
   refresh();
   setInterval(refresh, STATUS_EVERY_MS);
 });
