@@ -21,6 +21,7 @@ from streamer.stream.messages import encode_jpeg
 from streamer.console.routes import read_json
 from streamer.errors import UserError
 from streamer.persense.pick import Pick, pick_object
+from streamer.pick_checks import background_warning
 from streamer.stream.notes import kind_at
 from streamer.stream.support import support_from_bytes
 
@@ -80,9 +81,11 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         found = await run_in_threadpool(backend.on_pipeline, work)
         pick_id = frozen.add_pick(found)
         x0, y0, x1, y1 = found.bbox
+        background = await run_in_threadpool(background_warning, frozen.image, found.mask)
+        warning = "; ".join(w for w in (background, found.warning) if w) or None
         return JSONResponse({
             "ok": True, "pick_id": pick_id, "area": found.area, "score": round(found.score, 3),
-            "bbox": [x0, y0, x1, y1], "warning": found.warning,
+            "bbox": [x0, y0, x1, y1], "warning": warning, "summary": _summary(found),
             "preview": f"/api/frozen/{frozen.freeze_id}/picks/{pick_id}.jpg",
         })
 
@@ -158,6 +161,13 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         Route("/api/support/upload", upload, methods=["POST"]),
         Route("/api/support.jpg", support_thumbnail),
     ]
+
+
+def _summary(found: Pick) -> str:
+    """The pick in words an operator reads at a glance (not "2108 px, score 0.823")."""
+    x0, y0, x1, y1 = found.bbox
+    sure = "sure" if found.score >= 0.8 else "fairly sure" if found.score >= 0.5 else "unsure"
+    return f"an object about {x1 - x0} x {y1 - y0} pixels; the outline finder is {sure} of its edge"
 
 
 def _point(body: dict) -> tuple[float, float]:

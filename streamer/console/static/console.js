@@ -180,7 +180,7 @@ async function pickAt(point) {
     $("frozen").src = pick.preview;
     $("apply").disabled = false;
     const note = pick.warning ? ` Note: ${pick.warning}.` : "";
-    say(`Preview: ${pick.area} px, score ${pick.score}. Apply makes it the support.${note}`, pick.warning ? "" : "ok");
+    say(`Preview: ${pick.summary}. Apply makes it the support.${note}`, pick.warning ? "" : "ok");
   } catch (error) {
     state.pick = null;
     $("apply").disabled = true;
