@@ -114,3 +114,22 @@ def test_pick_preview_in_words_and_download_carries_the_truth(tmp_path):
     js = (ROOT / "streamer" / "console" / "static" / "console.js").read_text()
     assert "pick.summary" in js and "score ${pick.score}" not in js
     assert np.isfinite(x)
+
+
+def test_the_support_is_shown_as_a_crop_of_the_product_outlined_in_its_colour():
+    import cv2
+
+    from streamer.console.picking_routes import _thumbnail
+
+    image = np.full((480, 640, 3), 90, np.uint8)
+    mask = np.zeros((480, 640), bool)
+    cv2.ellipse(mask.view(np.uint8), (500, 100), (60, 12), 0, 0, 360, 1, -1)
+    image[mask] = (200, 120, 40)
+    thumb = cv2.cvtColor(cv2.imdecode(np.frombuffer(_thumbnail(image, mask, (0, 230, 255)), np.uint8), 1),
+                         cv2.COLOR_BGR2RGB)
+    h, w = thumb.shape[:2]
+    # The product's box (121 x 25) and a margin of a quarter of its size: about 2:1, not the frame's 4:3.
+    assert w == 240 and 0.4 < h / w < 0.55, thumb.shape
+    outline = np.all(np.abs(thumb.astype(int) - (0, 230, 255)) < 60, axis=2)
+    assert outline.sum() > 200  # the outline in the product's colour
+    assert np.abs(thumb[h // 2, w // 2].astype(int) - (200, 120, 40)).max() < 40  # the product fills the middle

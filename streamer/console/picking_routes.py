@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from streamer.console.frozen import FrozenFrames
+from streamer.console.picture import product_colour
 from streamer.stream.messages import encode_jpeg
 from streamer.console.routes import read_json
 from streamer.errors import UserError
@@ -148,7 +149,8 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         current = backend.supports_of(camera_named(request.query_params.get("camera"))).current()
         if current is None:
             raise UserError("no support yet")
-        return Response(await run_in_threadpool(_thumbnail, current.image, current.mask), media_type="image/jpeg",
+        colour = product_colour(current.support_id)
+        return Response(await run_in_threadpool(_thumbnail, current.image, current.mask, colour), media_type="image/jpeg",
                         headers={"Cache-Control": "no-store"})
 
     return [
@@ -203,10 +205,27 @@ def _preview(image: np.ndarray, mask: np.ndarray) -> bytes:
     return encode_jpeg(_tinted(image, mask), 90)
 
 
-def _thumbnail(image: np.ndarray, mask: np.ndarray) -> bytes:
-    out = _tinted(image, mask)
-    scale = _THUMBNAIL_PX / max(out.shape[:2])
-    if scale < 1:
-        out = cv2.resize(out, (max(int(out.shape[1] * scale), 1), max(int(out.shape[0] * scale), 1)),
-                         interpolation=cv2.INTER_AREA)
+def support_crop(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The support's product and a margin around it (a quarter of its size): the whole support frame showed the
+    belt more than the product (issue 25). -> (image crop, mask crop); the whole image where the mask is empty."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return image, mask
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    margin = max(8, (max(y1 - y0, x1 - x0)) // 4)
+    y0, x0 = max(y0 - margin, 0), max(x0 - margin, 0)
+    y1, x1 = min(y1 + margin, mask.shape[0]), min(x1 + margin, mask.shape[1])
+    return image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+
+
+def _thumbnail(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (255, 255, 255)) -> bytes:
+    """The support as a crop of its product, outlined in the product's colour, scaled to _THUMBNAIL_PX."""
+    crop, crop_mask = support_crop(image, np.asarray(mask, bool))
+    scale = _THUMBNAIL_PX / max(crop.shape[:2])
+    size = (max(int(round(crop.shape[1] * scale)), 1), max(int(round(crop.shape[0] * scale)), 1))
+    out = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    # The outline is found on the scaled mask, so that it is as thin on a small product as on a large one.
+    scaled_mask = cv2.resize(crop_mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    contours, _ = cv2.findContours(scaled_mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(out, contours, -1, colour, 2)
     return encode_jpeg(out)
