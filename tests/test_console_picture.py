@@ -79,3 +79,20 @@ def test_picture_marks_count_and_chart(run, browser):
         " && Math.abs(d[i + 2] - arguments[2]) < 8 && d[i + 3] > 200) n++; return n;", *rgb)
     assert painted > 50, f"{painted} pixels of the line's colour {colour} on the chart"
     assert _text(browser, "count") != "–"
+
+
+def test_items_passed_per_minute_and_out_of_spec_items_on_the_page(run, browser, tmp_path):
+    config = tmp_path / "tally.yaml"
+    # Every item is out of spec (none is under a pixel across), so the list fills within seconds.
+    config.write_text(json.dumps({"stream": {"tally": {"interval_s": 1, "specs": {"diameter": {"max": 1}}}}}))
+    r = run("--config", str(config), "--count-line", "0.5,0,0.5,1",
+            source="sim:?flow=1&objects=8&distractors=0&width=192&height=144&fps=8&speed=8")
+    r.wait_http()
+    browser.get(r.base + "/")
+    assert wait_until(lambda: _live_shown(browser), 90, 0.05), "no live view"
+    assert wait_until(lambda: browser.find_element("id", "out-of-spec-recent").is_displayed(), 90, 0.1)
+    assert "diameter" in _text(browser, "out-of-spec-list") and int(_text(browser, "passed")) >= 1
+    assert wait_until(lambda: browser.execute_script(
+        "return persenseChart.plot.series.length === 3 && persenseChart.shown().perMinute.some((v) => v > 0)"), 60)
+    shown, drawn = browser.execute_script("return [persenseChart.shown(), persenseChart.plot.data];")
+    assert drawn[2] == shown["perMinute"]

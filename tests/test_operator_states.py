@@ -61,3 +61,36 @@ def test_status_api_says_paused_and_the_truth_follows_a_pick(tmp_path):
         assert frame.truth_count == simulator.frame(frame.index).distractor_count != simulator.frame(frame.index).count
     finally:
         proc.stop()
+
+
+def test_status_api_gives_items_passed_and_the_last_out_of_spec_items(tmp_path):
+    from streamer.config import Config, EnginesConfig
+    from streamer.engine_factory import build_engines
+    from streamer.stream.config import StreamConfig
+    from streamer.stream.processor import StreamProcessor
+    from streamer.stream.support import initial_support
+
+    stream = StreamConfig.model_validate({
+        "sources": [{"uri": "sim:?flow=1&objects=8&distractors=0&width=192&height=144&fps=8&speed=8",
+                     "camera_id": "line"}],
+        "publish": {"endpoint": "tcp://127.0.0.1:*"}, "control": {"endpoint": None}, "metrics": {"port": 0},
+        "cache_dir": str(tmp_path),
+        # Every item is out of spec: no item is under a pixel across.
+        "tally": {"lines": [{"points": [0.5, 0, 0.5, 1], "normalized": True}], "specs": {"diameter": {"max": 1}}},
+    })
+    proc = StreamProcessor(Config(stream=stream), build_engines(EnginesConfig()),
+                           initial_support(None, None, stream.sources))
+    proc.start()
+    try:
+        base = proc.http.base_url
+
+        def line():
+            return get_json(base + "/api/status")[1]["cameras"]["line"]
+
+        assert wait_until(lambda: line().get("out_of_spec_recent"), 90, 0.2), line()
+        status = line()
+        assert status["passed_total"] >= 1 and status["out_of_spec_total"] >= len(status["out_of_spec_recent"]) >= 1
+        item = status["out_of_spec_recent"][-1]
+        assert item["in_spec"] is False and item["measure"]["diameter"] > 1 and item["units"] == "px"
+    finally:
+        proc.stop()

@@ -84,6 +84,8 @@ class LiveView:
             "result_age_s": round(max(time.time() - shown.done_ts, 0.0), 1) if shown else None,
             "reason": shown.result.reason if shown else "",
             "truth_count": shown.frame.truth_count if shown else None,
+            # Where a counting line is set (the tally's header fields): items passed so far.
+            "passed_total": shown.result.tally.get("passed_total") if shown else None,
         }
 
     @contextmanager

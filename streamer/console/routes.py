@@ -48,11 +48,13 @@ def console_routes(backend, options) -> list[Route]:
     async def status(request: Request) -> JSONResponse:
         statuses = backend.camera_statuses()
         presence_level = getattr(backend, "presence_level", None)
+        items_of = getattr(backend, "items_of", None)
         cameras = {}
         for camera in backend.cameras:
             status, figures = statuses.get(camera, {}), live.figures(camera)
             cameras[camera] = {**status, **figures, **view_state(status, figures, presence_level),
                                "product_colour": hex_colour(product_colour(status.get("support_id"))),
+                               **(items_of(camera) if items_of else {}),
                                "can_undo": backend.supports_of(camera).previous() is not None}
         current = backend.supports.current()
         return JSONResponse({

@@ -130,6 +130,14 @@ class ProcessorOperations:
         """The match quality under which a frame counts 0 (the product is not present); None: never."""
         return self.config.pipeline.presence_threshold
 
+    def items_of(self, camera: str) -> dict:
+        """Where items passing a line are counted: the camera's out-of-spec total and its last out-of-spec items
+        (newest last); {} where nothing is counted."""
+        if self.tally is None or camera not in self.tally.tallies:
+            return {}
+        return {"out_of_spec_total": self.tally.tallies[camera].out_of_spec_total,
+                "out_of_spec_recent": list(self.tally.out_of_spec[camera])}
+
     @property
     def max_image_pixels(self) -> int:
         return self.stream.control.max_image_pixels

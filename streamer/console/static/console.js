@@ -78,6 +78,25 @@ function unreachable(error) {
   say(`The processor does not answer: ${error.message}`, "error");
 }
 
+// Where a counting line is set: items passed, out of spec, and the last out-of-spec items with their figures.
+function showItems(cam) {
+  const counting = cam.passed_total !== null && cam.passed_total !== undefined;
+  for (const element of document.querySelectorAll(".items")) element.hidden = !counting;
+  $("passed").textContent = fmt(cam.passed_total);
+  $("out-of-spec").textContent = fmt(cam.out_of_spec_total);
+  const recent = cam.out_of_spec_recent || [];
+  $("out-of-spec-recent").hidden = !recent.length;
+  $("out-of-spec-list").replaceChildren(...recent.slice().reverse().map((item) => {
+    const entry = document.createElement("li");
+    const measure = item.measure || {};
+    const figures = ["diameter", "major_axis", "minor_axis"].filter((k) => measure[k] !== null && measure[k] !== undefined)
+      .map((k) => `${k.replace("_", " ")} ${Number(measure[k]).toFixed(1)} ${item.units}`);
+    const when = new Date(item.ts * 1000).toLocaleTimeString();
+    entry.textContent = `${when}: item ${item.track_id}${figures.length ? ", " + figures.join(", ") : ""}`;
+    return entry;
+  }));
+}
+
 async function refresh() {
   let status;
   try {
@@ -124,6 +143,7 @@ async function refresh() {
     return item;
   }));
   warnings.hidden = !(cam.warnings || []).length;
+  showItems(cam);
   state.paused = status.paused;
   $("pause").textContent = status.paused ? "Resume" : "Pause";
   const own = cameraOnly();
