@@ -66,6 +66,7 @@ function showState(name, label, imageLabel) {
 // Figures that are not of a frame just seen are greyed, with their age.
 function showAge(current, ageSeconds) {
   $("figures").classList.toggle("stale", !current);
+  $("count-badge").classList.toggle("stale", !current);
   const age = $("age");
   age.hidden = current || ageSeconds === null || ageSeconds === undefined;
   if (!age.hidden) age.textContent = `Figures not current: from ${Math.round(ageSeconds)} s ago`;
