@@ -116,6 +116,8 @@ def test_the_page_walks_the_states(run, browser, tmp_path):
     # The processor stops: the page says it does not answer.
     r.proc.send_signal(signal.SIGINT)
     r.proc.wait(30)
+    log = r.log.read_text()  # a browser was watching: still a clean stop
+    assert r.proc.returncode == 0 and "Traceback" not in log and " ERROR " not in log, log[-3000:]
     _shows(browser, "unreachable", "NO SIGNAL", time.monotonic(), timings, "unreachable")
     assert _text(browser, "state") == "processor unreachable" and _page_state(browser)[2]
     print(f"seconds from each state's cause to the page showing it: {timings}")
