@@ -134,3 +134,35 @@ def test_subscribe_output_after_a_pick_on_the_bus(tmp_path):
     header = json.loads(result_message(truth.adjust(frame, "picked"), SegmentationResult(640, 480, []), 0, "picked",
                                        PartOptions(masks=False))[1])
     assert header["truth_count"] == frame.truth_scene.distractor_count
+
+
+def test_subscribe_says_once_when_nothing_comes(capsys, monkeypatch):
+    monkeypatch.setattr("streamer.cli.subscribe.NOTHING_YET_S", 0.2)
+    assert main(["subscribe", "--endpoint", "tcp://127.0.0.1:1", "--timeout", "1"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("nothing from tcp://127.0.0.1:1 for 0.2 s: is 'persense run' running") == 1, err
+    assert "no result for 1 s; stopping" in err
+
+
+def test_the_status_lines_sum_up_the_warnings_of_each_interval(caplog):
+    import logging
+
+    from streamer.cli.run_status import StatusLines
+    from waiting import wait_until
+
+    class NoCameras:
+        cameras: list = []
+
+    lines = StatusLines(NoCameras(), 0.1)
+    with caplog.at_level(logging.INFO):
+        lines.start()
+        try:
+            logging.getLogger("streamer.somewhere").warning("camera cam0: reconnecting")
+            logging.getLogger("streamer.somewhere").warning("camera cam0: stalled")
+            assert wait_until(lambda: any("warning(s) since the last status line" in r.getMessage()
+                                          for r in caplog.records), 10)
+        finally:
+            lines.stop()
+    summary = [r.getMessage() for r in caplog.records if "since the last status line" in r.getMessage()]
+    assert summary[0] == "2 warning(s) since the last status line; the last: camera cam0: stalled"
+    assert lines.warnings not in logging.getLogger().handlers

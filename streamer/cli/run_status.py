@@ -38,23 +38,44 @@ def status_line(processor, camera: str) -> str:
     return parts[0] + " " + ", ".join(parts[1:])
 
 
+class WarningTally(logging.Handler):
+    """Counts the warnings and errors logged since it was last read, and keeps the last one's text."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.count = 0
+        self.last = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        self.last = record.getMessage()
+
+    def take(self) -> tuple[int, str]:
+        count, last, self.count, self.last = self.count, self.last, 0, ""
+        return count, last
+
+
 class StatusLines:
-    """Logs every camera's status line every `interval_s` seconds from a daemon thread, until stopped."""
+    """Logs every camera's status line every `interval_s` seconds from a daemon thread, until stopped, and a summary
+    of the warnings logged in the interval (a run's terminal otherwise scrolls them away unnoticed)."""
 
     def __init__(self, processor, interval_s: float):
         self.processor = processor
         self.interval_s = interval_s
+        self.warnings = WarningTally()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status-line", daemon=True)
 
     def start(self) -> None:
         if self.interval_s > 0:
+            logging.getLogger().addHandler(self.warnings)
             self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(2.0)
+        logging.getLogger().removeHandler(self.warnings)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -63,3 +84,6 @@ class StatusLines:
                     log.info("%s", status_line(self.processor, camera))
                 except Exception as exc:  # a status line must never take the run down
                     log.debug("status line of camera %s failed: %s", camera, exc)
+            count, last = self.warnings.take()
+            if count:
+                log.info("%d warning(s) since the last status line; the last: %s", count, last[:200])
