@@ -105,6 +105,8 @@ def test_pick_preview_in_words_and_download_carries_the_truth(tmp_path):
         assert status == 200, pick
         assert re.fullmatch(r"an object about \d+ x \d+ pixels; the outline finder is (sure|fairly sure|unsure) of "
                             r"its edge", pick["summary"]), pick["summary"]
+        status, _, body = http(base + "/api/cameras/belt/live.mjpg?style=bogus")
+        assert status == 400 and b"style must be one of outline, fill, none" in body
         status, _, data = http(base + "/api/cameras/belt/download")
         assert status == 200
         doc = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("result.json"))
