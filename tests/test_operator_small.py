@@ -135,3 +135,23 @@ def test_the_support_is_shown_as_a_crop_of_the_product_outlined_in_its_colour():
     outline = np.all(np.abs(thumb.astype(int) - (0, 230, 255)) < 60, axis=2)
     assert outline.sum() > 200  # the outline in the product's colour
     assert np.abs(thumb[h // 2, w // 2].astype(int) - (200, 120, 40)).max() < 40  # the product fills the middle
+
+
+def test_marks_outline_fill_or_none_in_the_products_colour():
+    from streamer.console.picture import draw, product_colour
+    from streamer.types import Instance, SegmentationResult
+
+    image = np.full((60, 80, 3), 100, np.uint8)
+    mask = np.zeros((20, 20), bool)
+    mask[4:16, 4:16] = True
+    result = SegmentationResult(80, 60, [Instance(0, 0.9, (10, 10, 30, 30), mask)])
+    colour = product_colour("3f9a0c1e77d2b845")
+    assert colour == product_colour("3f9a0c1e77d2b845")  # a product keeps its colour
+    assert np.array_equal(draw(image, result, colour, "none"), image)
+    outline = draw(image, result, colour, "outline")
+    painted = np.all(outline == colour, axis=2)
+    assert painted[14, 14] and not painted[20, 20]  # the edge is drawn, the inside left as it is
+    assert (outline[20, 20] == 100).all()
+    fill = draw(image, result, colour, "fill")
+    inside = fill[20, 20].astype(int)
+    assert (inside != 100).any() and np.abs(inside - 100).max() < 0.35 * 255  # a light tint, the item still seen
