@@ -140,9 +140,32 @@ def load_config(path: Path | str | None) -> Config:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise UserError(f"config {path}: {where}: {first['msg']} ({exc.error_count()} problem(s))") from None
+        hint = did_you_mean(Config, first["loc"]) if first["type"] == "extra_forbidden" else ""
+        raise UserError(f"config {path}: {where}: {first['msg']}{hint} ({exc.error_count()} problem(s))") from None
     _resolve_paths(config, path.parent)
     return config
+
+
+def did_you_mean(model: type[BaseModel], loc: tuple) -> str:
+    """' (did you mean 'x'?)' for a misspelt key at `loc` (a pydantic error's location), naming the closest key
+    of the section it is in; '' where none is close."""
+    import difflib
+    import typing
+
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue  # an item of a list: its model is the list's
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return ""
+        # The section's model: the annotation itself, or inside Optional[...] / list[...].
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        candidates += [inner for c in list(candidates) for inner in typing.get_args(c)]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _resolve_paths(config: Config, base: Path) -> None:

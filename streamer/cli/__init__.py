@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -97,9 +98,25 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+# "-5,50" after an option is its value, not an option: argparse takes only plain negative numbers ("-5") for
+# values, and answered `--point -5,50` with "expected one argument" (the range check's message never came).
+_NEGATIVE_LIST = re.compile(r"^-\d*\.?\d+(,-?\d*\.?\d+)+$")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """["--point", "-5,50"] -> ["--point=-5,50"]: a comma list of numbers starting with a minus is a value."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NEGATIVE_LIST.match(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

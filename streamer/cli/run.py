@@ -47,6 +47,9 @@ def register(subparsers) -> None:
                    "forward left to right); tracks items and publishes persense/<camera>/tally (replaces the "
                    "config's stream.tally.lines)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N published results")
+    p.add_argument("--status-interval", type=float, default=10.0, metavar="SECONDS",
+                   help="print a status line per camera (count, frames/s, latency, match quality, items passed) "
+                   "every SECONDS (default %(default)g; 0: never; -q silences it too)")
     p.add_argument("--loop", action="store_true", help="replay file sources from the start")
     p.add_argument("--every-frame", action="store_true",
                    help="files and folders: process every frame as fast as possible (default: play files at their "
@@ -162,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, stop: threading.Event) -> int:
+    from streamer.cli.run_status import StatusLines
     from streamer.engine_factory import build_engines
     from streamer.errors import UserError
     from streamer.sources.redact import redact
@@ -171,6 +175,8 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
 
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
+    if not args.status_interval >= 0:  # `not >=` also refuses NaN
+        raise UserError(f"--status-interval must be 0 (never) or more seconds, got {args.status_interval}")
     config = apply_flags(load_config(args.config), args)
     stream = config.stream
     check_sources(stream.sources)
@@ -186,6 +192,7 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     if stop.is_set():
         return 0
     processor = None
+    lines = None
     try:
         t0 = time.perf_counter()
         engines = build_engines(config.engines)
@@ -203,9 +210,13 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
                      processor.control.endpoint)
         if processor.http or processor.console_http:
             _announce_http(processor)
+        lines = StatusLines(processor, args.status_interval)
+        lines.start()
         why = processor.wait(stop)
         log.info("stopping (%s)", why)
     finally:
+        if lines is not None:
+            lines.stop()
         if processor is not None:
             processor.stop()
     log.info("published %d result(s)", processor.publisher.sent if processor.publisher else 0)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
+NOTHING_YET_S = 5.0  # with nothing at all from the endpoint for this long, say what may be wrong (once)
 
 
 def register(subparsers) -> None:
@@ -87,15 +88,30 @@ def run(args: argparse.Namespace) -> int:
         sub = Subscriber(args.endpoint, args.camera, status=args.status, socket_options=options, tally=args.tally)
     except Exception as exc:  # zmq.ZMQError: a malformed endpoint
         raise UserError(f"cannot subscribe to {args.endpoint}: {first_line(exc)}") from None
+    # Said at once: with no processor running, a subscriber otherwise waits in silence.
+    _note(f"waiting on {args.endpoint} for results of 'persense run' (Ctrl-C to stop)")
     try:
         # The timeout counts from the last result: status heartbeats (1 s) must not keep a stalled run alive.
         deadline = None if args.timeout is None else time.monotonic() + args.timeout
+        hint_at = time.monotonic() + NOTHING_YET_S  # once, while nothing at all has come
         while args.max_messages is None or sum(counts.values()) < args.max_messages:
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            if hint_at is not None:
+                until_hint = max(hint_at - time.monotonic(), 0.0)
+                left = until_hint if left is None else min(left, until_hint)
             try:
                 msg = sub.receive(left)
             except ProtocolError as exc:
                 _note(f"skipping a malformed message: {exc}")
+                continue
+            if msg is not None:
+                hint_at = None
+            elif deadline is None or time.monotonic() < deadline:
+                # The wait ended for the hint, not for --timeout (a poll may wake a moment early: hint when due).
+                if hint_at is not None and time.monotonic() >= hint_at - 0.01:
+                    _note(f"nothing from {args.endpoint} for {NOTHING_YET_S:g} s: is 'persense run' running and "
+                          "publishing there (its log says 'results: subscribe to ...')? Still waiting.")
+                    hint_at = None
                 continue
             if msg is None:
                 _note(f"no result for {args.timeout:g} s; stopping")
@@ -114,10 +130,12 @@ def run(args: argparse.Namespace) -> int:
             counts[msg.camera] = counts.get(msg.camera, 0) + 1
             h = msg.header
             latency_ms = (time.time() - h["capture_ts"]) * 1000.0
+            # The truth is the simulator's count of the product in force (after a pick, of the kind picked).
             truth = f" truth={h['truth_count']}" if "truth_count" in h else ""
             passed = _passed_text(h)
+            reason = f" reason={h['reason'].split(':')[0]}" if h.get("reason") else ""
             print(f"{msg.camera} seq={h['seq']} frame={h['frame_index']} count={h['count']}{truth}{passed} "
-                  f"latency={latency_ms:.0f}ms")
+                  f"support={h.get('support_id', '?')} latency={latency_ms:.0f}ms{reason}")
             if args.save_overlays:
                 data = msg.parts.get("overlay/jpeg")
                 if data is not None:

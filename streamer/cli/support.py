@@ -12,6 +12,7 @@ from streamer.cli.common import add_config_argument, config_from_args
 from streamer.errors import UserError
 from streamer.imageio import read_image, write_image
 from streamer.persense.pick import check_point, parse_point, pick_object
+from streamer.pick_checks import background_warning
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
     check_point(point, image.shape[:2])  # before the models load
     config = config_from_args(args)
     pick = pick_object(build_engines(config.engines), image, point)
-    if pick.warning:
-        log.warning("%s", pick.warning)
+    for warning in (background_warning(image, pick.mask), pick.warning):
+        if warning:
+            log.warning("%s", warning)
     write_image(args.out, pick.mask.astype(np.uint8) * 255)
     x0, y0, x1, y1 = pick.bbox
     print(f"{args.out}: {pick.area} px object at x {x0}-{x1}, y {y0}-{y1} (decoder score {pick.score:.2f}); use it "

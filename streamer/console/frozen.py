@@ -51,6 +51,7 @@ class FrozenFrame:
     frame_index: int
     image: np.ndarray  # uint8[H, W, 3] RGB
     embedding: object | None = None  # the encoder's ImageEmbedding, after the first pick
+    scene: object | None = None  # the simulator's Scene where the frame is the simulator's (its truth by kind)
     picks: Recent = field(default_factory=lambda: Recent(MAX_PICKS, "that preview is gone: click the object again"))
     lock: threading.Lock = field(default_factory=threading.Lock)  # held while the embedding is computed
 
@@ -67,8 +68,8 @@ class FrozenFrames:
     def __init__(self, capacity: int = MAX_FROZEN):
         self._frames = Recent(capacity, "that frozen frame is gone (too many since): freeze the live view again")
 
-    def add(self, camera: str, frame_index: int, image: np.ndarray) -> FrozenFrame:
-        frozen = FrozenFrame(secrets.token_hex(8), camera, frame_index, image)
+    def add(self, camera: str, frame_index: int, image: np.ndarray, scene: object | None = None) -> FrozenFrame:
+        frozen = FrozenFrame(secrets.token_hex(8), camera, frame_index, image, scene=scene)
         self._frames.add(frozen.freeze_id, frozen)
         return frozen
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 
-from streamer.render import overlay
+from streamer.console.picture import draw, product_colour
 from streamer.sources.base import Frame
 from streamer.stream.messages import encode_jpeg
 from streamer.types import SegmentationResult
@@ -40,10 +40,15 @@ class LiveView:
         self._latest: dict[str, Shown] = {}
         self._fps: dict[str, float] = {}
         self._latency_s: dict[str, float] = {}
-        self._rendered: dict[str, tuple[Shown, bytes]] = {}  # camera -> (the Shown rendered, its JPEG)
+        self._rendered: dict[tuple[str, str], tuple[Shown, bytes]] = {}  # (camera, style) -> (the Shown, its JPEG)
         self.cameras = list(cameras)
         self.watchers = 0
         self.renders = 0
+        self.closed = threading.Event()  # set when the processor stops: the live streams end on their own
+
+    def close(self) -> None:
+        """The processor is stopping: every live stream ends after its current frame."""
+        self.closed.set()
 
     # -- the inference thread ------------------------------------------------------------------------
     def offer(self, frame: Frame, result: SegmentationResult, support_id: str) -> None:
@@ -75,6 +80,12 @@ class LiveView:
             "support_id": shown.support_id if shown else None,
             # How alike the objects are to the support (1: as the support to itself; see the result schema).
             "match_quality": round(float(shown.result.match_quality), 3) if shown else None,
+            # How old these figures are: the page greys figures that are not of a frame just seen.
+            "result_age_s": round(max(time.time() - shown.done_ts, 0.0), 1) if shown else None,
+            "reason": shown.result.reason if shown else "",
+            "truth_count": shown.frame.truth_count if shown else None,
+            # Where a counting line is set (the tally's header fields): items passed so far.
+            "passed_total": shown.result.tally.get("passed_total") if shown else None,
         }
 
     @contextmanager
@@ -87,19 +98,19 @@ class LiveView:
             with self._lock:
                 self.watchers -= 1
 
-    def jpeg(self, camera: str) -> tuple[int, bytes] | None:
-        """(frame index, JPEG of the newest frame with its masks drawn), rendered once per result; None
-        before the first result."""
+    def jpeg(self, camera: str, style: str = "outline") -> tuple[int, bytes] | None:
+        """(frame index, JPEG of the newest frame with its objects marked in the product's colour, as
+        streamer.console.picture `style`), rendered once per result and style; None before the first result."""
         shown = self.latest(camera)
         if shown is None:
             return None
         with self._lock:
-            cached = self._rendered.get(camera)
+            cached = self._rendered.get((camera, style))
         if cached is not None and cached[0] is shown:
             return int(shown.frame.index), cached[1]
-        data = encode_jpeg(overlay(shown.frame.image, shown.result))
+        data = encode_jpeg(draw(shown.frame.image, shown.result, product_colour(shown.support_id), style))
         with self._lock:
-            self._rendered[camera] = (shown, data)
+            self._rendered[(camera, style)] = (shown, data)
             self.renders += 1
         return int(shown.frame.index), data
 

@@ -17,10 +17,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from streamer.console.frozen import FrozenFrames
+from streamer.console.picture import product_colour
 from streamer.stream.messages import encode_jpeg
 from streamer.console.routes import read_json
 from streamer.errors import UserError
 from streamer.persense.pick import Pick, pick_object
+from streamer.pick_checks import background_warning
+from streamer.stream.notes import kind_at
 from streamer.stream.support import support_from_bytes
 
 _THUMBNAIL_PX = 240
@@ -52,7 +55,8 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         shown = backend.live.latest(camera)
         if shown is None:
             raise UserError(f"camera {camera} has no frame yet")
-        frozen = frozen_frames.add(camera, int(shown.frame.index), shown.frame.image)
+        frozen = frozen_frames.add(camera, int(shown.frame.index), shown.frame.image,
+                                   scene=getattr(shown.frame, "truth_scene", None))
         h, w = frozen.image.shape[:2]
         return JSONResponse({"ok": True, "freeze_id": frozen.freeze_id, "frame_index": frozen.frame_index,
                              "width": w, "height": h, "image": f"/api/frozen/{frozen.freeze_id}.jpg"})
@@ -78,9 +82,11 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         found = await run_in_threadpool(backend.on_pipeline, work)
         pick_id = frozen.add_pick(found)
         x0, y0, x1, y1 = found.bbox
+        background = await run_in_threadpool(background_warning, frozen.image, found.mask)
+        warning = "; ".join(w for w in (background, found.warning) if w) or None
         return JSONResponse({
             "ok": True, "pick_id": pick_id, "area": found.area, "score": round(found.score, 3),
-            "bbox": [x0, y0, x1, y1], "warning": found.warning,
+            "bbox": [x0, y0, x1, y1], "warning": warning, "summary": _summary(found),
             "preview": f"/api/frozen/{frozen.freeze_id}/picks/{pick_id}.jpg",
         })
 
@@ -102,8 +108,11 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         frozen = frozen_frames.get(str(body.get("freeze_id", "")))
         found = frozen.pick(str(body.get("pick_id", "")))
         camera = camera_named(body.get("camera"))
+        # On the simulator, which kind of its objects was picked: the results then carry that kind's truth.
+        kind = kind_at(frozen.scene, found.mask)
+        known = {"truth_kind": kind} if kind else {}
         reply = await run_in_threadpool(change_support, lambda: backend.replace_support(frozen.image, found.mask,
-                                                                                        camera=camera))
+                                                                                        camera=camera, **known))
         return JSONResponse(reply)
 
     async def undo(request: Request) -> JSONResponse:
@@ -140,7 +149,8 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         current = backend.supports_of(camera_named(request.query_params.get("camera"))).current()
         if current is None:
             raise UserError("no support yet")
-        return Response(await run_in_threadpool(_thumbnail, current.image, current.mask), media_type="image/jpeg",
+        colour = product_colour(current.support_id)
+        return Response(await run_in_threadpool(_thumbnail, current.image, current.mask, colour), media_type="image/jpeg",
                         headers={"Cache-Control": "no-store"})
 
     return [
@@ -153,6 +163,13 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         Route("/api/support/upload", upload, methods=["POST"]),
         Route("/api/support.jpg", support_thumbnail),
     ]
+
+
+def _summary(found: Pick) -> str:
+    """The pick in words an operator reads at a glance (not "2108 px, score 0.823")."""
+    x0, y0, x1, y1 = found.bbox
+    sure = "sure" if found.score >= 0.8 else "fairly sure" if found.score >= 0.5 else "unsure"
+    return f"an object about {x1 - x0} x {y1 - y0} pixels; the outline finder is {sure} of its edge"
 
 
 def _point(body: dict) -> tuple[float, float]:
@@ -188,10 +205,27 @@ def _preview(image: np.ndarray, mask: np.ndarray) -> bytes:
     return encode_jpeg(_tinted(image, mask), 90)
 
 
-def _thumbnail(image: np.ndarray, mask: np.ndarray) -> bytes:
-    out = _tinted(image, mask)
-    scale = _THUMBNAIL_PX / max(out.shape[:2])
-    if scale < 1:
-        out = cv2.resize(out, (max(int(out.shape[1] * scale), 1), max(int(out.shape[0] * scale), 1)),
-                         interpolation=cv2.INTER_AREA)
+def support_crop(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The support's product and a margin around it (a quarter of its size): the whole support frame showed the
+    belt more than the product (issue 25). -> (image crop, mask crop); the whole image where the mask is empty."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return image, mask
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    margin = max(8, (max(y1 - y0, x1 - x0)) // 4)
+    y0, x0 = max(y0 - margin, 0), max(x0 - margin, 0)
+    y1, x1 = min(y1 + margin, mask.shape[0]), min(x1 + margin, mask.shape[1])
+    return image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+
+
+def _thumbnail(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (255, 255, 255)) -> bytes:
+    """The support as a crop of its product, outlined in the product's colour, scaled to _THUMBNAIL_PX."""
+    crop, crop_mask = support_crop(image, np.asarray(mask, bool))
+    scale = _THUMBNAIL_PX / max(crop.shape[:2])
+    size = (max(int(round(crop.shape[1] * scale)), 1), max(int(round(crop.shape[0] * scale)), 1))
+    out = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    # The outline is found on the scaled mask, so that it is as thin on a small product as on a large one.
+    scaled_mask = cv2.resize(crop_mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    contours, _ = cv2.findContours(scaled_mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(out, contours, -1, colour, 2)
     return encode_jpeg(out)

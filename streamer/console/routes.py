@@ -18,6 +18,8 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from streamer.console.live import LiveView
+from streamer.console.picture import check_style, hex_colour, product_colour
+from streamer.console.states import view_state
 from streamer.errors import UserError
 from streamer.render import overlay
 from streamer.schema import result_to_dict
@@ -45,11 +47,15 @@ def console_routes(backend, options) -> list[Route]:
 
     async def status(request: Request) -> JSONResponse:
         statuses = backend.camera_statuses()
-        cameras = {
-            camera: {**statuses.get(camera, {}), **live.figures(camera),
-                     "can_undo": backend.supports_of(camera).previous() is not None}
-            for camera in backend.cameras
-        }
+        presence_level = getattr(backend, "presence_level", None)
+        items_of = getattr(backend, "items_of", None)
+        cameras = {}
+        for camera in backend.cameras:
+            status, figures = statuses.get(camera, {}), live.figures(camera)
+            cameras[camera] = {**status, **figures, **view_state(status, figures, presence_level),
+                               "product_colour": hex_colour(product_colour(status.get("support_id"))),
+                               **(items_of(camera) if items_of else {}),
+                               "can_undo": backend.supports_of(camera).previous() is not None}
         current = backend.supports.current()
         return JSONResponse({
             "ok": True,
@@ -64,13 +70,14 @@ def console_routes(backend, options) -> list[Route]:
 
     async def live_stream(request: Request) -> StreamingResponse:
         camera = camera_of(request)
+        style = check_style(request.query_params.get("style", "outline"))
 
         async def frames():
             period = 1.0 / max_fps
             last = None
             with live.watching():  # rendering happens only while this stream is open
-                while True:
-                    item = await run_in_threadpool(live.jpeg, camera)
+                while not live.closed.is_set():
+                    item = await run_in_threadpool(live.jpeg, camera, style)
                     if item is not None and item[1] is not last:
                         last = item[1]
                         yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(last)}\r\n"
@@ -115,8 +122,10 @@ def _bundle(shown) -> bytes:
     ok, png = cv2.imencode(".png", cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError("PNG encoding failed")
+    # The truth where the bus has it (the simulator's count of the product in force), as in the published header.
+    truth = {} if frame.truth_count is None else {"truth_count": int(frame.truth_count)}
     doc = result_to_dict(shown.result, camera=frame.camera, frame_index=int(frame.index),
-                         capture_ts=round(float(frame.capture_ts), 6), support_id=shown.support_id)
+                         capture_ts=round(float(frame.capture_ts), 6), support_id=shown.support_id, **truth)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr("frame.png", png.tobytes())

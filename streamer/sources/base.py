@@ -25,6 +25,9 @@ class Frame:
         truth_count: the exact object count where the source knows it (the simulator), else None.
         truth: per-item truth where the source knows it (the flow simulator's
             streamer.simulator.flow.FlowTruth: ids, sizes, and how many items crossed a line), else None.
+        truth_kinds: the exact count of each kind of object where the source knows it (the simulator's
+            {"product": n, "distractor": m}): after a pick of the other kind, the truth of the product in force.
+        truth_scene: the simulator's Scene (its maps made on demand), to tell which kind a picked mask lies on.
     """
 
     image: np.ndarray
@@ -33,6 +36,8 @@ class Frame:
     camera: str
     truth_count: int | None = None
     truth: object | None = None
+    truth_kinds: dict | None = None
+    truth_scene: object | None = None
 
 
 class SourceError(Exception):

@@ -70,7 +70,9 @@ class SimulatorSource:
         scene, truth = (self.simulator.frame(self._index) if self.flow
                         else (self.simulator.frame(self._index), None))
         frame = Frame(image=scene.image, index=self._index, capture_ts=time.time(), camera=self.camera_id,
-                      truth_count=int(scene.count), truth=truth)
+                      truth_count=int(scene.count), truth=truth,
+                      truth_kinds={"product": int(scene.count), "distractor": int(scene.distractor_count)},
+                      truth_scene=scene)
         self._index += 1
         return frame
 

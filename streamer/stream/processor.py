@@ -21,18 +21,18 @@ from streamer.console.live import LiveView, ResultTee
 from streamer.engine_factory import build_label_extractor
 from streamer.errors import UserError, first_line
 from streamer.gates import build_gate
-from streamer.persense.pipeline import PerSense
 from streamer.sources.base import SourceState
 from streamer.stream.ahead import encode_ahead_enabled
 from streamer.stream.cameras import default_source_factory
 from streamer.stream.control import ControlServer
-from streamer.stream.metrics import SourceSnapshot, StreamMetrics
+from streamer.stream.metrics import StreamMetrics
+from streamer.stream.notes import PRODUCT, CollapseReasons, NotingSink, TruthInForce
 from streamer.stream.publisher import Publisher
 from streamer.stream.security import Authentication, start_authentication
 from streamer.stream.slots import FrameSlots
+from streamer.stream.processor_ops import ProcessorOperations
 from streamer.stream.products import CameraProducts
-from streamer.stream.support import PrototypeCache, support_from_bytes
-from streamer.stream.support_history import SupportHistory
+from streamer.stream.support import PrototypeCache
 from streamer.stream.worker import InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ _FINISHED = (SourceState.ENDED, SourceState.STOPPED)
 _STOP_CAMERAS_S = 2.0  # all cameras together, not each
 
 
-class StreamProcessor:
+class StreamProcessor(ProcessorOperations):
     """Runs one configuration until stopped.
 
     Args:
@@ -103,21 +103,8 @@ class StreamProcessor:
         self.worker: InferenceWorker | None = None
         self.auth: Authentication | None = None
         self.tally = None  # streamer.stream.tally_sink.TallySink where stream.tally is active
+        self.truth = TruthInForce()  # which kind of the simulator's objects each support shows
         self._stopped = False
-
-    @property
-    def persense(self) -> PerSense:
-        """The first camera's pipeline: its engines pick objects for the console."""
-        return self.products.pipeline(self.cameras[0])
-
-    @property
-    def supports(self) -> SupportHistory:
-        """The first camera's supports, newest last (the console's Undo)."""
-        return self.products.histories[self.cameras[0]]
-
-    def supports_of(self, camera: str | None) -> SupportHistory:
-        """`camera`'s supports, newest last (None: the first camera's)."""
-        return self.supports if camera is None else self.products.histories[self.products.check_camera(camera)]
 
     # -- life -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -132,6 +119,8 @@ class StreamProcessor:
         for camera, (image, mask) in self._initial_supports.items():
             support = self.products.apply(camera, image, mask)
             self.products.histories[camera].push(image, mask, support.support_id)
+            # A start-up support is the product the source's truth counts (a simulator's own, or the one it draws).
+            self.truth.note(support.support_id, PRODUCT)
             log.info("camera %s: support %s ready (%s)", camera, support.support_id, self.products.engines.name)
         self._context = zmq.Context()
         self.auth = start_authentication(self._context, self.stream,
@@ -165,16 +154,18 @@ class StreamProcessor:
             supervisor.start()
 
     def _result_sink(self):
-        """Publisher and live view; in front of them the tally (tracks, counting lines, items) where configured."""
+        """Publisher and live view; in front of them the tally (tracks, counting lines, items) where configured,
+        and first of all the notes (the truth in force, a collapsed count's reason) that everything after shows."""
         sink = ResultTee(self.publisher, self.live)
+        notes = CollapseReasons(self.config.pipeline.presence_threshold)
         if not self.stream.tally.active:
-            return sink
+            return NotingSink(sink, self.truth, notes)
         from streamer.stream.tally_sink import TallySink
 
         self.tally = TallySink(sink, self.stream.tally, self.cameras, self.metrics, self.publisher.submit_message)
         for camera, (_, mask) in self._initial_supports.items():
             self.tally.set_support(mask, camera)
-        return self.tally
+        return NotingSink(self.tally, self.truth, notes)
 
     def _http_servers(self):
         """-> (the metrics port's server, the console's own port's server), each None where it is off.
@@ -285,6 +276,9 @@ class StreamProcessor:
         if self._stopped:
             return
         self._stopped = True
+        # The browsers' live streams end first, on their own: a stream still open when the HTTP server goes down
+        # is cancelled mid-write (an ERROR and a CancelledError traceback per viewer).
+        self.live.close()
         supervisors = list(self.supervisors.items())
         # Every camera is told first, and the slots closed (waking an every-frame producer waiting for
         # room), so the cameras wind down in parallel within one deadline rather than one after another.
@@ -308,141 +302,3 @@ class StreamProcessor:
             # destroy, not term: a socket a stuck thread still holds must not keep the process alive.
             self._context.destroy()
 
-    # -- state ---------------------------------------------------------------------------------------
-    def _on_state(self, camera: str, state: SourceState, reason: str = "") -> None:
-        # Called from the camera's thread while its supervisor holds its lock: only queue the message.
-        if self.publisher is not None:
-            status = self._camera_status(camera)
-            status["state"] = getattr(state, "value", str(state))
-            self.publisher.submit_status(camera, {"event": "state", "reason": reason, **status})
-
-    def _source_snapshots(self) -> list[SourceSnapshot]:
-        now = time.monotonic()
-        snaps = []
-        for camera, sup in list(self.supervisors.items()):
-            last = getattr(sup, "last_frame_monotonic", None)
-            snaps.append(SourceSnapshot(camera, sup.state == SourceState.STREAMING, int(sup.reconnects),
-                                        None if last is None else max(now - last, 0.0)))
-        return snaps
-
-    def _camera_status(self, camera: str) -> dict:
-        sup = self.supervisors.get(camera)
-        worker = self.worker
-        last = getattr(sup, "last_frame_monotonic", None) if sup else None
-        return {
-            "state": getattr(sup.state, "value", str(sup.state)) if sup else "starting",
-            "reconnects": int(sup.reconnects) if sup else 0,
-            "last_frame_age_s": None if last is None else round(time.monotonic() - last, 3),
-            "processed": worker.processed.get(camera, 0) if worker else 0,
-            "failed": worker.failed.get(camera, 0) if worker else 0,
-            "published": self.publisher.seq.get(camera, 0) if self.publisher else 0,
-            "last_count": worker.last_count.get(camera) if worker else None,
-            "paused": bool(worker and worker.paused.is_set()),
-            "support_id": self.products.support_id(camera),
-            "label": self.products.label(camera),
-        }
-
-    def camera_statuses(self) -> dict[str, dict]:
-        return {camera: self._camera_status(camera) for camera in self.cameras}
-
-    def health(self) -> tuple[bool, dict]:
-        threads = {"inference": self.worker, "publisher": self.publisher, "control": self.control, "http": self.http,
-                   "console": self.console_http}
-        alive = {name: part.alive() for name, part in threads.items() if part is not None and hasattr(part, "alive")}
-        return all(alive.values()), {"threads": alive}
-
-    def readiness(self) -> tuple[bool, dict]:
-        alive, _ = self.health()
-        states = {c: getattr(s.state, "value", str(s.state)) for c, s in self.supervisors.items()}
-        streaming = any(s.state == SourceState.STREAMING for s in self.supervisors.values())
-        support = all(self.products.support_id(camera) is not None for camera in self.cameras)
-        return alive and support and streaming, {"support": support, "cameras": states}
-
-    # -- control commands (control thread) -----------------------------------------------------------
-    def _cmd_status(self, request: dict, frames: list[bytes]) -> dict:
-        return {
-            "uptime_s": round(time.monotonic() - self.started_at, 3),
-            "paused": self.is_paused(),
-            "support_id": self.products.support_id(self.cameras[0]),  # the first camera's; each camera's below
-            "label": self.products.label(self.cameras[0]),
-            "engines": self.products.engines.name,
-            "publish": self.publisher.endpoint if self.publisher else None,
-            "metrics": self.http.url if self.http else None,
-            "published": self.publisher.sent if self.publisher else 0,
-            "cameras": self.camera_statuses(),
-        }
-
-    def _cmd_pause(self, request: dict, frames: list[bytes]) -> dict:
-        self.pause()
-        return {"paused": True}
-
-    def _cmd_resume(self, request: dict, frames: list[bytes]) -> dict:
-        self.resume()
-        return {"paused": False}
-
-    def _cmd_set_support(self, request: dict, frames: list[bytes]) -> dict:
-        if len(frames) != 2:
-            raise UserError(f"set_support needs 2 binary frames after the JSON (image, mask), got {len(frames)}")
-        camera = request.get("camera")
-        if camera is not None:
-            self.products.check_camera(camera)
-        image, mask = support_from_bytes(frames[0], frames[1], self.stream.control.max_image_pixels)
-        support = self.replace_support(image, mask, camera=camera)
-        return {"support_id": support.support_id, "width": int(image.shape[1]), "height": int(image.shape[0]),
-                "cameras": [camera] if camera is not None else self.cameras}
-
-    # -- what control and the console share (any thread) ----------------------------------------------
-    @property
-    def max_image_pixels(self) -> int:
-        return self.stream.control.max_image_pixels
-
-    def is_paused(self) -> bool:
-        return bool(self.worker and self.worker.paused.is_set())
-
-    def pause(self) -> None:
-        self.worker.paused.set()
-        self._announce("paused")
-
-    def resume(self) -> None:
-        self.worker.paused.clear()
-        self._announce("resumed")
-
-    def on_pipeline(self, fn: Callable[[], object]) -> object:
-        """fn() on the inference thread between frames (the engines are not thread-safe); its result or error."""
-        try:
-            return self.worker.call(fn, self.stream.control.timeout_s)
-        except TimeoutError:
-            raise UserError(f"the pipeline did not get to the request within {self.stream.control.timeout_s} s; "
-                            "it will still run when the pipeline gets to it") from None
-
-    def replace_support(self, image: np.ndarray, mask: np.ndarray, undoing: bool = False, camera: str | None = None):
-        """Make (uint8[H, W, 3] RGB image, bool[H, W] mask) the support of `camera` (None: of every camera) -> the
-        new Support. The one path of control's set_support and the console; a bad support raises UserError and
-        leaves the old one in force.
-
-        undoing: going back to the history's previous support (Undo), so the current one leaves the history.
-        """
-        cameras = self.cameras if camera is None else [self.products.check_camera(camera)]
-
-        def change():
-            # The history changes with the support, on the pipeline's thread: also when the caller timed out.
-            # The first camera's check refuses a bad support before any camera has changed.
-            for name in cameras:
-                support = self.products.apply(name, image, mask)
-                if self.tally is not None:
-                    self.tally.set_support(mask, name)
-                history = self.products.histories[name]
-                if undoing:
-                    history.drop_current()
-                else:
-                    history.push(image, mask, support.support_id)
-            return support
-
-        support = self.on_pipeline(change)
-        log.info("support replaced: %s (%s)", support.support_id, ", ".join(cameras))
-        self._announce("support", cameras)
-        return support
-
-    def _announce(self, event: str, cameras: list[str] | None = None) -> None:
-        for camera in cameras or self.cameras:
-            self.publisher.submit_status(camera, {"event": event, **self._camera_status(camera)})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import Callable
 
 import numpy as np
@@ -22,6 +23,8 @@ from streamer.stream.tally_config import TallyConfig
 from streamer.types import SegmentationResult
 
 log = logging.getLogger(__name__)
+
+RECENT_OUT_OF_SPEC = 5
 
 
 class TallySink:
@@ -41,6 +44,8 @@ class TallySink:
         self._next_due = {camera: clock() + config.interval_s for camera in cameras}
         self._seq = dict.fromkeys(cameras, 0)
         self._failures = 0
+        # The last out-of-spec items per camera, for the console (appended here, read by the HTTP thread).
+        self.out_of_spec: dict[str, deque] = {camera: deque(maxlen=RECENT_OUT_OF_SPEC) for camera in cameras}
 
     def set_support(self, support_mask: np.ndarray, camera: str | None = None) -> None:
         """The support of `camera` (None: of every camera). Call on the inference thread (where observe runs)."""
@@ -69,6 +74,8 @@ class TallySink:
         for item in finished:
             spec = {True: "in", False: "out", None: "unknown"}[item.in_spec]
             self.metrics.items.labels(camera, item.direction, spec).inc()
+            if item.in_spec is False:
+                self.out_of_spec[camera].append({"ts": round(time.time(), 3), "units": tally.units, **item.to_dict()})
             if item.figures is not None and item.figures.get("diameter") is not None:
                 self.metrics.item_diameter.labels(camera, tally.units).observe(item.figures["diameter"])
         for step in tally.zone_steps:

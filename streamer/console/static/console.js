@@ -3,7 +3,10 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { camera: null, frozen: null, pick: null, cross: null, supportThumb: null, paused: false };
+const state = { camera: null, frozen: null, pick: null, cross: null, supportThumb: null, paused: false,
+                lastOk: null, lastAge: null };
+const STATUS_EVERY_MS = 500; // states must show within 2 s (issue 25)
+const STATUS_TIMEOUT_MS = 1500; // a processor that does not answer within this is unreachable
 
 async function api(path, options = {}) {
   const headers = { "X-Persense-Console": "1", ...(options.headers || {}) };
@@ -40,7 +43,7 @@ function showLive() {
   $("frozen").hidden = true;
   $("cross").hidden = true;
   $("live").hidden = false;
-  $("live").src = `/api/cameras/${encodeURIComponent(state.camera)}/live.mjpg`;
+  $("live").src = `/api/cameras/${encodeURIComponent(state.camera)}/live.mjpg?style=${$("marks").value}`;
   $("freeze").textContent = "Freeze frame to pick the product";
   $("apply").disabled = true;
 }
@@ -49,14 +52,61 @@ function fmt(value, unit = "") {
   return value === null || value === undefined ? "–" : `${value}${unit}`;
 }
 
+function showState(name, label, imageLabel) {
+  const element = $("state");
+  element.textContent = label;
+  element.dataset.state = name;
+  $("stage").dataset.state = name;
+  const banner = $("banner");
+  banner.textContent = imageLabel || "";
+  banner.dataset.state = name;
+  banner.hidden = !imageLabel;
+}
+
+// Figures that are not of a frame just seen are greyed, with their age.
+function showAge(current, ageSeconds) {
+  $("figures").classList.toggle("stale", !current);
+  $("count-badge").classList.toggle("stale", !current);
+  const age = $("age");
+  age.hidden = current || ageSeconds === null || ageSeconds === undefined;
+  if (!age.hidden) age.textContent = `Figures not current: from ${Math.round(ageSeconds)} s ago`;
+}
+
+function unreachable(error) {
+  showState("unreachable", "processor unreachable", "NO SIGNAL");
+  const since = state.lastOk === null ? null : (Date.now() - state.lastOk) / 1000 + (state.lastAge || 0);
+  showAge(false, since);
+  say(`The processor does not answer: ${error.message}`, "error");
+}
+
+// Where a counting line is set: items passed, out of spec, and the last out-of-spec items with their figures.
+function showItems(cam) {
+  const counting = cam.passed_total !== null && cam.passed_total !== undefined;
+  for (const element of document.querySelectorAll(".items")) element.hidden = !counting;
+  $("passed").textContent = fmt(cam.passed_total);
+  $("out-of-spec").textContent = fmt(cam.out_of_spec_total);
+  const recent = cam.out_of_spec_recent || [];
+  $("out-of-spec-recent").hidden = !recent.length;
+  $("out-of-spec-list").replaceChildren(...recent.slice().reverse().map((item) => {
+    const entry = document.createElement("li");
+    const measure = item.measure || {};
+    const figures = ["diameter", "major_axis", "minor_axis"].filter((k) => measure[k] !== null && measure[k] !== undefined)
+      .map((k) => `${k.replace("_", " ")} ${Number(measure[k]).toFixed(1)} ${item.units}`);
+    const when = new Date(item.ts * 1000).toLocaleTimeString();
+    entry.textContent = `${when}: item ${item.track_id}${figures.length ? ", " + figures.join(", ") : ""}`;
+    return entry;
+  }));
+}
+
 async function refresh() {
   let status;
   try {
-    status = await api("/api/status");
+    status = await api("/api/status", { signal: AbortSignal.timeout(STATUS_TIMEOUT_MS) });
   } catch (error) {
-    say(`The processor does not answer: ${error.message}`, "error");
+    unreachable(error);
     return;
   }
+  if ($("state").dataset.state === "unreachable") say("");
   const select = $("camera");
   if (!select.options.length) {
     const cameras = Object.keys(status.cameras);
@@ -72,11 +122,29 @@ async function refresh() {
   $("engines").textContent = `engines: ${status.engines}`;
   const cam = status.cameras[state.camera] || {};
   $("count").textContent = fmt(cam.count);
+  // The count on the picture is the panel's, from the same result (the picture carries no count of its own).
+  $("count-badge").textContent = cam.count === null || cam.count === undefined ? "" : `count ${cam.count}`;
+  $("count-badge").style.color = cam.product_colour || "";
+  $("product-swatch").style.background = cam.product_colour || "";
+  if (window.persenseChart) window.persenseChart.add(state.camera, cam, cam.product_colour);
   $("fps").textContent = fmt(cam.fps);
   $("latency").textContent = fmt(cam.latency_ms, " ms");
-  $("state").textContent = fmt(cam.state);
   $("frame-index").textContent = fmt(cam.frame_index);
   $("quality").textContent = fmt(cam.match_quality);
+  showState(cam.view_state, cam.view_label, cam.image_label);
+  state.lastOk = Date.now();
+  state.lastAge = cam.result_age_s;
+  showAge(cam.current, cam.result_age_s);
+  $("reason").hidden = !cam.reason;
+  $("reason").textContent = cam.reason ? `Why this count: ${cam.reason}` : "";
+  const warnings = $("warnings");
+  warnings.replaceChildren(...(cam.warnings || []).map((text) => {
+    const item = document.createElement("li");
+    item.textContent = `Support warning: ${text}`;
+    return item;
+  }));
+  warnings.hidden = !(cam.warnings || []).length;
+  showItems(cam);
   state.paused = status.paused;
   $("pause").textContent = status.paused ? "Resume" : "Pause";
   const own = cameraOnly();
@@ -133,7 +201,7 @@ async function pickAt(point) {
     $("frozen").src = pick.preview;
     $("apply").disabled = false;
     const note = pick.warning ? ` Note: ${pick.warning}.` : "";
-    say(`Preview: ${pick.area} px, score ${pick.score}. Apply makes it the support.${note}`, pick.warning ? "" : "ok");
+    say(`Preview: ${pick.summary}. Apply makes it the support.${note}`, pick.warning ? "" : "ok");
   } catch (error) {
     state.pick = null;
     $("apply").disabled = true;
@@ -236,6 +304,7 @@ window.addEventListener("DOMContentLoaded", () => {
     refresh();
   });
   $("camera-only").addEventListener("change", refresh);
+  $("marks").addEventListener("change", () => { if (!state.frozen) showLive(); });
   refresh();
-  setInterval(refresh, 1000);
+  setInterval(refresh, STATUS_EVERY_MS);
 });
