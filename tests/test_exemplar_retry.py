@@ -2,7 +2,8 @@
 
 In these frames of the default simulator the most support-like place (P_max) lies where two products meet: its
 mask is not of the support's scale, the guessed box there spoiled the exemplars' common look, and the frame
-counted 0 of about 60 (3% of the simulator's frames did).
+counted 0 of about 60 (3% of the simulator's frames did). Since priors within a quarter object of the frame's
+edges are left out, 519 and 618 no longer need the retry (a prior there was an object cut by the edge); 108 still does.
 """
 
 import logging
@@ -29,7 +30,8 @@ def test_a_frame_whose_exemplars_together_found_nothing_is_counted(setup, index,
     scene = simulator.frame(index)
     with caplog.at_level(logging.DEBUG, logger="streamer.persense.pipeline"):
         result = persense.segment(scene.image)
-    assert any("exemplars together found nothing" in r.getMessage() for r in caplog.records)  # the retry ran
+    retried = any("exemplars together found nothing" in r.getMessage() for r in caplog.records)
+    assert retried == (index == 108)
     assert result.count >= 0.8 * scene.count, (result.count, scene.count)
 
 

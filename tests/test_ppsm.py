@@ -101,3 +101,4 @@ def test_top_points_start_at_p_max_and_keep_apart():
     # Inside a box only, and never more than the map holds.
     assert top_points(sim, 5, 10, box=np.array([0, 0, 30, 30])).tolist()[:1] == [[10, 10]]
     assert len(top_points(np.zeros((4, 4), np.float32), 3, separation=100)) == 1
+

@@ -83,6 +83,13 @@ def _similar_size(box: tuple[float, float, float, float], size: tuple[float, flo
     return expected / tolerance <= found <= expected * tolerance
 
 
+def _at_frame_edge(point: tuple[float, float], frame_wh: tuple[int, int], object_w: float, object_h: float) -> bool:
+    """Whether a point lies within a quarter of the support object's size of the frame's edge."""
+    x, y = point
+    w, h = frame_wh
+    return min(x, w - 1 - x) < 0.25 * object_w or min(y, h - 1 - y) < 0.25 * object_h
+
+
 # Extra initial exemplars need at least this match quality (1: as alike as the support to itself).
 _PRIOR_QUALITY = 0.6
 
@@ -363,17 +370,22 @@ class PerSense:
         output = self.engines.decoder.decode_points(embedding, priors, guidance)
         found = {inst.point: inst for inst in instances_from_decoder(output, priors, (h, w), min_area=1)}
         bw, bh = self.support.object_size
-        boxes = []
-        for x, y in priors.tolist():
+
+        def exemplar_box(x: float, y: float) -> tuple[float, float, float, float]:
             inst = found.get((x, y))
             if inst is not None and _similar_size(inst.bbox, (bw, bh), self.config.exemplar_size_tolerance):
-                boxes.append(inst.bbox)
-                continue
+                return inst.bbox
             # No mask at the prior, or one of another scale than the support's object (a mask that leaked
             # into the background, or collapsed to a speck): the camera sees the product at about the
             # support's scale, so a support-sized box there is a better exemplar than none.
-            boxes.append((max(x - bw / 2, 0), max(y - bh / 2, 0), min(x + bw / 2, w), min(y + bh / 2, h)))
             log.debug("initial exemplar: no mask of the support's scale at %s, using a support-sized box", (x, y))
+            return (max(x - bw / 2, 0), max(y - bh / 2, 0), min(x + bw / 2, w), min(y + bh / 2, h))
+
+        # An object cut by the frame's edge is of another size and shape than the product: its mask, or a box
+        # guessed there, misleads the DMG (whole frames of the simulator counted 0 from priors at x = 0 or
+        # x = 638). The other priors serve; where all lie at the edge, the best of them.
+        inside = [(x, y) for x, y in priors.tolist() if not _at_frame_edge((x, y), (w, h), bw, bh)]
+        boxes = [exemplar_box(x, y) for x, y in (inside or priors[:1].tolist())]
         return np.asarray(boxes, np.float32)
 
     def _scale_check_due(self, frame_hw: tuple[int, int]) -> bool:
