@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from streamer.errors import UserError
+from streamer.regular_file import read_regular
 
 # The largest image decoded from outside (files, control requests, uploads): 50 megapixels is a 8660x5773 image,
 # beyond any camera of a line, and decodes to 150 MB (8-bit RGB).
@@ -42,18 +43,8 @@ def to_rgb8(image: np.ndarray) -> np.ndarray:
 
 
 def _read_raw(path: Path, what: str) -> np.ndarray:
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{what} not found: {path}")
-    if path.is_dir():
-        raise UserError(f"{what} is a directory, not an image: {path}")
-    try:
-        size = path.stat().st_size
-        if size > MAX_IMAGE_FILE_BYTES:
-            raise UserError(f"{what} {path} has {size} bytes; image files are limited to {MAX_IMAGE_FILE_BYTES}")
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as exc:
-        raise UserError(f"cannot read {what} {path}: {exc.strerror}") from None
+    # Only a regular file is read (a FIFO or a device would block or never end), and only up to the limit.
+    data = read_regular(Path(path), what, MAX_IMAGE_FILE_BYTES)
     return decode_image_bytes(data, what, source=str(path))
 
 
@@ -123,8 +114,16 @@ def mask_from_raw(raw: np.ndarray) -> np.ndarray:
 
 
 def write_image(path: Path, image_rgb: np.ndarray, quality: int = 90) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Encoded in memory, then written with Python's own file calls, so a failure names its cause (a full
+    disk, a missing permission), which cv2.imwrite's bare False does not."""
     bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR) if image_rgb.ndim == 3 else image_rgb
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix.lower() in (".jpg", ".jpeg") else []
-    if not cv2.imwrite(str(path), bgr, params):
-        raise UserError(f"cannot write {path}")
+    ok, encoded = cv2.imencode(path.suffix or ".png", bgr, params)
+    if not ok:
+        raise UserError(f"cannot write {path}: no image encoder for {path.suffix or 'this name'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(encoded.tobytes())
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
