@@ -16,19 +16,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from streamer.console.common import SupportBusy, read_json
 from streamer.console.frozen import FrozenFrames
 from streamer.stream.messages import encode_jpeg
-from streamer.console.routes import read_json
 from streamer.errors import UserError
 from streamer.persense.pick import Pick, pick_object
 from streamer.stream.support import support_from_bytes
 
 _THUMBNAIL_PX = 240
 _TINT = np.array([255, 64, 200], np.float32)  # the preview's mask colour: magenta stands out on belts
-
-
-class SupportBusy(UserError):
-    """Another support change is under way."""
 
 
 def picking_routes(backend, options, camera_of) -> list[Route]:

@@ -17,20 +17,18 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from streamer.console.common import STATIC
 from streamer.console.live import LiveView
+from streamer.console.picking_routes import picking_routes
 from streamer.errors import UserError
 from streamer.render import overlay
 from streamer.schema import result_to_dict
 from streamer.stream.messages import encode_jpeg
 
 BOUNDARY = "persense-frame"
-MAX_JSON_BYTES = 64 * 1024
 
 
 def console_routes(backend, options) -> list[Route]:
-    from streamer.console.app import STATIC
-    from streamer.console.picking_routes import picking_routes
-
     live: LiveView = backend.live
     max_fps = options.max_fps if options is not None else 10.0
 
@@ -123,19 +121,3 @@ def _bundle(shown) -> bytes:
         bundle.writestr("overlay.jpg", encode_jpeg(overlay(frame.image, shown.result)))
         bundle.writestr("result.json", json.dumps(doc))
     return buffer.getvalue()
-
-
-async def read_json(request: Request, limit: int = MAX_JSON_BYTES) -> dict:
-    """The request's JSON object, read up to `limit` bytes (a larger body is refused before it is parsed)."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise UserError(f"request body over {limit} bytes")
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise UserError("the request body must be a JSON object") from None
-    if not isinstance(value, dict):
-        raise UserError("the request body must be a JSON object")
-    return value

@@ -50,7 +50,7 @@ class HttpServer:
     Raises UserError when the address cannot be bound.
     """
 
-    def __init__(self, app, host: str, port: int):
+    def __init__(self, app, host: str, port: int, options=None):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

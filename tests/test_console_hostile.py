@@ -1,0 +1,89 @@
+"""The HTTP port against hostile clients (issue 24): security headers, clients that leave mid-body, held-open
+connections, parallel uploads, live viewers. 127.0.0.1 only; every loop bounded in count and time."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from console_helpers import HEADER, http
+from streamer.config import Config
+from streamer.console import server as http_server
+from streamer.console.app import build_app
+from streamer.console.headers import CSP
+from streamer.console.live import LiveView
+from streamer.sources.base import Frame
+from streamer.stream.support_history import SupportHistory
+from streamer.types import SegmentationResult
+
+
+class _Backend:
+    """A console backend with one camera and one frame; support changes are counted, not applied."""
+
+    cameras = ["belt"]
+    max_image_pixels = 50_000_000
+
+    def __init__(self):
+        self.live = LiveView(self.cameras)
+        self.supports = SupportHistory()
+        self.live.offer(Frame(np.zeros((48, 64, 3), np.uint8), 7, time.time(), "belt"),
+                        SegmentationResult(64, 48, []), "s0")
+        self.applied = 0
+
+    def replace_support(self, image, mask, undoing=False, camera=None):
+        self.applied += 1
+        return type("S", (), {"support_id": f"s{self.applied}"})()
+
+    def supports_of(self, camera):
+        return self.supports
+
+
+@contextmanager
+def serving(backend=None, console: dict | None = None, token: str | None = None):
+    options = Config.model_validate({"stream": {"console": console or {}}}).stream.console
+    app = build_app(CollectorRegistry(), lambda: (True, {}), lambda: (True, {}), console=backend or _Backend(),
+                    options=options, token=token)
+    server = http_server.HttpServer(app, "127.0.0.1", 0, options=options)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_html_cannot_be_framed_and_nothing_is_sniffed():
+    with serving() as server:
+        status, headers, _ = http(server.base_url + "/")
+        headers = {k.lower(): v for k, v in headers.items()}
+        assert status == 200 and headers["content-type"].startswith("text/html")
+        assert headers["x-frame-options"] == "DENY" and headers["content-security-policy"] == CSP
+        assert "frame-ancestors 'none'" in CSP and "script-src" not in CSP  # default-src 'self' covers scripts
+        for path in ("/healthz", "/metrics", "/api/nope", "/static/console.js"):
+            status, headers, _ = http(server.base_url + path)
+            headers = {k.lower(): v for k, v in headers.items()}
+            assert headers["x-content-type-options"] == "nosniff", path
+            assert "x-frame-options" not in headers, path  # only pages are framed
+
+
+def test_a_client_that_leaves_mid_body_is_one_quiet_line(caplog):
+    caplog.set_level(logging.DEBUG)
+    with serving() as server:
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+                conn.sendall(b"POST /api/pick HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Persense-Console: 1\r\n"
+                             b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"freeze")
+                time.sleep(0.2)
+        time.sleep(0.5)
+        assert http(server.base_url + "/healthz")[0] == 200
+    records = [r for r in caplog.records if r.name.startswith(("streamer", "uvicorn"))]
+    assert not [r for r in records if r.levelno >= logging.WARNING], [r.getMessage() for r in records]
+    assert not any(r.exc_info for r in records)
+    left = [r for r in records if "left" in r.getMessage()]
+    assert len(left) == 1 and left[0].levelno == logging.INFO  # rate-limited: one line for the three
