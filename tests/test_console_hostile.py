@@ -87,3 +87,40 @@ def test_a_client_that_leaves_mid_body_is_one_quiet_line(caplog):
     assert not any(r.exc_info for r in records)
     left = [r for r in records if "left" in r.getMessage()]
     assert len(left) == 1 and left[0].levelno == logging.INFO  # rate-limited: one line for the three
+
+
+def test_parallel_uploads_are_decoded_one_at_a_time(monkeypatch):
+    import cv2
+
+    import streamer.console.picking_routes as picking
+    from console_helpers import multipart
+
+    decoding, most = [0], [0]
+    real = picking.support_from_bytes
+
+    def counted(*args, **kwargs):
+        decoding[0] += 1
+        most[0] = max(most[0], decoding[0])
+        try:
+            time.sleep(0.3)  # a large image's decode: long enough for the others to arrive meanwhile
+            return real(*args, **kwargs)
+        finally:
+            decoding[0] -= 1
+
+    monkeypatch.setattr(picking, "support_from_bytes", counted)
+    image = cv2.imencode(".png", np.full((40, 60, 3), 90, np.uint8))[1].tobytes()
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:30, 20:40] = 255
+    body, headers = multipart({"image": image, "mask": cv2.imencode(".png", mask)[1].tobytes()})
+    backend = _Backend()
+    with serving(backend) as server:
+        replies: list = []
+        threads = [threading.Thread(target=lambda: replies.append(
+            http(server.base_url + "/api/support/upload", body, headers=headers, method="POST")[0]))
+            for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert replies == [200, 200, 200] and backend.applied == 3
+    assert most[0] == 1  # never two decodes at once: they waited for their turn, not refused

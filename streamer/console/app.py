@@ -39,6 +39,7 @@ class ConsoleBackend(Protocol):
     supports: object  # streamer.stream.support_history.SupportHistory
     persense: object  # streamer.persense.pipeline.PerSense: its engines pick objects
     max_image_pixels: int  # uploads larger than this are refused from their header, before decoding
+    max_image_bytes: int  # and uploads whose decoded array would be larger than this
 
     def camera_statuses(self) -> dict[str, dict]: ...
 

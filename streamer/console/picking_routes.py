@@ -31,6 +31,8 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
     frozen_frames = FrozenFrames()
     changing = threading.Lock()
     max_upload = options.max_upload_bytes if options is not None else 16 * 1024 * 1024
+    decoding = threading.Lock()
+    upload_wait_s = options.upload_wait_s if options is not None else 30.0
 
     def change_support(change) -> dict:
         """Runs `change()` (which replaces the support) unless another change is under way."""
@@ -42,6 +44,18 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         finally:
             changing.release()
         return {"ok": True, "support_id": support.support_id}
+
+    def decode_and_apply(image_data: bytes, mask_data: bytes, camera: str | None) -> dict:
+        """Decodes an upload only in its turn: parallel uploads of large images each decoded at once held
+        gigabytes together, so one decodes at a time and the others wait (up to upload_wait_s) before decoding."""
+        if not decoding.acquire(timeout=upload_wait_s):
+            raise SupportBusy("other uploads are being decoded right now; nothing was changed — try again in a moment")
+        try:
+            image, mask = support_from_bytes(image_data, mask_data, backend.max_image_pixels,
+                                             getattr(backend, "max_image_bytes", None))
+            return change_support(lambda: backend.replace_support(image, mask, camera=camera))
+        finally:
+            decoding.release()
 
     async def freeze(request: Request) -> JSONResponse:
         camera = camera_of(request)
@@ -127,16 +141,16 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
                 raise UserError("upload two files: 'image' (the example) and 'mask' (its object's pixels non-zero)")
             camera = camera_named(form.get("camera"))  # an optional field: that camera's product only
             image_data, mask_data = await image_file.read(), await mask_file.read()
-        image, mask = await run_in_threadpool(support_from_bytes, image_data, mask_data, backend.max_image_pixels)
-        return JSONResponse(await run_in_threadpool(change_support, lambda: backend.replace_support(image, mask,
-                                                                                                   camera=camera)))
+        return JSONResponse(await run_in_threadpool(decode_and_apply, image_data, mask_data, camera))
 
     async def support_thumbnail(request: Request) -> Response:
         # An optional query camera=ID: that camera's support (a product per camera), else every camera's.
         current = backend.supports_of(camera_named(request.query_params.get("camera"))).current()
         if current is None:
             raise UserError("no support yet")
-        return Response(await run_in_threadpool(_thumbnail, current.image, current.mask), media_type="image/jpeg",
+        packed = current.packed  # its small preview: the full image is kept only compressed
+        return Response(await run_in_threadpool(_thumbnail, packed.preview, packed.preview_mask),
+                        media_type="image/jpeg",
                         headers={"Cache-Control": "no-store"})
 
     return [

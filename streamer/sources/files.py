@@ -178,6 +178,6 @@ def _read_quietly(path: Path) -> tuple[np.ndarray | None, str]:
     except UserError as exc:
         return None, str(exc)
     try:
-        return to_rgb8(decode_image_bytes(data, "image", source=str(path))), ""
+        return to_rgb8(decode_image_bytes(data, "image", source=str(path)), in_place=True), ""
     except UserError as exc:
         return None, str(exc)

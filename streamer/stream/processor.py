@@ -32,7 +32,7 @@ from streamer.stream.security import Authentication, start_authentication
 from streamer.stream.slots import FrameSlots
 from streamer.stream.products import CameraProducts
 from streamer.stream.support import PrototypeCache, support_from_bytes
-from streamer.stream.support_history import SupportHistory
+from streamer.stream.support_history import SupportHistory, pack
 from streamer.stream.worker import InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,8 @@ class StreamProcessor:
         labels = {s.camera_id: (s.support.label if s.support and s.support.label else config.support.label)
                   for s in self.stream.sources}
         self.products = CameraProducts(engines, config.pipeline, gates, self.cache,
-                                       labeler=build_label_extractor(config.engines.cle), labels=labels)
+                                       labeler=build_label_extractor(config.engines.cle), labels=labels,
+                                       history_bytes=self.stream.console.support_history_bytes)
         self._initial_supports = {camera: (camera_supports or {}).get(camera, support) for camera in self.cameras}
         self._source_factory = source_factory or default_source_factory
         self._supervisor_factory = supervisor_factory
@@ -386,7 +387,8 @@ class StreamProcessor:
         camera = request.get("camera")
         if camera is not None:
             self.products.check_camera(camera)
-        image, mask = support_from_bytes(frames[0], frames[1], self.stream.control.max_image_pixels)
+        image, mask = support_from_bytes(frames[0], frames[1], self.stream.control.max_image_pixels,
+                                         self.stream.control.max_image_bytes)
         support = self.replace_support(image, mask, camera=camera)
         return {"support_id": support.support_id, "width": int(image.shape[1]), "height": int(image.shape[0]),
                 "cameras": [camera] if camera is not None else self.cameras}
@@ -395,6 +397,10 @@ class StreamProcessor:
     @property
     def max_image_pixels(self) -> int:
         return self.stream.control.max_image_pixels
+
+    @property
+    def max_image_bytes(self) -> int:
+        return self.stream.control.max_image_bytes
 
     def is_paused(self) -> bool:
         return bool(self.worker and self.worker.paused.is_set())
@@ -423,6 +429,9 @@ class StreamProcessor:
         undoing: going back to the history's previous support (Undo), so the current one leaves the history.
         """
         cameras = self.cameras if camera is None else [self.products.check_camera(camera)]
+        # Packed for the history here, in the caller's thread: packing a large image takes a moment that the
+        # pipeline's thread (frames) must not wait for. An undo packs nothing (its record is kept already).
+        packed = None if undoing else pack(image, mask)
 
         def change():
             # The history changes with the support, on the pipeline's thread: also when the caller timed out.
@@ -435,7 +444,7 @@ class StreamProcessor:
                 if undoing:
                     history.drop_current()
                 else:
-                    history.push(image, mask, support.support_id)
+                    history.push(image, mask, support.support_id, packed=packed)
             return support
 
         support = self.on_pipeline(change)

@@ -15,7 +15,7 @@ from engines.interfaces import EngineSet
 from streamer.errors import UserError
 from streamer.persense.pipeline import PerSense, Support, support_id_for
 from streamer.stream.support import PrototypeCache, apply_support
-from streamer.stream.support_history import SupportHistory
+from streamer.stream.support_history import DEFAULT_HISTORY_BYTES, SupportHistory
 
 
 class CameraProducts:
@@ -29,7 +29,7 @@ class CameraProducts:
     """
 
     def __init__(self, engines: EngineSet, pipeline_config, gates: dict, cache: PrototypeCache,
-                 labeler=None, labels: dict[str, str | None] | None = None):
+                 labeler=None, labels: dict[str, str | None] | None = None, history_bytes: int = DEFAULT_HISTORY_BYTES):
         self.engines = engines
         self.cache = cache
         encoder_lock = threading.Lock()
@@ -39,7 +39,7 @@ class CameraProducts:
                              encoder_lock=encoder_lock)
             for camera, gate in gates.items()
         }
-        self.histories = {camera: SupportHistory() for camera in gates}
+        self.histories = {camera: SupportHistory(max_bytes=history_bytes) for camera in gates}
 
     @property
     def cameras(self) -> list[str]:
