@@ -124,3 +124,78 @@ def test_parallel_uploads_are_decoded_one_at_a_time(monkeypatch):
             thread.join(30)
     assert replies == [200, 200, 200] and backend.applied == 3
     assert most[0] == 1  # never two decodes at once: they waited for their turn, not refused
+
+
+# -- held-open connections (item 1) --------------------------------------------------------------------------
+
+TOKEN = "a-long-enough-console-token"
+_HELD = (b"POST /api/pause HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Persense-Console: 1\r\nContent-Length: 100000000\r\n"
+         b"\r\nx")
+
+
+def _closed_within(conn: socket.socket, seconds: float) -> tuple[bytes, bool]:
+    """-> (what the server sent, whether it closed the connection within `seconds`)."""
+    conn.settimeout(0.2)
+    got, deadline = b"", time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            chunk = conn.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return got, True
+        if not chunk:
+            return got, True
+        got += chunk
+    return got, False
+
+
+def test_an_answer_before_the_body_ends_the_connection():
+    with serving(token=TOKEN) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.sendall(_HELD)
+            got, closed = _closed_within(conn, 5)
+        assert got.startswith(b"HTTP/1.1 401") and closed  # answered, then closed (it stayed open before)
+
+
+def test_a_request_must_arrive_within_its_deadline():
+    with serving(console={"request_timeout_s": 1.0, "head_timeout_s": 0.5}) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.sendall(b"POST /api/pick HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Persense-Console: 1\r\n"
+                         b"Content-Length: 1000\r\n\r\n")
+            start = time.monotonic()
+            closed = False
+            for _ in range(20):  # a byte every 0.2 s: a trickle that used to keep the connection for ever
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    closed = True
+                    break
+                got, closed = _closed_within(conn, 0.2)
+                if closed:
+                    break
+            assert closed and time.monotonic() - start < 3.5
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\n")  # a head never finished
+            assert _closed_within(conn, 3)[1]
+
+
+def test_held_open_connections_give_way_and_probes_and_the_console_stay_answerable():
+    held: list[socket.socket] = []
+    with serving(console={"max_connections": 16}, token=TOKEN) as server:
+        try:
+            for i in range(60):  # far beyond the limit: held-open answered posts and heads never finished
+                conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                conn.sendall(_HELD if i % 2 else b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                held.append(conn)
+                if i % 10 == 9:
+                    assert http(server.base_url + "/healthz", timeout=5)[0] == 200
+            for _ in range(5):
+                assert http(server.base_url + "/healthz", timeout=5)[0] == 200
+                assert http(server.base_url + "/readyz", timeout=5)[0] == 200
+                start = time.monotonic()
+                status, _, _ = http(server.base_url + "/", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+                assert status == 200 and time.monotonic() - start < 1.0
+        finally:
+            for conn in held:
+                conn.close()

@@ -195,7 +195,7 @@ class StreamProcessor:
         def server(host: str, port: int, with_console: bool) -> HttpServer:
             app = build_app(self.metrics.exposed, self.health, self.readiness, console=self if with_console else None,
                             options=options, token=self.http_token)
-            return HttpServer(app, host, port)
+            return HttpServer(app, host, port, options=options)
 
         main = None if metrics.port is None else server(metrics.host, metrics.port, options.enabled and not own_port)
         try:
