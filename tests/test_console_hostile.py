@@ -199,3 +199,51 @@ def test_held_open_connections_give_way_and_probes_and_the_console_stay_answerab
         finally:
             for conn in held:
                 conn.close()
+
+
+# -- live viewers (item 5) -----------------------------------------------------------------------------------
+
+def _open_stream(port: int) -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn.sendall(b"GET /api/cameras/belt/live.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    return conn
+
+
+def _first_frame(conn: socket.socket) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + 10
+    while b"\xff\xd9" not in seen and time.monotonic() < deadline:  # the end of the first JPEG
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        seen += chunk
+    return seen
+
+
+def test_live_viewers_are_capped_and_share_one_render():
+    backend = _Backend()
+    backend.live.max_viewers = 3  # as the processor sets it from stream.console.max_viewers
+    with serving(backend) as server:
+        viewers = [_open_stream(server.port) for _ in range(3)]
+        try:
+            for conn in viewers:
+                assert b"multipart/x-mixed-replace" in _first_frame(conn)
+            assert backend.live.watchers == 3 and backend.live.renders == 1  # one result: one render for all
+            status, _, data = http(server.base_url + "/api/cameras/belt/live.mjpg", timeout=5)
+            assert status == 503 and b"max_viewers" in data
+            viewers.pop().close()
+            for _ in range(50):  # bounded: until the server noticed the viewer left
+                if backend.live.watchers == 2:
+                    break
+                time.sleep(0.1)
+            late = _open_stream(server.port)
+            viewers.append(late)
+            assert b"\xff\xd8" in _first_frame(late)  # a place was free again
+        finally:
+            for conn in viewers:
+                conn.close()
+        for _ in range(50):
+            if backend.live.watchers == 0:
+                break
+            time.sleep(0.1)
+        assert backend.live.watchers == 0 and backend.live.cached("belt") is None  # nothing kept for nobody

@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from streamer.console.common import STATIC
-from streamer.console.live import LiveView
+from streamer.console.live import LiveView, ViewersFull
 from streamer.console.picking_routes import picking_routes
 from streamer.errors import UserError
 from streamer.render import overlay
@@ -60,20 +60,32 @@ def console_routes(backend, options) -> list[Route]:
             "cameras": cameras,
         })
 
-    async def live_stream(request: Request) -> StreamingResponse:
+    render_locks: dict[str, asyncio.Lock] = {}
+
+    async def live_stream(request: Request) -> Response:
         camera = camera_of(request)
+        if live.full():
+            return JSONResponse({"ok": False, "error": f"{live.max_viewers} live views are open already; close one "
+                                 "or raise stream.console.max_viewers"}, 503, headers={"Retry-After": "5"})
 
         async def frames():
             period = 1.0 / max_fps
             last = None
-            with live.watching():  # rendering happens only while this stream is open
-                while True:
-                    item = await run_in_threadpool(live.jpeg, camera)
-                    if item is not None and item[1] is not last:
-                        last = item[1]
-                        yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(last)}\r\n"
-                               f"X-Frame-Index: {item[0]}\r\n\r\n").encode() + last + b"\r\n"
-                    await asyncio.sleep(period)
+            try:
+                with live.watching():  # rendering happens only while a stream is open
+                    while True:
+                        item = live.cached(camera)
+                        if item is None:
+                            # One render per result for all viewers: the others wait here, not in threads.
+                            async with render_locks.setdefault(camera, asyncio.Lock()):
+                                item = live.cached(camera) or await run_in_threadpool(live.jpeg, camera)
+                        if item is not None and item[1] is not last:
+                            last = item[1]
+                            yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(last)}\r\n"
+                                   f"X-Frame-Index: {item[0]}\r\n\r\n").encode() + last + b"\r\n"
+                        await asyncio.sleep(period)
+            except ViewersFull:
+                return  # taken by another viewer since the check above: an empty stream
 
         return StreamingResponse(frames(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
                                  headers={"Cache-Control": "no-store"})

@@ -100,7 +100,7 @@ class StreamProcessor:
         self.console_http = None  # the console's own port's server, where stream.console.port gives one
         self.http_token: str | None = None  # the console's token in force (None: none needed)
         self.http_token_generated = False  # True: made up at start, for the operator to be shown once
-        self.live = LiveView(self.cameras)
+        self.live = LiveView(self.cameras, max_viewers=self.stream.console.max_viewers)
         self.worker: InferenceWorker | None = None
         self.auth: Authentication | None = None
         self.tally = None  # streamer.stream.tally_sink.TallySink where stream.tally is active
