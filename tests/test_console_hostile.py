@@ -247,3 +247,22 @@ def test_live_viewers_are_capped_and_share_one_render():
                 break
             time.sleep(0.1)
         assert backend.live.watchers == 0 and backend.live.cached("belt") is None  # nothing kept for nobody
+
+
+def test_viewers_arriving_at_once_get_the_cap_and_no_more():
+    backend = _Backend()
+    backend.live.max_viewers = 3
+    with serving(backend) as server:
+        conns = [_open_stream(server.port) for _ in range(10)]  # sent before any is answered
+        try:
+            heads = [_first_frame(conn)[:12] for conn in conns]
+            assert sum(h.startswith(b"HTTP/1.1 200") for h in heads) == 3
+            assert sum(h.startswith(b"HTTP/1.1 503") for h in heads) == 7
+        finally:
+            for conn in conns:
+                conn.close()
+        for _ in range(50):
+            if backend.live.watchers == 0:
+                break
+            time.sleep(0.1)
+        assert backend.live.watchers == 0

@@ -87,27 +87,31 @@ class LiveView:
             "match_quality": round(float(shown.result.match_quality), 3) if shown else None,
         }
 
-    def full(self) -> bool:
+    def reserve(self) -> None:
+        """Take a viewer's place (ViewersFull beyond `max_viewers`); `release` gives it back."""
         with self._lock:
-            return self.watchers >= self.max_viewers
+            if self.watchers >= self.max_viewers:
+                raise ViewersFull(f"{self.max_viewers} live views are open already; close one or raise "
+                                  "stream.console.max_viewers")
+            self.watchers += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self.watchers -= 1
+            last = self.watchers == 0
+            if last:
+                self._rendered.clear()  # nobody watches: no frame is kept for them
+        if last:
+            _trim()
 
     @contextmanager
     def watching(self):
-        """One viewer's stream; ViewersFull beyond `max_viewers`."""
-        with self._lock:
-            if self.watchers >= self.max_viewers:
-                raise ViewersFull(f"{self.max_viewers} live views are open already (stream.console.max_viewers)")
-            self.watchers += 1
+        """One viewer's place for the length of the block; ViewersFull beyond `max_viewers`."""
+        self.reserve()
         try:
             yield
         finally:
-            with self._lock:
-                self.watchers -= 1
-                last = self.watchers == 0
-                if last:
-                    self._rendered.clear()  # nobody watches: no frame is kept for them
-            if last:
-                _trim()
+            self.release()
 
     def cached(self, camera: str) -> tuple[int, bytes] | None:
         """The rendered JPEG of the camera's newest result when it is rendered already, else None (no work)."""

@@ -64,31 +64,28 @@ def console_routes(backend, options) -> list[Route]:
 
     async def live_stream(request: Request) -> Response:
         camera = camera_of(request)
-        if live.full():
-            return JSONResponse({"ok": False, "error": f"{live.max_viewers} live views are open already; close one "
-                                 "or raise stream.console.max_viewers"}, 503, headers={"Retry-After": "5"})
+        try:
+            live.reserve()  # here, before answering: the place is taken or the answer is 503
+        except ViewersFull as exc:
+            return JSONResponse({"ok": False, "error": str(exc)}, 503, headers={"Retry-After": "5"})
 
         async def frames():
             period = 1.0 / max_fps
             last = None
-            try:
-                with live.watching():  # rendering happens only while a stream is open
-                    while True:
-                        item = live.cached(camera)
-                        if item is None:
-                            # One render per result for all viewers: the others wait here, not in threads.
-                            async with render_locks.setdefault(camera, asyncio.Lock()):
-                                item = live.cached(camera) or await run_in_threadpool(live.jpeg, camera)
-                        if item is not None and item[1] is not last:
-                            last = item[1]
-                            yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(last)}\r\n"
-                                   f"X-Frame-Index: {item[0]}\r\n\r\n").encode() + last + b"\r\n"
-                        await asyncio.sleep(period)
-            except ViewersFull:
-                return  # taken by another viewer since the check above: an empty stream
+            while True:
+                item = live.cached(camera)
+                if item is None:
+                    # One render per result for all viewers: the others wait here, not in threads.
+                    async with render_locks.setdefault(camera, asyncio.Lock()):
+                        item = live.cached(camera) or await run_in_threadpool(live.jpeg, camera)
+                if item is not None and item[1] is not last:
+                    last = item[1]
+                    yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(last)}\r\n"
+                           f"X-Frame-Index: {item[0]}\r\n\r\n").encode() + last + b"\r\n"
+                await asyncio.sleep(period)
 
-        return StreamingResponse(frames(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-                                 headers={"Cache-Control": "no-store"})
+        return _Viewing(frames(), live.release, media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                        headers={"Cache-Control": "no-store"})
 
     async def download(request: Request) -> Response:
         camera = camera_of(request)
@@ -117,6 +114,21 @@ def console_routes(backend, options) -> list[Route]:
         Route("/api/resume", resume, methods=["POST"]),
         *picking_routes(backend, options, camera_of),
     ]
+
+
+class _Viewing(StreamingResponse):
+    """A live stream that gives its viewer's place back however it ends (also when the client left before
+    the first frame, when the stream's generator never started and its own cleanup would not run)."""
+
+    def __init__(self, content, release, **kwargs):
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 def _bundle(shown) -> bytes:

@@ -66,7 +66,7 @@ class CameraProducts:
         """Make (uint8[H, W, 3] RGB, bool[H, W]) `camera`'s support (on the thread that runs its pipeline) -> it.
         UserError for a bad support, which leaves the old one in force."""
         pipeline = self.pipelines[camera]
-        mask = np.asarray(mask).astype(bool)
+        mask = np.asarray(mask, dtype=bool)  # no copy of a mask that is bool already
         wanted = support_id_for(image, mask, self.engines.name)
         for other in self.pipelines.values():
             if other is not pipeline and other.support is not None and other.support.support_id == wanted:

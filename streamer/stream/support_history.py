@@ -39,7 +39,9 @@ class PackedSupport:
 def pack(image: np.ndarray, mask: np.ndarray) -> PackedSupport:
     """(uint8[H, W, 3] RGB, bool[H, W]) -> its packed form (costs about a second for 50 megapixels, so callers
     pack outside the pipeline's thread)."""
-    ok, png = cv2.imencode(".png", image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    # The RGB bytes are stored as they are (PNG taken as BGR, decoded back unconverted): no reordered copy of
+    # a large image is made.
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(image), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise RuntimeError("PNG encoding of the support failed")
     mask = np.asarray(mask, bool)
@@ -59,8 +61,7 @@ class SupportRecord:
     @property
     def image(self) -> np.ndarray:
         """uint8[H, W, 3] RGB, decoded on each call (for Undo)."""
-        bgr = cv2.imdecode(np.frombuffer(self.packed.png, np.uint8), cv2.IMREAD_COLOR)
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)
+        return cv2.imdecode(np.frombuffer(self.packed.png, np.uint8), cv2.IMREAD_COLOR)  # RGB as stored
 
     @property
     def mask(self) -> np.ndarray:

@@ -1,0 +1,316 @@
+"""The cases of issue 24 ("hostile input, second round") for benchmarks/hostile_cases.py: each against a real
+`persense run` on 127.0.0.1, each bounded in count and time. The processor's console has a token (as in the
+probes that found these), so unauthenticated requests get 401."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import zmq
+
+from tests.peers.deep_images import deep_png, deep_tiff, jpeg_claiming, plain_png, webp_claiming
+
+TOKEN = "benchmark-console-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+HELD = (b"POST /api/pause HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Persense-Console: 1\r\nContent-Length: 100000000\r\n"
+        b"\r\nx")
+
+
+def vm(pid: int, key: str) -> float:
+    """/proc/PID/status's `key` (VmRSS, VmHWM) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {key}")
+
+
+def get(port: int, path: str, headers: dict | None = None, timeout: float = 5.0) -> tuple[int, float]:
+    """-> (status or 0 when no answer, seconds)."""
+    start = time.perf_counter()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except OSError:
+        status = 0
+    return status, time.perf_counter() - start
+
+
+def held_open(port: int, connections: int = 300, seconds: float = 15.0, reconnect: bool = False) -> dict:
+    """`connections` clients hold connections open (half of them answered posts with a 100 MB body promised, half
+    unfinished heads); with `reconnect`, each opens a new one at once whenever the server closes its own (a
+    persistent attacker: beyond max_connections that churns as fast as the machine allows). Meanwhile /healthz
+    and the console page are asked every 0.25 s."""
+    sel = selectors.DefaultSelector()
+    opened = closed_by_server = refused = 0
+
+    def open_one(i: int) -> None:
+        nonlocal opened, refused
+        try:
+            conn = socket.create_connection(("127.0.0.1", port), timeout=2)
+            conn.sendall(HELD if i % 2 else b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        except OSError:
+            refused += 1
+            return
+        conn.setblocking(False)
+        sel.register(conn, selectors.EVENT_READ, i)
+        opened += 1
+
+    for i in range(connections):
+        open_one(i)
+    probes: dict[str, list] = {"healthz": [], "console": []}
+    stop = threading.Event()
+
+    def ask() -> None:
+        while not stop.is_set():
+            probes["healthz"].append(get(port, "/healthz"))
+            probes["console"].append(get(port, "/", AUTH))
+            stop.wait(0.25)
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for key, _ in sel.select(0.1):
+            try:
+                data = key.fileobj.recv(65536)
+            except OSError:
+                data = b""
+            if not data:  # closed by the server: the attacker comes back at once
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+                closed_by_server += 1
+                if reconnect:
+                    open_one(key.data)
+    stop.set()
+    asker.join(30)
+    still_open = len(sel.get_map())
+    for key in list(sel.get_map().values()):
+        key.fileobj.close()
+    sel.close()
+    health = [s for s, _ in probes["healthz"]]
+    return {"connections": connections, "seconds": seconds, "reconnect": reconnect, "opened": opened, "closed_by_server": closed_by_server,
+            "connect_failures": refused, "open_at_end": still_open,
+            "healthz_statuses": {str(s): health.count(s) for s in sorted(set(health))},
+            "healthz_max_s": round(max(t for _, t in probes["healthz"]), 3),
+            "console_statuses": {str(s): [c for c, _ in probes["console"]].count(s)
+                                 for s in sorted({c for c, _ in probes["console"]})},
+            "console_max_s": round(max(t for _, t in probes["console"]), 3)}
+
+
+def deep_images(context: zmq.Context, control: str, pid: int, request) -> list[dict]:
+    """Deep images (16-bit, float) as set_support on the control socket: refused from the header?"""
+    cases = [("PNG 7000x7000 16-bit RGBA (real)", lambda: deep_png(7000, 7000, 16, 6, real=True)),
+             ("TIFF 7000x7000 float32 grey (real)", lambda: deep_tiff(7000, 7000, 1, 32, real=True)),
+             ("TIFF 7000x7000 float32 RGB (header)", lambda: deep_tiff(7000, 7000, 3, 32)),
+             ("JPEG 7000x7000 CMYK (header)", lambda: jpeg_claiming(7000, 7000)),
+             ("WebP 7000x7000 RGBA (header)", lambda: webp_claiming(7000, 7000))]
+    out = []
+    for name, make in cases:
+        data = make()
+        before_peak, before_rss = vm(pid, "VmHWM"), vm(pid, "VmRSS")
+        start = time.perf_counter()
+        reply = request(context, control, [b'{"cmd": "set_support"}', data, data], 300)
+        seconds = time.perf_counter() - start
+        out.append({"case": name, "bytes": len(data), "seconds": round(seconds, 3),
+                    "reply": (reply or {}).get("error") or reply,
+                    "peak_rss_growth_mib": round(vm(pid, "VmHWM") - before_peak, 1),
+                    "rss_growth_mib": round(vm(pid, "VmRSS") - before_rss, 1)})
+    return out
+
+
+def _multipart(files: dict[str, bytes]) -> tuple[bytes, dict]:
+    boundary = "benchboundary5678"
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.png\"\r\n"
+                    f"Content-Type: image/png\r\n\r\n".encode() + data + b"\r\n" for name, data in files.items())
+    return body + f"--{boundary}--\r\n".encode(), {**AUTH, "X-Persense-Console": "1",
+                                                   "Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def parallel_uploads(port: int, pid: int, uploads: int = 3, width: int = 8000, height: int = 6250) -> dict:
+    """`uploads` console uploads of a width x height (50 MP) support at the same moment."""
+    image = plain_png(width, height)
+    mask = np.zeros((height, width), np.uint8)
+    mask[height // 3:height // 2, width // 3:width // 2] = 255
+    body, headers = _multipart({"image": image, "mask": cv2.imencode(".png", mask)[1].tobytes()})
+    before_peak, before_rss = vm(pid, "VmHWM"), vm(pid, "VmRSS")
+    replies: list = []
+
+    def upload() -> None:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/support/upload", data=body, headers=headers,
+                                         method="POST")
+        start = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=600) as resp:
+                replies.append((resp.status, json.loads(resp.read()).get("support_id"), time.perf_counter() - start))
+        except urllib.error.HTTPError as exc:
+            replies.append((exc.code, json.loads(exc.read()).get("error"), time.perf_counter() - start))
+        except OSError as exc:
+            replies.append((0, str(exc), time.perf_counter() - start))
+
+    threads = [threading.Thread(target=upload) for _ in range(uploads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(900)
+    return {"uploads": uploads, "megapixels": width * height / 1e6, "body_bytes": len(body),
+            "replies": [[s, str(r)[:100], round(t, 2)] for s, r, t in replies],
+            "peak_rss_growth_mib": round(vm(pid, "VmHWM") - before_peak, 1),
+            "rss_growth_after_mib": round(vm(pid, "VmRSS") - before_rss, 1)}
+
+
+def _results_rate(context: zmq.Context, endpoint: str, seconds: float) -> float:
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"persense/cam0/result")
+    sub.connect(endpoint)
+    time.sleep(0.5)  # joined
+    count, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        if sub.poll(100):
+            sub.recv_multipart()
+            count += 1
+    sub.close()
+    return count / seconds
+
+
+def viewers(context: zmq.Context, publish: str, port: int, pid: int, count: int = 100, seconds: float = 20.0) -> dict:
+    """Results per second with no viewer, then with `count` live viewers reading their streams (in one run); the
+    resident memory before, and after they left."""
+    rss_before = vm(pid, "VmRSS")
+    alone = _results_rate(context, publish, seconds)
+    sel = selectors.DefaultSelector()
+    statuses: dict[str, int] = {}
+    received = 0
+    for _ in range(count):
+        conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+        conn.sendall(b"GET /api/cameras/cam0/live.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+                     + TOKEN.encode() + b"\r\n\r\n")
+        conn.setblocking(False)
+        sel.register(conn, selectors.EVENT_READ, {"head": b""})
+    stop = threading.Event()
+
+    def read() -> None:
+        nonlocal received
+        while not stop.is_set():
+            for key, _ in sel.select(0.1):
+                try:
+                    data = key.fileobj.recv(1 << 16)
+                except OSError:
+                    data = b""
+                state = key.data
+                if state["head"] is not None:
+                    state["head"] += data
+                    if b"\r\n" in state["head"] or not data:
+                        code = state["head"].split(b" ")[1].decode() if b" " in state["head"] else "none"
+                        statuses[code] = statuses.get(code, 0) + 1
+                        state["head"] = None
+                received += len(data)
+                if not data:
+                    sel.unregister(key.fileobj)
+                    key.fileobj.close()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    watched = _results_rate(context, publish, seconds)
+    stop.set()
+    reader.join(30)
+    for key in list(sel.get_map().values()):
+        key.fileobj.close()
+    sel.close()
+    time.sleep(3)  # the server notices they left
+    return {"viewers": count, "seconds_each": seconds, "viewer_statuses": statuses, "bytes_to_viewers": received,
+            "results_per_s_alone": round(alone, 2), "results_per_s_watched": round(watched, 2),
+            "ratio": round(watched / alone, 3) if alone else None,
+            "rss_before_mib": round(rss_before, 1), "rss_after_left_mib": round(vm(pid, "VmRSS"), 1)}
+
+
+def _one_run(argv: list[str], code: Path, timeout: float) -> dict:
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(argv, cwd=code, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "PYTHONPATH": str(code)})
+    except subprocess.TimeoutExpired:
+        return {"exit": None, "message": f"hung: killed after {timeout:.0f} s"}
+    lines = done.stderr.strip().splitlines()
+    return {"exit": done.returncode, "stderr_lines": len(lines), "message": lines[-1][:200] if lines else "",
+            "traceback": "Traceback" in done.stderr, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def special_files(code: Path, persense: list[str], timeout: float = 30.0) -> list[dict]:
+    """A FIFO (no writer) and a device as a query, as --support and as --from: one line and exit 2, the later
+    query processed."""
+    from streamer.simulator import render_scene, render_support
+
+    work = Path(tempfile.mkdtemp(prefix="persense-fifo-"))
+    fifo = work / "fifo.png"
+    os.mkfifo(fifo)
+    image, mask = render_support(seed=3, object_radius=24)
+    cv2.imwrite(str(work / "s.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(work / "m.png"), mask.astype(np.uint8) * 255)
+    scene = render_scene(320, 240, n_objects=8, n_distractors=2, seed=5, object_radius=24)
+    cv2.imwrite(str(work / "later.png"), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
+    out = []
+    for bad in (fifo, Path("/dev/zero")):
+        result = _one_run(persense + ["-q", "segment", "--support", str(work / "s.png"), "--support-mask",
+                                      str(work / "m.png"), "--out", str(work / "out"), str(bad),
+                                      str(work / "later.png")], code, timeout)
+        result["later_query_written"] = (work / "out" / "later.json").exists()
+        (work / "out" / "later.json").unlink(missing_ok=True)
+        out.append({"case": f"segment {bad.name} then a good query", **result})
+    out.append({"case": "run --support FIFO", **_one_run(
+        persense + ["run", "--support", str(fifo), "--support-mask", str(work / "m.png"), "--metrics-port", "0",
+                    "--publish", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*", "--max-frames", "1"],
+        code, timeout)})
+    out.append({"case": "models fetch --from FIFO", **_one_run(
+        persense + ["models", "fetch", "sam-vit-b", "--from", str(fifo), "--cache-dir", str(work / "cache")],
+        code, timeout)})
+    return out
+
+
+def sighup(code: Path, persense: list[str], pub: int, timeout: float = 120.0) -> dict:
+    """SIGHUP to a running processor once it published a few results: exit status, last result received."""
+    proc = subprocess.Popen(persense + ["run", "--publish", f"tcp://127.0.0.1:{pub}", "--control",
+                                        "tcp://127.0.0.1:*", "--metrics-port", "0"],
+                            cwd=code, env={**os.environ, "PYTHONPATH": str(code)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    context = zmq.Context()
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"persense/cam0/result")
+    sub.connect(f"tcp://127.0.0.1:{pub}")
+    seqs: list[int] = []
+    end = time.monotonic() + timeout
+    while len(seqs) < 5 and time.monotonic() < end and proc.poll() is None:
+        if sub.poll(200):
+            seqs.append(json.loads(sub.recv_multipart()[1])["seq"])
+    proc.send_signal(signal.SIGHUP)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    while sub.poll(500):
+        seqs.append(json.loads(sub.recv_multipart()[1])["seq"])
+    sub.close()
+    context.term()
+    published = next((line.split("published ")[1].split(" ")[0] for line in err.splitlines()
+                      if "published " in line and "result" in line), None)
+    return {"exit": proc.returncode, "results_received": len(seqs), "last_seq_received": seqs[-1] if seqs else None,
+            "published_said": published, "traceback": "Traceback" in err}
