@@ -11,10 +11,10 @@ request, probes included, got 503. Here:
 - A response sent before its request's body was read (a refusal: 401, 403, 400, 413) ends the connection:
   the rest of the body is discarded unread for at most `_LINGER_S` (so the client reads the answer rather
   than a reset), then the connection is closed.
-- At most `max_connections` are open: a new one beyond closes the oldest connection that is not in the middle
-  of a request (idle, or still sending a head, or being drained), so a flood of held connections gives way
-  to new clients, probes included; only when every connection is busy with a request is the new one answered
-  503 at once.
+- At most `max_connections` are open: a new one beyond closes a connection that is not in the middle of a
+  request (one being drained first, else the one idle or sending its head the longest), so a flood of held
+  connections gives way to new clients, probes included; only when every connection is busy with a request
+  is the new one answered 503 at once.
 """
 
 from __future__ import annotations
@@ -133,7 +133,9 @@ class GuardedH11(H11Protocol):
         waiting = [c for c in self.connections if c is not self and isinstance(c, GuardedH11) and c._waiting()
                    and not c.transport.is_closing()]
         if waiting:
-            oldest = min(waiting, key=lambda c: c._idle_since)
+            # Those already answered and being drained go first, then the longest waiting: a client that has
+            # just connected (a probe) keeps its chance to send its request.
+            oldest = min(waiting, key=lambda c: (not c._draining, c._idle_since))
             oldest.transport.close()
             return
         log.warning("http: all %d connections are serving requests; a new one was refused",
