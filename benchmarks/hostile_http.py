@@ -26,7 +26,7 @@ from tests.peers.deep_images import deep_png, deep_tiff, jpeg_claiming, plain_pn
 TOKEN = "benchmark-console-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HELD = (b"POST /api/pause HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Persense-Console: 1\r\nContent-Length: 100000000\r\n"
-        b"\r\nx")
+        b"\r\n")  # then, once answered, one byte of the body
 
 
 def vm(pid: int, key: str) -> float:
@@ -60,20 +60,28 @@ def held_open(port: int, connections: int = 300, seconds: float = 15.0, reconnec
     sel = selectors.DefaultSelector()
     opened = closed_by_server = refused = 0
 
-    def open_one(i: int) -> None:
+    def open_one(i: int) -> socket.socket | None:
         nonlocal opened, refused
         try:
             conn = socket.create_connection(("127.0.0.1", port), timeout=2)
             conn.sendall(HELD if i % 2 else b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         except OSError:
             refused += 1
-            return
+            return None
         conn.setblocking(False)
         sel.register(conn, selectors.EVENT_READ, i)
         opened += 1
+        return conn
 
     for i in range(connections):
         open_one(i)
+    time.sleep(1.0)  # the posts are answered (401) by now: each sends its one byte of body, then nothing
+    for key in list(sel.get_map().values()):
+        if key.data % 2:
+            try:
+                key.fileobj.send(b"x")
+            except OSError:
+                pass
     probes: dict[str, list] = {"healthz": [], "console": []}
     stop = threading.Event()
 
@@ -92,12 +100,19 @@ def held_open(port: int, connections: int = 300, seconds: float = 15.0, reconnec
                 data = key.fileobj.recv(65536)
             except OSError:
                 data = b""
-            if not data:  # closed by the server: the attacker comes back at once
-                sel.unregister(key.fileobj)
-                key.fileobj.close()
-                closed_by_server += 1
-                if reconnect:
-                    open_one(key.data)
+            if data:
+                continue  # an answer: read and ignored
+            # Closed by the server (with `reconnect`, the attacker comes back at once).
+            sel.unregister(key.fileobj)
+            key.fileobj.close()
+            closed_by_server += 1
+            if reconnect:
+                conn = open_one(key.data)
+                if conn is not None and key.data % 2:
+                    try:  # its byte of body right after its head: answered meanwhile or right after
+                        conn.send(b"x")
+                    except OSError:
+                        pass
     stop.set()
     asker.join(30)
     still_open = len(sel.get_map())
