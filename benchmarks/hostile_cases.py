@@ -10,7 +10,7 @@ peak memory stays put); a 30000x30000 PNG bomb as set_support (refused in well u
 subscriber that subscribes and never reads beside a healthy one (the healthy one must miss nothing);
 out-of-range settings (one line, exit 2); SIGTERM early in start-up (exit 0).
 
-Issue 24's cases (benchmarks/hostile_http.py; the console then has a token): held_open (300 held-open
+Issue 24's cases (benchmarks/hostile_http.py and hostile_procs.py; the console then has a token): held_open (300 held-open
 connections while /healthz and the console page are asked), deep_images (16-bit and float PNG/TIFF, CMYK
 JPEG, RGBA WebP as set_support), viewers (results per second with 100 live viewers against none, and memory
 after they left), uploads (three parallel 50 MP uploads: peak memory), fifo (a FIFO and a device as query,
@@ -40,7 +40,7 @@ from zmq.utils.monitor import recv_monitor_message
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import hostile_http  # noqa: E402
+from benchmarks import hostile_http, hostile_procs  # noqa: E402
 from benchmarks.soak import free_port, rss_mib  # noqa: E402
 from tests.peers.control_fuzz import png_bomb  # noqa: E402
 from tests.peers.zmtp import StuckSubscriber  # noqa: E402
@@ -246,9 +246,9 @@ def main() -> int:
     if "sigterm" in args.cases:
         figures["early_sigterm"] = early_sigterm(workdir, args.code)
     if "fifo" in args.cases:
-        figures["special_files"] = hostile_http.special_files(args.code, PERSENSE)
+        figures["special_files"] = hostile_procs.special_files(args.code, PERSENSE)
     if "sighup" in args.cases:
-        figures["sighup"] = hostile_http.sighup(args.code, PERSENSE, free_port())
+        figures["sighup"] = hostile_procs.sighup(args.code, PERSENSE, free_port())
     shutil.rmtree(workdir, ignore_errors=True)
     text = json.dumps(figures, indent=2, default=str)
     print(text)

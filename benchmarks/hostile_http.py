@@ -5,12 +5,8 @@ probes that found these), so unauthenticated requests get 401."""
 from __future__ import annotations
 
 import json
-import os
 import selectors
-import signal
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 import urllib.error
@@ -120,7 +116,8 @@ def held_open(port: int, connections: int = 300, seconds: float = 15.0, reconnec
         key.fileobj.close()
     sel.close()
     health = [s for s, _ in probes["healthz"]]
-    return {"connections": connections, "seconds": seconds, "reconnect": reconnect, "opened": opened, "closed_by_server": closed_by_server,
+    return {"connections": connections, "seconds": seconds, "reconnect": reconnect, "opened": opened,
+            "closed_by_server": closed_by_server,
             "connect_failures": refused, "open_at_end": still_open,
             "healthz_statuses": {str(s): health.count(s) for s in sorted(set(health))},
             "healthz_max_s": round(max(t for _, t in probes["healthz"]), 3),
@@ -205,14 +202,10 @@ def _results_rate(context: zmq.Context, endpoint: str, seconds: float) -> float:
     return count / seconds
 
 
-def viewers(context: zmq.Context, publish: str, port: int, pid: int, count: int = 100, seconds: float = 20.0) -> dict:
-    """Results per second with no viewer, then with `count` live viewers reading their streams (in one run); the
-    resident memory before, and after they left."""
-    rss_before = vm(pid, "VmRSS")
-    alone = _results_rate(context, publish, seconds)
+def _watch(port: int, count: int) -> tuple[selectors.BaseSelector, threading.Event, threading.Thread, dict]:
+    """`count` live viewers that read their streams on a thread -> (selector, stop, thread, figures)."""
     sel = selectors.DefaultSelector()
-    statuses: dict[str, int] = {}
-    received = 0
+    figures = {"statuses": {}, "bytes": 0}
     for _ in range(count):
         conn = socket.create_connection(("127.0.0.1", port), timeout=5)
         conn.sendall(b"GET /api/cameras/cam0/live.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
@@ -222,7 +215,6 @@ def viewers(context: zmq.Context, publish: str, port: int, pid: int, count: int 
     stop = threading.Event()
 
     def read() -> None:
-        nonlocal received
         while not stop.is_set():
             for key, _ in sel.select(0.1):
                 try:
@@ -234,98 +226,49 @@ def viewers(context: zmq.Context, publish: str, port: int, pid: int, count: int 
                     state["head"] += data
                     if b"\r\n" in state["head"] or not data:
                         code = state["head"].split(b" ")[1].decode() if b" " in state["head"] else "none"
-                        statuses[code] = statuses.get(code, 0) + 1
+                        figures["statuses"][code] = figures["statuses"].get(code, 0) + 1
                         state["head"] = None
-                received += len(data)
+                figures["bytes"] += len(data)
                 if not data:
                     sel.unregister(key.fileobj)
                     key.fileobj.close()
 
     reader = threading.Thread(target=read)
     reader.start()
-    watched = _results_rate(context, publish, seconds)
+    return sel, stop, reader, figures
+
+
+def _unwatch(sel: selectors.BaseSelector, stop: threading.Event, reader: threading.Thread) -> None:
     stop.set()
     reader.join(30)
     for key in list(sel.get_map().values()):
         key.fileobj.close()
     sel.close()
+
+
+def viewers(context: zmq.Context, publish: str, port: int, pid: int, count: int = 100, rounds: int = 2,
+            seconds: float = 10.0) -> dict:
+    """Results per second with no viewer and with `count` live viewers reading their streams, in alternating
+    phases of one run (the machine's other load then weighs on both alike); the resident memory before (after
+    one viewer warmed the live view up: its first render, the thread pool) and after they all left."""
+    warm = _watch(port, 1)
+    time.sleep(3)
+    _unwatch(*warm[:3])
+    time.sleep(2)
+    rss_before = vm(pid, "VmRSS")
+    alone = watched = 0.0
+    statuses: dict[str, int] = {}
+    received = 0
+    for _ in range(rounds):
+        alone += _results_rate(context, publish, seconds)
+        sel, stop, reader, figures = _watch(port, count)
+        watched += _results_rate(context, publish, seconds)
+        _unwatch(sel, stop, reader)
+        for code, n in figures["statuses"].items():
+            statuses[code] = statuses.get(code, 0) + n
+        received += figures["bytes"]
     time.sleep(3)  # the server notices they left
-    return {"viewers": count, "seconds_each": seconds, "viewer_statuses": statuses, "bytes_to_viewers": received,
-            "results_per_s_alone": round(alone, 2), "results_per_s_watched": round(watched, 2),
-            "ratio": round(watched / alone, 3) if alone else None,
+    return {"viewers": count, "rounds": rounds, "seconds_each": seconds, "viewer_statuses": statuses,
+            "bytes_to_viewers": received, "results_per_s_alone": round(alone / rounds, 2),
+            "results_per_s_watched": round(watched / rounds, 2), "ratio": round(watched / alone, 3) if alone else None,
             "rss_before_mib": round(rss_before, 1), "rss_after_left_mib": round(vm(pid, "VmRSS"), 1)}
-
-
-def _one_run(argv: list[str], code: Path, timeout: float) -> dict:
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(argv, cwd=code, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "PYTHONPATH": str(code)})
-    except subprocess.TimeoutExpired:
-        return {"exit": None, "message": f"hung: killed after {timeout:.0f} s"}
-    lines = done.stderr.strip().splitlines()
-    return {"exit": done.returncode, "stderr_lines": len(lines), "message": lines[-1][:200] if lines else "",
-            "traceback": "Traceback" in done.stderr, "seconds": round(time.perf_counter() - start, 2)}
-
-
-def special_files(code: Path, persense: list[str], timeout: float = 30.0) -> list[dict]:
-    """A FIFO (no writer) and a device as a query, as --support and as --from: one line and exit 2, the later
-    query processed."""
-    from streamer.simulator import render_scene, render_support
-
-    work = Path(tempfile.mkdtemp(prefix="persense-fifo-"))
-    fifo = work / "fifo.png"
-    os.mkfifo(fifo)
-    image, mask = render_support(seed=3, object_radius=24)
-    cv2.imwrite(str(work / "s.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    cv2.imwrite(str(work / "m.png"), mask.astype(np.uint8) * 255)
-    scene = render_scene(320, 240, n_objects=8, n_distractors=2, seed=5, object_radius=24)
-    cv2.imwrite(str(work / "later.png"), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
-    out = []
-    for bad in (fifo, Path("/dev/zero")):
-        result = _one_run(persense + ["-q", "segment", "--support", str(work / "s.png"), "--support-mask",
-                                      str(work / "m.png"), "--out", str(work / "out"), str(bad),
-                                      str(work / "later.png")], code, timeout)
-        result["later_query_written"] = (work / "out" / "later.json").exists()
-        (work / "out" / "later.json").unlink(missing_ok=True)
-        out.append({"case": f"segment {bad.name} then a good query", **result})
-    out.append({"case": "run --support FIFO", **_one_run(
-        persense + ["run", "--support", str(fifo), "--support-mask", str(work / "m.png"), "--metrics-port", "0",
-                    "--publish", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*", "--max-frames", "1"],
-        code, timeout)})
-    out.append({"case": "models fetch --from FIFO", **_one_run(
-        persense + ["models", "fetch", "sam-vit-b", "--from", str(fifo), "--cache-dir", str(work / "cache")],
-        code, timeout)})
-    return out
-
-
-def sighup(code: Path, persense: list[str], pub: int, timeout: float = 120.0) -> dict:
-    """SIGHUP to a running processor once it published a few results: exit status, last result received."""
-    proc = subprocess.Popen(persense + ["run", "--publish", f"tcp://127.0.0.1:{pub}", "--control",
-                                        "tcp://127.0.0.1:*", "--metrics-port", "0"],
-                            cwd=code, env={**os.environ, "PYTHONPATH": str(code)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    context = zmq.Context()
-    sub = context.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, b"persense/cam0/result")
-    sub.connect(f"tcp://127.0.0.1:{pub}")
-    seqs: list[int] = []
-    end = time.monotonic() + timeout
-    while len(seqs) < 5 and time.monotonic() < end and proc.poll() is None:
-        if sub.poll(200):
-            seqs.append(json.loads(sub.recv_multipart()[1])["seq"])
-    proc.send_signal(signal.SIGHUP)
-    try:
-        _, err = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-    while sub.poll(500):
-        seqs.append(json.loads(sub.recv_multipart()[1])["seq"])
-    sub.close()
-    context.term()
-    published = next((line.split("published ")[1].split(" ")[0] for line in err.splitlines()
-                      if "published " in line and "result" in line), None)
-    return {"exit": proc.returncode, "results_received": len(seqs), "last_seq_received": seqs[-1] if seqs else None,
-            "published_said": published, "traceback": "Traceback" in err}

@@ -91,7 +91,8 @@ def build_app(registry, health: Probe, ready: Probe, *, console: ConsoleBackend 
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={ClientDisconnect: _client_left, SupportBusy: _busy, UserError: _user_error, 404: _not_found, 500: _internal_error},
+        exception_handlers={ClientDisconnect: _client_left, SupportBusy: _busy, UserError: _user_error,
+                            404: _not_found, 500: _internal_error},
     )
     return app
 

@@ -49,7 +49,8 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         """Decodes an upload only in its turn: parallel uploads of large images each decoded at once held
         gigabytes together, so one decodes at a time and the others wait (up to upload_wait_s) before decoding."""
         if not decoding.acquire(timeout=upload_wait_s):
-            raise SupportBusy("other uploads are being decoded right now; nothing was changed — try again in a moment")
+            raise SupportBusy("other uploads are being decoded right now; nothing was changed — try again in a "
+                              "moment")
         try:
             image, mask = support_from_bytes(image_data, mask_data, backend.max_image_pixels,
                                              getattr(backend, "max_image_bytes", None))

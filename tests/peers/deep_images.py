@@ -66,7 +66,8 @@ def deep_tiff(width: int, height: int, samples: int = 3, bits: int = 32, float_s
         ifd += packed
     ifd += struct.pack("<I", 0)
     code = 3 if float_samples else 1
-    extra = struct.pack("<" + "H" * samples, *([bits] * samples)) + struct.pack("<" + "H" * samples, *([code] * samples))
+    shorts = "<" + "H" * samples
+    extra = struct.pack(shorts, *([bits] * samples)) + struct.pack(shorts, *([code] * samples))
     return b"II*\0" + struct.pack("<I", ifd_at) + ifd + extra + strip
 
 
