@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -56,6 +57,7 @@ def special_files(code: Path, persense: list[str], timeout: float = 30.0) -> lis
     out.append({"case": "models fetch --from FIFO", **_one_run(
         persense + ["models", "fetch", "sam-vit-b", "--from", str(fifo), "--cache-dir", str(work / "cache")],
         code, timeout)})
+    shutil.rmtree(work, ignore_errors=True)
     return out
 
 
