@@ -9,6 +9,14 @@ deep JSON on the control socket; 140 and 200 MiB frames (ZeroMQ must drop them u
 peak memory stays put); a 30000x30000 PNG bomb as set_support (refused in well under a second); a raw
 subscriber that subscribes and never reads beside a healthy one (the healthy one must miss nothing);
 out-of-range settings (one line, exit 2); SIGTERM early in start-up (exit 0).
+
+Issue 24's cases (benchmarks/hostile_http.py and hostile_procs.py; the console then has a token): held_open (300 held-open
+connections while /healthz and the console page are asked), deep_images (16-bit and float PNG/TIFF, CMYK
+JPEG, RGBA WebP as set_support), viewers (results per second with 100 live viewers against none, and memory
+after they left), uploads (three parallel 50 MP uploads: peak memory), fifo (a FIFO and a device as query,
+support and --from), sighup (SIGHUP while running):
+
+    python benchmarks/hostile_cases.py --cases held_open deep_images viewers uploads fifo sighup
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from zmq.utils.monitor import recv_monitor_message
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import hostile_http, hostile_procs  # noqa: E402
 from benchmarks.soak import free_port, rss_mib  # noqa: E402
 from tests.peers.control_fuzz import png_bomb  # noqa: E402
 from tests.peers.zmtp import StuckSubscriber  # noqa: E402
@@ -174,7 +183,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stuck-s", type=float, default=60.0, help="how long the stuck subscriber case runs")
     parser.add_argument("--cases", nargs="+", default=["deep_json", "big_frames", "png_bomb", "stuck", "settings",
-                                                        "sigterm"])
+                                                        "sigterm", "held_open", "deep_images", "viewers", "uploads",
+                                                        "fifo", "sighup"])
+    parser.add_argument("--viewers", type=int, default=100, help="live viewers of the viewers case")
+    parser.add_argument("--max-viewers", type=int, help="stream.console.max_viewers of the processor (default: its "
+                        "own default)")
     parser.add_argument("--code", type=Path, default=ROOT, help="source tree whose processor runs")
     parser.add_argument("--no-overlay", action="store_true", help="publish without JPEG overlays")
     parser.add_argument("--json", type=Path)
@@ -182,7 +195,10 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="persense-hostile-"))
     pub, ctl, http = free_port(), free_port(), free_port()
     overlay = [] if args.no_overlay else ["--overlay"]
-    proc = subprocess.Popen(PERSENSE + ["-q", "run", "--publish", f"tcp://127.0.0.1:{pub}",
+    console = {"token": hostile_http.TOKEN, **({"max_viewers": args.max_viewers} if args.max_viewers else {})}
+    (workdir / "console.yaml").write_text(json.dumps({"stream": {"console": console}}))
+    proc = subprocess.Popen(PERSENSE + ["-q", "run", "--config", str(workdir / "console.yaml"),
+                                        "--publish", f"tcp://127.0.0.1:{pub}",
                                         "--control", f"tcp://127.0.0.1:{ctl}", "--metrics-port", str(http),
                                         "--cache-dir", str(workdir / "cache"), *overlay],
                             cwd=args.code, env={**os.environ, "PYTHONPATH": str(args.code)})
@@ -210,6 +226,15 @@ def main() -> int:
             figures["png_bomb"] = {"bytes": len(bomb), "seconds": round(time.perf_counter() - start, 3),
                                    "reply": reply, "processor_peak_rss_mib_before": round(before, 1),
                                    "processor_peak_rss_mib_after": round(peak_rss_mib(proc.pid), 1)}
+        if "deep_images" in args.cases:
+            figures["deep_images"] = hostile_http.deep_images(context, control, proc.pid, request)
+        if "held_open" in args.cases:
+            figures["held_open"] = hostile_http.held_open(http)
+            figures["held_open_reconnecting"] = hostile_http.held_open(http, seconds=10, reconnect=True)
+        if "viewers" in args.cases:
+            figures["viewers"] = hostile_http.viewers(context, f"tcp://127.0.0.1:{pub}", http, proc.pid, args.viewers)
+        if "uploads" in args.cases:  # last: it replaces the support
+            figures["parallel_uploads"] = hostile_http.parallel_uploads(http, proc.pid)
         figures["alive_after"] = proc.poll() is None and healthz(http) == 200
     finally:
         context.term()
@@ -220,6 +245,10 @@ def main() -> int:
         figures["bad_settings"] = bad_settings(workdir, args.code)
     if "sigterm" in args.cases:
         figures["early_sigterm"] = early_sigterm(workdir, args.code)
+    if "fifo" in args.cases:
+        figures["special_files"] = hostile_procs.special_files(args.code, PERSENSE)
+    if "sighup" in args.cases:
+        figures["sighup"] = hostile_procs.sighup(args.code, PERSENSE, free_port())
     shutil.rmtree(workdir, ignore_errors=True)
     text = json.dumps(figures, indent=2, default=str)
     print(text)

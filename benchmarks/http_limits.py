@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from streamer.console import server as http_server
 from streamer.console.app import build_app
+from streamer.console.protocol import HttpLimits
 
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 
@@ -84,12 +85,12 @@ def main() -> None:
     server = http_server.HttpServer(build_app(lambda: [], lambda: (True, {}), lambda: (True, {})), "127.0.0.1", 0)
     server.start()
     try:
-        print("settings:", {"backlog": http_server.BACKLOG, "keep_alive_s": http_server.KEEP_ALIVE_S,
-                            "request_head_s": http_server.REQUEST_HEAD_S,
-                            "limit_concurrency": http_server.LIMIT_CONCURRENCY,
-                            "max_head_bytes": http_server.MAX_HEAD_BYTES})
+        limits = HttpLimits()
+        print("settings:", {"backlog": http_server.BACKLOG, "keep_alive_s": limits.keep_alive_s,
+                            "head_timeout_s": limits.head_timeout_s, "request_timeout_s": limits.request_timeout_s,
+                            "max_connections": limits.max_connections, "max_head_bytes": http_server.MAX_HEAD_BYTES})
         print("burst:", burst(server.port, args.connections, args.threads))
-        print("idle:", idle_half_requests(server.port, args.idle, http_server.REQUEST_HEAD_S + 10))
+        print("idle:", idle_half_requests(server.port, args.idle, limits.head_timeout_s + 10))
     finally:
         server.stop()
 

@@ -288,10 +288,10 @@ def test_a_second_browser_applying_at_the_same_moment_is_refused(monkeypatch):
         server.stop()
 
 
-def test_half_requests_are_dropped_after_the_head_deadline(monkeypatch):
-    monkeypatch.setattr(http_server, "REQUEST_HEAD_S", 0.3)
+def test_half_requests_are_dropped_after_the_head_deadline():
     app = build_app(lambda: [], lambda: (True, {}), lambda: (True, {}))
-    server = http_server.HttpServer(app, "127.0.0.1", 0)
+    server = http_server.HttpServer(app, "127.0.0.1", 0, options=StreamConfig().console.model_copy(
+        update={"head_timeout_s": 0.3}))
     server.start()
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:

@@ -3,7 +3,9 @@ refused from their header, in milliseconds and without decoding). Out-of-range s
 
 from __future__ import annotations
 
+import re
 import struct
+import time
 
 import cv2
 import numpy as np
@@ -16,6 +18,7 @@ from streamer.imageio import decode_image_bytes, read_image
 from streamer.stream.endpoints import check_endpoint
 from streamer.stream.support import support_from_bytes
 from tests.peers.control_fuzz import png_bomb, png_header_only
+from tests.peers.deep_images import deep_png, deep_tiff, jpeg_claiming, webp_claiming
 
 
 # -- configuration ------------------------------------------------------------------------------------------
@@ -51,7 +54,7 @@ def _jpeg_claiming(width: int, height: int) -> bytes:
 
 
 @pytest.mark.parametrize("data, words", [
-    (png_header_only(30_000, 30_000), "more than"),  # beyond Pillow's own bomb bound
+    (png_header_only(30_000, 30_000), "30000x30000"),  # beyond Pillow's own bomb bound: PNG headers are read here
     (png_header_only(8_000, 7_000), "8000x7000"),
     (_jpeg_claiming(60_000, 60_000), "more than"),
     (_jpeg_claiming(10_000, 6_000), "10000x6000"),
@@ -93,3 +96,48 @@ def test_set_support_bomb_gets_an_error_reply(tmp_path):
         assert _request(proc.control.endpoint, [b'{"cmd": "status"}'])["ok"]
     finally:
         proc.stop()
+
+
+# -- deep images: bounded by their decoded bytes (issue 24, item 2) ------------------------------------------
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: deep_png(7000, 7000, 16, 6), "7000x7000, 4 channel(s) of 16-bit integer"),  # 392 MB decoded
+    (lambda: deep_png(7000, 7000, 16, 0), None),  # 16-bit grey: 98 MB, under the limit
+    (lambda: deep_tiff(7000, 7000, 1, 32), "7000x7000, 1 channel(s) of 32-bit float"),  # 196 MB
+    (lambda: deep_tiff(7000, 7000, 3, 32), "7000x7000, 3 channel(s) of 32-bit float"),
+    (lambda: deep_tiff(5000, 5000, 4, 16, float_samples=False), "5000x5000, 4 channel(s) of 16-bit integer"),
+    (lambda: deep_tiff(4000, 4000, 1, 64), None),  # float64 grey: 128 MB, under the limit
+    (lambda: jpeg_claiming(7000, 7000), "7000x7000, 4 channel(s) of 8-bit"),  # CMYK
+    (lambda: webp_claiming(7000, 7000), "7000x7000, 4 channel(s) of 8-bit"),  # RGBA
+])
+def test_deep_images_are_refused_by_their_decoded_size_from_the_header(make, words):
+    data = make()
+    start = time.perf_counter()
+    if words is None:  # under the limit: the header passes; the truncated data then fails to decode
+        with pytest.raises(UserError, match="not a readable image|decodes to"):
+            decode_image_bytes(data, "support image")
+        return
+    with pytest.raises(UserError, match=rf"support image \({re.escape(words)}.*\) would decode to \d+ bytes, "
+                                        "beyond the limit of 150000000"):
+        support_from_bytes(data, data)
+    assert time.perf_counter() - start < 5  # from the header: milliseconds (generous for a loaded machine)
+
+
+def test_a_real_deep_png_is_refused_by_a_file_and_decodes_under_a_higher_limit(tmp_path):
+    data = deep_png(3000, 3000, 16, 6, real=True)  # 72 MB decoded
+    path = tmp_path / "deep.png"
+    path.write_bytes(data)
+    with pytest.raises(UserError, match="query image .* would decode to 72000000 bytes"):
+        decode_image_bytes(data, "query image", max_pixels=20_000_000)  # the byte limit follows the pixel one
+    from streamer.imageio import read_image as read
+
+    image = read(path, "query image")  # the default limit allows it; normalised to 8-bit RGB at once
+    assert image.shape == (3000, 3000, 3) and image.dtype == np.uint8
+
+
+def test_the_byte_limit_is_a_typed_setting():
+    from streamer.stream.config import ControlConfig
+
+    assert ControlConfig().max_image_bytes == 150_000_000
+    with pytest.raises(Exception, match="greater than or equal"):
+        ControlConfig(max_image_bytes=10)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -198,6 +199,10 @@ def test_from_file_is_verified_like_a_download(capsys, catalogue, cache, checkpo
     rc, _, err = models(capsys, catalogue, cache, "fetch", "sam-tiny", "--from", str(tmp_path / "missing.pth"))
     assert rc == 2 and "no such file" in one_line(err)
     assert not (cache / "sam-tiny" / "sam-tiny.pth").exists()
+    fifo = tmp_path / "fifo.pth"
+    os.mkfifo(fifo)  # no writer: reading it would block for ever
+    rc, _, err = models(capsys, catalogue, cache, "fetch", "sam-tiny", "--from", str(fifo))
+    assert rc == 2 and "not a regular file" in one_line(err)
     # With nothing published or recorded yet, at least the format is checked.
     rc, _, err = models(capsys, catalogue, cache, "fetch", "countr-tiny", "--from", str(text))
     assert rc == 2 and "not a PyTorch checkpoint" in one_line(err)

@@ -83,19 +83,21 @@ def main(argv: list[str] | None = None) -> int:
     # so a stop asked for while starting never kills the process by the signal. `run` replaces this handler
     # with its own (a stop event), other commands keep it.
     # (Only the main thread may install handlers; tests call main from others.)
+    # SIGHUP (the terminal or ssh session closed) is handled alike.
     armed = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if armed else None
+    stops = (signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, _raise_terminated) for sig in stops} if armed else {}
     try:
         return _main(argv)
-    except Terminated:
+    except Terminated as exc:
         command = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), "")
         if command == "run":
             return 0  # nothing was started yet, or run's own handler has already stopped it
         print(f"persense {command}: terminated", file=sys.stderr)
-        return 128 + signal.SIGTERM
+        return 128 + int(exc.args[0] if exc.args else signal.SIGTERM)
     finally:
-        if armed:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # "-5,50" after an option is its value, not an option: argparse takes only plain negative numbers ("-5") for

@@ -155,8 +155,10 @@ def _announce_http(processor) -> None:
 def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     # First, before anything slow (imports, models): a signal asks for a clean stop (exit 0) from here on.
-    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    log.debug("SIGTERM and SIGINT now stop the run cleanly")
+    # SIGHUP too: a closed terminal or ssh session, or a supervisor's reload, must not lose the queued results.
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    log.debug("SIGTERM, SIGHUP and SIGINT now stop the run cleanly")
     try:
         return _run(args, stop)
     finally:

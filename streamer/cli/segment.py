@@ -50,14 +50,13 @@ def run(args: argparse.Namespace) -> int:
     stems = [q.stem for q in args.queries]
     if len(set(stems)) != len(stems):
         raise UserError("two query images share a file name stem; their outputs would overwrite each other")
-    failures = 0
+    failures: list[str] = []
     for query in args.queries:
-        # One bad query must not lose the others' results: report it and go on.
+        # One bad query (unreadable, a FIFO, a device) must not lose the others' results: note it and go on.
         try:
             image = read_image(query, "query image")
         except UserError as exc:
-            log.error("%s", exc)
-            failures += 1
+            failures.append(str(exc))
             continue
         result = pipeline.segment(image)
         try:
@@ -66,8 +65,13 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"cannot write {args.out / query.stem}.json: {exc.strerror}") from None
         write_image(args.out / f"{query.stem}_mask.png", result.union_mask().astype(np.uint8) * 255)
         write_image(args.out / f"{query.stem}_overlay.jpg", overlay(image, result))
-        print(f"{query}: {result.count} objects ({sum(result.timings_ms.values()):.0f} ms)")
+        print(f"{query}: {result.count} objects ({sum(result.timings_ms.values()):.0f} ms)", flush=True)
+    written = " (the others were written)" if len(failures) < len(args.queries) else ""
+    if len(failures) == 1:
+        # One bad query is one line: its own reason.
+        raise UserError(failures[0] + written)
     if failures:
-        written = " (the others were written)" if failures < len(args.queries) else ""
-        raise UserError(f"{failures} of {len(args.queries)} query images could not be read{written}")
+        for why in failures:
+            log.error("%s", why)
+        raise UserError(f"{len(failures)} of {len(args.queries)} query images could not be read{written}")
     return 0

@@ -7,25 +7,25 @@ CSS and JavaScript shipped in this package (streamer/console/static).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+import time
 from typing import Callable, Protocol
 
 from prometheus_client import make_asgi_app
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from streamer.console.auth import TokenGate
-from streamer.console.picking_routes import SupportBusy
+from streamer.console.common import STATIC, SupportBusy
+from streamer.console.headers import SecurityHeaders
 from streamer.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).parent / "static"
 Probe = Callable[[], tuple[bool, dict]]
 PROBES = frozenset({"/healthz", "/readyz"})
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
@@ -39,6 +39,7 @@ class ConsoleBackend(Protocol):
     supports: object  # streamer.stream.support_history.SupportHistory
     persense: object  # streamer.persense.pipeline.PerSense: its engines pick objects
     max_image_pixels: int  # uploads larger than this are refused from their header, before decoding
+    max_image_bytes: int  # and uploads whose decoded array would be larger than this
 
     def camera_statuses(self) -> dict[str, dict]: ...
 
@@ -77,20 +78,21 @@ def build_app(registry, health: Probe, ready: Probe, *, console: ConsoleBackend 
         Route("/metrics", _AsgiEndpoint(make_asgi_app(registry)), methods=["GET"]),
     ]
     if console is not None:
-        from streamer.console.routes import console_routes
+        from streamer.console.routes import console_routes  # the console's modules only when it is served
 
         routes += console_routes(console, options)
         routes.append(Mount("/static", app=StaticFiles(directory=STATIC), name="static"))
     open_paths = PROBES if options is not None and options.metrics_need_token else PROBES | {"/metrics"}
-    middleware = [Middleware(TokenGate, token=token, open_paths=open_paths)]
+    middleware = [Middleware(SecurityHeaders), Middleware(TokenGate, token=token, open_paths=open_paths)]
     if console is not None and token is None:
         # No token on loopback: only a loopback Host is answered, so a page of another site that rebinds its
         # name to 127.0.0.1 (DNS rebinding) cannot pass for the console's own origin.
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS))
+        middleware.insert(1, Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS))
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={SupportBusy: _busy, UserError: _user_error, 404: _not_found, 500: _internal_error},
+        exception_handlers={ClientDisconnect: _client_left, SupportBusy: _busy, UserError: _user_error,
+                            404: _not_found, 500: _internal_error},
     )
     return app
 
@@ -123,6 +125,25 @@ async def _busy(request: Request, exc: UserError) -> JSONResponse:
 
 async def _not_found(request: Request, exc) -> JSONResponse:
     return JSONResponse({"ok": False, "error": "not found: try /, /metrics, /healthz, /readyz"}, 404)
+
+
+_LEFT_LOG_INTERVAL_S = 10.0
+_left = {"last": -_LEFT_LOG_INTERVAL_S, "unlogged": 0}
+
+
+async def _client_left(request: Request, exc: ClientDisconnect) -> Response:
+    # A client that goes away in the middle of its request (a closed tab, a dropped link, a probe) is the
+    # client's business, not an error of ours: one line, at most every 10 s, never a traceback. Nothing can be
+    # answered; the empty response is for Starlette (uvicorn drops it on a closed connection).
+    now = time.monotonic()
+    if now - _left["last"] >= _LEFT_LOG_INTERVAL_S:
+        more = f" (and {_left['unlogged']} more since the last note)" if _left["unlogged"] else ""
+        log.info("http: a client left during %s %s before its request was read%s", request.method,
+                 request.url.path[:80], more)
+        _left["last"], _left["unlogged"] = now, 0
+    else:
+        _left["unlogged"] += 1
+    return Response(status_code=400)
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:

@@ -3,11 +3,16 @@
 The inference thread hands each result to `LiveView.offer` (through `ResultTee`), which keeps a reference and
 updates two running figures; that is all it costs while no browser watches. Rendering (overlay + JPEG) happens
 in `LiveView.jpeg`, called by a watching browser's stream at most `max_fps` times a second, and a frame
-already rendered is not rendered again.
+already rendered is not rendered again: all viewers share one render per result (`cached` hands it out without
+a thread). Viewers are capped (`max_viewers`): each costs socket writes and event-loop time that the pipeline's
+threads would miss; when the last one leaves, the rendered frame is dropped and the allocator's free memory is
+given back to the system.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import threading
 import time
 from contextlib import contextmanager
@@ -32,10 +37,14 @@ class Shown:
     done_ts: float  # unix seconds when the result was ready
 
 
+class ViewersFull(Exception):
+    """The cap on live viewers is reached."""
+
+
 class LiveView:
     """Thread-safe. `watchers` counts the open live streams; nothing is rendered while it is 0."""
 
-    def __init__(self, cameras: list[str]):
+    def __init__(self, cameras: list[str], max_viewers: int = 4):
         self._lock = threading.Lock()
         self._latest: dict[str, Shown] = {}
         self._fps: dict[str, float] = {}
@@ -44,6 +53,7 @@ class LiveView:
         self.cameras = list(cameras)
         self.watchers = 0
         self.renders = 0
+        self.max_viewers = max_viewers
         self.closed = threading.Event()  # set when the processor stops: the live streams end on their own
 
     def close(self) -> None:
@@ -88,15 +98,40 @@ class LiveView:
             "passed_total": shown.result.tally.get("passed_total") if shown else None,
         }
 
+    def reserve(self) -> None:
+        """Take a viewer's place (ViewersFull beyond `max_viewers`); `release` gives it back."""
+        with self._lock:
+            if self.watchers >= self.max_viewers:
+                raise ViewersFull(f"{self.max_viewers} live views are open already; close one or raise "
+                                  "stream.console.max_viewers")
+            self.watchers += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self.watchers -= 1
+            last = self.watchers == 0
+            if last:
+                self._rendered.clear()  # nobody watches: no frame is kept for them
+        if last:
+            _trim()
+
     @contextmanager
     def watching(self):
-        with self._lock:
-            self.watchers += 1
+        """One viewer's place for the length of the block; ViewersFull beyond `max_viewers`."""
+        self.reserve()
         try:
             yield
         finally:
-            with self._lock:
-                self.watchers -= 1
+            self.release()
+
+    def cached(self, camera: str, style: str = "outline") -> tuple[int, bytes] | None:
+        """The rendered JPEG of the camera's newest result in `style` when it is rendered already, else None
+        (no work)."""
+        with self._lock:
+            shown, cached = self._latest.get(camera), self._rendered.get((camera, style))
+        if shown is not None and cached is not None and cached[0] is shown:
+            return int(shown.frame.index), cached[1]
+        return None
 
     def jpeg(self, camera: str, style: str = "outline") -> tuple[int, bytes] | None:
         """(frame index, JPEG of the newest frame with its objects marked in the product's colour, as
@@ -110,7 +145,8 @@ class LiveView:
             return int(shown.frame.index), cached[1]
         data = encode_jpeg(draw(shown.frame.image, shown.result, product_colour(shown.support_id), style))
         with self._lock:
-            self._rendered[(camera, style)] = (shown, data)
+            if self.watchers:  # the last viewer may have left meanwhile: then nothing is kept for nobody
+                self._rendered[(camera, style)] = (shown, data)
             self.renders += 1
         return int(shown.frame.index), data
 
@@ -126,6 +162,17 @@ class ResultTee:
         accepted = self._sink.submit(frame, result, support_id, wait=wait)
         self._live.offer(frame, result, support_id)
         return accepted
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6") if ctypes.util.find_library("c") else None
+
+
+def _trim() -> None:
+    """Give the allocator's free memory back to the system (glibc keeps it in per-thread arenas otherwise:
+    the buffers of many viewers stayed resident after they left)."""
+    trim = getattr(_LIBC, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def _smooth(previous: float | None, value: float) -> float:

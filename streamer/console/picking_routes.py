@@ -16,28 +16,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from streamer.console.common import SupportBusy, read_json
 from streamer.console.frozen import FrozenFrames
 from streamer.console.picture import product_colour
 from streamer.stream.messages import encode_jpeg
-from streamer.console.routes import read_json
 from streamer.errors import UserError
 from streamer.persense.pick import Pick, pick_object
 from streamer.pick_checks import background_warning
 from streamer.stream.notes import kind_at
 from streamer.stream.support import support_from_bytes
+from streamer.stream.support_history import support_crop
 
 _THUMBNAIL_PX = 240
 _TINT = np.array([255, 64, 200], np.float32)  # the preview's mask colour: magenta stands out on belts
-
-
-class SupportBusy(UserError):
-    """Another support change is under way."""
 
 
 def picking_routes(backend, options, camera_of) -> list[Route]:
     frozen_frames = FrozenFrames()
     changing = threading.Lock()
     max_upload = options.max_upload_bytes if options is not None else 16 * 1024 * 1024
+    decoding = threading.Lock()
+    upload_wait_s = options.upload_wait_s if options is not None else 30.0
 
     def change_support(change) -> dict:
         """Runs `change()` (which replaces the support) unless another change is under way."""
@@ -49,6 +48,19 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         finally:
             changing.release()
         return {"ok": True, "support_id": support.support_id}
+
+    def decode_and_apply(image_data: bytes, mask_data: bytes, camera: str | None) -> dict:
+        """Decodes an upload only in its turn: parallel uploads of large images each decoded at once held
+        gigabytes together, so one decodes at a time and the others wait (up to upload_wait_s) before decoding."""
+        if not decoding.acquire(timeout=upload_wait_s):
+            raise SupportBusy("other uploads are being decoded right now; nothing was changed — try again in a "
+                              "moment")
+        try:
+            image, mask = support_from_bytes(image_data, mask_data, backend.max_image_pixels,
+                                             getattr(backend, "max_image_bytes", None))
+            return change_support(lambda: backend.replace_support(image, mask, camera=camera))
+        finally:
+            decoding.release()
 
     async def freeze(request: Request) -> JSONResponse:
         camera = camera_of(request)
@@ -140,9 +152,7 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
                 raise UserError("upload two files: 'image' (the example) and 'mask' (its object's pixels non-zero)")
             camera = camera_named(form.get("camera"))  # an optional field: that camera's product only
             image_data, mask_data = await image_file.read(), await mask_file.read()
-        image, mask = await run_in_threadpool(support_from_bytes, image_data, mask_data, backend.max_image_pixels)
-        return JSONResponse(await run_in_threadpool(change_support, lambda: backend.replace_support(image, mask,
-                                                                                                   camera=camera)))
+        return JSONResponse(await run_in_threadpool(decode_and_apply, image_data, mask_data, camera))
 
     async def support_thumbnail(request: Request) -> Response:
         # An optional query camera=ID: that camera's support (a product per camera), else every camera's.
@@ -150,7 +160,9 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         if current is None:
             raise UserError("no support yet")
         colour = product_colour(current.support_id)
-        return Response(await run_in_threadpool(_thumbnail, current.image, current.mask, colour), media_type="image/jpeg",
+        packed = current.packed  # its preview (the product's crop): the full image is kept only compressed
+        return Response(await run_in_threadpool(_thumbnail, packed.preview, packed.preview_mask, colour),
+                        media_type="image/jpeg",
                         headers={"Cache-Control": "no-store"})
 
     return [
@@ -203,19 +215,6 @@ def _tinted(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def _preview(image: np.ndarray, mask: np.ndarray) -> bytes:
     return encode_jpeg(_tinted(image, mask), 90)
-
-
-def support_crop(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The support's product and a margin around it (a quarter of its size): the whole support frame showed the
-    belt more than the product (issue 25). -> (image crop, mask crop); the whole image where the mask is empty."""
-    ys, xs = np.nonzero(mask)
-    if len(ys) == 0:
-        return image, mask
-    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-    margin = max(8, (max(y1 - y0, x1 - x0)) // 4)
-    y0, x0 = max(y0 - margin, 0), max(x0 - margin, 0)
-    y1, x1 = min(y1 + margin, mask.shape[0]), min(x1 + margin, mask.shape[1])
-    return image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
 
 
 def _thumbnail(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (255, 255, 255)) -> bytes:

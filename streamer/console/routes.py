@@ -17,7 +17,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from streamer.console.live import LiveView
+from streamer.console.common import STATIC
+from streamer.console.live import LiveView, ViewersFull
+from streamer.console.picking_routes import picking_routes
 from streamer.console.picture import check_style, hex_colour, product_colour
 from streamer.console.states import view_state
 from streamer.errors import UserError
@@ -26,13 +28,9 @@ from streamer.schema import result_to_dict
 from streamer.stream.messages import encode_jpeg
 
 BOUNDARY = "persense-frame"
-MAX_JSON_BYTES = 64 * 1024
 
 
 def console_routes(backend, options) -> list[Route]:
-    from streamer.console.app import STATIC
-    from streamer.console.picking_routes import picking_routes
-
     live: LiveView = backend.live
     max_fps = options.max_fps if options is not None else 10.0
 
@@ -68,24 +66,33 @@ def console_routes(backend, options) -> list[Route]:
             "cameras": cameras,
         })
 
-    async def live_stream(request: Request) -> StreamingResponse:
+    render_locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def live_stream(request: Request) -> Response:
         camera = camera_of(request)
         style = check_style(request.query_params.get("style", "outline"))
+        try:
+            live.reserve()  # here, before answering: the place is taken or the answer is 503
+        except ViewersFull as exc:
+            return JSONResponse({"ok": False, "error": str(exc)}, 503, headers={"Retry-After": "5"})
 
         async def frames():
             period = 1.0 / max_fps
             last = None
-            with live.watching():  # rendering happens only while this stream is open
-                while not live.closed.is_set():
-                    item = await run_in_threadpool(live.jpeg, camera, style)
-                    if item is not None and item[1] is not last:
-                        last = item[1]
-                        yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(last)}\r\n"
-                               f"X-Frame-Index: {item[0]}\r\n\r\n").encode() + last + b"\r\n"
-                    await asyncio.sleep(period)
+            while not live.closed.is_set():
+                item = live.cached(camera, style)
+                if item is None:
+                    # One render per result and style for all viewers: the others wait here, not in threads.
+                    async with render_locks.setdefault((camera, style), asyncio.Lock()):
+                        item = live.cached(camera, style) or await run_in_threadpool(live.jpeg, camera, style)
+                if item is not None and item[1] is not last:
+                    last = item[1]
+                    yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(last)}\r\n"
+                           f"X-Frame-Index: {item[0]}\r\n\r\n").encode() + last + b"\r\n"
+                await asyncio.sleep(period)
 
-        return StreamingResponse(frames(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-                                 headers={"Cache-Control": "no-store"})
+        return _Viewing(frames(), live.release, media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                        headers={"Cache-Control": "no-store"})
 
     async def download(request: Request) -> Response:
         camera = camera_of(request)
@@ -116,6 +123,21 @@ def console_routes(backend, options) -> list[Route]:
     ]
 
 
+class _Viewing(StreamingResponse):
+    """A live stream that gives its viewer's place back however it ends (also when the client left before
+    the first frame, when the stream's generator never started and its own cleanup would not run)."""
+
+    def __init__(self, content, release, **kwargs):
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
 def _bundle(shown) -> bytes:
     """The shown frame as a zip: frame.png (as captured), overlay.jpg (as drawn), result.json (persense.result/1)."""
     frame = shown.frame
@@ -132,19 +154,3 @@ def _bundle(shown) -> bytes:
         bundle.writestr("overlay.jpg", encode_jpeg(overlay(frame.image, shown.result)))
         bundle.writestr("result.json", json.dumps(doc))
     return buffer.getvalue()
-
-
-async def read_json(request: Request, limit: int = MAX_JSON_BYTES) -> dict:
-    """The request's JSON object, read up to `limit` bytes (a larger body is refused before it is parsed)."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise UserError(f"request body over {limit} bytes")
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise UserError("the request body must be a JSON object") from None
-    if not isinstance(value, dict):
-        raise UserError("the request body must be a JSON object")
-    return value

@@ -1,7 +1,8 @@
 """The processor's HTTP port: an ASGI app served by uvicorn in a thread of its own.
 
-uvicorn does the HTTP (h11); this module only binds the socket (so a port in use is a clear error at
-start and port 0 gives the chosen port), sets the limits, and runs and stops the server's event loop.
+uvicorn does the HTTP (h11, with the deadlines and connection bound of streamer.console.protocol); this module
+only binds the socket (so a port in use is a clear error at start and port 0 gives the chosen port), sets the
+limits, and runs and stops the server's event loop.
 """
 
 from __future__ import annotations
@@ -13,44 +14,24 @@ import threading
 import time
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from streamer.console.protocol import HttpLimits, guarded_protocol
 from streamer.errors import UserError
 
 log = logging.getLogger(__name__)
 
 BACKLOG = 1024  # pending connections the kernel queues (the old server's 5 made a burst of 1,000 take minutes)
-KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this
-REQUEST_HEAD_S = 10.0  # a connection must complete its first request line and headers within this
-LIMIT_CONCURRENCY = 256  # connections + requests in flight; beyond, new requests get 503
 MAX_HEAD_BYTES = 16 * 1024  # h11's limit on an incomplete request head (line + headers)
-
-
-class _HeadDeadlineH11(H11Protocol):
-    """uvicorn's h11 protocol, plus a deadline for the first request head: uvicorn's keep-alive timeout only
-    starts after a response, so a client that connects and sends half a request would otherwise hold its
-    connection (and a place under limit_concurrency) for ever."""
-
-    def connection_made(self, transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._head_deadline = self.loop.call_later(REQUEST_HEAD_S, self._head_overdue)
-
-    def _head_overdue(self) -> None:
-        if self.cycle is None and not self.transport.is_closing():
-            self.transport.close()
-
-    def connection_lost(self, exc) -> None:
-        self._head_deadline.cancel()
-        super().connection_lost(exc)
 
 
 class HttpServer:
     """Serves `app` on host:port from a daemon thread; `port` is the bound port (useful when asked for 0).
+    `options` (a ConsoleConfig) gives the connection limits and deadlines (streamer.console.protocol).
 
     Raises UserError when the address cannot be bound.
     """
 
-    def __init__(self, app, host: str, port: int):
+    def __init__(self, app, host: str, port: int, options=None):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -63,9 +44,12 @@ class HttpServer:
             raise UserError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}") from None
         self.host = host
         self.port = self._sock.getsockname()[1]
+        limits = HttpLimits.of(options)
+        # No limit_concurrency: uvicorn counts connections there and answers 503 to everything, probes included,
+        # once held connections fill it; the protocol bounds connections itself, making room for new ones.
         config = uvicorn.Config(
-            app, http=_HeadDeadlineH11, lifespan="off", log_config=None, log_level="warning", access_log=False,
-            backlog=BACKLOG, timeout_keep_alive=KEEP_ALIVE_S, limit_concurrency=LIMIT_CONCURRENCY,
+            app, http=guarded_protocol(limits), lifespan="off", log_config=None, log_level="warning",
+            access_log=False, backlog=BACKLOG, timeout_keep_alive=limits.keep_alive_s,
             h11_max_incomplete_event_size=MAX_HEAD_BYTES, timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)

@@ -97,5 +97,5 @@ class FleetRequests:
         from streamer.stream.support import support_from_bytes
 
         limits = self.fleet.config.defaults.stream.control
-        image, mask = support_from_bytes(frames[0], frames[1], limits.max_image_pixels)
+        image, mask = support_from_bytes(frames[0], frames[1], limits.max_image_pixels, limits.max_image_bytes)
         self.fleet.keep_support(camera, image, mask)

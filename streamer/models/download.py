@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from streamer.errors import UserError
+from streamer.regular_file import check_regular
 from streamer.models.cache import CachedModel
 from streamer.models.catalogue import ModelEntry, human_size
 
@@ -51,8 +52,9 @@ def fetch(cached: CachedModel, *, source: Optional[Path] = None, progress: bool 
 
 
 def _install_from_file(cached: CachedModel, source: Path) -> Path:
-    if not source.is_file():
+    if not source.exists():
         raise UserError(f"--from {source}: no such file")
+    check_regular(source, "--from")  # a FIFO or a device would block the check below for ever
     digest = cached.verify(source, f"--from {source}")
     _check_free_space(cached, source.stat().st_size)
     # Copied under a temporary name first: the final name only ever holds a complete file.

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from streamer.persense.similarity import mask_coverage
 from streamer.types import Instance
 
 # Percentile of the support image's similarity taken as "unrelated content".
@@ -38,7 +38,7 @@ def calibrate(similarity_grid: np.ndarray, mask: np.ndarray) -> MatchCalibration
     """The support image's similarity to its own prototype (float[h, w], the feature grid) and its mask
     (bool[H, W], any resolution) -> the calibration."""
     h, w = similarity_grid.shape
-    coverage = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    coverage = mask_coverage(mask, (w, h))
     inside = coverage >= 0.5
     if not inside.any():
         inside = coverage >= coverage.max() * 0.5

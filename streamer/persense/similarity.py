@@ -9,6 +9,20 @@ from engines.interfaces import ImageEmbedding
 from streamer.errors import UserError
 
 
+# Masks beyond this many pixels are averaged from 8-bit (0/255) rather than float32: a 50-megapixel support's
+# mask was 200 MB as float; the coverage then has steps of 1/255 instead of float precision.
+_FLOAT_COVERAGE_PIXELS = 16_000_000
+
+
+def mask_coverage(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """float32[h, w]: the fraction of each cell of a (w, h) grid that the bool mask covers (area interpolation)."""
+    if mask.size <= _FLOAT_COVERAGE_PIXELS:
+        return cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    ones = mask.view(np.uint8) if mask.dtype == bool else (mask != 0).view(np.uint8)  # 0/1, no copy for bool
+    coverage = cv2.resize(ones * np.uint8(255), size, interpolation=cv2.INTER_AREA)
+    return coverage.astype(np.float32) / 255.0
+
+
 def _valid_features(embedding: ImageEmbedding) -> np.ndarray:
     vh, vw = embedding.valid_hw
     return embedding.features[:, :vh, :vw]
@@ -27,7 +41,7 @@ def support_prototype(embedding: ImageEmbedding, mask: np.ndarray) -> np.ndarray
     feats = _valid_features(embedding)
     c, vh, vw = feats.shape
     # Area interpolation keeps the fraction of each feature cell the mask covers; cells mostly inside count.
-    coverage = cv2.resize(mask.astype(np.float32), (vw, vh), interpolation=cv2.INTER_AREA)
+    coverage = mask_coverage(mask, (vw, vh))
     weights = coverage >= 0.5
     if not weights.any():
         # A small object can cover less than half of every cell: fall back to the cells it touches most.

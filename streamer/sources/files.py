@@ -12,6 +12,7 @@ import numpy as np
 
 from streamer.errors import UserError
 from streamer.imageio import MAX_IMAGE_FILE_BYTES, decode_image_bytes, to_rgb8
+from streamer.regular_file import check_regular, read_regular
 from streamer.sources.base import Frame, SourceEnded, SourceError
 from streamer.sources.capture import CaptureSource
 from streamer.sources.corrupt import CorruptCounter
@@ -59,6 +60,7 @@ class VideoFileSource(CaptureSource):
         self._pacer = Pacer(rate)
 
     def _open_capture(self) -> cv2.VideoCapture:
+        check_regular(self.path, "video file")  # FFmpeg would block for ever on a FIFO with no writer
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
             cap.release()
@@ -171,12 +173,11 @@ class ImageFolderSource:
 def _read_quietly(path: Path) -> tuple[np.ndarray | None, str]:
     """-> (uint8[H, W, 3] RGB, "") or (None, why it was skipped); the caller counts and logs the skip."""
     try:
-        if path.stat().st_size > MAX_IMAGE_FILE_BYTES:
-            return None, f"{path}: larger than {MAX_IMAGE_FILE_BYTES} bytes"
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as exc:
-        return None, f"{path}: {exc.strerror}"
+        # Only regular files: a FIFO dropped into the folder must not block the camera's thread.
+        data = read_regular(path, "image", MAX_IMAGE_FILE_BYTES)
+    except UserError as exc:
+        return None, str(exc)
     try:
-        return to_rgb8(decode_image_bytes(data, "image", source=str(path))), ""
+        return to_rgb8(decode_image_bytes(data, "image", source=str(path)), in_place=True), ""
     except UserError as exc:
         return None, str(exc)

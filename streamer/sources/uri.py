@@ -58,6 +58,8 @@ def source_kind(uri: str) -> str:
         return "folder"
     if path.is_file():
         return "file"
+    if path.exists():  # a FIFO, a device or a socket: reading it would block the camera for ever
+        raise UserError(f"source {redact(text)} is not a regular file")
     scheme = text.split(":", 1)[0] if "://" in text or (":" in text and "/" not in text.split(":", 1)[0]) else ""
     if scheme and len(scheme) > 1:
         raise UserError(f"unknown source scheme '{scheme}:' in {redact(text)}; use {SCHEMES_HELP}")

@@ -131,6 +131,12 @@ class ControlConfig(_Section):
         DEFAULT_MAX_PIXELS, ge=1, le=500_000_000,
         description="set_support images with more pixels are refused from their header, before decoding",
     )
+    max_image_bytes: int = Field(
+        3 * DEFAULT_MAX_PIXELS, ge=1024, le=4 * 1024**3,
+        description="images from outside (set_support, uploads) whose decoded array (width x height x channels x "
+        "bytes per sample, read from the header) is larger are refused before decoding: deep 16-bit and float "
+        "images cost 2-8 times their pixels",
+    )
 
     @field_validator("endpoint")
     @classmethod
@@ -161,6 +167,24 @@ class ConsoleConfig(_Section):
     max_fps: float = Field(10.0, gt=0, le=30, description="frames per second of the live view, at most")
     max_upload_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024,
                                   description="largest support upload (image and mask together)")
+    upload_wait_s: float = Field(30.0, gt=0, le=600,
+                                 description="an upload waits this long for the one being decoded before it, then "
+                                 "is refused (busy): one upload is decoded at a time")
+    support_history_bytes: int = Field(
+        32 * 1024 * 1024, ge=0, le=4 * 1024**3,
+        description="per camera, the packed supports kept for Undo (lossless PNG + mask bits); the oldest are "
+        "forgotten beyond it, the one in force is always kept")
+    max_viewers: int = Field(4, ge=0, le=256, description="live views (live.mjpg) open at once; the next gets 503")
+    # The HTTP port (console, metrics and probes alike): every connection is bounded in time.
+    max_connections: int = Field(
+        256, ge=8, le=10_000,
+        description="open HTTP connections; beyond, the oldest one that has not sent a complete request is closed "
+        "for the new one (probes stay answerable under a flood)")
+    head_timeout_s: float = Field(10.0, gt=0, le=600,
+                                  description="a request's line and headers must arrive within this")
+    request_timeout_s: float = Field(30.0, gt=0, le=3600,
+                                     description="a whole request (head and body) must arrive within this")
+    keep_alive_s: float = Field(5.0, gt=0, le=600, description="an idle connection is closed after this")
 
 
 class SecurityConfig(_Section):

@@ -81,7 +81,8 @@ class StreamProcessor(ProcessorOperations):
         labels = {s.camera_id: (s.support.label if s.support and s.support.label else config.support.label)
                   for s in self.stream.sources}
         self.products = CameraProducts(engines, config.pipeline, gates, self.cache,
-                                       labeler=build_label_extractor(config.engines.cle), labels=labels)
+                                       labeler=build_label_extractor(config.engines.cle), labels=labels,
+                                       history_bytes=self.stream.console.support_history_bytes)
         self._initial_supports = {camera: (camera_supports or {}).get(camera, support) for camera in self.cameras}
         self._source_factory = source_factory or default_source_factory
         self._supervisor_factory = supervisor_factory
@@ -99,7 +100,7 @@ class StreamProcessor(ProcessorOperations):
         self.console_http = None  # the console's own port's server, where stream.console.port gives one
         self.http_token: str | None = None  # the console's token in force (None: none needed)
         self.http_token_generated = False  # True: made up at start, for the operator to be shown once
-        self.live = LiveView(self.cameras)
+        self.live = LiveView(self.cameras, max_viewers=self.stream.console.max_viewers)
         self.worker: InferenceWorker | None = None
         self.auth: Authentication | None = None
         self.tally = None  # streamer.stream.tally_sink.TallySink where stream.tally is active
@@ -185,7 +186,7 @@ class StreamProcessor(ProcessorOperations):
         def server(host: str, port: int, with_console: bool) -> HttpServer:
             app = build_app(self.metrics.exposed, self.health, self.readiness, console=self if with_console else None,
                             options=options, token=self.http_token)
-            return HttpServer(app, host, port)
+            return HttpServer(app, host, port, options=options)
 
         main = None if metrics.port is None else server(metrics.host, metrics.port, options.enabled and not own_port)
         try:

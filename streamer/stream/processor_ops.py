@@ -17,7 +17,7 @@ from streamer.persense.pipeline import PerSense
 from streamer.sources.base import SourceState
 from streamer.stream.metrics import SourceSnapshot
 from streamer.stream.support import support_from_bytes
-from streamer.stream.support_history import SupportHistory
+from streamer.stream.support_history import SupportHistory, pack
 
 log = logging.getLogger("streamer.stream.processor")
 
@@ -119,7 +119,8 @@ class ProcessorOperations:
         camera = request.get("camera")
         if camera is not None:
             self.products.check_camera(camera)
-        image, mask = support_from_bytes(frames[0], frames[1], self.stream.control.max_image_pixels)
+        image, mask = support_from_bytes(frames[0], frames[1], self.stream.control.max_image_pixels,
+                                         self.stream.control.max_image_bytes)
         support = self.replace_support(image, mask, camera=camera)
         return {"support_id": support.support_id, "width": int(image.shape[1]), "height": int(image.shape[0]),
                 "cameras": [camera] if camera is not None else self.cameras}
@@ -141,6 +142,10 @@ class ProcessorOperations:
     @property
     def max_image_pixels(self) -> int:
         return self.stream.control.max_image_pixels
+
+    @property
+    def max_image_bytes(self) -> int:
+        return self.stream.control.max_image_bytes
 
     def is_paused(self) -> bool:
         return bool(self.worker and self.worker.paused.is_set())
@@ -172,6 +177,9 @@ class ProcessorOperations:
             known: the results then carry that kind's truth; a support of unknown kind gets none.
         """
         cameras = self.cameras if camera is None else [self.products.check_camera(camera)]
+        # Packed for the history here, in the caller's thread: packing a large image takes a moment that the
+        # pipeline's thread (frames) must not wait for. An undo packs nothing (its record is kept already).
+        packed = None if undoing else pack(image, mask)
 
         def change():
             # The history changes with the support, on the pipeline's thread: also when the caller timed out.
@@ -186,7 +194,7 @@ class ProcessorOperations:
                 if undoing:
                     history.drop_current()
                 else:
-                    history.push(image, mask, support.support_id)
+                    history.push(image, mask, support.support_id, packed=packed)
             return support
 
         support = self.on_pipeline(change)

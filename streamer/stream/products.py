@@ -15,7 +15,7 @@ from engines.interfaces import EngineSet
 from streamer.errors import UserError
 from streamer.persense.pipeline import PerSense, Support, support_id_for
 from streamer.stream.support import PrototypeCache, apply_support
-from streamer.stream.support_history import SupportHistory
+from streamer.stream.support_history import DEFAULT_HISTORY_BYTES, SupportHistory
 
 
 class CameraProducts:
@@ -29,7 +29,7 @@ class CameraProducts:
     """
 
     def __init__(self, engines: EngineSet, pipeline_config, gates: dict, cache: PrototypeCache,
-                 labeler=None, labels: dict[str, str | None] | None = None):
+                 labeler=None, labels: dict[str, str | None] | None = None, history_bytes: int = DEFAULT_HISTORY_BYTES):
         self.engines = engines
         self.cache = cache
         encoder_lock = threading.Lock()
@@ -39,7 +39,7 @@ class CameraProducts:
                              encoder_lock=encoder_lock)
             for camera, gate in gates.items()
         }
-        self.histories = {camera: SupportHistory() for camera in gates}
+        self.histories = {camera: SupportHistory(max_bytes=history_bytes) for camera in gates}
 
     @property
     def cameras(self) -> list[str]:
@@ -66,7 +66,7 @@ class CameraProducts:
         """Make (uint8[H, W, 3] RGB, bool[H, W]) `camera`'s support (on the thread that runs its pipeline) -> it.
         UserError for a bad support, which leaves the old one in force."""
         pipeline = self.pipelines[camera]
-        mask = np.asarray(mask).astype(bool)
+        mask = np.asarray(mask, dtype=bool)  # no copy of a mask that is bool already
         wanted = support_id_for(image, mask, self.engines.name)
         for other in self.pipelines.values():
             if other is not pipeline and other.support is not None and other.support.support_id == wanted:

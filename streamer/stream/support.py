@@ -117,13 +117,15 @@ def apply_support(persense: PerSense, image_rgb: np.ndarray, mask: np.ndarray, c
 
 
 def support_from_bytes(
-    image_data: bytes, mask_data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS
+    image_data: bytes, mask_data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """set_support's two frames (or an upload's two files) -> (uint8[H, W, 3] RGB, bool[H, W]), decoded exactly
     as read_image and read_mask decode files, so the same PNGs give the same support either way. Images beyond
-    `max_pixels` are refused from their headers, before decoding (UserError)."""
-    image = to_rgb8(decode_image_bytes(image_data, "support image", max_pixels=max_pixels))
-    mask = mask_from_raw(decode_image_bytes(mask_data, "support mask", max_pixels=max_pixels))
+    `max_pixels`, or decoding to more than `max_bytes` (see decode_image_bytes), are refused from their headers,
+    before decoding (UserError). The image is made 8-bit RGB at once, in the decoded array's own memory."""
+    image = to_rgb8(decode_image_bytes(image_data, "support image", max_pixels=max_pixels, max_bytes=max_bytes),
+                    in_place=True)
+    mask = mask_from_raw(decode_image_bytes(mask_data, "support mask", max_pixels=max_pixels, max_bytes=max_bytes))
     return image, mask
 
 
