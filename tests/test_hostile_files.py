@@ -78,10 +78,14 @@ def test_write_errors_name_their_cause(tmp_path):
         pytest.skip("no /dev/full")
     with pytest.raises(UserError, match="No space left on device"):
         write_image(Path("/dev/full"), np.zeros((8, 8), np.uint8))
+    # A folder that is a file: fails for root too (CI runs as root, where permissions are not enforced).
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    with pytest.raises(UserError, match="File exists|Not a directory"):
+        write_image(not_a_folder / "x.png", np.zeros((8, 8), np.uint8))
     read_only = tmp_path / "ro"
     read_only.mkdir()
     read_only.chmod(0o500)
-    if os.access(read_only, os.W_OK):
-        pytest.skip("running as root: permissions are not enforced")
-    with pytest.raises(UserError, match="Permission denied"):
-        write_image(read_only / "x.png", np.zeros((8, 8), np.uint8))
+    if not os.access(read_only, os.W_OK):  # a user other than root: permissions are enforced
+        with pytest.raises(UserError, match="Permission denied"):
+            write_image(read_only / "x.png", np.zeros((8, 8), np.uint8))

@@ -19,7 +19,8 @@ from skimage.segmentation import watershed
 from engines.anyshape.shape import ShapeStats, ShapeTolerance, shape_agreement, shape_stats
 from engines.anyshape.templates import Silhouettes, fit_items
 
-# Probability above which a cell is the product's.
+# Probability above which a cell is the product's (after smoothing): 0.5 lost the darker coins of a scene whose
+# support was a bright one (the classifier's probability on them was 0.3-0.5); 0.3 kept them.
 _FOREGROUND = 0.3
 # Watershed markers: distance-transform maxima standing this share of the support's inner radius above their
 # surroundings (lower splits one object at its narrow waist, higher merges touching round items).
@@ -31,7 +32,8 @@ _MAX_SPLITS = 3
 # the classifier took for the product and the watershed cut out has straight cuts through plain belt instead).
 _MIN_OUTLINED = 0.5
 # A clump is taken as the silhouettes fitted in it when they cover at least this share of it (else it is split by
-# its distance transform).
+# its distance transform): fits of a pile cover 0.7-0.8 of it (measured on the simulator's rods), a clump of
+# another product's pieces far less.
 _FITTED_SHARE = 0.6
 # An object cut by the frame's edge is kept from this share of the support's area on (its shape is not judged).
 _BORDER_MIN_AREA = 0.25

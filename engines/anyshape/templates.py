@@ -12,18 +12,22 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Scales tried around the support's size (items vary by about +-15%).
+# Scales and angle step (degrees). Measured on both category sets (32 scored non-round cases): the support's
+# own scale every 15 degrees scored as three scales (0.88, 1, 1.12) every 10 degrees (mean F1 0.755 and 0.760
+# against 0.764) in a fifth of the correlations: the silhouette's inside is shrunk by a cell, so an item of
+# +-15% size or 7 degrees off still holds most of it.
 _SCALES = (1.0,)
-# Angle step in degrees.
 _ANGLE_STEP = 15
-# A placement is an item when at least this share of the silhouette's inside lies on the clump...
+# A placement is an item when at least this share of the silhouette's inside lies on the clump (0.86 with three
+# scales; one scale needs room for the items' own +-15%)...
 _MIN_FIT = 0.82
 # (placements are looked at from this rank on: the fit plus the ring's share off the clump or on edges, where a
 # fit of _MIN_FIT with no ring at all is the least that can hold)
 _MIN_RANK = _MIN_FIT
 # ... and at most this share of it on items placed before (items overlap by up to 20%).
 _MAX_CLAIMED = 0.25
-# Placements considered per item the clump can hold (its area over the support's).
+# Placements considered per item the clump can hold (its area over the support's): a bound on the greedy pass
+# (12 found as many items as 40 on the simulator's rods and brackets, 38-43 of 50).
 _CANDIDATES_PER_ITEM = 12
 
 
