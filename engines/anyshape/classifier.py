@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from sklearn.ensemble import ExtraTreesClassifier
 
 from engines.anyshape.filters import filter_bank
 
@@ -125,7 +124,7 @@ def training_cells(
 class PixelClassifier:
     """Product-or-not for every cell of a filter bank."""
 
-    forest: ExtraTreesClassifier
+    forest: "ExtraTreesClassifier"  # noqa: F821 (scikit-learn, imported when a support is first learnt)
     stride: int
     scales: tuple[float, float, float]
 
@@ -156,6 +155,10 @@ def fit_classifier(
         flat = bank.reshape(bank.shape[0], -1)
         features += [flat[:, positives].T, flat[:, negatives].T]
         labels += [np.ones(len(positives), np.int8), np.zeros(len(negatives), np.int8)]
+    # Imported here: scikit-learn's import costs about a second of every command's start-up, round supports and
+    # SAM engines need none of it.
+    from sklearn.ensemble import ExtraTreesClassifier
+
     forest = ExtraTreesClassifier(class_weight="balanced", random_state=seed, n_jobs=1, **_FOREST)
     forest.fit(np.concatenate(features), np.concatenate(labels))
     return PixelClassifier(forest, stride, scales)

@@ -13,8 +13,6 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 from scipy import ndimage
-from skimage.morphology import h_maxima
-from skimage.segmentation import watershed
 
 from engines.anyshape.shape import ShapeStats, ShapeTolerance, shape_agreement, shape_stats
 from engines.anyshape.templates import Silhouettes, fit_items
@@ -154,6 +152,9 @@ def _split(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues, suppo
 
     The markers are the distance transform's peaks of the clump with its inner boundaries cut out (items in a
     pile), the flooding follows the clump's own distance transform."""
+    from skimage.morphology import h_maxima  # imported when first needed: a slow import for every start-up
+    from skimage.segmentation import watershed
+
     padded = np.pad(crop, 1).astype(np.uint8)
     inside = np.pad(crop & ~edges.cuts[slices], 1).astype(np.uint8)
     distance = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
