@@ -16,7 +16,7 @@ from typing import Literal, get_args
 import cv2
 import numpy as np
 
-from streamer.simulator.sprites import _TARGET_HSV, Sprite, hsv_to_rgb, target_sprite
+from streamer.simulator.sprites import Sprite, product_rgb, target_sprite
 
 ProductShape = Literal["ellipse", "rod", "bracket", "tee", "star", "washer", "mixed"]
 PRODUCT_SHAPES: tuple[str, ...] = get_args(ProductShape)
@@ -142,14 +142,7 @@ def _shaded(rng: np.random.Generator, mask: np.ndarray, radius: float) -> Sprite
     gy, gx = np.gradient(cv2.GaussianBlur(depth.astype(np.float32), (0, 0), 1.0))
     lit = np.clip((gx + gy) / math.sqrt(2.0) * float(inside.max()) * 0.5, -1.0, 1.0)
     highlight = 0.18 * np.exp(-((1.0 - depth) / 0.35) ** 2) + 0.08 * lit
-    base = hsv_to_rgb(
-        _TARGET_HSV[0] + rng.uniform(-5, 5),
-        _TARGET_HSV[1] + rng.uniform(-0.08, 0.08),
-        _TARGET_HSV[2] + rng.uniform(-0.08, 0.06),
-    )
-    speckle = cv2.GaussianBlur(rng.normal(0, 1, mask.shape).astype(np.float32), (0, 0), max(radius / 12, 0.6))
-    speckle *= 9.0 / max(float(speckle.std()), 1e-6)
-    rgb = base[None, None, :] * shade[..., None] + 255.0 * highlight[..., None] + speckle[..., None]
+    rgb = product_rgb(rng, shade, highlight, radius)
     rgb = np.where(mask[..., None], rgb, 0.0)
     half = mask.shape[0] // 2
     return Sprite(rgb.clip(0, 255).astype(np.uint8), mask, float(half), float(half))

@@ -73,6 +73,19 @@ def hsv_to_rgb(h_deg: float, s: float, v: float) -> np.ndarray:
     return cv2.cvtColor(pixel, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
 
 
+def product_rgb(rng: np.random.Generator, shade: np.ndarray, highlight: np.ndarray, radius: float) -> np.ndarray:
+    """A product's surface, float64[h, w, 3] RGB (not clipped): its amber colour, varied a little per item (three
+    draws of `rng`), times the shading, plus the highlight and a speckle of the item's scale (`radius`)."""
+    base = hsv_to_rgb(
+        _TARGET_HSV[0] + rng.uniform(-5, 5),
+        _TARGET_HSV[1] + rng.uniform(-0.08, 0.08),
+        _TARGET_HSV[2] + rng.uniform(-0.08, 0.06),
+    )
+    speckle = cv2.GaussianBlur(rng.normal(0, 1, shade.shape).astype(np.float32), (0, 0), max(radius / 12, 0.6))
+    speckle *= 9.0 / max(float(speckle.std()), 1e-6)
+    return base[None, None, :] * shade[..., None] + 255.0 * highlight[..., None] + speckle[..., None]
+
+
 def target_sprite(rng: np.random.Generator, radius: float) -> Sprite:
     """A shaded, speckled ellipse of the target colour family; its rim is darker (rounded product)."""
     a = radius * rng.uniform(1.0, 1.18)
@@ -88,14 +101,7 @@ def target_sprite(rng: np.random.Generator, radius: float) -> Sprite:
     shade = 0.5 + 0.5 * np.sqrt(np.clip(1.0 - rho2, 0.0, 1.0))
     hx, hy = -0.35 * a, -0.35 * b
     highlight = 0.25 * np.exp(-((xs - hx) ** 2 + (ys - hy) ** 2) / (2 * (0.3 * radius) ** 2))
-    base = hsv_to_rgb(
-        _TARGET_HSV[0] + rng.uniform(-5, 5),
-        _TARGET_HSV[1] + rng.uniform(-0.08, 0.08),
-        _TARGET_HSV[2] + rng.uniform(-0.08, 0.06),
-    )
-    speckle = cv2.GaussianBlur(rng.normal(0, 1, xs.shape).astype(np.float32), (0, 0), max(radius / 12, 0.6))
-    speckle *= 9.0 / max(float(speckle.std()), 1e-6)
-    rgb = base[None, None, :] * shade[..., None] + 255.0 * highlight[..., None] + speckle[..., None]
+    rgb = product_rgb(rng, shade, highlight, radius)
     return Sprite(rgb.clip(0, 255).astype(np.uint8), mask, float(half), float(half))
 
 
