@@ -1,6 +1,8 @@
 """The console's states in a real browser (issue 25): pause, a foreign support (product not present, with its
 support warning), a source gone, and the processor stopped each show on the page (the state's words, the image's
-PAUSED / NOT PRESENT / NO SIGNAL, greyed figures) soon after they happen.
+PAUSED / NOT PRESENT / NO SIGNAL, greyed figures) soon after they happen. A second test loses a real RTSP camera:
+the GStreamer RTSP server feeding it (tests/peers/rtsp_server.py on 127.0.0.1) is killed while the page watches;
+it is skipped, with the RTSP source tests' reason, where that server cannot run (.ci/run installs it).
 
 Each state is waited for up to a generous bound (a loaded machine must not fail it on time alone); the time each
 took from the moment it happened is printed (the issue asks for under 2 s; the page polls every 0.5 s). With
@@ -15,10 +17,14 @@ import time
 
 import cv2
 import numpy as np
+import pytest
 
 from console_helpers import get_json, http, multipart
 from test_console_browser import ROOT, _live_shown, _text, browser, pytestmark, run  # noqa: F401 (fixtures, skip)
+from tests.peers.procs import RtspServer, rtsp_server_missing
 from waiting import wait_until
+
+_RTSP_MISSING = rtsp_server_missing()
 
 BOUND_S = 15.0  # generous: the page polls every 0.5 s; what it takes is printed and asserted loosely below
 CONFIG = """
@@ -67,14 +73,14 @@ def _page_state(driver) -> tuple[str, str, bool]:
         " document.getElementById('figures').classList.contains('stale')];"))
 
 
-def _shows(driver, state: str, label: str, since: float, timings: dict, shot: str) -> None:
+def _shows(driver, state: str, label: str, since: float, timings: dict, shot: str | None) -> None:
     def now_shown() -> bool:
         shown, image_label, _ = _page_state(driver)
         return shown == state and image_label == label
 
     assert wait_until(now_shown, BOUND_S, 0.05), f"{state}: the page shows {_page_state(driver)}"
     timings[state] = round(time.monotonic() - since, 2)
-    if os.environ.get("PERSENSE_UPDATE_DOCS") == "1":
+    if shot and os.environ.get("PERSENSE_UPDATE_DOCS") == "1":
         # Half size: four states side by side in the README's table.
         page = cv2.imdecode(np.frombuffer(driver.get_screenshot_as_png(), np.uint8), cv2.IMREAD_COLOR)
         small = cv2.resize(page, (page.shape[1] // 2, page.shape[0] // 2), interpolation=cv2.INTER_AREA)
@@ -123,3 +129,56 @@ def test_the_page_walks_the_states(run, browser, tmp_path):
     print(f"seconds from each state's cause to the page showing it: {timings}")
     # The issue's 2 s, with room for a loaded machine; the printed figures are the measurement.
     assert max(timings.values()) < 2 * 2.0, timings
+
+
+def _ball_support() -> tuple[bytes, bytes]:
+    """What the RTSP server shows (videotestsrc pattern=ball, 320x240): a white disc of radius 19 on black."""
+    image = np.zeros((240, 320, 3), np.uint8)
+    mask = np.zeros((240, 320), np.uint8)
+    cv2.circle(image, (160, 120), 19, (255, 255, 255), -1, cv2.LINE_AA)
+    cv2.circle(mask, (160, 120), 19, 255, -1)
+    return _png(image), _png(mask)
+
+
+@pytest.fixture
+def rtsp_server():
+    peer = RtspServer()
+    try:
+        yield peer.start()
+    finally:
+        peer.stop()
+
+
+@pytest.mark.skipif(_RTSP_MISSING is not None, reason=f"RTSP test server unavailable: {_RTSP_MISSING}")
+def test_the_page_shows_an_rtsp_source_gone(run, browser, rtsp_server, tmp_path):
+    """A live RTSP camera whose server goes away: the page says it is reconnecting, the image NO SIGNAL, the
+    figures greyed, soon after the server dies (the issue asks for under 2 s). Default source and supervisor
+    options, as an operator's config would have them."""
+    image, mask = tmp_path / "ball.png", tmp_path / "ball-mask.png"
+    for path, data in zip((image, mask), _ball_support()):
+        path.write_bytes(data)
+    config = tmp_path / "rtsp-camera.yaml"
+    config.write_text(f"stream:\n  sources:\n    - uri: \"{rtsp_server.url}\"\n      camera_id: cam0\n")
+    r = run("--config", str(config), "--support", str(image), "--support-mask", str(mask), source=None)
+    r.wait_http()
+    browser.get(r.base + "/")
+    assert wait_until(lambda: _live_shown(browser), 90, 0.05), "no live view"
+    assert wait_until(lambda: _page_state(browser) == ("streaming", "", False), 30), _page_state(browser)
+    index = _text(browser, "frame-index")
+    assert wait_until(lambda: _text(browser, "frame-index") != index, BOUND_S), "frames do not come"
+    assert get_json(r.base + "/api/status")[1]["cameras"]["cam0"]["state"] == "streaming"
+    timings: dict[str, float] = {}
+
+    # The server dies (SIGKILL: its connections drop): from the moment of the kill to the page showing it.
+    killed = time.monotonic()
+    rtsp_server.stop()
+    _shows(browser, "reconnecting", "NO SIGNAL", killed, timings, None)
+    assert _text(browser, "state") == "reconnecting to the source"
+    assert wait_until(lambda: _page_state(browser)[2], BOUND_S), "the figures of a lost source are greyed"
+    camera = get_json(r.base + "/api/status")[1]["cameras"]["cam0"]
+    assert camera["state"] in ("connecting", "reconnecting", "stalled"), camera  # retrying, not given up
+    log = r.log.read_text()
+    assert r.proc.poll() is None and "Traceback" not in log, log[-3000:]  # the processor outlives the server
+    print(f"seconds from the RTSP server's death to the page showing it: {timings}")
+    # The issue's 2 s, with room for a loaded machine; the printed figure is the measurement.
+    assert timings["reconnecting"] < 2 * 2.0, timings

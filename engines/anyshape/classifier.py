@@ -10,11 +10,15 @@ its depth lets it learn "brighter than the belt but darker than the highlight" t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from engines.anyshape.filters import filter_bank
+
+if TYPE_CHECKING:  # imported for real when a support is first learnt (see fit_classifier)
+    from sklearn.ensemble import ExtraTreesClassifier
 
 # Light the support is also shown under: (brightness factor, (red, green, blue) tint).
 _AUGMENTATIONS = (
@@ -66,8 +70,10 @@ def materials(samples: np.ndarray, seed: int) -> np.ndarray:
     cv2.setRNGSeed(seed)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.01)
     _, _, centres = cv2.kmeans(subset.astype(np.float32), _MATERIALS, None, criteria, 1, cv2.KMEANS_PP_CENTERS)
-    distances = ((scaled[:, None, :] - centres[None]) ** 2).sum(-1)
-    return np.argmin(distances, axis=1).astype(np.int32)
+    # |x - c|^2 = |x|^2 - 2 x.c + |c|^2, and |x|^2 is the same for every centre: an N x k product, not the
+    # N x k x F differences (480 MB for a 4-megapixel support).
+    scores = scaled.astype(np.float32) @ centres.T.astype(np.float32) - 0.5 * (centres * centres).sum(1)
+    return np.argmax(scores, axis=1).astype(np.int32)
 
 
 def product_materials(material: np.ndarray, mask_grid: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +111,9 @@ def training_cells(
     far = np.flatnonzero(~ring)
     if material is not None:
         product, own = product_materials(material, mask_grid, ring & ~near)
-        negatives = negatives[~product[material[negatives]]]
+        unlike = negatives[~product[material[negatives]]]
+        # A support on a uniform region has no other material around it: the ring as it is, then.
+        negatives = unlike if len(unlike) else negatives
         alike = far[own[material[far]]]
         far = far[~product[material[far]]]
         if len(alike):
@@ -124,7 +132,7 @@ def training_cells(
 class PixelClassifier:
     """Product-or-not for every cell of a filter bank."""
 
-    forest: "ExtraTreesClassifier"  # noqa: F821 (scikit-learn, imported when a support is first learnt)
+    forest: "ExtraTreesClassifier"
     stride: int
     scales: tuple[float, float, float]
 
@@ -133,6 +141,8 @@ class PixelClassifier:
         bank = filter_bank(grid_image(image_rgb, self.stride), self.scales)
         planes, h, w = bank.shape
         samples = bank.reshape(planes, -1).T
+        if len(self.forest.classes_) < 2:  # learnt from one class only (a support with nothing around it)
+            return np.full((h, w), float(self.forest.classes_[0]), np.float32)
         return self.forest.predict_proba(samples)[:, 1].astype(np.float32).reshape(h, w)
 
 

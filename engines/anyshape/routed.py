@@ -86,7 +86,8 @@ class RoutedEncoder:
         return replace(embedding, payload=frame)
 
     def learn_support(self, image_rgb: np.ndarray, mask: np.ndarray) -> AnyShapeSupport | None:
-        if is_round(np.asarray(mask, bool)):
+        mask = np.asarray(mask, bool)
+        if is_round(mask):
             return None
         return self._anyshape.learn_support(image_rgb, mask)
 

@@ -3,117 +3,37 @@ similarity -> exemplar -> DMG -> IDM -> PPSM -> batched decoding -> feedback."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
-from engines.interfaces import ClassLabelExtractor, EngineSet, ImageEmbedding, PromptGuidance, SupportLearner, SupportModel
+from engines.interfaces import ClassLabelExtractor, EngineSet, ImageEmbedding, PromptGuidance, SupportLearner
 from streamer.config import PipelineConfig
 from streamer.errors import UserError
 from streamer.gates import Gate, NoGate
+from streamer.persense.frames import (
+    STAGES, EncodedFrame, Support, _at_frame_edge, _Frame, _linear_size, _similar_size, _Timer, support_id_for,
+)
 from streamer.persense.idm import idm
 from streamer.persense.postprocess import instances_from_decoder
 from streamer.persense.ppsm import ppsm, sample_at, top_points
 from streamer.persense.presence import MatchCalibration, calibrate, frame_quality, instance_similarity
-from streamer.persense.scale_check import SupportProfile, frame_scale, scale_mismatch, support_profile
+from streamer.persense.scale_check import frame_scale, scale_mismatch, support_profile
 from streamer.persense.support_checks import size_mismatch, support_problems
+from streamer.persense.support_view import bounded_support
 from streamer.persense.similarity import similarity_grid, support_prototype, to_frame
 from streamer.types import Instance, SegmentationResult
 
+# Support, EncodedFrame, STAGES and support_id_for live in streamer.persense.frames; importers take them from here.
+__all__ = ["PerSense", "Support", "EncodedFrame", "STAGES", "support_id_for"]
+
 log = logging.getLogger(__name__)
-
-# The stages a frame goes through, in order: `segment` reports the middle six in SegmentationResult.timings_ms;
-# the stream adds capture (before) and publish (after). Metrics and benchmarks label by these names.
-STAGES = ("capture", "encode", "similarity", "density", "prompts", "decode", "postprocess", "publish")
-
-
-@dataclass(frozen=True)
-class Support:
-    """The one-shot support set, reduced to what every frame needs."""
-
-    prototype: np.ndarray  # float32[C], L2-normalised
-    object_size: tuple[float, float]  # (w, h) of the support mask's box, a fallback exemplar size
-    support_id: str  # content hash of image + mask + models: names the support in published results
-    calibration: MatchCalibration  # the support's similarity to itself: the scale of match quality
-    image_hw: tuple[int, int] = (0, 0)  # the support image's (H, W)
-    object_radius: float = 0.0  # sqrt(area / pi) of the support mask, pixels: the objects' scale
-    warnings: tuple[str, ...] = ()  # what a person should know about this support (see support_checks)
-    label: str | None = None  # the object's class label (the paper's CLE, or given), None without one
-    profile: SupportProfile | None = None  # the object's radial intensity profile, for the scale check
-    model: SupportModel | None = None  # what a SupportLearner encoder learnt of the object (None: the prototype)
-
-
-@dataclass(frozen=True)
-class _Frame:
-    """What every pass over one frame shares."""
-
-    image: np.ndarray  # uint8[H, W, 3] RGB
-    embedding: ImageEmbedding
-    similarity: np.ndarray  # float32[H, W]
-    gate_boxes: np.ndarray | None
-    guidance: PromptGuidance  # the first pass's (target-guided where configured)
-    scale_only: PromptGuidance  # the feedback passes'
-    timer: "_Timer"
-
-
-def support_id_for(image_rgb: np.ndarray, mask: np.ndarray, engines_name: str) -> str:
-    digest = hashlib.sha256()
-    digest.update(engines_name.encode())
-    # The arrays' own memory is hashed (no bytes copy: 150 MB for a 50-megapixel support); the same digest.
-    digest.update(memoryview(np.ascontiguousarray(image_rgb)).cast("B"))
-    digest.update(memoryview(np.packbits(mask)).cast("B"))
-    digest.update(str(image_rgb.shape).encode())
-    return digest.hexdigest()[:16]
-
-
-def _linear_size(box: tuple[float, float, float, float]) -> float:
-    """sqrt(w * h) of an (x0, y0, x1, y1) box."""
-    x0, y0, x1, y1 = box
-    return float(np.sqrt(max(x1 - x0, 1.0) * max(y1 - y0, 1.0)))
-
-
-def _similar_size(box: tuple[float, float, float, float], size: tuple[float, float], tolerance: float) -> bool:
-    """The box's linear size is within a factor `tolerance` of the support object's (w, h)."""
-    found = _linear_size(box)
-    expected = _linear_size((0.0, 0.0, size[0], size[1]))
-    return expected / tolerance <= found <= expected * tolerance
-
-
-def _at_frame_edge(point: tuple[float, float], frame_wh: tuple[int, int], object_w: float, object_h: float) -> bool:
-    """Whether a point lies within a quarter of the support object's size of the frame's edge."""
-    x, y = point
-    w, h = frame_wh
-    return min(x, w - 1 - x) < 0.25 * object_w or min(y, h - 1 - y) < 0.25 * object_h
-
 
 # Extra initial exemplars need at least this match quality (1: as alike as the support to itself).
 _PRIOR_QUALITY = 0.6
-
-
-class _Timer:
-    def __init__(self) -> None:
-        self.ms: dict[str, float] = {}
-
-    @contextmanager
-    def stage(self, name: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1000.0
-
-
-@dataclass(frozen=True)
-class EncodedFrame:
-    """A frame's encoder output, computed ahead of the rest of `segment` (see PerSense.encode)."""
-
-    embedding: ImageEmbedding
-    encode_ms: float
 
 
 class PerSense:
@@ -175,15 +95,17 @@ class PerSense:
         for warning in warnings:
             log.warning("support: %s", warning)
         label = self._label_for(image_rgb, mask, label)
+        # The engines learn from a bounded view (a 50 MP upload: its object's neighbourhood, scaled down).
+        learn_image, learn_mask = bounded_support(image_rgb, mask)
         model = None
         if isinstance(self.engines.encoder, SupportLearner):
             with self._encoder_lock:
-                model = self.engines.encoder.learn_support(image_rgb, mask)
+                model = self.engines.encoder.learn_support(learn_image, learn_mask)
         if prototype is None or calibration is None:
-            embedding = self.encode(image_rgb).embedding
-            prototype = support_prototype(embedding, mask)
+            embedding = self.encode(learn_image).embedding
+            prototype = support_prototype(embedding, learn_mask)
             grid = model.similarity(embedding) if model is not None else similarity_grid(embedding, prototype)
-            calibration = calibrate(grid, mask)
+            calibration = calibrate(grid, learn_mask)
         ys, xs = np.nonzero(mask)
         size = (float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
         support_id = support_id_for(image_rgb, mask, self.engines.name)
