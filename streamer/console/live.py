@@ -11,14 +11,13 @@ given back to the system.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 
+from streamer.memory import trim_memory
 from streamer.console.picture import draw, product_colour
 from streamer.sources.base import Frame
 from streamer.stream.messages import encode_jpeg
@@ -113,7 +112,7 @@ class LiveView:
             if last:
                 self._rendered.clear()  # nobody watches: no frame is kept for them
         if last:
-            _trim()
+            trim_memory()
 
     @contextmanager
     def watching(self):
@@ -162,17 +161,6 @@ class ResultTee:
         accepted = self._sink.submit(frame, result, support_id, wait=wait)
         self._live.offer(frame, result, support_id)
         return accepted
-
-
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6") if ctypes.util.find_library("c") else None
-
-
-def _trim() -> None:
-    """Give the allocator's free memory back to the system (glibc keeps it in per-thread arenas otherwise:
-    the buffers of many viewers stayed resident after they left)."""
-    trim = getattr(_LIBC, "malloc_trim", None)
-    if trim is not None:
-        trim(0)
 
 
 def _smooth(previous: float | None, value: float) -> float:

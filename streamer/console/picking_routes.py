@@ -21,6 +21,7 @@ from streamer.console.frozen import FrozenFrames
 from streamer.console.picture import product_colour
 from streamer.stream.messages import encode_jpeg
 from streamer.errors import UserError
+from streamer.memory import trim_memory
 from streamer.persense.pick import Pick, pick_object
 from streamer.pick_checks import background_warning
 from streamer.stream.notes import kind_at
@@ -55,11 +56,15 @@ def picking_routes(backend, options, camera_of) -> list[Route]:
         if not decoding.acquire(timeout=upload_wait_s):
             raise SupportBusy("other uploads are being decoded right now; nothing was changed — try again in a "
                               "moment")
-        try:
+        def apply() -> dict:  # its own scope: the decoded arrays are freed when it returns
             image, mask = support_from_bytes(image_data, mask_data, backend.max_image_pixels,
                                              getattr(backend, "max_image_bytes", None))
             return change_support(lambda: backend.replace_support(image, mask, camera=camera))
+
+        try:
+            return apply()
         finally:
+            trim_memory()  # the decoded upload's memory back to the system before the next upload decodes
             decoding.release()
 
     async def freeze(request: Request) -> JSONResponse:

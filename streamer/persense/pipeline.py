@@ -91,12 +91,13 @@ class PerSense:
             )
         if not mask.any():
             raise UserError("the support mask is empty: mark the example object with non-zero pixels")
-        warnings = tuple(support_problems(image_rgb, mask))
+        # The engines learn from a bounded view (a 50 MP upload: its object's neighbourhood, scaled down), and
+        # the support's checks look at it too (they judge the object and its surroundings).
+        learn_image, learn_mask = bounded_support(image_rgb, mask)
+        warnings = tuple(support_problems(learn_image, learn_mask))
         for warning in warnings:
             log.warning("support: %s", warning)
         label = self._label_for(image_rgb, mask, label)
-        # The engines learn from a bounded view (a 50 MP upload: its object's neighbourhood, scaled down).
-        learn_image, learn_mask = bounded_support(image_rgb, mask)
         model = None
         if isinstance(self.engines.encoder, SupportLearner):
             with self._encoder_lock:

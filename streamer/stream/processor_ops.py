@@ -17,6 +17,7 @@ from streamer.persense.pipeline import PerSense
 from streamer.sources.base import SourceState
 from streamer.stream.metrics import SourceSnapshot
 from streamer.stream.support import support_from_bytes
+from streamer.memory import trim_memory
 from streamer.stream.support_history import SupportHistory, pack
 
 log = logging.getLogger("streamer.stream.processor")
@@ -198,6 +199,7 @@ class ProcessorOperations:
             return support
 
         support = self.on_pipeline(change)
+        trim_memory()  # a large support's decoding and learning buffers: not kept for the next upload's peak
         log.info("support replaced: %s (%s)", support.support_id, ", ".join(cameras))
         self._announce("support", cameras)
         return support
