@@ -155,3 +155,10 @@ def test_marks_outline_fill_or_none_in_the_products_colour():
     fill = draw(image, result, colour, "fill")
     inside = fill[20, 20].astype(int)
     assert (inside != 100).any() and np.abs(inside - 100).max() < 0.35 * 255  # a light tint, the item still seen
+
+
+@pytest.mark.parametrize("uri", ["sim:?scene=shape", "sim:?shape=rods"])
+def test_a_bad_simulator_option_on_the_command_line_is_one_line(capsys, uri):
+    assert main(["run", "--source", uri, "--max-frames", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1 and "--source: sim option" in err, err

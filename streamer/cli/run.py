@@ -68,10 +68,17 @@ def register(subparsers) -> None:
 
 def apply_flags(config: Config, args: argparse.Namespace) -> Config:
     """Flags override the configuration file; the result is validated like the file."""
+    from pydantic import ValidationError
+
+    from streamer.errors import UserError
+
     raw = config.model_dump()
     stream = raw["stream"]
     if args.source:
-        stream["sources"] = [SourceConfig(uri=args.source).model_dump()]
+        try:
+            stream["sources"] = [SourceConfig(uri=args.source).model_dump()]
+        except ValidationError as exc:  # a bad option in the URI (sim:?scene=shape): one line, as in a file
+            raise UserError(f"--source: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     if args.camera_id:
         stream["sources"][0]["camera_id"] = args.camera_id
     for source in stream["sources"]:
@@ -101,10 +108,6 @@ def apply_flags(config: Config, args: argparse.Namespace) -> Config:
     if args.authorized_keys:
         stream["security"]["authorized_keys"] = args.authorized_keys
     stream["allow_insecure"] = stream["allow_insecure"] or args.insecure
-    from pydantic import ValidationError
-
-    from streamer.errors import UserError
-
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
