@@ -10,10 +10,9 @@ import time
 from contextlib import contextmanager
 
 import numpy as np
-import pytest
 from prometheus_client import CollectorRegistry
 
-from console_helpers import HEADER, http
+from console_helpers import http
 from streamer.config import Config
 from streamer.console import server as http_server
 from streamer.console.app import build_app

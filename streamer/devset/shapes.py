@@ -62,7 +62,6 @@ def t_shape(length: float, arm: float) -> list[Polygon]:
 
 
 def u_shape(length: float, arm: float) -> list[Polygon]:
-    a = length / 2
     return [(1, box(length, length)), (-1, box(length - 2 * arm, length - arm, 0, -arm / 2 - 1))]
 
 
