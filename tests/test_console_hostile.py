@@ -13,6 +13,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from console_helpers import http
+from waiting import wait_until
 from streamer.config import Config
 from streamer.console import server as http_server
 from streamer.console.app import build_app
@@ -241,10 +242,7 @@ def test_live_viewers_are_capped_and_share_one_render():
         finally:
             for conn in viewers:
                 conn.close()
-        for _ in range(50):
-            if backend.live.watchers == 0:
-                break
-            time.sleep(0.1)
+        wait_until(lambda: backend.live.watchers == 0, 5.0)
         assert backend.live.watchers == 0 and backend.live.cached("belt") is None  # nothing kept for nobody
 
 
@@ -260,8 +258,5 @@ def test_viewers_arriving_at_once_get_the_cap_and_no_more():
         finally:
             for conn in conns:
                 conn.close()
-        for _ in range(50):
-            if backend.live.watchers == 0:
-                break
-            time.sleep(0.1)
+        wait_until(lambda: backend.live.watchers == 0, 5.0)
         assert backend.live.watchers == 0
