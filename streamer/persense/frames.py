@@ -36,7 +36,7 @@ class Support:
 
 
 @dataclass(frozen=True)
-class _Frame:
+class FrameInputs:
     """What every pass over one frame shares."""
 
     image: np.ndarray  # uint8[H, W, 3] RGB
@@ -45,7 +45,7 @@ class _Frame:
     gate_boxes: np.ndarray | None
     guidance: PromptGuidance  # the first pass's (target-guided where configured)
     scale_only: PromptGuidance  # the feedback passes'
-    timer: "_Timer"
+    timer: "StageTimer"
 
 
 def support_id_for(image_rgb: np.ndarray, mask: np.ndarray, engines_name: str) -> str:
@@ -58,29 +58,27 @@ def support_id_for(image_rgb: np.ndarray, mask: np.ndarray, engines_name: str) -
     return digest.hexdigest()[:16]
 
 
-def _linear_size(box: tuple[float, float, float, float]) -> float:
+def linear_size(box: tuple[float, float, float, float]) -> float:
     """sqrt(w * h) of an (x0, y0, x1, y1) box."""
     x0, y0, x1, y1 = box
     return float(np.sqrt(max(x1 - x0, 1.0) * max(y1 - y0, 1.0)))
 
 
-def _similar_size(box: tuple[float, float, float, float], size: tuple[float, float], tolerance: float) -> bool:
+def similar_size(box: tuple[float, float, float, float], size: tuple[float, float], tolerance: float) -> bool:
     """The box's linear size is within a factor `tolerance` of the support object's (w, h)."""
-    found = _linear_size(box)
-    expected = _linear_size((0.0, 0.0, size[0], size[1]))
+    found = linear_size(box)
+    expected = linear_size((0.0, 0.0, size[0], size[1]))
     return expected / tolerance <= found <= expected * tolerance
 
 
-def _at_frame_edge(point: tuple[float, float], frame_wh: tuple[int, int], object_w: float, object_h: float) -> bool:
+def at_frame_edge(point: tuple[float, float], frame_wh: tuple[int, int], object_w: float, object_h: float) -> bool:
     """Whether a point lies within a quarter of the support object's size of the frame's edge."""
     x, y = point
     w, h = frame_wh
     return min(x, w - 1 - x) < 0.25 * object_w or min(y, h - 1 - y) < 0.25 * object_h
 
 
-
-
-class _Timer:
+class StageTimer:
     def __init__(self) -> None:
         self.ms: dict[str, float] = {}
 

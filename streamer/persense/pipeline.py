@@ -15,7 +15,7 @@ from streamer.config import PipelineConfig
 from streamer.errors import UserError
 from streamer.gates import Gate, NoGate
 from streamer.persense.frames import (
-    STAGES, EncodedFrame, Support, _at_frame_edge, _Frame, _linear_size, _similar_size, _Timer, support_id_for,
+    STAGES, EncodedFrame, FrameInputs, StageTimer, Support, at_frame_edge, linear_size, similar_size, support_id_for,
 )
 from streamer.persense.idm import idm
 from streamer.persense.postprocess import instances_from_decoder
@@ -154,7 +154,7 @@ class PerSense:
         if self.support is None:
             raise UserError("no support set: call set_support(image, mask) first")
         cfg = self.config
-        timer = _Timer()
+        timer = StageTimer()
         h, w = image_rgb.shape[:2]
 
         encoded = encoded if encoded is not None else self.encode(image_rgb)
@@ -180,7 +180,7 @@ class PerSense:
         with timer.stage("decode"):
             exemplars = self._initial_exemplar(embedding, similarity, gate_boxes, guidance)
 
-        frame = _Frame(image_rgb, embedding, similarity, gate_boxes, guidance, scale_only, timer)
+        frame = FrameInputs(image_rgb, embedding, similarity, gate_boxes, guidance, scale_only, timer)
         instances, points, count, quality = self._passes(frame, exemplars)
         if not instances and len(exemplars) > 1:
             # The exemplars together found nothing: one on no object of the product (a place where two objects
@@ -210,7 +210,7 @@ class PerSense:
             return self.support.model.similarity(embedding)
         return similarity_grid(embedding, self.support.prototype)
 
-    def _passes(self, frame: "_Frame", exemplars: np.ndarray) -> tuple[list[Instance], np.ndarray, float, float]:
+    def _passes(self, frame: "FrameInputs", exemplars: np.ndarray) -> tuple[list[Instance], np.ndarray, float, float]:
         """Algorithm 1's passes from these exemplar boxes float[M, 4]: the DMG, IDM, PPSM and decoder, then the
         feedback passes -> (instances, the point prompts, the density count, the match quality) of the pass kept."""
         cfg, timer = self.config, frame.timer
@@ -297,7 +297,7 @@ class PerSense:
 
         def exemplar_box(x: float, y: float) -> tuple[float, float, float, float]:
             inst = found.get((x, y))
-            if inst is not None and _similar_size(inst.bbox, (bw, bh), self.config.exemplar_size_tolerance):
+            if inst is not None and similar_size(inst.bbox, (bw, bh), self.config.exemplar_size_tolerance):
                 return inst.bbox
             # No mask at the prior, or one of another scale than the support's object (a mask that leaked
             # into the background, or collapsed to a speck): the camera sees the product at about the
@@ -308,7 +308,7 @@ class PerSense:
         # An object cut by the frame's edge is of another size and shape than the product: its mask, or a box
         # guessed there, misleads the DMG (whole frames of the simulator counted 0 from priors at x = 0 or
         # x = 638). The other priors serve; where all lie at the edge, the best of them.
-        inside = [(x, y) for x, y in priors.tolist() if not _at_frame_edge((x, y), (w, h), bw, bh)]
+        inside = [(x, y) for x, y in priors.tolist() if not at_frame_edge((x, y), (w, h), bw, bh)]
         boxes = [exemplar_box(x, y) for x, y in (inside or priors[:1].tolist())]
         return np.asarray(boxes, np.float32)
 
@@ -338,7 +338,7 @@ class PerSense:
             return instances
         sides = np.maximum(exemplars[:, 2:] - exemplars[:, :2], 1.0)
         limit = float(np.median(np.sqrt(sides[:, 0] * sides[:, 1]))) * self.config.mask_size_tolerance
-        kept = [inst for inst in instances if _linear_size(inst.bbox) <= limit]
+        kept = [inst for inst in instances if linear_size(inst.bbox) <= limit]
         if len(kept) < len(instances):
             log.debug("size gate: %d of %d masks larger than %.0f px dropped", len(instances) - len(kept),
                       len(instances), limit)
@@ -367,7 +367,7 @@ class PerSense:
         largest (two touching objects)."""
         if not instances:
             return previous
-        sizes = np.array([_linear_size(inst.bbox) for inst in instances])
+        sizes = np.array([linear_size(inst.bbox) for inst in instances])
         typical = float(np.median(sizes))
         pool = [inst for inst, size in zip(instances, sizes) if typical / 1.1 <= size <= typical * 1.1]
         if len(pool) < self.config.feedback_exemplars:
