@@ -136,9 +136,16 @@ class PixelClassifier:
     stride: int
     scales: tuple[float, float, float]
 
+    def bank(self, image_rgb: np.ndarray) -> np.ndarray:
+        """uint8[H, W, 3] -> float32[N_PLANES, ceil(H / stride), ceil(W / stride)] the image's filter bank."""
+        return filter_bank(grid_image(image_rgb, self.stride), self.scales)
+
     def probability(self, image_rgb: np.ndarray) -> np.ndarray:
         """uint8[H, W, 3] -> float32[ceil(H / stride), ceil(W / stride)] probability of the product."""
-        bank = filter_bank(grid_image(image_rgb, self.stride), self.scales)
+        return self.probability_of(self.bank(image_rgb))
+
+    def probability_of(self, bank: np.ndarray) -> np.ndarray:
+        """float32[N_PLANES, h, w] a filter bank (see `bank`) -> float32[h, w] probability of the product."""
         planes, h, w = bank.shape
         samples = bank.reshape(planes, -1).T
         if len(self.forest.classes_) < 2:  # learnt from one class only (a support with nothing around it)

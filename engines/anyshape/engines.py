@@ -19,11 +19,11 @@ import numpy as np
 from scipy import ndimage
 
 from engines.anyshape.classifier import PixelClassifier, fit_classifier, grid_image
-from engines.anyshape.filters import edge_strength, opponent_planes
+from engines.anyshape.filters import FINE_GRADIENT, opponent_planes
 from engines.anyshape.instances import EdgeCues, Regions, find_regions, product_cells
 from engines.anyshape.outline import snap_to_edges
 from engines.anyshape.templates import Silhouettes, silhouettes
-from engines.anyshape.shape import ShapeStats, shape_stats
+from engines.anyshape.shape import ShapeStats, inner_radius, shape_stats
 from engines.errors import EngineError
 from engines.interfaces import DecoderOutput, DensityOutput, ImageEmbedding, PromptGuidance
 
@@ -46,6 +46,7 @@ class FrameWork:
     """A frame's image and what the any-shape engines found in it, per support (the embedding's payload)."""
 
     image: np.ndarray  # uint8[H, W, 3] RGB
+    banks: dict = field(default_factory=dict)  # support key -> float32[N_PLANES, h, w] the frame's filter bank
     probability: dict = field(default_factory=dict)  # support key -> float32[h, w]
     regions: dict = field(default_factory=dict)  # support key -> Regions
     outlines: dict = field(default_factory=dict)  # support key -> int32[H, W] the regions at frame resolution
@@ -54,13 +55,14 @@ class FrameWork:
     def regions_for(self, support: "AnyShapeSupport") -> Regions:
         key = id(support)
         if key not in self.regions:
-            edges = edge_strength(grid_image(self.image, support.stride))
+            probability = support.probability(self)
+            edges = self.banks[key][FINE_GRADIENT]
             near_edge = cv2.dilate(edges, np.ones((3, 3), np.uint8))
             # Dimmer or flatter light than the support's lowers every edge alike: the levels follow the frame's.
             contrast = float(np.clip(np.percentile(edges, _CONTRAST_PERCENTILE) / support.contrast, 0.3, 1.0))
             cues = EdgeCues(edges > support.edge_level * contrast,
                             near_edge >= _OUTLINE_SHARE * support.outline_level * contrast)
-            self.regions[key] = find_regions(support.probability(self), support.shape, edges=cues,
+            self.regions[key] = find_regions(probability, support.shape, edges=cues,
                                              shapes=support.silhouettes)
         return self.regions[key]
 
@@ -98,7 +100,8 @@ class AnyShapeSupport:
     def probability(self, work: FrameWork) -> np.ndarray:
         key = id(self)
         if key not in work.probability:
-            work.probability[key] = self.classifier.probability(work.image)
+            work.banks[key] = self.classifier.bank(work.image)
+            work.probability[key] = self.classifier.probability_of(work.banks[key])
         return work.probability[key]
 
     def similarity(self, embedding: ImageEmbedding) -> np.ndarray:
@@ -112,8 +115,7 @@ class AnyShapeSupport:
 
 def support_stride(mask: np.ndarray) -> int:
     """The classifier's grid step (pixels) for a support mask bool[H, W]: fine for small or thin objects."""
-    inner = float(cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5).max())
-    return int(np.clip(np.floor(inner / _CELLS_PER_INNER_RADIUS), 1, _MAX_STRIDE))
+    return int(np.clip(np.floor(inner_radius(mask) / _CELLS_PER_INNER_RADIUS), 1, _MAX_STRIDE))
 
 
 def support_scales(shape: ShapeStats) -> tuple[float, float, float]:
@@ -146,11 +148,10 @@ _OUTLINE_SHARE = 0.4
 _CONTRAST_PERCENTILE = 90.0
 
 
-def _edge_levels(grid_rgb: np.ndarray, grid_mask: np.ndarray) -> tuple[float, float, float]:
-    """uint8[h, w, 3] support image on the grid, bool[h, w] its object -> (the strongest edge level inside it,
-    the median edge level along its outline (each outline cell's strongest within one cell), the image's
-    contrast)."""
-    edges = edge_strength(grid_rgb)
+def _edge_levels(edges: np.ndarray, grid_mask: np.ndarray) -> tuple[float, float, float]:
+    """float32[h, w] the support image's fine gradient on the grid (its bank's FINE_GRADIENT plane), bool[h, w]
+    its object -> (the strongest edge level inside it, the median edge level along its outline (each outline
+    cell's strongest within one cell), the image's contrast)."""
     mask8 = grid_mask.astype(np.uint8)
     core = cv2.erode(mask8, np.ones((5, 5), np.uint8)) > 0
     if core.sum() < 4:
@@ -189,7 +190,7 @@ class AnyShapeEncoder:
         shape = shape_stats(grid_mask)
         classifier = fit_classifier(image_rgb, mask, stride, support_scales(shape))
         shape = _as_classified(classifier.probability(image_rgb), grid_mask, shape)
-        edge_level, outline_level, contrast = _edge_levels(grid_image(image_rgb, stride), grid_mask)
+        edge_level, outline_level, contrast = _edge_levels(classifier.bank(image_rgb)[FINE_GRADIENT], grid_mask)
         log.debug("any-shape support: stride %d, area %.0f cells, elongation %.2f, solidity %.2f, holes %.2f",
                   stride, shape.area, shape.elongation, shape.solidity, shape.hole_fraction)
         return AnyShapeSupport(classifier, shape, edge_level, outline_level, contrast, silhouettes(grid_mask))

@@ -23,6 +23,9 @@ PLANE_NAMES = (
     "lightness relative s2",
 )
 N_PLANES = len(PLANE_NAMES)
+# The plane where one item ends and the next begins: the lightness gradient at the finest scale (the edge cues of
+# engines.anyshape.instances read it from the frame's bank, computed once for the classifier and them).
+FINE_GRADIENT = PLANE_NAMES.index("gradient s0")
 
 
 def opponent_planes(image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -84,11 +87,3 @@ def filter_bank(image_rgb: np.ndarray, scales: tuple[float, float, float]) -> np
     planes.append(planes[3] - _blur(lightness, 4.0 * s2))
     return np.stack(planes).astype(np.float32, copy=False)
 
-
-def edge_strength(image_rgb: np.ndarray, sigma: float = 0.7) -> np.ndarray:
-    """uint8[H, W, 3] -> float32[H, W] the lightness gradient's magnitude at a fine scale (where one item ends and
-    the next begins)."""
-    lightness = _blur(opponent_planes(image_rgb)[0], sigma)
-    gx = cv2.Sobel(lightness, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(lightness, cv2.CV_32F, 0, 1, ksize=3)
-    return cv2.magnitude(gx, gy)

@@ -41,9 +41,13 @@ def shape_stats(mask: np.ndarray) -> ShapeStats:
         return ShapeStats(0.0, 1.0, 1.0, 0.0, 0.0)
     filled = ndimage.binary_fill_holes(mask)
     holes = float(filled.sum()) - area
-    padded = np.pad(mask, 1).astype(np.uint8)
-    inner = float(cv2.distanceTransform(padded, cv2.DIST_L2, 5).max())
-    return ShapeStats(area, elongation(mask), solidity(filled), holes / (area + holes), inner, circle_fill(filled))
+    return ShapeStats(area, elongation(mask), solidity(filled), holes / (area + holes), inner_radius(mask),
+                      circle_fill(filled))
+
+
+def inner_radius(mask: np.ndarray) -> float:
+    """The radius of the largest circle inside a mask bool[h, w] (its distance transform's peak)."""
+    return float(cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5).max())
 
 
 def circle_fill(filled: np.ndarray) -> float:

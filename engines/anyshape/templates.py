@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from engines.anyshape.shape import inner_radius
+
 # Scales and angle step (degrees). Measured on both category sets (32 scored non-round cases): the support's
 # own scale every 15 degrees scored as three scales (0.88, 1, 1.12) every 10 degrees (mean F1 0.755 and 0.760
 # against 0.764) in a fifth of the correlations: the silhouette's inside is shrunk by a cell, so an item of
@@ -19,11 +21,9 @@ import numpy as np
 _SCALES = (1.0,)
 _ANGLE_STEP = 15
 # A placement is an item when at least this share of the silhouette's inside lies on the clump (0.86 with three
-# scales; one scale needs room for the items' own +-15%)...
+# scales; one scale needs room for the items' own +-15%); placements are looked at from this rank on too (the fit
+# plus half the ring's share off the clump or on edges: a fit of _MIN_FIT with no ring at all is the least).
 _MIN_FIT = 0.82
-# (placements are looked at from this rank on: the fit plus the ring's share off the clump or on edges, where a
-# fit of _MIN_FIT with no ring at all is the least that can hold)
-_MIN_RANK = _MIN_FIT
 # ... and at most this share of it on items placed before (items overlap by up to 20%).
 _MAX_CLAIMED = 0.25
 # Placements considered per item the clump can hold (its area over the support's): a bound on the greedy pass
@@ -41,8 +41,8 @@ class Silhouettes:
     inner_radius: float  # its inscribed circle's radius, cells
     masks: tuple[np.ndarray, ...]
     cores: tuple[np.ndarray, ...]  # the masks shrunk by a cell (the masks themselves where that leaves nothing)
-    rings: tuple[np.ndarray, ...]  # the cells just outside each mask, on a box one cell larger each side
-    stacked: tuple[np.ndarray, ...]  # float32[th + 2, tw + 2, 2]: core / its cells, ring / its cells
+    # float32[th + 2, tw + 2, 2] per mask: its core / its cells, and the ring of cells just outside it / their count
+    stacked: tuple[np.ndarray, ...]
     poses: tuple[tuple[float, float], ...]
 
 
@@ -88,8 +88,7 @@ def silhouettes(mask: np.ndarray) -> Silhouettes:
         rings.append(cv2.dilate(grown, np.ones((3, 3), np.uint8)) - grown)
     stacked = [np.dstack([np.pad(c, 1) / max(float(c.sum()), 1.0), r / max(float(r.sum()), 1.0)]).astype(np.float32)
                for c, r in zip(cores, rings)]
-    inner = float(cv2.distanceTransform(np.pad(crop, 1).astype(np.uint8), cv2.DIST_L2, 5).max())
-    return Silhouettes(float(crop.sum()), inner, tuple(masks), tuple(cores), tuple(rings), tuple(stacked),
+    return Silhouettes(float(crop.sum()), inner_radius(crop), tuple(masks), tuple(cores), tuple(stacked),
                        tuple(poses))
 
 
@@ -114,7 +113,7 @@ def fit_items(clump: np.ndarray, cuts: np.ndarray, shapes: Silhouettes) -> list[
         padded = cv2.copyMakeBorder(fields, 1, pad_y + 1, 1, pad_x + 1, cv2.BORDER_CONSTANT, value=(-1.0, 1.0))
         # (inside share * 2 - 1) + ring share, from the templates' normalised channels; + 1 makes it fit + ring.
         rank = (cv2.matchTemplate(padded, template, cv2.TM_CCORR) + 1.0) / 2.0
-        peaks = (rank >= _MIN_RANK) & (rank >= cv2.dilate(rank, np.ones((3, 3), np.uint8)))
+        peaks = (rank >= _MIN_FIT) & (rank >= cv2.dilate(rank, np.ones((3, 3), np.uint8)))
         ys, xs = np.nonzero(peaks)
         ranks.append(rank[ys, xs])
         poses.append(np.full(len(ys), k))
