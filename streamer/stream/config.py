@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from streamer.archive.config import ArchiveConfig
 from streamer.imageio import DEFAULT_MAX_PIXELS
 from streamer.product_config import GateConfig, SupportConfig
 from streamer.simulator.shapes import ProductShape, SceneName
@@ -213,6 +214,8 @@ class StreamConfig(_Section):
     console: ConsoleConfig = ConsoleConfig()
     security: SecurityConfig = SecurityConfig()
     tally: TallyConfig = Field(default_factory=TallyConfig, description="tracking, counting lines, item specs")
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig,
+                                   description="frames and results kept on disk (off by default; docs/archive.md)")
     allow_insecure: bool = Field(
         False, description="bind control or publish beyond loopback without CURVE (logged as a warning)"
     )
