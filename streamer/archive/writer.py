@@ -44,8 +44,8 @@ class ArchivedFrame:
     header: bytes | None
     result: object  # the SegmentationResult, encoded on the writer thread when header is None
     encode_header: object  # (result) -> bytes, run on the writer thread
-    count: int
-    match_quality: float
+    count: int | None  # None: recorded without processing (persense record)
+    match_quality: float | None
     truth_count: int | None
     truth_kinds: dict | None
     support_id: str
@@ -118,11 +118,11 @@ class ArchiveWriter:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def put(self, item) -> bool:
-        """Queue a frame, a support or an audit row without waiting -> whether it was queued (a dropped frame is
-        counted)."""
+    def put(self, item, wait: bool = False) -> bool:
+        """Queue a frame, a support or an audit row without waiting (with `wait`: until there is room, as a
+        recording without a frame loop does) -> whether it was queued (a dropped frame is counted)."""
         try:
-            self._queue.put_nowait(item)
+            self._queue.put(item, block=wait)
             return True
         except queue.Full:
             if isinstance(item, ArchivedFrame):
@@ -219,7 +219,7 @@ class ArchiveWriter:
                 "match_quality, truth_count, truth_kinds, support_id, reasons, marked, out_of_spec, rejected) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (frame_id, item.camera, item.frame_index, item.capture_ts, time.time(), rel(image_path),
-                 rel(result_path), size, item.count, float(item.match_quality), item.truth_count,
+                 rel(result_path), size, item.count, item.match_quality, item.truth_count,
                  json.dumps(item.truth_kinds) if item.truth_kinds else None, item.support_id,
                  ",".join(item.reasons), int("mark" in item.reasons), int(item.out_of_spec), int(item.rejected)))
             self.db.commit()
