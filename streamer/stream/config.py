@@ -163,6 +163,10 @@ class ConsoleConfig(_Section):
         description="token the console and its API need; null: none on 127.0.0.1, and beyond loopback one is "
         "generated and printed once at start",
     )
+    tokens: dict[str, str] = Field(
+        default_factory=dict, max_length=64,
+        description="named tokens (name: token, each at least 16 characters): each opens the console like `token`, "
+        "and the audit trail names who changed something by its name (the `token` itself is named 'console')")
     metrics_need_token: bool = Field(False, description="whether /metrics needs the token too (Prometheus often "
                                      "scrapes without)")
     max_fps: float = Field(10.0, gt=0, le=30, description="frames per second of the live view, at most")
@@ -186,6 +190,19 @@ class ConsoleConfig(_Section):
     request_timeout_s: float = Field(30.0, gt=0, le=3600,
                                      description="a whole request (head and body) must arrive within this")
     keep_alive_s: float = Field(5.0, gt=0, le=600, description="an idle connection is closed after this")
+
+
+    @field_validator("tokens")
+    @classmethod
+    def _valid_tokens(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, token in value.items():
+            if not _CAMERA_ID.match(name):
+                raise ValueError("token names must be 1-64 characters of letters, digits, '_', '.', '-'")
+            if not 16 <= len(token) <= 256:
+                raise ValueError(f"token {name!r} must be 16-256 characters")
+        if len(set(value.values())) != len(value):
+            raise ValueError("two named tokens are the same")
+        return value
 
 
 class SecurityConfig(_Section):

@@ -294,6 +294,9 @@ window.addEventListener("DOMContentLoaded", () => {
   $("frozen").addEventListener("click", (event) => pickAt(toImage(event)));
   $("frozen").addEventListener("keydown", onFrozenKey);
   $("apply").addEventListener("click", apply);
+  $("mark").addEventListener("click", () => postJson("/api/archive/mark", { camera: state.camera })
+    .then(() => say("Marked: the archive keeps this moment."))
+    .catch((error) => say(`Not marked: ${error.message}`, "error")));
   $("undo").addEventListener("click", undo);
   $("upload").addEventListener("submit", upload);
   $("pause").addEventListener("click", togglePause);
