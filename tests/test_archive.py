@@ -258,3 +258,22 @@ def test_check_archive_dir_makes_a_new_one_and_refuses_another_format(tmp_path):
     (made / MARKER).write_text(json.dumps({"format": "something else", "version": 1}))
     with pytest.raises(UserError, match="names format"):
         check_archive_dir(made, create=False)
+
+
+def test_export_of_a_time_range_is_an_archive_of_those_frames(tmp_path):
+    import zipfile
+
+    path = tmp_path / "a"
+    _small_archive(path, 6)
+    rows = ArchiveReader(path).frames()
+    since, until = rows[1].capture_ts, rows[3].capture_ts
+    done = _cli("archive", "export", str(path), "--since", repr(since), "--until", repr(until), "--out",
+                str(tmp_path / "range.zip"))
+    assert done.returncode == 0 and "exported 3 frame(s)" in done.stdout, done.stderr
+    with zipfile.ZipFile(tmp_path / "range.zip") as bundle:
+        bundle.extractall(tmp_path / "unzipped")
+    exported = ArchiveReader(tmp_path / "unzipped")
+    assert [r.frame_index for r in exported.frames()] == [1, 2, 3]
+    assert all(exported.image(r).shape == (32, 32, 3) for r in exported.frames())
+    bad = _cli("archive", "export", str(path), "--since", "yesterday", "--out", str(tmp_path / "x.zip"))
+    assert bad.returncode == 2 and "neither an ISO 8601 time" in bad.stderr
