@@ -2,14 +2,13 @@
 tests/test_console_browser.py): filter the archive to rejects (frames with an out-of-spec item), open one, see its
 masks and result, pick the product from it and apply it, against `persense run` on the flow simulator.
 
-Skipped with a reason where Chromium, its driver or selenium is missing (.ci/run installs them).
+Skipped with a reason where Chromium, its driver or selenium is missing (.ci/run installs them), as there.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,42 +20,13 @@ from benchmarks.soak import free_port
 from console_helpers import get_json
 from waiting import wait_until
 
+# The headless browser (Debian's chromium and chromium-driver, selenium), and the skip where one is missing.
+from test_console_browser import browser, pytestmark  # noqa: E402,F401
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-try:
-    import selenium  # noqa: F401
-
-    SELENIUM = True
-except ImportError:
-    SELENIUM = False
-_missing = [name for name, ok in (("chromium", CHROMIUM), ("chromium-driver", CHROMEDRIVER), ("selenium", SELENIUM))
-            if not ok]
-pytestmark = pytest.mark.skipif(bool(_missing), reason=f"no headless browser: {', '.join(_missing)} missing "
-                                "(apt-get install chromium chromium-driver; pip install selenium)")
-
 # A flowing belt whose items all fail their spec (no diameter reaches 1000 mm): each item that passes the line
 # makes an out-of-spec frame, which the archive keeps and the review page lists under rejects.
 SOURCE = "sim:?flow=1&objects=12&distractors=0&fps=8&speed=12&px_per_mm=2"
-
-
-@pytest.fixture
-def browser(request):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.implicitly_wait(0)
-    yield driver
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        folder = ROOT / "test-screenshots"
-        folder.mkdir(exist_ok=True)
-        driver.save_screenshot(str(folder / f"{request.node.name}.png"))
-    driver.quit()
 
 
 @pytest.fixture

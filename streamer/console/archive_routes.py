@@ -73,23 +73,13 @@ def archive_routes(backend, frozen_frames: FrozenFrames) -> list[Route]:
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     async def frame_result(request: Request) -> JSONResponse:
-        archive = reader()
-        row = archive.frame(int(request.path_params["frame_id"]))
-        try:
-            doc = await run_in_threadpool(archive.result, row)
-        except DamagedFrame as exc:
-            raise UserError(f"frame {row.id} is damaged: {exc}") from None
+        row, doc = await run_in_threadpool(_read, reader(), int(request.path_params["frame_id"]), "result")
         for item in doc.get("instances", []):
             item.pop("mask", None)  # the picture shows them; the page needs the figures
         return JSONResponse({"ok": True, "frame": row.to_dict(), "result": doc})
 
     async def freeze_archived(request: Request) -> JSONResponse:
-        archive = reader()
-        row = archive.frame(int(request.path_params["frame_id"]))
-        try:
-            image = await run_in_threadpool(archive.image, row)
-        except DamagedFrame as exc:
-            raise UserError(f"frame {row.id} is damaged: {exc}") from None
+        row, image = await run_in_threadpool(_read, reader(), int(request.path_params["frame_id"]), "image")
         frozen = frozen_frames.add(row.camera, row.frame_index, image)
         h, w = image.shape[:2]
         return JSONResponse({"ok": True, "freeze_id": frozen.freeze_id, "frame_index": row.frame_index,
@@ -133,12 +123,18 @@ def _number(query, name: str) -> float | None:
     return number
 
 
-def _rendered(archive: ArchiveReader, frame_id: int, style: str) -> bytes:
+def _read(archive: ArchiveReader, frame_id: int, part: str):
+    """-> (the frame's row, its image or result); a damaged frame is a UserError (one line)."""
     row = archive.frame(frame_id)
     try:
-        image, doc = archive.image(row), archive.result(row)
+        return row, archive.image(row) if part == "image" else archive.result(row)
     except DamagedFrame as exc:
         raise UserError(f"frame {row.id} is damaged: {exc}") from None
+
+
+def _rendered(archive: ArchiveReader, frame_id: int, style: str) -> bytes:
+    row, image = _read(archive, frame_id, "image")
+    _, doc = _read(archive, frame_id, "result")
     try:
         result = result_from_doc(doc)
     except (KeyError, TypeError, ValueError) as exc:

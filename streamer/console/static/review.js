@@ -2,22 +2,12 @@
 // from it through the console's pick path (the archived frame becomes a frozen frame, then /api/pick and
 // /api/support/apply as on the live page).
 "use strict";
+// api() and postJson() are in api.js, which the page loads first.
 
 const $ = (id) => document.getElementById(id);
 const state = { frameId: null, frozen: null, pick: null };
 
-async function api(path, options = {}) {
-  const headers = { "X-Persense-Console": "1", ...(options.headers || {}) };
-  const response = await fetch(path, { ...options, headers });
-  const body = await response.json().catch(() => ({ ok: false, error: `HTTP ${response.status}` }));
-  if (!response.ok || body.ok === false) throw new Error(body.error || `HTTP ${response.status}`);
-  return body;
-}
 
-function postJson(path, payload) {
-  return api(path, { method: "POST", headers: { "Content-Type": "application/json" },
-                     body: JSON.stringify(payload || {}) });
-}
 
 function say(text, kind = "") {
   $("message").textContent = text;
