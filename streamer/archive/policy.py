@@ -41,8 +41,7 @@ class CameraRules:
         self._last_sample_ts: float | None = None
         self._previous_count: int | None = None
         self._after_until = float("-inf")
-        self.held: deque = deque(maxlen=policy.max_context_frames or None) if policy.max_context_frames else deque(
-            maxlen=1)
+        self.held: deque = deque(maxlen=max(policy.max_context_frames, 1))  # (capture ts, frame) not kept yet
 
     def decide(self, facts: FrameFacts) -> list[str]:
         """-> the frame's reasons to be kept ([]: not kept)."""

@@ -273,10 +273,10 @@ class ArchiveWriter:
 
     def _remove_oldest(self, why: str, n: int, before_ts: float | None = None) -> int:
         """Remove up to n of the oldest frames (their rows first, then their files) -> how many."""
-        where = "" if before_ts is None else f"WHERE stored_ts < {float(before_ts)!r}"
+        cutoff = float("inf") if before_ts is None else float(before_ts)
         with self._lock:
-            rows = self.db.execute(f"SELECT id, image, result, bytes FROM frames {where} ORDER BY id LIMIT ?",
-                                   (n,)).fetchall()
+            rows = self.db.execute("SELECT id, image, result, bytes FROM frames WHERE stored_ts < ? ORDER BY id "
+                                   "LIMIT ?", (cutoff, n)).fetchall()
             if not rows:
                 return 0
             self.db.executemany("DELETE FROM frames WHERE id = ?", [(r[0],) for r in rows])
