@@ -78,6 +78,7 @@ class MqttOutput:
         client.will_set(self.status_topic, _state_payload("offline"), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = lambda client, userdata: self._answered.set()  # refused or unreachable: no wait
         client.on_publish = self._on_publish
         return client
 
