@@ -27,7 +27,7 @@ from streamer.console.auth import is_loopback
 from streamer.errors import UserError, first_line
 from streamer.outputs.config import ModbusConfig
 from streamer.outputs.figures import CameraFigures
-from streamer.outputs.serving import FiguresBoard, LoopThread
+from streamer.outputs.serving import FiguresBoard, LoopThread, check_port_free
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ class ModbusOutput:
         if not is_loopback(self.config.host):
             log.warning("INSECURE: modbus: serving %s:%d beyond loopback without authentication (allow_remote)",
                         self.config.host, self.config.port)
+        check_port_free(self.name, self.config.host, self.config.port)
         self._loop.start()
         try:
             self.port = self._loop.call(self._serve)

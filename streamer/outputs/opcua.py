@@ -21,7 +21,6 @@ import datetime as dt
 import hmac
 import json
 import logging
-import socket
 
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
@@ -30,7 +29,7 @@ from streamer.console.auth import is_loopback
 from streamer.errors import UserError, first_line
 from streamer.outputs.config import OpcUaConfig
 from streamer.outputs.figures import CameraFigures
-from streamer.outputs.serving import FiguresBoard, LoopThread
+from streamer.outputs.serving import FiguresBoard, LoopThread, check_port_free
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +149,7 @@ class OpcUaOutput:
                     raise UserError(f"opcua: cannot load the {what} {path}: {first_line(exc)}") from None
         else:
             server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
-        _check_free(config.host, config.port)
+        check_port_free("opcua", config.host, config.port)
         await server.init()
         server.set_server_name("PerSense Stream")
         await server.set_application_uri(APPLICATION_URI)
@@ -219,18 +218,6 @@ class OpcUaOutput:
     def offer(self, camera: str, kind: str, payload: dict) -> None:
         if self.board.fold(camera, kind, payload) is not None:
             self.metrics.output_messages.labels(self.name).inc()
-
-
-def _check_free(host: str, port: int) -> None:
-    """UserError where (host, port) cannot be bound now (in use, or no such address)."""
-    if port == 0:
-        return
-    try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio binds servers
-            probe.bind((host, port))
-    except OSError as exc:
-        raise UserError(f"opcua: cannot serve on {host}:{port}: {exc.strerror or exc} (is the port in use?)") from None
 
 
 def _initial(kind: ua.VariantType):

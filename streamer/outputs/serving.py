@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -75,3 +76,15 @@ class FiguresBoard:
     def snapshot(self) -> dict[str, CameraFigures]:
         with self._lock:
             return dict(self._figures)
+
+
+def check_port_free(what: str, host: str, port: int) -> None:
+    """UserError where (host, port) cannot be bound now (in use, or no such address): the clear line at start."""
+    if port == 0:
+        return
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio binds servers
+            probe.bind((host, port))
+    except OSError as exc:
+        raise UserError(f"{what}: cannot serve on {host}:{port}: {exc.strerror or exc}") from None
