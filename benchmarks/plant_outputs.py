@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import resource
 import socket
 import struct
 import tempfile
@@ -87,6 +88,12 @@ def peers(mqtt_port: int, modbus_port: int, ready, stop) -> None:
         thread.join()
 
 
+def _cpu_s() -> float:
+    """This process's CPU seconds (all its threads; the misbehaving peers' child process is not counted)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def window(engines, support, cache: str, outputs: bool, seconds: float, warmup: float) -> dict:
     raw = {"sources": [{"uri": "sim:?objects=60&fps=0", "camera_id": "cam0"}],
            "publish": {"endpoint": "tcp://127.0.0.1:*"}, "control": {"endpoint": None}, "metrics": {"port": None},
@@ -108,11 +115,13 @@ def window(engines, support, cache: str, outputs: bool, seconds: float, warmup: 
     proc.start()
     try:
         time.sleep(warmup)
-        frames0, t0 = proc.worker.processed.get("cam0", 0), time.monotonic()
+        frames0, t0, cpu0 = proc.worker.processed.get("cam0", 0), time.monotonic(), _cpu_s()
         time.sleep(seconds)
         frames, elapsed = proc.worker.processed.get("cam0", 0) - frames0, time.monotonic() - t0
+        cpu = _cpu_s() - cpu0
         sample = proc.metrics.registry.get_sample_value
-        row = {"outputs": outputs, "frames": frames, "seconds": round(elapsed, 2), "fps": round(frames / elapsed, 2)}
+        row = {"outputs": outputs, "frames": frames, "seconds": round(elapsed, 2), "fps": round(frames / elapsed, 2),
+               "cpu_s": round(cpu, 2), "cpu_ms_per_frame": round(cpu / max(frames, 1) * 1e3, 1)}
         if outputs:
             mqtt = proc.outputs.outputs[0]
             row.update(mqtt_queued=mqtt.queued(), mqtt_delivered=int(sample(
@@ -143,8 +152,11 @@ def main() -> None:
                 print(rows[-1], flush=True)
     rate = {flag: sum(r["frames"] for r in rows if r["outputs"] is flag) /
             sum(r["seconds"] for r in rows if r["outputs"] is flag) for flag in (False, True)}
+    cpu = {flag: sum(r["cpu_s"] for r in rows if r["outputs"] is flag) /
+           sum(r["frames"] for r in rows if r["outputs"] is flag) * 1e3 for flag in (False, True)}
     print(f"frames/s without outputs {rate[False]:.2f}, with outputs and misbehaving peers {rate[True]:.2f}: "
-          f"ratio {rate[True] / rate[False]:.3f}")
+          f"ratio {rate[True] / rate[False]:.3f}; CPU per frame {cpu[False]:.1f} ms against {cpu[True]:.1f} ms: "
+          f"ratio {cpu[True] / cpu[False]:.3f}")
 
 
 if __name__ == "__main__":
