@@ -31,7 +31,8 @@ def _run(*flags: str, env=None) -> subprocess.CompletedProcess:
 
 def test_the_flags_turn_the_outputs_on():
     stream = apply_flags(load_config(None), _args("--mqtt", "broker.plant:8883", "--modbus-port", "1502")).stream
-    assert stream.outputs.mqtt.enabled and (stream.outputs.mqtt.host, stream.outputs.mqtt.port) == ("broker.plant", 8883)
+    mqtt = stream.outputs.mqtt
+    assert mqtt.enabled and (mqtt.host, mqtt.port) == ("broker.plant", 8883)
     assert stream.outputs.modbus.enabled and stream.outputs.modbus.port == 1502
     assert not stream.outputs.opcua.enabled
     assert apply_flags(load_config(None), _args("--mqtt", "10.0.0.5")).stream.outputs.mqtt.port == 1883

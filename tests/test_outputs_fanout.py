@@ -63,7 +63,8 @@ def test_outputs_see_results_tallies_statuses_and_rejects_as_camera_kind_payload
         result = SegmentationResult(40, 30, [], 0.0, match_quality=0.75)
         result.tally = {"passed_total": 12, "tracks": 3}
         publisher.submit(Frame(np.zeros((30, 40, 3), np.uint8), 5, 1000.25, "cam0"), result, "support-a")
-        publisher.submit_message("cam0", [b"persense/cam0/tally", b'{"schema": "persense.tally/1", "passed_total": 12}'])
+        tally = b'{"schema": "persense.tally/1", "passed_total": 12}'
+        publisher.submit_message("cam0", [b"persense/cam0/tally", tally])
         publisher.submit_message("cam0", reject_parts("cam0", 77, time.monotonic() + 1))
         publisher.submit_status("cam0", {"event": "state", "state": "stalled"})
         assert wait_until(lambda: {"result", "tally", "reject"} <= set(recorder.kinds())

@@ -11,7 +11,7 @@ import socket
 import time
 
 import pytest
-from asyncua import Client, ua
+from asyncua import Client
 from asyncua.crypto.cert_gen import dump_private_key_as_pem, generate_private_key, generate_self_signed_app_certificate
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding

@@ -70,7 +70,8 @@ def _configure_logging(verbose: bool, quiet: bool) -> None:
 # Packages that only some commands need; a missing one is an install step, not a bug.
 OPTIONAL_PACKAGES = {
     "torch": "sam", "torchvision": "sam", "segment_anything": "sam", "onnx": "sam", "onnxscript": "sam",
-    "ray": "fleet", "paho": "mqtt", "asyncua": "opcua", "pymodbus": "modbus", "tensorrt": "a TensorRT install", "gi": "gige", "pycuda": "a CUDA install", "cuda": "a CUDA install",
+    "ray": "fleet", "tensorrt": "a TensorRT install", "gi": "gige", "pycuda": "a CUDA install", "cuda": "a CUDA install",
+    "paho": "mqtt", "asyncua": "opcua", "pymodbus": "modbus",
 }
 
 

@@ -29,7 +29,8 @@ from streamer.outputs.config import MqttConfig
 log = logging.getLogger(__name__)
 
 HANDOFF_SIZE = 1024  # messages between the publisher's thread and the sender; the sender drains it within ms
-_REFUSED_CREDENTIALS = (134, 135)  # CONNACK: bad user name or password, not authorized (MQTT 5 codes; paho maps 3.1.1's)
+# CONNACK: bad user name or password, not authorized (MQTT 5's codes; paho maps 3.1.1's 4 and 5 to them)
+_REFUSED_CREDENTIALS = (134, 135)
 _STOP_FLUSH_S = 2.0  # at stop, how long queued messages get to reach the broker
 
 

@@ -170,7 +170,8 @@ class OpcUaOutput:
                                              ua.QualifiedName("LastReject", index))
             for name, kind in REJECT_VARIABLES:
                 nodes[f"LastReject.{name}"] = await reject.add_variable(
-                    ua.NodeId(f"{camera}.LastReject.{name}", index), ua.QualifiedName(name, index), _initial(kind), kind)
+                    ua.NodeId(f"{camera}.LastReject.{name}", index), ua.QualifiedName(name, index), _initial(kind),
+                    kind)
         await server.start()
         self._server = server
         self.port = server.bserver._server.sockets[0].getsockname()[1]

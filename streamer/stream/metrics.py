@@ -156,8 +156,8 @@ class StreamMetrics:
         self.output_dropped = Counter(
             "persense_output_dropped_total",
             "messages an output lost, by reason: queue_full (its bounded queue was full: a slow or absent peer), late "
-            "(a reject pulse that could not start before its due time plus its length), unreadable", ["output", "reason"],
-            registry=r)
+            "(a reject pulse that could not start before its due time plus its length), unreadable",
+            ["output", "reason"], registry=r)
         self.output_reconnects = Counter("persense_output_reconnects_total",
                                          "times a client output connected again after losing its peer", ["output"],
                                          registry=r)
