@@ -43,7 +43,7 @@ def reject_parts(camera: str, track_id: int, due_mono: float, missed: bool = Fal
     payload = {"v": 1, "camera": camera, "frame_id": 101, "track_id": track_id, "station": "gate",
                "reasons": [{"measure": "diameter", "value": 21.0, "min": 25.6, "max": 38.4, "unit": "mm"}],
                "decided_wall": time.time(), "due_wall": time.time() + (due_mono - time.monotonic()),
-               "due_mono": due_mono, "pulse_ms": 200, "missed": missed}
+               "due_mono": due_mono, "pulse_ms": 600, "missed": missed}
     return [f"persense/{camera}/reject".encode(), json.dumps(payload).encode()]
 
 

@@ -69,7 +69,7 @@ def test_the_map_is_read_only(served):
 def test_a_reject_pulses_its_station_s_coil_at_its_due_time(served):
     output, client, metrics = served
     due = time.monotonic() + 0.4
-    output.offer("cam1", "reject", _reject(7, due, pulse_ms=300))
+    output.offer("cam1", "reject", _reject(7, due, pulse_ms=600))  # long enough for a loaded machine's polls
     assert client.read_coils(0, count=2).bits[:2] == [False, False]
     assert wait_until(lambda: client.read_coils(1).bits[0], timeout=5, interval=0.01)
     seen_on = time.monotonic()
