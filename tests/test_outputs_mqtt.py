@@ -199,3 +199,55 @@ def test_tls_files_that_do_not_load_are_one_line(tmp_path):
     config = MqttConfig.model_validate({"enabled": True, "tls": {"ca_file": str(tmp_path / "missing.pem")}})
     with pytest.raises(UserError, match="mqtt: cannot load the TLS files"):
         MqttOutput(config, StreamMetrics(["cam0"]))
+
+
+def _tls_files(folder):
+    """A CA and a broker certificate for 127.0.0.1 signed by it (PEM files) -> (ca, certificate, key)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test plant CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    broker = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "broker")]))
+              .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
+              .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
+              .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                             critical=False).sign(ca_key, hashes.SHA256()))
+    paths = folder / "ca.pem", folder / "broker.pem", folder / "broker-key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(broker.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+def test_over_tls_the_broker_s_certificate_is_checked(tmp_path):
+    ca, certificate, key = _tls_files(tmp_path)
+    port, tls_port = _free_port(), _free_port()
+    with Mosquitto(tmp_path, port, tls=(tls_port, certificate, key)):
+        subscriber = Subscriber(port, "persense/#")  # on the plain listener
+        trusted = MqttOutput(MqttConfig.model_validate({"enabled": True, "port": tls_port, "client_id": "a",
+                                                        "tls": {"ca_file": str(ca)}}), StreamMetrics(["cam0"]))
+        # Trusting only its own certificate as a CA: the broker's chain does not verify.
+        stranger = MqttOutput(MqttConfig.model_validate({
+            "enabled": True, "port": tls_port, "client_id": "b", "connect_timeout_s": 2,
+            "tls": {"ca_file": str(certificate)}}), StreamMetrics(["cam0"]))
+        try:
+            trusted.start()
+            trusted.offer("cam0", "tally", _tally(5))
+            assert wait_until(lambda: subscriber.payloads("persense/cam0/tally") == [_tally(5)])
+            stranger.start()
+            assert stranger.status()["state"] == "degraded"
+        finally:
+            trusted.stop()
+            stranger.stop()
+            subscriber.close()

@@ -20,7 +20,9 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 class Mosquitto:
-    def __init__(self, folder: Path, port: int, users: dict[str, str] | None = None):
+    def __init__(self, folder: Path, port: int, users: dict[str, str] | None = None,
+                 tls: tuple[int, Path, Path] | None = None):
+        """tls: (port, certificate, key): a second listener with TLS (PEM files) beside the plain one."""
         self.folder, self.port = folder, port
         self.proc: subprocess.Popen | None = None
         lines = [f"listener {port} 127.0.0.1", "persistence true", f"persistence_location {folder}/",
@@ -36,6 +38,9 @@ class Mosquitto:
             lines += [f"password_file {passwords}", "allow_anonymous false"]
         else:
             lines.append("allow_anonymous true")
+        if tls is not None:
+            tls_port, certificate, key = tls
+            lines += [f"listener {tls_port} 127.0.0.1", f"certfile {certificate}", f"keyfile {key}"]
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text("\n".join(lines) + "\n")
 
