@@ -31,6 +31,9 @@ ISSUE_METRICS = {
     # issue 13
     "persense_items_total", "persense_item_diameter", "persense_active_tracks",
     "persense_zone_entries_total", "persense_zone_items", "persense_zone_seconds",
+    # issue 26: the plant's outputs (series only where an output is on)
+    "persense_output_up", "persense_output_messages_total", "persense_output_dropped_total",
+    "persense_output_reconnects_total", "persense_output_down_seconds_total",
 }
 
 

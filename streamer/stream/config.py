@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from streamer.archive.config import ArchiveConfig
 from streamer.imageio import DEFAULT_MAX_PIXELS
+from streamer.outputs.config import CameraOutputs, OutputsConfig, modbus_layout
 from streamer.product_config import GateConfig, SupportConfig
 from streamer.simulator.shapes import ProductShape, SceneName
 from streamer.stream.endpoints import check_endpoint
@@ -56,6 +57,8 @@ class SourceConfig(_Section):
     )
     gate: Optional[GateConfig] = Field(None, description="this camera's own gate or region of interest; null: the "
                                        "configuration's gate")
+    outputs: CameraOutputs = Field(default_factory=CameraOutputs, description="this camera's part in the plant's "
+                                   "outputs (stream.outputs): which ones carry it, its Modbus registers and coil")
 
     @model_validator(mode="after")
     def _simulator_options(self):
@@ -233,6 +236,8 @@ class StreamConfig(_Section):
     tally: TallyConfig = Field(default_factory=TallyConfig, description="tracking, counting lines, item specs")
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig,
                                    description="frames and results kept on disk (off by default; docs/archive.md)")
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig, description="the plant's protocols: MQTT, OPC UA, "
+                                   "Modbus TCP (docs/plant-*.md)")
     allow_insecure: bool = Field(
         False, description="bind control or publish beyond loopback without CURVE (logged as a warning)"
     )
@@ -254,6 +259,8 @@ class StreamConfig(_Section):
         ids = [s.camera_id for s in self.sources]
         if len(set(ids)) != len(ids):
             raise ValueError(f"camera ids must be unique, got {ids}")
+        if self.outputs.modbus.enabled:
+            modbus_layout([(s.camera_id, s.outputs) for s in self.sources], self.outputs.modbus)
         return self
 
     def resolved_cache_dir(self) -> Path:

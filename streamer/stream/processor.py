@@ -105,6 +105,7 @@ class StreamProcessor(ProcessorOperations):
         self.auth: Authentication | None = None
         self.tally = None  # streamer.stream.tally_sink.TallySink where stream.tally is active
         self.archive = None  # streamer.archive.recorder.Archive where stream.archive is enabled
+        self.outputs = None  # streamer.outputs.plant.PlantOutputs where stream.outputs enables one
         self.truth = TruthInForce()  # which kind of the simulator's objects each support shows
         self._stopped = False
 
@@ -128,9 +129,16 @@ class StreamProcessor(ProcessorOperations):
         self.auth = start_authentication(self._context, self.stream,
                                          lambda socket: self.metrics.auth_denied.labels(socket).inc())
         curve_options = self.auth.curve.socket_options() if self.auth else None
+        if self.stream.outputs.any:
+            from streamer.outputs.plant import PlantOutputs
+
+            self.outputs = PlantOutputs(self.stream.outputs, [(s.camera_id, s.outputs) for s in self.stream.sources],
+                                        self.metrics)
+            self.outputs.start()
         self.publisher = Publisher(self._context, self.stream.publish, self.metrics, self.camera_statuses,
                                    limit=self.stream.max_frames,
-                                   socket_options=self._publish_socket_options or curve_options)
+                                   socket_options=self._publish_socket_options or curve_options,
+                                   fanout=self.outputs.fanout if self.outputs else None)
         if self.stream.control.endpoint:
             handlers = {"status": self._cmd_status, "pause": self._cmd_pause, "resume": self._cmd_resume,
                         "set_support": self._cmd_set_support, "mark": self._cmd_mark}
@@ -318,7 +326,9 @@ class StreamProcessor(ProcessorOperations):
                 supervisor.stop(max(deadline - time.monotonic(), 0.0))
             except Exception:
                 log.exception("camera %s: stopping its supervisor failed", camera)
-        for part in (self.worker, self.archive, self.publisher, self.control, self.http, self.console_http, self.auth):
+        # The outputs after the publisher: its last messages reach them.
+        for part in (self.worker, self.archive, self.publisher, self.outputs, self.control, self.http,
+                     self.console_http, self.auth):
             if part is not None:
                 part.stop()
         if self._context is not None:

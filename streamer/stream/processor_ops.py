@@ -25,7 +25,7 @@ log = logging.getLogger("streamer.stream.processor")
 
 class ProcessorOperations:
     """Needs of its class: cameras, stream, products, supervisors, worker, publisher, http, started_at, truth,
-    tally, live, archive."""
+    tally, live, archive, outputs."""
 
     @property
     def persense(self) -> PerSense:
@@ -85,6 +85,8 @@ class ProcessorOperations:
         threads = {"inference": self.worker, "publisher": self.publisher, "control": self.control, "http": self.http,
                    "console": self.console_http, "archive": self.archive}
         alive = {name: part.alive() for name, part in threads.items() if part is not None and hasattr(part, "alive")}
+        if self.outputs is not None:
+            alive.update(self.outputs.alive())
         return all(alive.values()), {"threads": alive}
 
     def readiness(self) -> tuple[bool, dict]:
@@ -106,6 +108,7 @@ class ProcessorOperations:
             "metrics": self.http.url if self.http else None,
             "published": self.publisher.sent if self.publisher else 0,
             "cameras": self.camera_statuses(),
+            "outputs": self.outputs.status() if self.outputs else {},
         }
 
     def _cmd_pause(self, request: dict, frames: list[bytes]) -> dict:
