@@ -126,19 +126,22 @@ def fit_items(clump: np.ndarray, cuts: np.ndarray, shapes: Silhouettes) -> list[
     order = np.argsort(-rank, kind="stable")[: int(_CANDIDATES_PER_ITEM * expected) + 16]
     claimed = np.zeros((h, w), bool)
     items = []
+    masks = [m > 0 for m in shapes.masks]
+    cores = [c > 0 for c in shapes.cores]
     for score, k, x, y in zip(rank[order].tolist(), pose[order].tolist(), px[order].tolist(), py[order].tolist()):
         # The silhouette's cells inside the clump's box (a placement may hang a cell over its edge).
-        template, core = shapes.masks[k] > 0, shapes.cores[k] > 0
+        template, core = masks[k], cores[k]
         x0, y0 = max(x, 0), max(y, 0)
-        template = template[y0 - y: h - y, x0 - x: w - x]
-        core = core[y0 - y: h - y, x0 - x: w - x]
+        if x0 != x or y0 != y or y + template.shape[0] > h or x + template.shape[1] > w:
+            template = template[y0 - y: h - y, x0 - x: w - x]
+            core = core[y0 - y: h - y, x0 - x: w - x]
         th, tw = template.shape
         on_clump = clump[y0:y0 + th, x0:x0 + tw]
-        if core.sum() == 0 or np.count_nonzero(core & on_clump) < _MIN_FIT * np.count_nonzero(core):
+        core_cells = np.count_nonzero(core)
+        if core_cells == 0 or np.count_nonzero(core & on_clump) < _MIN_FIT * core_cells:
             continue
         window = claimed[y0:y0 + th, x0:x0 + tw]
-        cells = int(template.sum())
-        if np.count_nonzero(window & template) > _MAX_CLAIMED * cells:
+        if np.count_nonzero(window & template) > _MAX_CLAIMED * np.count_nonzero(template):
             continue
         window |= template
         placed = np.zeros((h, w), bool)
