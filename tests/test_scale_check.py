@@ -98,7 +98,9 @@ def test_persense_segment_prints_the_warning_for_a_zoomed_frame(coins, tmp_path)
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "the objects in this frame look about" in proc.stderr and "larger" in proc.stderr
+    # Either the objects found look larger, or (where the round route's shape check refuses the frame's objects)
+    # nothing of the support's kind is found and the most support-like things look larger: both name the zoom.
+    assert "look about" in proc.stderr and "larger" in proc.stderr and "current view" in proc.stderr
 
 
 def test_persense_segment_checks_every_query(coins, tmp_path):
