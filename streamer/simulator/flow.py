@@ -31,6 +31,7 @@ from streamer.simulator.sprites import SensorNoise, Sprite, belt, distractor_spr
 
 _CHUNK_SEED = 1_000_003
 UNDERSIZE, OVERSIZE = 0.6, 1.6  # radius factors of the out-of-spec items (see the module's docstring)
+_ELLIPSE_REACH = 1.18  # streamer.simulator.sprites.target_sprite: the longer semi-axis is up to 1.18 radii
 SPEC_BAND = (0.75, 1.25)  # a diameter spec, in nominal diameters, that tells in-spec items from the others
 TOO_SMALL, IN_SPEC, TOO_LARGE = -1, 0, 1
 
@@ -132,7 +133,10 @@ class FlowSimulator:
             defect[kinds] = IN_SPEC  # distractors are another kind, not a product out of spec
             radii = radii * np.select([defect == TOO_SMALL, defect == TOO_LARGE], [UNDERSIZE, OVERSIZE], 1.0)
         if self.shape == "ellipse":
-            centres = _place(rng, radii, self.width, self.height, True, self.occlusion, None)
+            # With out-of-spec items, each is placed by its ellipse's longest possible semi-axis (1.18 radii), so
+            # that every item passes whole between the frame's top and bottom: its size can be measured.
+            reach = radii * (_ELLIPSE_REACH if self.out_of_spec > 0 else 1.0)
+            centres = _place(rng, reach, self.width, self.height, True, self.occlusion, None)
         else:
             # Placed by their masks (shapes.place_sprites): the chunk's sprites are drawn first, all of them.
             masks = [s.mask for s in self._draw_sprites(chunk, radii, ~kinds)]

@@ -313,10 +313,10 @@ class CameraRejects:
             return None
         if not math.isfinite(frames_to_go) and not ended:
             return None  # no prediction yet (belt velocity unknown or along the station): wait
-        station.decided.add(ident)
         figures = item.figures() if item is not None else None
         if figures is None:
-            return None  # never seen whole: nothing to judge by
+            return None  # not seen whole yet (judged at a later view, late or not) or never: nothing to judge by
+        station.decided.add(ident)
         figures = as_dict(figures)
         if math.isfinite(frames_to_go):
             decision = self._belt_place(station, motion, frame.index + frames_to_go, figures)
