@@ -269,7 +269,8 @@ class CameraRejects:
                 track.truth_id = int(truth_ids[k])
         events = []
         gone = set(ended)
-        candidates = ids.tolist() + [i for i in ended if i in self._tracks]
+        # Every live track, those coasting unseen too: an item that left the frame may near a station beyond it.
+        candidates = list(self._tracks)
         for station in self.stations:
             for ident in candidates:
                 if ident in station.decided:
