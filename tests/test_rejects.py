@@ -198,3 +198,19 @@ def test_run_publishes_reject_messages(tmp_path):
     assert rejects and all(REJECT_KEYS <= set(doc) and doc["station"] == "jet" and doc["camera"] == "cam0"
                            for doc in rejects)
     assert all(doc["due_wall"] > doc["decided_wall"] or doc["missed"] for doc in rejects)
+
+
+def test_the_subscriber_decodes_reject_messages():
+    from streamer.stream.messages import reject_message
+    from streamer.stream.rejects import RejectEvent
+    from streamer.subscriber import ProtocolError, RejectMessage, decode_message
+
+    event = RejectEvent("cam0", 12, 7, "jet", [{"measure": "diameter", "value": 9.5, "min": 10.0, "max": 14.0,
+                                                 "unit": "mm"}], 100.0, 101.5, 55.5, 40, False, 101.52, 20)
+    msg = decode_message(reject_message("cam0", event.to_dict()))
+    assert isinstance(msg, RejectMessage) and (msg.station, msg.track_id, msg.pulse_ms, msg.missed) == ("jet", 7, 40,
+                                                                                                       False)
+    assert msg.due_wall == 101.5 and msg.reasons[0]["measure"] == "diameter"
+    for broken in ({**event.to_dict(), "v": 2}, {**event.to_dict(), "missed": "no"}, {"v": 1}):
+        with pytest.raises(ProtocolError):
+            decode_message([b"persense/cam0/reject", json.dumps(broken).encode()])
