@@ -17,7 +17,7 @@ from benchmarks.rejects import _exact_result, replay, score
 from streamer.simulator.flow import TOO_LARGE, TOO_SMALL, FlowSimulator
 from streamer.sources.base import Frame
 from streamer.stream.metrics import StreamMetrics
-from streamer.stream.rejects import FrameClock, frames_to_line
+from streamer.tracking.arrival import FrameClock, frames_to_line
 from streamer.stream.tally import CameraTally
 from streamer.stream.tally_config import TallyConfig
 from streamer.stream.tally_sink import TallySink
@@ -214,3 +214,15 @@ def test_the_subscriber_decodes_reject_messages():
     for broken in ({**event.to_dict(), "v": 2}, {**event.to_dict(), "missed": "no"}, {"v": 1}):
         with pytest.raises(ProtocolError):
             decode_message([b"persense/cam0/reject", json.dumps(broken).encode()])
+
+
+def test_run_refuses_a_station_outside_a_simulators_frame(tmp_path):
+    config = tmp_path / "far.yaml"
+    config.write_text(json.dumps({"stream": {"tally": {"rejects": [
+        {"name": "far", "line": [700, 0, 700, 100], "normalized": False}]}}}))
+    proc = subprocess.run([sys.executable, "-m", "streamer", "run", "--config", str(config), "--source",
+                           "sim:?width=640&height=480", "--metrics-port", "0"], capture_output=True, text=True,
+                          timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "camera cam0: reject station far: line (700.0, 0.0, 700.0, 100.0) lies outside the 640x480 frame" in lines[0]

@@ -38,6 +38,7 @@ class SimulatorSource:
                  frames: int | None = None, flow: bool = False, px_per_mm: float = 1.0, shape: str = "ellipse",
                  out_of_spec: float = 0.0):
         self.camera_id = camera_id
+        self.frame_size = (width, height)  # known before the first frame (reject stations are checked against it)
         self.fps = fps
         self.frames = frames
         if flow:

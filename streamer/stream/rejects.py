@@ -26,35 +26,16 @@ import numpy as np
 
 from streamer.sources.base import Frame
 from streamer.stream.tally_config import RejectStationConfig, SpecRange
+from streamer.tracking.arrival import FrameClock, TrackMotion, exit_edge_pixels, frames_to_line
 from streamer.tracking.belt_plane import BeltPlane
 from streamer.tracking.measure import AREAS, LENGTHS, as_dict
 
 log = logging.getLogger(__name__)
 
 REJECT_VERSION = 1
-_CLOCK_FRAMES = 256  # (index, capture time) pairs the frame period is measured over
 _MAX_PENDING_TRUTH = 4096  # rejects waiting for their true arrival (simulator only)
 _NEAR_GAPS = 2.0  # decide an item this many processed-frame gaps before it reaches the station
-_MIN_FIT_FRAMES = 12  # a track's own motion once its whole views span this many source frames (else the belt's)
 _RECENT_DECISIONS = 512  # decided items per station remembered, to tell a second track of one item
-
-
-def frames_to_line(points: np.ndarray, velocities: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> np.ndarray:
-    """float[N, 2] plane positions moving at float[N, 2] plane units per source frame -> float[N] source frames
-    until each crosses the (infinite) line through p0 and p1: negative once past it, NaN when it moves along it."""
-    direction = np.asarray(p1, np.float64) - np.asarray(p0, np.float64)
-    normal = np.array([direction[1], -direction[0]]) / np.hypot(*direction)
-    distance = (np.asarray(p0, np.float64) - np.asarray(points, np.float64).reshape(-1, 2)) @ normal
-    speed = np.asarray(velocities, np.float64).reshape(-1, 2) @ normal
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(np.abs(speed) > 1e-9, distance / speed, np.nan)
-
-
-def exit_edge_pixels(edge: str, width: int, height: int) -> np.ndarray:
-    """The frame's edge the belt leaves by -> float[2, 2] its end points in pixels."""
-    corners = {"right": ((width, 0), (width, height)), "left": ((0, 0), (0, height)),
-               "top": ((0, 0), (width, 0)), "bottom": ((0, height), (width, height))}
-    return np.array(corners[edge], np.float64)
 
 
 def station_line(config: RejectStationConfig, plane: BeltPlane, width: int, height: int) -> np.ndarray:
@@ -78,6 +59,22 @@ def station_line(config: RejectStationConfig, plane: BeltPlane, width: int, heig
     return edge + config.downstream_mm * normal
 
 
+def check_stations(tally, camera: str, size: tuple[int, int] | None) -> None:
+    """ValueError naming the first reject station of `camera` (stream.tally's) that lies outside its frame, where the
+    frame's size is known before the first frame: `size`, else the one the camera's calibration was made for."""
+    calibration = tally.calibration_of(camera)
+    size = size or calibration.image_size
+    if size is None:
+        return
+    plane = BeltPlane.from_config(calibration)
+    for index, config in enumerate(tally.rejects):
+        if config.camera in (None, camera):
+            try:
+                station_line(config, plane, *size)
+            except ValueError as exc:
+                raise ValueError(f"reject station {config.name or f'reject{index}'}: {exc}") from None
+
+
 def reasons_for(figures: dict[str, float | None], specs: dict[str, SpecRange], units: str) -> list[dict]:
     """The spec'd measurements an item's figures fall outside -> the message's reasons (none: in spec or unknown)."""
     reasons = []
@@ -89,44 +86,6 @@ def reasons_for(figures: dict[str, float | None], specs: dict[str, SpecRange], u
             unit = units if name in LENGTHS else f"{units}2" if name in AREAS else "deg" if name == "orientation" else ""
             reasons.append({"measure": name, "value": value, "min": spec.min, "max": spec.max, "unit": unit})
     return reasons
-
-
-class FrameClock:
-    """Source frame index -> capture time (unix seconds), from the frames seen lately: the frame period is the
-    slope over the last _CLOCK_FRAMES processed frames, so skipped frames and a late start do not matter."""
-
-    def __init__(self):
-        self._frames: deque[tuple[int, float]] = deque(maxlen=_CLOCK_FRAMES)
-
-    def add(self, index: int, capture_ts: float) -> None:
-        if self._frames and index <= self._frames[-1][0]:
-            self._frames.clear()  # the source restarted its counter
-        self._frames.append((index, capture_ts))
-
-    @property
-    def period(self) -> float | None:
-        """Seconds per source frame, None before two frames."""
-        if len(self._frames) < 2:
-            return None
-        (i0, t0), (i1, t1) = self._frames[0], self._frames[-1]
-        return (t1 - t0) / (i1 - i0)
-
-    def gap(self) -> int:
-        """Source frames between the last two processed frames (1 before two)."""
-        return self._frames[-1][0] - self._frames[-2][0] if len(self._frames) >= 2 else 1
-
-    def time_of(self, index: float) -> float | None:
-        """The capture time of (fractional) frame `index`, interpolated between the frames seen or extrapolated
-        at the period beyond them; None before two frames."""
-        period = self.period
-        if period is None:
-            return None
-        indices = np.array([i for i, _ in self._frames], np.float64)
-        times = np.array([t for _, t in self._frames])
-        if indices[0] <= index <= indices[-1]:
-            return float(np.interp(index, indices, times))
-        anchor = 0 if index < indices[0] else -1
-        return float(times[anchor] + (index - indices[anchor]) * period)
 
 
 @dataclass
@@ -155,39 +114,6 @@ class RejectEvent:
         if self.truth_id is not None:
             doc["truth_id"] = self.truth_id
         return doc
-
-
-@dataclass
-class _Track:
-    """What a reject decision needs of one track: its last view, its mask scores, and a least-squares line
-    through its whole views' plane positions against the frame index (its own motion, free of the centroid's
-    jitter and of the partial views at the frame's edges)."""
-
-    index: int  # frame index of its last view
-    centre: np.ndarray  # float[2] pixels, at that view
-    score_sum: float = 0.0
-    views: int = 0
-    truth_id: int | None = None
-    origin: int | None = None  # frame index of its first whole view; the fit's indices count from it
-    sums: np.ndarray = field(default_factory=lambda: np.zeros(7))  # n, Σi, Σi², Σx, Σy, Σix, Σiy
-
-    def add_whole(self, index: int, position: np.ndarray) -> None:
-        if self.origin is None:
-            self.origin = index
-        i = float(index - self.origin)
-        x, y = position
-        self.sums += (1.0, i, i * i, x, y, i * x, i * y)
-
-    def fitted(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """(float[2] plane position at frame `index`, float[2] plane velocity per source frame) from the whole
-        views, or None while they span fewer than _MIN_FIT_FRAMES source frames."""
-        n, si, sii, sx, sy, six, siy = self.sums
-        spread = n * sii - si * si
-        if n < 3 or spread <= 0 or (n * sii - si * si) / (n * n) < (_MIN_FIT_FRAMES / 4) ** 2:
-            return None
-        velocity = (n * np.array([six, siy]) - si * np.array([sx, sy])) / spread
-        intercept = (np.array([sx, sy]) - velocity * si) / n
-        return intercept + velocity * (index - self.origin), velocity
 
 
 @dataclass
@@ -227,7 +153,7 @@ class CameraRejects:
         mine = [c for c in configs if c.camera in (None, camera)]
         self.stations = [_Station(c.name or f"reject{i}", c) for i, c in enumerate(mine)]
         self.clock = FrameClock()
-        self._tracks: dict[int, _Track] = {}
+        self._tracks: dict[int, TrackMotion] = {}
         self._pending_truth: list[tuple[RejectEvent, float]] = []
         self.arrival_errors: list[tuple[str, float]] = []  # (station, predicted - true arrival, s) resolved lately
         self._size: tuple[int, int] | None = None
@@ -259,7 +185,7 @@ class CameraRejects:
         for k, ident in enumerate(ids.tolist()):
             track = self._tracks.get(ident)
             if track is None:
-                track = self._tracks[ident] = _Track(frame.index, centres[k])
+                track = self._tracks[ident] = TrackMotion(frame.index, centres[k])
             track.index, track.centre = frame.index, centres[k]
             track.score_sum += float(scores[k])
             track.views += 1
@@ -285,7 +211,7 @@ class CameraRejects:
         self._resolve_truth(frame)
         return events
 
-    def _motion(self, track: _Track, velocity: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    def _motion(self, track: TrackMotion, velocity: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
         """(plane position at its last view, plane velocity per source frame): the track's own fit where its
         whole views span enough frames, else its last centroid moving at the belt's velocity; None without
         either."""

@@ -172,6 +172,7 @@ class CameraTally:
             width, height = calibration.image_size
             self.scale = float(self.plane.local_px_per_mm(np.array([[width / 2, height / 2]]))[0])
         self.units = self.plane.units
+        self._calibrated_size = calibration.image_size
         self.rejects = CameraRejects(config.rejects, camera, self.plane)
         self.reject_events: list[RejectEvent] = []  # what the last observed frame decided
         mine = [c for c in config.lines if c.camera in (None, camera)]
@@ -207,6 +208,12 @@ class CameraTally:
     def observe(self, frame: Frame, result: SegmentationResult) -> list[PassedItem]:
         """Track, count and measure one result (sets each instance's track_id and measurements, and
         result.tally) -> the items finalised now."""
+        if self._calibrated_size is not None and self._calibrated_size != (result.width, result.height):
+            # Said once: a homography holds for the frame size it was fitted on.
+            log.error("camera %s: its calibration was made for %dx%d frames, these are %dx%d: its millimetres are "
+                      "wrong until it is calibrated again (persense calibrate)", self.camera, *self._calibrated_size,
+                      result.width, result.height)
+            self._calibrated_size = None
         instances = result.instances
         boxes = np.array([i.bbox for i in instances], np.int64).reshape(-1, 4)
         masks = [i.mask for i in instances]
