@@ -30,18 +30,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.soak import free_port  # noqa: E402
+from benchmarks.stream_run import add_flow_arguments, run_and_read  # noqa: E402
 from streamer.simulator.flow import SPEC_BAND, FlowSimulator  # noqa: E402
 
 WIDTH, HEIGHT, DISTRACTORS = 640, 480, 2
@@ -63,49 +58,19 @@ def _tally_config(args, sim: FlowSimulator) -> dict:
 
 def run_stream(args) -> tuple[list[dict], np.ndarray, np.ndarray]:
     """-> (reject messages, int[M] frame indices and float[M] capture times of the processed frames)."""
-    tally = _tally_config(args, _simulator(args))
-    pub, ctl, http = free_port(), free_port(), free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "rejects.yaml"
-        config.write_text(json.dumps({"stream": {"tally": tally}}))
-        source = (f"sim:?flow=1&objects={args.objects}&distractors={DISTRACTORS}&fps={args.fps}&speed={args.speed}"
-                  f"&px_per_mm={args.px_per_mm}&seed={args.seed}&out_of_spec={args.out_of_spec}"
-                  f"&width={WIDTH}&height={HEIGHT}")
-        cmd = [sys.executable, "-m", "streamer", "run", "--config", str(config), "--source", source,
-               "--publish", f"tcp://127.0.0.1:{pub}", "--control", f"tcp://127.0.0.1:{ctl}",
-               "--metrics-port", str(http), "--cache-dir", tmp]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        context = zmq.Context()
-        sub = context.socket(zmq.SUB)
-        sub.setsockopt(zmq.SUBSCRIBE, b"persense/")
-        sub.setsockopt(zmq.RCVHWM, 100_000)
-        sub.connect(f"tcp://127.0.0.1:{pub}")
-        rejects, indices, times = [], [], []
-        try:
-            deadline = None
-            give_up = time.monotonic() + 300  # the engines load first
-            while time.monotonic() < (deadline or give_up):
-                if proc.poll() is not None:
-                    raise RuntimeError(f"persense run ended early: {proc.stderr.read()[-2000:]}")
-                if not sub.poll(500):
-                    continue
-                topic, header, *_ = sub.recv_multipart()
-                doc = json.loads(header)
-                if topic.endswith(b"/result"):
-                    if deadline is None:
-                        deadline = time.monotonic() + args.seconds
-                    indices.append(doc["frame_index"])
-                    times.append(doc["capture_ts"])
-                elif topic.endswith(b"/reject"):
-                    rejects.append(doc)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            sub.close(0)
-            context.term()
+    rejects, indices, times = [], [], []
+
+    def read(topic: bytes, doc: dict) -> None:
+        if topic.endswith(b"/result"):
+            indices.append(doc["frame_index"])
+            times.append(doc["capture_ts"])
+        elif topic.endswith(b"/reject"):
+            rejects.append(doc)
+
+    source = (f"sim:?flow=1&objects={args.objects}&distractors={DISTRACTORS}&fps={args.fps}&speed={args.speed}"
+              f"&px_per_mm={args.px_per_mm}&seed={args.seed}&out_of_spec={args.out_of_spec}"
+              f"&width={WIDTH}&height={HEIGHT}")
+    run_and_read({"stream": {"tally": _tally_config(args, _simulator(args))}}, source, args.seconds, read)
     if len(indices) < 2:
         raise RuntimeError("fewer than two results came")
     return rejects, np.array(indices), np.array(times)
@@ -195,11 +160,7 @@ def score(args, rejects: list[dict], indices: np.ndarray, times: np.ndarray) -> 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=120.0, help="measured time after the first result")
-    parser.add_argument("--fps", type=float, default=30.0, help="the simulator's frame rate")
-    parser.add_argument("--speed", type=float, default=4.0, help="belt speed, pixels per source frame")
-    parser.add_argument("--objects", type=int, default=40, help="items in view")
-    parser.add_argument("--px-per-mm", type=float, default=2.0)
+    add_flow_arguments(parser)
     parser.add_argument("--out-of-spec", type=float, default=0.1, help="fraction of items out of spec")
     parser.add_argument("--downstream-mm", type=float, default=100.0, help="the station beyond the frame's edge")
     parser.add_argument("--seed", type=int, default=0)
