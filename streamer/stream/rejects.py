@@ -2,11 +2,13 @@
 
 Per camera and station (stream.tally.rejects), on the inference thread after the tally has measured a frame:
 an item is decided once, when it has `decide_after` whole views, when it is about to reach the station (the next
-processed frame may come too late), or when its track ends. Its figures (the median over its whole views, as the
-tally's) are checked against the tally's specs, and optionally its match quality against a minimum; an item
-that fails is a reject. Its arrival at the station is predicted from its last position and the tracked belt
-velocity, both taken to the belt plane (streamer.tracking.belt_plane), and the source's frame period; the pulse
-is due `lead_ms` before the arrival. A decision whose due time has passed is a missed reject: published and
+processed frame may come too late; coasting tracks, out of view, included), or when its track ends; one not yet
+seen whole waits for a whole view. Its figures (the median over its whole views, as the tally's) are checked
+against the tally's specs, and optionally its match quality against a minimum; an item that fails is a reject. A
+second track of an item already decided (found again, or seen in pieces) is known by its place on the belt and
+left out. Its arrival at the station is predicted on the belt plane (streamer.tracking.belt_plane) from the
+item's own motion (streamer.tracking.arrival.TrackMotion), or its last position and the tracked belt velocity
+before it has enough views, and the source's frame period; the pulse is due `lead_ms` before the arrival. A decision whose due time has passed is a missed reject: published and
 counted all the same (`missed: true`), never dropped. Where the source knows the truth (the flow simulator), the
 arrival the simulator reports is compared with the prediction once a frame at or after it has come.
 
