@@ -42,11 +42,14 @@ class PromptGuidance:
             `ImageEmbedding.features`), or None (no target guidance).
         object_radius: the support object's radius in frame pixels (sqrt(area / pi) of its mask), a scale
             prior for decoders that find an object's extent themselves; None when unknown.
+        object_mask: bool[h, w] the support object's mask cropped to its box (support image pixels), for
+            decoders that check the shape of what they find; None when unknown.
     """
 
     prototype: np.ndarray | None
     similarity: np.ndarray | None
     object_radius: float | None = None
+    object_mask: np.ndarray | None = None
 
     @property
     def targeted(self) -> bool:

@@ -266,7 +266,7 @@ def test_a_second_browser_applying_at_the_same_moment_is_refused(monkeypatch):
     frozen = FrozenFrames()
     made = frozen.add("belt", 7, image)
     pick_id = made.add_pick(Pick(mask, 0.9))
-    monkeypatch.setattr("streamer.console.picking_routes.FrozenFrames", lambda: frozen)
+    monkeypatch.setattr("streamer.console.routes.FrozenFrames", lambda: frozen)  # the pages share them
     app = build_app(lambda: [], lambda: (True, {}), lambda: (True, {}), console=backend,
                     options=StreamConfig().console)
     server = http_server.HttpServer(app, "127.0.0.1", 0)

@@ -24,6 +24,7 @@ from engines.anyshape.engines import (
     FrameWork,
 )
 from engines.anyshape.shape import ellipse_fit, shape_stats
+from engines.anyshape.verify import ShapeVerdict, SupportShape, frame_verdict, support_shape
 from engines.embedded.decoder import EmbeddedMaskDecoder
 from engines.embedded.dmg import EmbeddedDensityMapGenerator
 from engines.embedded.encoder import EmbeddedImageEncoder
@@ -56,9 +57,11 @@ def is_round(mask: np.ndarray) -> bool:
 
 @dataclass
 class RoutedFrame(FrameWork):
-    """A frame's work for both routes: the outline engines' descriptors beside the any-shape engines' state."""
+    """A frame's work for both routes: the outline engines' descriptors beside the any-shape engines' state, and
+    the outline route's verdict on the frame's shapes once made (see engines.anyshape.verify)."""
 
     descriptors: Descriptors | None = None
+    verdict: ShapeVerdict | None = None
 
 
 def _frame(embedding: ImageEmbedding) -> RoutedFrame:
@@ -108,11 +111,29 @@ class RoutedMaskDecoder:
     def __init__(self) -> None:
         self._outline = EmbeddedMaskDecoder()
         self._anyshape = AnyShapeMaskDecoder()
+        self._support: tuple[np.ndarray, SupportShape] | None = None  # the last support mask and its shape
+
+    def _support_shape(self, object_mask: np.ndarray) -> SupportShape:
+        if self._support is None or self._support[0] is not object_mask:
+            self._support = (object_mask, support_shape(object_mask))
+        return self._support[1]
 
     def decode_points(
         self, embedding: ImageEmbedding, points_xy: np.ndarray, guidance: PromptGuidance | None = None
     ) -> DecoderOutput:
         frame = _frame(embedding)
-        if frame.active is None:
-            return self._outline.decode_points(_outline_embedding(embedding, frame), points_xy, guidance)
-        return self._anyshape.decode_points(embedding, points_xy, guidance)
+        if frame.active is not None:
+            # The any-shape engines judge each object's shape themselves (engines.anyshape.instances).
+            return self._anyshape.decode_points(embedding, points_xy, guidance)
+        output = self._outline.decode_points(_outline_embedding(embedding, frame), points_xy, guidance)
+        if guidance is None or guidance.object_mask is None or output.labels is None:
+            return output  # a pick: no support to compare with
+        if frame.verdict is None:
+            # Small blobs' outlines are a few pixels of noise (a validation set's nuclei: circle fill 0.5-0.67
+            # where round): shapes are judged from the routing's blob size up.
+            frame.verdict = frame_verdict(output.labels, output.scores[:, 0], output.valid_hw, frame.image,
+                                          self._support_shape(guidance.object_mask), _BLOB_INNER_RADIUS)
+        if frame.verdict is not None and not frame.verdict.same_shape:
+            # The frame's objects have another shape than the support's: none of them is the product.
+            return replace(output, labels=np.zeros_like(output.labels), scores=np.zeros_like(output.scores))
+        return output

@@ -110,10 +110,16 @@ class ShapeTolerance:
 
 
 def shape_agreement(region: ShapeStats, support: ShapeStats, tolerance: ShapeTolerance) -> float:
-    """A score in [0, 1] of how well the region's shape fits the support's: each measure's difference as a share
-    of its tolerance; 0 when those shares' root sum of squares reaches 1, else 1 minus it (1: the same shape)."""
+    """A score in [0, 1] of how well the region's shape fits the support's: 1 minus `shape_distance`, at least 0
+    (1: the same shape)."""
+    return max(0.0, 1.0 - shape_distance(region, support, tolerance))
+
+
+def shape_distance(region: ShapeStats, support: ShapeStats, tolerance: ShapeTolerance) -> float:
+    """How far the region's shape is from the support's: each measure's difference as a share of its tolerance,
+    and those shares' root sum of squares (0: the same shape; 1 and over: another shape)."""
     if support.area <= 0 or region.area <= 0:
-        return 0.0
+        return float("inf")
     ratio = region.area / support.area
     shares = [
         abs(np.log(ratio)) / np.log(tolerance.max_area if ratio >= 1 else 1 / tolerance.min_area),
@@ -126,8 +132,7 @@ def shape_agreement(region: ShapeStats, support: ShapeStats, tolerance: ShapeTol
         shares.append(max(0.0, 1 - region.hole_fraction / (support.hole_fraction * tolerance.hole_fraction)))
     # Root of the summed squares, not the largest share: a region off on several measures at once (a plate
     # against an L: squarer, more solid, fuller) is another shape even where each measure alone is within bounds.
-    distance = float(np.sqrt(np.sum(np.square(shares))))
-    return max(0.0, 1.0 - distance)
+    return float(np.sqrt(np.sum(np.square(shares))))
 
 
 def ellipse_fit(mask: np.ndarray) -> float:

@@ -24,7 +24,7 @@ from streamer.errors import UserError, first_line
 
 # Each module has register(subparsers) that adds its parser with set_defaults(func=run).
 SUBCOMMANDS = ("segment", "eval", "run", "subscribe", "bench", "export", "support", "keys", "models", "setup",
-               "fleet", "calibrate")
+               "fleet", "replay", "record", "archive", "calibrate")
 
 
 def _add_logging_flags(parser: argparse.ArgumentParser, default) -> None:
@@ -61,12 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _configure_logging(verbose: bool, quiet: bool) -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # The plant's protocol libraries narrate their own workings (asyncua: a line per standard node at start);
+    # their warnings still show, and -v shows everything.
+    for chatty in ("asyncua", "pymodbus"):
+        logging.getLogger(chatty).setLevel(level if verbose else max(level, logging.WARNING))
 
 
 # Packages that only some commands need; a missing one is an install step, not a bug.
 OPTIONAL_PACKAGES = {
     "torch": "sam", "torchvision": "sam", "segment_anything": "sam", "onnx": "sam", "onnxscript": "sam",
     "ray": "fleet", "tensorrt": "a TensorRT install", "gi": "gige", "pycuda": "a CUDA install", "cuda": "a CUDA install",
+    "paho": "mqtt", "asyncua": "opcua", "pymodbus": "modbus",
 }
 
 

@@ -46,6 +46,14 @@ def register(subparsers) -> None:
                    help="count items crossing this line (fractions of the frame; 0.5,0,0.5,1 is the vertical middle, "
                    "forward left to right); tracks items and publishes persense/<camera>/tally (replaces the "
                    "config's stream.tally.lines)")
+    p.add_argument("--mqtt", metavar="HOST[:PORT]",
+                   help="publish results, tallies and rejects to this MQTT broker (stream.outputs.mqtt; default port "
+                   "1883; needs the mqtt extra)")
+    p.add_argument("--opcua-port", type=int, metavar="PORT",
+                   help="serve OPC UA on this port (stream.outputs.opcua gives its certificate and user; needs the "
+                   "opcua extra)")
+    p.add_argument("--modbus-port", type=int, metavar="PORT",
+                   help="serve Modbus TCP on this port (stream.outputs.modbus; needs the modbus extra)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N published results")
     p.add_argument("--status-interval", type=float, default=10.0, metavar="SECONDS",
                    help="print a status line per camera (count, frames/s, latency, match quality, items passed) "
@@ -97,6 +105,14 @@ def apply_flags(config: Config, args: argparse.Namespace) -> Config:
         stream["metrics"]["host"] = args.metrics_host
     if args.max_frames is not None:
         stream["max_frames"] = args.max_frames
+    outputs = stream["outputs"]
+    if args.mqtt:
+        host, port = _host_port(args.mqtt, outputs["mqtt"]["port"])
+        outputs["mqtt"].update(enabled=True, host=host, port=port)
+    if args.opcua_port is not None:
+        outputs["opcua"].update(enabled=True, port=args.opcua_port)
+    if args.modbus_port is not None:
+        outputs["modbus"].update(enabled=True, port=args.modbus_port)
     if args.count_line:
         stream["tally"]["lines"] = [{"points": _four_numbers(args.count_line), "normalized": True}]
     stream["publish"]["overlay_jpeg"] = stream["publish"]["overlay_jpeg"] or args.overlay
@@ -114,6 +130,17 @@ def apply_flags(config: Config, args: argparse.Namespace) -> Config:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise UserError(f"{where}: {first['msg']}") from None
+
+
+def _host_port(text: str, default_port: int) -> tuple[str, int]:
+    from streamer.errors import UserError
+
+    host, colon, port = text.rpartition(":")
+    if not colon or "]" in port:
+        return text, default_port
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--mqtt needs HOST or HOST:PORT (a port 1-65535), got {text!r}")
+    return host.strip("[]"), int(port)
 
 
 def _four_numbers(text: str) -> list[float]:

@@ -83,8 +83,9 @@ def build_app(registry, health: Probe, ready: Probe, *, console: ConsoleBackend 
         routes += console_routes(console, options)
         routes.append(Mount("/static", app=StaticFiles(directory=STATIC), name="static"))
     open_paths = PROBES if options is not None and options.metrics_need_token else PROBES | {"/metrics"}
-    middleware = [Middleware(SecurityHeaders), Middleware(TokenGate, token=token, open_paths=open_paths)]
-    if console is not None and token is None:
+    named = dict(getattr(options, "tokens", None) or {})
+    middleware = [Middleware(SecurityHeaders), Middleware(TokenGate, token=token, open_paths=open_paths, named=named)]
+    if console is not None and token is None and not named:
         # No token on loopback: only a loopback Host is answered, so a page of another site that rebinds its
         # name to 127.0.0.1 (DNS rebinding) cannot pass for the console's own origin.
         middleware.insert(1, Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS))

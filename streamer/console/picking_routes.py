@@ -32,8 +32,8 @@ _THUMBNAIL_PX = 240
 _TINT = np.array([255, 64, 200], np.float32)  # the preview's mask colour: magenta stands out on belts
 
 
-def picking_routes(backend, options, camera_of) -> list[Route]:
-    frozen_frames = FrozenFrames()
+def picking_routes(backend, options, camera_of, frozen_frames: FrozenFrames | None = None) -> list[Route]:
+    frozen_frames = frozen_frames if frozen_frames is not None else FrozenFrames()
     changing = threading.Lock()
     max_upload = options.max_upload_bytes if options is not None else 16 * 1024 * 1024
     decoding = threading.Lock()

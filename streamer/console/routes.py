@@ -17,7 +17,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from streamer.console.archive_routes import archive_routes
 from streamer.console.common import STATIC
+from streamer.console.frozen import FrozenFrames
 from streamer.console.live import LiveView, ViewersFull
 from streamer.console.picking_routes import picking_routes
 from streamer.console.picture import check_style, hex_colour, product_colour
@@ -32,6 +34,7 @@ BOUNDARY = "persense-frame"
 
 def console_routes(backend, options) -> list[Route]:
     live: LiveView = backend.live
+    frozen_frames = FrozenFrames()  # the live frames and the archived ones an operator picks from
     max_fps = options.max_fps if options is not None else 10.0
 
     def camera_of(request: Request) -> str:
@@ -119,7 +122,8 @@ def console_routes(backend, options) -> list[Route]:
         Route("/api/cameras/{camera}/download", download),
         Route("/api/pause", pause, methods=["POST"]),
         Route("/api/resume", resume, methods=["POST"]),
-        *picking_routes(backend, options, camera_of),
+        *picking_routes(backend, options, camera_of, frozen_frames),
+        *archive_routes(backend, frozen_frames),
     ]
 
 

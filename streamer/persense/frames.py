@@ -33,6 +33,7 @@ class Support:
     label: str | None = None  # the object's class label (the paper's CLE, or given), None without one
     profile: SupportProfile | None = None  # the object's radial intensity profile, for the scale check
     model: SupportModel | None = None  # what a SupportLearner encoder learnt of the object (None: the prototype)
+    object_mask: np.ndarray | None = None  # bool[h, w] the support mask cropped to the object's box
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,7 @@ class PerSense:
             prototype.astype(np.float32), size, support_id, calibration, image_hw=tuple(image_rgb.shape[:2]),
             object_radius=float(np.sqrt(mask.sum() / np.pi)), warnings=warnings, label=label,
             profile=support_profile(image_rgb, mask), model=model,
+            object_mask=mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].copy(),
         )
         if label is not None and hasattr(self.gate, "set_label"):
             self.gate.set_label(label)
@@ -173,9 +174,10 @@ class PerSense:
             similarity = to_frame(grid, (h, w))
             gate_boxes = self.gate.boxes(image_rgb)
         # The paper's first pass is target-guided; every pass knows the support's scale.
-        scale_only = PromptGuidance(None, None, self.support.object_radius)
-        guidance = PromptGuidance(self.support.prototype, grid, self.support.object_radius) if cfg.target_guidance \
-            else scale_only
+        support = self.support
+        scale_only = PromptGuidance(None, None, support.object_radius, support.object_mask)
+        guidance = PromptGuidance(support.prototype, grid, support.object_radius, support.object_mask) \
+            if cfg.target_guidance else scale_only
 
         with timer.stage("decode"):
             exemplars = self._initial_exemplar(embedding, similarity, gate_boxes, guidance)

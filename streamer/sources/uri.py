@@ -2,7 +2,7 @@
 
     video.mp4 | frames/ | rtsp://[user:pw@]host/path | v4l2:0 | /dev/video0 | gige: | gige:NAME
     | sim: | sim:?objects=60&fps=30&width=640&height=480 | sim:?flow=1&px_per_mm=2 | sim:?shape=rod
-    | sim:?scene=shapes
+    | sim:?scene=shapes | archive:PATH[?camera=cam0&realtime=0]
 
 Options come from the config's `options:` (or the URI query for sim:) and are checked per kind: an
 unknown option or a bad value is a UserError naming the known ones. Nothing is opened here; the
@@ -23,7 +23,7 @@ from streamer.sources.redact import redact
 
 log = logging.getLogger(__name__)
 
-SCHEMES_HELP = "a video file, an image folder, rtsp://..., v4l2:N, /dev/videoN, gige:NAME or sim:?..."
+SCHEMES_HELP = "a video file, an image folder, rtsp://..., v4l2:N, /dev/videoN, gige:NAME, sim:?... or archive:PATH"
 
 # Per kind: option name -> type. Values from YAML or a query string are converted to these.
 _OPTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
@@ -36,12 +36,13 @@ _OPTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "sim": {"width": int, "height": int, "objects": int, "distractors": int, "speed": float, "seed": int,
             "fps": float, "frames": int, "flow": bool, "px_per_mm": float, "shape": str, "scene": str,
             "out_of_spec": float},
+    "archive": {"camera": str, "realtime": bool},
 }
 _ALIASES = {"rtsp_transport": "transport"}
 
 
 def source_kind(uri: str) -> str:
-    """'file', 'folder', 'rtsp', 'v4l2', 'gige' or 'sim'; UserError for anything else."""
+    """'file', 'folder', 'rtsp', 'v4l2', 'gige', 'sim' or 'archive'; UserError for anything else."""
     text = uri.strip()
     if not text:
         raise UserError(f"empty source; use {SCHEMES_HELP}")
@@ -54,6 +55,8 @@ def source_kind(uri: str) -> str:
         return "gige"
     if lower == "sim" or lower.startswith("sim:"):
         return "sim"
+    if lower.startswith("archive:"):
+        return "archive"
     path = Path(text[len("file://"):] if lower.startswith("file://") else text).expanduser()
     if path.is_dir():
         return "folder"
@@ -114,7 +117,19 @@ def open_source(uri: str, camera_id: str, loop: bool = False, **options: Any) ->
         merged = {k: v for k, v in parse_qsl(query, keep_blank_values=True)}
         merged.update(options)
         options = merged
+    if kind == "archive":
+        rest = text[len("archive:"):]
+        path, _, query = rest.partition("?")
+        options = {**dict(parse_qsl(query, keep_blank_values=True)), **options}
     opts = _convert(kind, options)
+    if kind == "archive":
+        from streamer.archive.layout import check_archive_dir
+        from streamer.archive.source import ArchiveSource
+
+        if not path:
+            raise UserError("archive: names no archive directory (archive:PATH)")
+        check_archive_dir(Path(path), create=False)
+        return ArchiveSource(Path(path).expanduser(), camera_id, loop=loop, **opts)
     if loop and kind not in ("file", "folder"):
         log.warning("camera %s: loop applies to files and folders only; ignored for %s", camera_id, redact(text))
 

@@ -10,7 +10,9 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from streamer.archive.config import ArchiveConfig
 from streamer.imageio import DEFAULT_MAX_PIXELS
+from streamer.outputs.config import CameraOutputs, OutputsConfig, modbus_layout
 from streamer.product_config import GateConfig, SupportConfig
 from streamer.simulator.shapes import ProductShape, SceneName
 from streamer.stream.endpoints import check_endpoint
@@ -55,6 +57,8 @@ class SourceConfig(_Section):
     )
     gate: Optional[GateConfig] = Field(None, description="this camera's own gate or region of interest; null: the "
                                        "configuration's gate")
+    outputs: CameraOutputs = Field(default_factory=CameraOutputs, description="this camera's part in the plant's "
+                                   "outputs (stream.outputs): which ones carry it, its Modbus registers and coil")
 
     @model_validator(mode="after")
     def _simulator_options(self):
@@ -162,6 +166,10 @@ class ConsoleConfig(_Section):
         description="token the console and its API need; null: none on 127.0.0.1, and beyond loopback one is "
         "generated and printed once at start",
     )
+    tokens: dict[str, str] = Field(
+        default_factory=dict, max_length=64,
+        description="named tokens (name: token, each at least 16 characters): each opens the console like `token`, "
+        "and the audit trail names who changed something by its name (the `token` itself is named 'console')")
     metrics_need_token: bool = Field(False, description="whether /metrics needs the token too (Prometheus often "
                                      "scrapes without)")
     max_fps: float = Field(10.0, gt=0, le=30, description="frames per second of the live view, at most")
@@ -185,6 +193,19 @@ class ConsoleConfig(_Section):
     request_timeout_s: float = Field(30.0, gt=0, le=3600,
                                      description="a whole request (head and body) must arrive within this")
     keep_alive_s: float = Field(5.0, gt=0, le=600, description="an idle connection is closed after this")
+
+
+    @field_validator("tokens")
+    @classmethod
+    def _valid_tokens(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, token in value.items():
+            if not _CAMERA_ID.match(name):
+                raise ValueError("token names must be 1-64 characters of letters, digits, '_', '.', '-'")
+            if not 16 <= len(token) <= 256:
+                raise ValueError(f"token {name!r} must be 16-256 characters")
+        if len(set(value.values())) != len(value):
+            raise ValueError("two named tokens are the same")
+        return value
 
 
 class SecurityConfig(_Section):
@@ -213,6 +234,10 @@ class StreamConfig(_Section):
     console: ConsoleConfig = ConsoleConfig()
     security: SecurityConfig = SecurityConfig()
     tally: TallyConfig = Field(default_factory=TallyConfig, description="tracking, counting lines, item specs")
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig,
+                                   description="frames and results kept on disk (off by default; docs/archive.md)")
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig, description="the plant's protocols: MQTT, OPC UA, "
+                                   "Modbus TCP (docs/plant-*.md)")
     allow_insecure: bool = Field(
         False, description="bind control or publish beyond loopback without CURVE (logged as a warning)"
     )
@@ -234,6 +259,8 @@ class StreamConfig(_Section):
         ids = [s.camera_id for s in self.sources]
         if len(set(ids)) != len(ids):
             raise ValueError(f"camera ids must be unique, got {ids}")
+        if self.outputs.modbus.enabled:
+            modbus_layout([(s.camera_id, s.outputs) for s in self.sources], self.outputs.modbus)
         return self
 
     def resolved_cache_dir(self) -> Path:

@@ -16,6 +16,7 @@ from typing import Callable
 
 import zmq
 
+from streamer.archive.audit import LOCAL, acting_as
 from streamer.errors import UserError, first_line
 from streamer.stream.config import ControlConfig
 from streamer.stream.publisher import bind_socket
@@ -104,12 +105,14 @@ class ControlServer:
             if not poller.poll(200):
                 continue
             try:
-                frames = self._sock.recv_multipart()
+                parts = self._sock.recv_multipart(copy=False)
             except zmq.ZMQError as exc:
                 log.warning("control: receive failed: %s", exc.strerror)
                 continue
-            envelope, body = _split_envelope(frames)
-            reply = self.handle(body)
+            who = _client_name(parts[-1])
+            envelope, body = _split_envelope([part.bytes for part in parts])
+            with acting_as(who):  # the audit trail names who asked (streamer.archive.audit)
+                reply = self.handle(body)
             self._on_request("ok" if reply.get("ok") else "error")
             try:
                 self._sock.send_multipart([*envelope, _encode(reply)])
@@ -143,6 +146,16 @@ class ControlServer:
         except Exception as exc:  # a command's bug must not stop the control thread
             log.exception("control: %s failed", cmd)
             return _error(f"{cmd} failed: {type(exc).__name__}: {first_line(str(exc))[:200]}")
+
+
+def _client_name(part: zmq.Frame) -> str:
+    """The CURVE client's key name (the authenticator's User-Id: streamer.stream.security), or "local" without
+    CURVE."""
+    try:
+        name = part.get("User-Id")
+    except zmq.ZMQError:  # no authenticator: no User-Id
+        return LOCAL
+    return name or LOCAL
 
 
 def _split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:

@@ -25,6 +25,7 @@ _SIZE_BUCKETS = tuple(round(10 ** (k / 20), 2) for k in range(61))
 _DWELL_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 # Predicted minus true arrival at a reject station, absolute seconds: 1 ms to 10 s.
 _ARRIVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+OUTPUT_DROPS = ("queue_full", "late", "unreadable")
 _E2E_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -156,6 +157,26 @@ class StreamMetrics:
             "persense_reject_arrival_error_seconds",
             "|predicted - true| arrival of a rejected item at its station, where the source knows the truth "
             "(the simulator)", ["camera", "station"], buckets=_ARRIVAL_BUCKETS, registry=r)
+        # The plant's outputs (streamer.outputs): `output` is mqtt, opcua or modbus; each one's series are made when it
+        # is built (`output_series`), so a run without outputs exposes none.
+        self.output_up = Gauge("persense_output_up", "1 while the output serves (a server listening, the MQTT client "
+                               "connected to its broker), 0 while degraded", ["output"], registry=r)
+        self.output_messages = Counter(
+            "persense_output_messages_total",
+            "messages an output passed on: MQTT messages published (QoS > 0: acknowledged by the broker), OPC UA and "
+            "Modbus messages taken into their figures, coil pulses started", ["output"], registry=r)
+        self.output_dropped = Counter(
+            "persense_output_dropped_total",
+            "messages an output lost, by reason: queue_full (its bounded queue was full: a slow or absent peer), late "
+            "(a reject pulse that could not start before its due time plus its length), unreadable",
+            ["output", "reason"], registry=r)
+        self.output_reconnects = Counter("persense_output_reconnects_total",
+                                         "times a client output connected again after losing its peer", ["output"],
+                                         registry=r)
+        self.output_down_seconds = Counter(
+            "persense_output_down_seconds_total",
+            "seconds an output was without its peer since start (the MQTT client without its broker), counted when "
+            "the peer comes back or the output stops", ["output"], registry=r)
         for outcome in CONTROL_OUTCOMES:
             self.control_requests.labels(outcome)
         for socket in ("control", "publish"):
@@ -172,6 +193,15 @@ class StreamMetrics:
             for direction in DIRECTIONS:
                 for spec in ITEM_SPECS:
                     self.items.labels(camera, direction, spec)
+
+    def output_series(self, output: str) -> None:
+        """Every series of one output from the start: zeros rather than gaps."""
+        self.output_up.labels(output)
+        self.output_messages.labels(output)
+        self.output_reconnects.labels(output)
+        self.output_down_seconds.labels(output)
+        for reason in OUTPUT_DROPS:
+            self.output_dropped.labels(output, reason)
 
     def watch_sources(self, snapshots: Callable[[], Iterable[SourceSnapshot]]) -> None:
         self.registry.register(_SourceCollector(snapshots))

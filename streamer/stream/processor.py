@@ -104,6 +104,8 @@ class StreamProcessor(ProcessorOperations):
         self.worker: InferenceWorker | None = None
         self.auth: Authentication | None = None
         self.tally = None  # streamer.stream.tally_sink.TallySink where stream.tally is active
+        self.archive = None  # streamer.archive.recorder.Archive where stream.archive is enabled
+        self.outputs = None  # streamer.outputs.plant.PlantOutputs where stream.outputs enables one
         self.truth = TruthInForce()  # which kind of the simulator's objects each support shows
         self._stopped = False
 
@@ -127,12 +129,19 @@ class StreamProcessor(ProcessorOperations):
         self.auth = start_authentication(self._context, self.stream,
                                          lambda socket: self.metrics.auth_denied.labels(socket).inc())
         curve_options = self.auth.curve.socket_options() if self.auth else None
+        if self.stream.outputs.any:
+            from streamer.outputs.plant import PlantOutputs
+
+            self.outputs = PlantOutputs(self.stream.outputs, [(s.camera_id, s.outputs) for s in self.stream.sources],
+                                        self.metrics)
+            self.outputs.start()
         self.publisher = Publisher(self._context, self.stream.publish, self.metrics, self.camera_statuses,
                                    limit=self.stream.max_frames,
-                                   socket_options=self._publish_socket_options or curve_options)
+                                   socket_options=self._publish_socket_options or curve_options,
+                                   fanout=self.outputs.fanout if self.outputs else None)
         if self.stream.control.endpoint:
             handlers = {"status": self._cmd_status, "pause": self._cmd_pause, "resume": self._cmd_resume,
-                        "set_support": self._cmd_set_support}
+                        "set_support": self._cmd_set_support, "mark": self._cmd_mark}
             self.control = ControlServer(
                 self._context, self.stream.control, handlers, binary_frames={"set_support": 2},
                 on_request=lambda outcome: self.metrics.control_requests.labels(outcome).inc(),
@@ -141,12 +150,14 @@ class StreamProcessor(ProcessorOperations):
         if self.auth is not None:
             publish = None if self.stream.publish.connect else self.publisher.socket
             self.auth.watch({"publish": publish, "control": self.control and self.control.socket})
+        if self.stream.archive.enabled:
+            self.archive = self._open_archive()
         self.http, self.console_http = self._http_servers()
         self.metrics.watch_sources(self._source_snapshots)
         self.worker = InferenceWorker(self.products.pipeline, self.slots, self._result_sink(), self.metrics,
                                       encode_ahead=encode_ahead_enabled(self.stream.encode_ahead,
                                                                        self.products.engines.encoder))
-        for part in (self.publisher, self.worker, self.control, self.http, self.console_http):
+        for part in (self.archive, self.publisher, self.worker, self.control, self.http, self.console_http):
             if part is not None:
                 part.start()
         for source in self.stream.sources:
@@ -158,6 +169,10 @@ class StreamProcessor(ProcessorOperations):
         """Publisher and live view; in front of them the tally (tracks, counting lines, items) where configured,
         and first of all the notes (the truth in force, a collapsed count's reason) that everything after shows."""
         sink = ResultTee(self.publisher, self.live)
+        if self.archive is not None:
+            from streamer.archive.recorder import ArchiveTee
+
+            sink = ArchiveTee(sink, self.archive)
         notes = CollapseReasons(self.config.pipeline.presence_threshold)
         if not self.stream.tally.active:
             return NotingSink(sink, self.truth, notes)
@@ -167,6 +182,21 @@ class StreamProcessor(ProcessorOperations):
         for camera, (_, mask) in self._initial_supports.items():
             self.tally.set_support(mask, camera)
         return NotingSink(self.tally, self.truth, notes)
+
+    def _open_archive(self):
+        """The archive (stream.archive), with the start-up supports kept for replays."""
+        from streamer.archive.recorder import Archive
+
+        def out_of_spec_total(camera: str) -> int | None:
+            return self.items_of(camera).get("out_of_spec_total")
+
+        archive = Archive(self.stream.archive, self.cameras, self.metrics.registry, self.publisher.submit_message,
+                          out_of_spec_total)
+        for camera, (image, mask) in self._initial_supports.items():
+            archive.note_support(self.products.support_id(camera), image, mask)
+        log.info("archive: keeping frames in %s (at most %d MB)", archive.writer.path,
+                 self.stream.archive.max_bytes // 2**20)
+        return archive
 
     def _http_servers(self):
         """-> (the metrics port's server, the console's own port's server), each None where it is off.
@@ -296,7 +326,9 @@ class StreamProcessor(ProcessorOperations):
                 supervisor.stop(max(deadline - time.monotonic(), 0.0))
             except Exception:
                 log.exception("camera %s: stopping its supervisor failed", camera)
-        for part in (self.worker, self.publisher, self.control, self.http, self.console_http, self.auth):
+        # The outputs after the publisher: its last messages reach them.
+        for part in (self.worker, self.archive, self.publisher, self.outputs, self.control, self.http,
+                     self.console_http, self.auth):
             if part is not None:
                 part.stop()
         if self._context is not None:

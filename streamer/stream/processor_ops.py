@@ -25,7 +25,7 @@ log = logging.getLogger("streamer.stream.processor")
 
 class ProcessorOperations:
     """Needs of its class: cameras, stream, products, supervisors, worker, publisher, http, started_at, truth,
-    tally, live."""
+    tally, live, archive, outputs."""
 
     @property
     def persense(self) -> PerSense:
@@ -74,6 +74,8 @@ class ProcessorOperations:
             "support_id": self.products.support_id(camera),
             "label": self.products.label(camera),
             "warnings": list(getattr(self.products.pipeline(camera).support, "warnings", ()) or ()),
+            # Where the archive is on: whether it writes (a full or unwritable disk shows here), and its size.
+            **({"archive": self.archive.status()} if self.archive is not None else {}),
         }
 
     def camera_statuses(self) -> dict[str, dict]:
@@ -81,8 +83,10 @@ class ProcessorOperations:
 
     def health(self) -> tuple[bool, dict]:
         threads = {"inference": self.worker, "publisher": self.publisher, "control": self.control, "http": self.http,
-                   "console": self.console_http}
+                   "console": self.console_http, "archive": self.archive}
         alive = {name: part.alive() for name, part in threads.items() if part is not None and hasattr(part, "alive")}
+        if self.outputs is not None:
+            alive.update(self.outputs.alive())
         return all(alive.values()), {"threads": alive}
 
     def readiness(self) -> tuple[bool, dict]:
@@ -104,6 +108,7 @@ class ProcessorOperations:
             "metrics": self.http.url if self.http else None,
             "published": self.publisher.sent if self.publisher else 0,
             "cameras": self.camera_statuses(),
+            "outputs": self.outputs.status() if self.outputs else {},
         }
 
     def _cmd_pause(self, request: dict, frames: list[bytes]) -> dict:
@@ -113,6 +118,16 @@ class ProcessorOperations:
     def _cmd_resume(self, request: dict, frames: list[bytes]) -> dict:
         self.resume()
         return {"paused": False}
+
+    def _cmd_mark(self, request: dict, frames: list[bytes]) -> dict:
+        camera = request.get("camera")
+        if camera is not None:
+            self.products.check_camera(camera)
+        note = request.get("note", "")
+        if not isinstance(note, str):
+            raise UserError("mark: note must be a string")
+        self.mark(camera, note)
+        return {"marked": [camera] if camera is not None else self.cameras}
 
     def _cmd_set_support(self, request: dict, frames: list[bytes]) -> dict:
         if len(frames) != 2:
@@ -154,10 +169,23 @@ class ProcessorOperations:
     def pause(self) -> None:
         self.worker.paused.set()
         self._announce("paused")
+        self._audit("pause")
 
     def resume(self) -> None:
         self.worker.paused.clear()
         self._announce("resumed")
+        self._audit("resume")
+
+    def mark(self, camera: str | None = None, note: str = "") -> None:
+        """Keep the next frame of `camera` (None: of every camera) in the archive, with the seconds around it."""
+        if self.archive is None:
+            raise UserError("the archive is off (stream.archive.enabled): there is nothing to mark frames in")
+        self.archive.mark(camera, note)
+
+    def _audit(self, action: str, camera: str | None = None, old: str | None = None, new: str | None = None) -> None:
+        """An entry of the audit trail (index and bus) where the archive is on; who is the request's caller."""
+        if self.archive is not None:
+            self.archive.audit(action, camera, old, new)
 
     def on_pipeline(self, fn: Callable[[], object]) -> object:
         """fn() on the inference thread between frames (the engines are not thread-safe); its result or error."""
@@ -178,6 +206,7 @@ class ProcessorOperations:
             known: the results then carry that kind's truth; a support of unknown kind gets none.
         """
         cameras = self.cameras if camera is None else [self.products.check_camera(camera)]
+        old_ids = {name: self.products.support_id(name) for name in cameras}
         # Packed for the history here, in the caller's thread: packing a large image takes a moment that the
         # pipeline's thread (frames) must not wait for. An undo packs nothing (its record is kept already).
         packed = None if undoing else pack(image, mask)
@@ -202,6 +231,10 @@ class ProcessorOperations:
         trim_memory()  # a large support's decoding and learning buffers: not kept for the next upload's peak
         log.info("support replaced: %s (%s)", support.support_id, ", ".join(cameras))
         self._announce("support", cameras)
+        if self.archive is not None:
+            self.archive.note_support(support.support_id, image, mask)
+            for name in cameras:
+                self._audit("support", name, old_ids[name], support.support_id)
         return support
 
     def _announce(self, event: str, cameras: list[str] | None = None) -> None:

@@ -25,6 +25,7 @@ from typing import Callable
 import zmq
 
 from streamer.errors import UserError
+from streamer.outputs.fanout import OutputFanout, result_summary
 from streamer.sources.base import Frame
 from streamer.stream.config import PublishConfig
 from streamer.stream.messages import PartOptions, result_message, status_message
@@ -78,6 +79,7 @@ class Publisher:
         on_published: called with the camera after each result is sent (from the publisher thread).
         limit: send at most this many results in all (then `limit_reached` is set); None for no limit.
         socket_options: further options set before the bind (CURVE's, from streamer.stream.security).
+        fanout: the plant's outputs (streamer.outputs), handed every message this thread sends (never waits).
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class Publisher:
         on_published: Callable[[str], None] = lambda camera: None,
         limit: int | None = None,
         socket_options: dict | None = None,
+        fanout: OutputFanout | None = None,
     ):
         self.config = config
         self.metrics = metrics
@@ -106,6 +109,7 @@ class Publisher:
         self._status: queue.Queue[tuple[str, dict]] = queue.Queue(maxsize=256)
         self._status_provider = status_provider
         self._on_published = on_published
+        self._fanout = fanout
         self._limit = limit
         self.sent = 0
         self.seq: dict[str, int] = {}
@@ -207,6 +211,8 @@ class Publisher:
             return
         if not self._send(parts, camera):
             self.metrics.publish_dropped.labels(camera).inc()
+        if self._fanout is not None:
+            self._fanout(camera, "result", result_summary(item.frame, item.result, seq, item.support_id))
         # The seq is spent even when the send is refused: the gap tells subscribers a result is missing.
         self.seq[camera] = seq + 1
         self.metrics.stage.labels(camera, "publish").observe(time.perf_counter() - start)
@@ -262,7 +268,14 @@ class Publisher:
                 camera, status = self._status.get_nowait()
             except queue.Empty:
                 return
-            self._send(status if isinstance(status, list) else status_message(camera, status))
+            if isinstance(status, list):
+                self._send(status)
+                if self._fanout is not None:
+                    self._fanout.offer_parts(camera, status)
+            else:
+                self._send(status_message(camera, status))
+                if self._fanout is not None:
+                    self._fanout(camera, "status", status)
 
     def _heartbeat(self) -> None:
         try:
@@ -271,4 +284,7 @@ class Publisher:
             log.exception("status provider failed")
             return
         for camera, status in statuses.items():
-            self._send(status_message(camera, {"event": "heartbeat", **status}))
+            beat = {"event": "heartbeat", **status}
+            self._send(status_message(camera, beat))
+            if self._fanout is not None:
+                self._fanout(camera, "status", beat)

@@ -23,6 +23,7 @@ from typing import Callable
 
 import zmq
 import zmq.auth
+import zmq.utils.z85
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import parse_monitor_message
 
@@ -129,6 +130,31 @@ class CurveServer:
                 zmq.ZAP_DOMAIN: _ZAP_DOMAIN}
 
 
+def key_names(folder: Path) -> dict[str, str]:
+    """The authorized keys folder -> {a client's public key (Z85): its name, the key file's stem}."""
+    names = {}
+    for path in sorted(Path(folder).glob("*.key")):
+        try:
+            public, _ = zmq.auth.load_certificate(path)
+        except (OSError, ValueError):
+            continue
+        names[public.decode()] = path.stem
+    return names
+
+
+class _NamedKeys(ThreadAuthenticator):
+    """The authenticator, naming each admitted client by its key file's name (the requests' User-Id), so that the
+    audit trail says who changed something."""
+
+    def __init__(self, context: zmq.Context, names: dict[str, str], **kwargs):
+        super().__init__(context, **kwargs)
+        self.names = names
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        z85 = zmq.utils.z85.encode(client_public_key).decode()
+        return self.names.get(z85, "key " + z85[:8])
+
+
 class Authentication:
     """The authenticator thread (it must run before the sockets bind) and a thread counting refused clients.
 
@@ -140,7 +166,8 @@ class Authentication:
         self.curve = curve
         self._context = context
         self._on_refused = on_refused
-        self._authenticator = ThreadAuthenticator(context, log=logging.getLogger("persense.auth"))
+        self._authenticator = _NamedKeys(context, key_names(curve.authorized_keys),
+                                         log=logging.getLogger("persense.auth"))
         self._monitors: dict[zmq.Socket, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="auth-monitor", daemon=True)

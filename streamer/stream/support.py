@@ -130,7 +130,8 @@ def support_from_bytes(
 
 
 def initial_support(image_path: Path | None, mask_path: Path | None, sources: list) -> tuple[np.ndarray, np.ndarray]:
-    """The support given by paths, else the simulator's own when the first source is the simulator.
+    """The support given by paths, else the simulator's own when the first source is the simulator, or the recorded
+    support of an archive's first frame when it is an archive.
 
     Args:
         sources: the configured SourceConfigs (uri, camera_id, options).
@@ -141,7 +142,7 @@ def initial_support(image_path: Path | None, mask_path: Path | None, sources: li
         return read_image(image_path, "support image"), read_mask(mask_path, "support mask")
     from streamer.sources import open_source, source_kind
 
-    if sources and source_kind(sources[0].uri) == "sim":
+    if sources and source_kind(sources[0].uri) in ("sim", "archive"):
         # The same URI and options make the same simulator, so its support shows the objects it renders.
         return open_source(sources[0].uri, sources[0].camera_id, **sources[0].options).support()
     raise UserError("no support set: give --support IMAGE --support-mask MASK (or support: in the config)")

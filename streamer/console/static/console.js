@@ -1,6 +1,7 @@
 // PerSense operator console: live view, figures, and picking the product with one click.
 // Plain JavaScript, no build step. Talks to the processor's JSON API under /api (streamer/console).
 "use strict";
+// api() and postJson() are in api.js, which the page loads first.
 
 const $ = (id) => document.getElementById(id);
 const state = { camera: null, frozen: null, pick: null, cross: null, supportThumb: null, paused: false,
@@ -8,13 +9,6 @@ const state = { camera: null, frozen: null, pick: null, cross: null, supportThum
 const STATUS_EVERY_MS = 500; // states must show within 2 s (issue 25)
 const STATUS_TIMEOUT_MS = 1500; // a processor that does not answer within this is unreachable
 
-async function api(path, options = {}) {
-  const headers = { "X-Persense-Console": "1", ...(options.headers || {}) };
-  const response = await fetch(path, { ...options, headers });
-  const body = await response.json().catch(() => ({ ok: false, error: `HTTP ${response.status}` }));
-  if (!response.ok || body.ok === false) throw new Error(body.error || `HTTP ${response.status}`);
-  return body;
-}
 
 function say(text, kind = "") {
   const message = $("message");
@@ -31,10 +25,6 @@ function target() {
   return cameraOnly() ? { camera: state.camera } : {};
 }
 
-function postJson(path, payload) {
-  return api(path, { method: "POST", headers: { "Content-Type": "application/json" },
-                     body: JSON.stringify(payload || {}) });
-}
 
 // -- live view and figures ----------------------------------------------------------------------------
 function showLive() {
@@ -294,6 +284,9 @@ window.addEventListener("DOMContentLoaded", () => {
   $("frozen").addEventListener("click", (event) => pickAt(toImage(event)));
   $("frozen").addEventListener("keydown", onFrozenKey);
   $("apply").addEventListener("click", apply);
+  $("mark").addEventListener("click", () => postJson("/api/archive/mark", { camera: state.camera })
+    .then(() => say("Marked: the archive keeps this moment."))
+    .catch((error) => say(`Not marked: ${error.message}`, "error")));
   $("undo").addEventListener("click", undo);
   $("upload").addEventListener("submit", upload);
   $("pause").addEventListener("click", togglePause);
