@@ -15,19 +15,14 @@ nearest the crossing). Exit 1 when a figure misses the issue's bounds (--toleran
 from __future__ import annotations
 
 import argparse
-import json
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.soak import free_port  # noqa: E402
+from benchmarks.stream_run import add_flow_arguments, run_and_read  # noqa: E402
 
 
 def _exact_result(scene, width: int, height: int):
@@ -94,49 +89,23 @@ def tracking_cost_ms(objects: int = 100, frames: int = 120, width: int = 1280, h
 
 
 def run_stream(args) -> dict:
-    pub, ctl, http = free_port(), free_port(), free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "tally.yaml"
-        config.write_text(json.dumps({"stream": {"tally": {"interval_s": 1.0,
-                                                           "calibration": {"px_per_mm": args.px_per_mm}}}}))
-        source = (f"sim:?flow=1&objects={args.objects}&distractors=2&fps={args.fps}&speed={args.speed}"
-                  f"&px_per_mm={args.px_per_mm}&seed={args.seed}")
-        cmd = [sys.executable, "-m", "streamer", "run", "--config", str(config), "--source", source,
-               "--count-line", args.line, "--publish", f"tcp://127.0.0.1:{pub}", "--control",
-               f"tcp://127.0.0.1:{ctl}", "--metrics-port", str(http), "--cache-dir", tmp]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        context = zmq.Context()
-        sub = context.socket(zmq.SUB)
-        sub.setsockopt(zmq.SUBSCRIBE, b"persense/")
-        sub.setsockopt(zmq.RCVHWM, 10000)
-        sub.connect(f"tcp://127.0.0.1:{pub}")
-        last_result, items, results, first_frame = None, [], 0, None
-        try:
-            deadline = None
-            give_up = time.monotonic() + 300  # the engines load first
-            while time.monotonic() < (deadline or give_up):
-                if proc.poll() is not None:
-                    raise RuntimeError(f"persense run ended early: {proc.stderr.read()[-2000:]}")
-                if not sub.poll(500):
-                    continue
-                topic, header, *_ = sub.recv_multipart()
-                doc = json.loads(header)
-                if topic.endswith(b"/result"):
-                    if deadline is None:
-                        deadline = time.monotonic() + args.seconds
-                        first_frame = doc["frame_index"]
-                    results += 1
-                    last_result = doc
-                elif topic.endswith(b"/tally"):
-                    items += doc["items"]
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            sub.close(0)
-            context.term()
+    state = {"last": None, "first_frame": None, "results": 0}
+    items: list[dict] = []
+
+    def read(topic: bytes, doc: dict) -> None:
+        if topic.endswith(b"/result"):
+            if state["first_frame"] is None:
+                state["first_frame"] = doc["frame_index"]
+            state["results"] += 1
+            state["last"] = doc
+        elif topic.endswith(b"/tally"):
+            items.extend(doc["items"])
+
+    config = {"stream": {"tally": {"interval_s": 1.0, "calibration": {"px_per_mm": args.px_per_mm}}}}
+    source = (f"sim:?flow=1&objects={args.objects}&distractors=2&fps={args.fps}&speed={args.speed}"
+              f"&px_per_mm={args.px_per_mm}&seed={args.seed}")
+    run_and_read(config, source, args.seconds, read, ("--count-line", args.line))
+    last_result, first_frame, results = state["last"], state["first_frame"], state["results"]
     if last_result is None:
         raise RuntimeError("no result came")
     source_frames = last_result["frame_index"] - first_frame + 1
@@ -151,11 +120,7 @@ def run_stream(args) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=120.0, help="measured time after the first result")
-    parser.add_argument("--fps", type=float, default=30.0, help="the simulator's frame rate")
-    parser.add_argument("--speed", type=float, default=4.0, help="belt speed, pixels per source frame")
-    parser.add_argument("--objects", type=int, default=40, help="items in view")
-    parser.add_argument("--px-per-mm", type=float, default=2.0)
+    add_flow_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--line", default="0.5,0,0.5,1")
     parser.add_argument("--tolerance", type=float, default=None,

@@ -23,7 +23,8 @@ from streamer.rle import decode as rle_decode
 RESULT_SCHEMA = "persense.result/1"
 STATUS_SCHEMA = "persense.status/1"
 TALLY_SCHEMA = "persense.tally/1"
-KINDS = ("result", "status", "tally")
+KINDS = ("result", "status", "tally", "reject")
+REJECT_VERSION = 1
 # Result header fields a client may rely on (docs/stream-protocol.md) -> the JSON types they must have.
 _RESULT_FIELDS: dict[str, tuple[type, ...]] = {
     "seq": (int,), "frame_index": (int,), "capture_ts": (int, float), "count": (int,), "instances": (list,),
@@ -130,6 +131,36 @@ class TallyMessage:
     truth_passed_total: int | None = None
 
 
+@dataclass
+class RejectMessage:
+    """An item a reject station must remove (`persense/<camera>/reject`); `header` holds every field as sent."""
+
+    camera: str
+    header: dict
+    station: str
+    track_id: int
+    reasons: list[dict]
+    due_wall: float
+    pulse_ms: int
+    missed: bool
+
+
+_REJECT_FIELDS: dict[str, tuple[type, ...]] = {
+    "v": (int,), "frame_id": (int,), "track_id": (int,), "station": (str,), "reasons": (list,),
+    "decided_wall": (int, float), "due_wall": (int, float), "due_mono": (int, float), "pulse_ms": (int,),
+}
+
+
+def _reject(camera: str, header: dict) -> RejectMessage:
+    _check_fields(header, _REJECT_FIELDS, "reject")
+    if header["v"] != REJECT_VERSION:
+        raise ProtocolError(f"reject version {header['v']}, expected {REJECT_VERSION}")
+    if not isinstance(header.get("missed"), bool) or not all(isinstance(r, dict) for r in header["reasons"]):
+        raise ProtocolError("reject header: missed must be a bool and reasons a list of objects")
+    return RejectMessage(camera, header, header["station"], header["track_id"], header["reasons"],
+                         float(header["due_wall"]), header["pulse_ms"], header["missed"])
+
+
 def _check_fields(header: dict, fields: dict[str, tuple[type, ...]], what: str) -> None:
     for key, kinds in fields.items():
         if key not in header:
@@ -162,7 +193,7 @@ def _tally(camera: str, header: dict) -> TallyMessage:
                         dict(header["by_direction"]), items, zones, header.get("truth_passed_total"))
 
 
-def decode_message(frames: list[bytes]) -> ResultMessage | StatusMessage | TallyMessage:
+def decode_message(frames: list[bytes]) -> ResultMessage | StatusMessage | TallyMessage | RejectMessage:
     """[topic, header JSON, *parts] -> a message; raises ProtocolError on anything malformed."""
     if len(frames) < 2:
         raise ProtocolError(f"expected at least 2 frames (topic, header), got {len(frames)}")
@@ -182,6 +213,8 @@ def decode_message(frames: list[bytes]) -> ResultMessage | StatusMessage | Tally
         return StatusMessage(camera, header)
     if topic[2] == "tally":
         return _tally(camera, header)
+    if topic[2] == "reject":
+        return _reject(camera, header)
     if header.get("schema") != RESULT_SCHEMA:
         raise ProtocolError(f"result schema {header.get('schema')!r}, expected {RESULT_SCHEMA}")
     names = header.get("parts")
@@ -200,18 +233,20 @@ class Subscriber:
         cameras: only these cameras (default all).
         status: also receive status messages.
         tally: also receive tally messages (items passed; sent only where the processor counts items).
+        rejects: also receive reject messages (sent only where reject stations are configured).
         socket_options: set before connecting, e.g. CURVE's from
             streamer.stream.security.client_socket_options(client key file, server public key file).
     """
 
     def __init__(self, endpoint: str, cameras: list[str] | None = None, status: bool = True,
-                 socket_options: dict | None = None, tally: bool = True):
+                 socket_options: dict | None = None, tally: bool = True, rejects: bool = True):
         self._context = zmq.Context()
         self._sock = self._context.socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         for option, value in (socket_options or {}).items():
             self._sock.setsockopt(option, value)
-        self._kinds = {"result"} | ({"status"} if status else set()) | ({"tally"} if tally else set())
+        self._kinds = ({"result"} | ({"status"} if status else set()) | ({"tally"} if tally else set())
+                       | ({"reject"} if rejects else set()))
         for camera in cameras or [None]:
             if camera is None:
                 # Topics are prefix-matched: "persense/" takes every kind; those not asked for are dropped on receipt.
@@ -223,7 +258,8 @@ class Subscriber:
         self._last_seq: dict[str, int] = {}
         self.gaps: dict[str, int] = {}  # camera -> results missed (seq jumps), restarts not counted
 
-    def receive(self, timeout: float | None = None) -> ResultMessage | StatusMessage | TallyMessage | None:
+    def receive(self, timeout: float | None = None
+                ) -> ResultMessage | StatusMessage | TallyMessage | RejectMessage | None:
         """The next message, or None after `timeout` seconds (None: wait for ever)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -231,8 +267,8 @@ class Subscriber:
             if not self._sock.poll(None if left is None else int(left * 1000)):
                 return None
             msg = decode_message(self._sock.recv_multipart())
-            if (isinstance(msg, StatusMessage) and "status" not in self._kinds) or (
-                    isinstance(msg, TallyMessage) and "tally" not in self._kinds):
+            kind = {StatusMessage: "status", TallyMessage: "tally", RejectMessage: "reject"}.get(type(msg), "result")
+            if kind not in self._kinds:
                 continue
             if isinstance(msg, ResultMessage):
                 self._track(msg)

@@ -31,6 +31,8 @@ ISSUE_METRICS = {
     # issue 13
     "persense_items_total", "persense_item_diameter", "persense_active_tracks",
     "persense_zone_entries_total", "persense_zone_items", "persense_zone_seconds",
+    # issue 26
+    "persense_rejects_total", "persense_rejects_missed_total", "persense_reject_arrival_error_seconds",
     # issue 26: the plant's outputs (series only where an output is on)
     "persense_output_up", "persense_output_messages_total", "persense_output_dropped_total",
     "persense_output_reconnects_total", "persense_output_down_seconds_total",

@@ -24,7 +24,7 @@ from streamer.errors import UserError, first_line
 
 # Each module has register(subparsers) that adds its parser with set_defaults(func=run).
 SUBCOMMANDS = ("segment", "eval", "run", "subscribe", "bench", "export", "support", "keys", "models", "setup",
-               "fleet", "replay", "record", "archive")
+               "fleet", "replay", "record", "archive", "calibrate")
 
 
 def _add_logging_flags(parser: argparse.ArgumentParser, default) -> None:

@@ -155,17 +155,26 @@ def _four_numbers(text: str) -> list[float]:
     return values
 
 
-def check_sources(sources: list[SourceConfig]) -> None:
-    """UserError for a bad URI or option now, before the engines load (open_source opens nothing)."""
+def check_sources(sources: list[SourceConfig], tally=None) -> None:
+    """UserError for a bad URI or option now, before the engines load (open_source opens nothing); and for a reject
+    station of `tally` (stream.tally) outside a camera's frame where its size is known now (a simulator's, or the
+    one the camera's calibration was made for)."""
     from streamer.errors import UserError
     from streamer.sources import open_source
+    from streamer.stream.rejects import check_stations
 
     for source in sources:
         try:
             # loop is left out: it only changes behaviour, and the camera's own open_source warns about it.
-            open_source(source.uri, source.camera_id, **source.options)
+            opened = open_source(source.uri, source.camera_id, **source.options)
         except UserError as exc:
             raise UserError(f"camera {source.camera_id}: {exc}") from None
+        size = getattr(opened, "frame_size", None)
+        if tally is not None and tally.rejects:
+            try:
+                check_stations(tally, source.camera_id, size)
+            except ValueError as exc:
+                raise UserError(f"camera {source.camera_id}: {exc}") from None
 
 
 def _announce_http(processor) -> None:
@@ -211,7 +220,7 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
         raise UserError(f"--status-interval must be 0 (never) or more seconds, got {args.status_interval}")
     config = apply_flags(load_config(args.config), args)
     stream = config.stream
-    check_sources(stream.sources)
+    check_sources(stream.sources, stream.tally)
     # Before the engines load: an exposed socket without CURVE is refused at once (the processor checks again).
     check_exposure({"publish": None if stream.publish.connect else stream.publish.endpoint,
                     "control": stream.control.endpoint}, stream.security.curve,

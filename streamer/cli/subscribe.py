@@ -60,9 +60,16 @@ def _tally_text(msg) -> str:
             f"measured={msg.measured_total} out_of_spec={msg.out_of_spec_total}{zones}")
 
 
+def _reject_text(msg) -> str:
+    """One line for a RejectMessage."""
+    reasons = " ".join(f"{r.get('measure')}={r.get('value')}{r.get('unit') or ''}" for r in msg.reasons)
+    return (f"{msg.camera} reject station={msg.station} track={msg.track_id} due_in={msg.due_wall - time.time():.3f}s "
+            f"pulse={msg.pulse_ms}ms{' MISSED' if msg.missed else ''} {reasons}")
+
+
 def run(args: argparse.Namespace) -> int:
     from streamer.errors import UserError, first_line
-    from streamer.subscriber import ProtocolError, ResultMessage, Subscriber, TallyMessage
+    from streamer.subscriber import ProtocolError, RejectMessage, ResultMessage, Subscriber, TallyMessage
 
     if args.max_messages is not None and args.max_messages < 1:
         raise UserError("--max-messages must be at least 1")
@@ -119,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
                 break
             if isinstance(msg, TallyMessage):
                 print(_tally_text(msg))
+                continue
+            if isinstance(msg, RejectMessage):
+                print(_reject_text(msg))
                 continue
             if not isinstance(msg, ResultMessage):
                 if args.status:

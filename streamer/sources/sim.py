@@ -26,6 +26,7 @@ class SimulatorSource:
         flow: new items enter on the left and leave on the right (streamer.simulator.flow), each frame with
             its exact per-item truth in Frame.truth; otherwise the same objects ride a loop.
         px_per_mm: the flow simulator's scale (the millimetres of its truth).
+        out_of_spec: the flow simulator's fraction of items too small or too large (streamer.simulator.flow).
         shape: the products' shape (streamer.simulator.shapes.PRODUCT_SHAPES: ellipse, rod, bracket, tee, star,
             washer, or mixed); the default ellipse is the original simulator.
     """
@@ -34,12 +35,15 @@ class SimulatorSource:
 
     def __init__(self, camera_id: str, *, width: int = 640, height: int = 480, objects: int = 60,
                  distractors: int = 8, speed: float = 4.0, seed: int = 0, fps: float = 30.0,
-                 frames: int | None = None, flow: bool = False, px_per_mm: float = 1.0, shape: str = "ellipse"):
+                 frames: int | None = None, flow: bool = False, px_per_mm: float = 1.0, shape: str = "ellipse",
+                 out_of_spec: float = 0.0):
         self.camera_id = camera_id
+        self.frame_size = (width, height)  # known before the first frame (reject stations are checked against it)
         self.fps = fps
         self.frames = frames
         if flow:
-            self.simulator = FlowSimulator(width, height, objects, distractors, speed, seed, px_per_mm, shape=shape)
+            self.simulator = FlowSimulator(width, height, objects, distractors, speed, seed, px_per_mm, shape=shape,
+                                           out_of_spec=out_of_spec)
         else:
             self.simulator = ConveyorSimulator(width, height, objects, distractors, speed, seed, shape=shape)
         self.flow = flow
@@ -59,17 +63,38 @@ class SimulatorSource:
     def open(self) -> None:
         self._open = True
         self._pacer = Pacer(self.fps)
+        # The flowing belt's clock: frame i is exposed at start + i / fps (continuing the count after a reopen).
+        self._start = time.monotonic() - self._index / self.fps if self.frame_period else 0.0
+        self._start_wall = time.time() - (time.monotonic() - self._start)
+
+    def _clocked_index(self, timeout: float) -> bool:
+        """A flowing belt moves with time, not with its reader: like a camera, a reader that fell behind misses
+        the frames it was late for (their indices are skipped), so that frame index and time stay in step (a
+        reject's arrival is predicted from them). -> False if the next frame is not due within `timeout`."""
+        now = time.monotonic()
+        self._index = max(self._index, int((now - self._start) / self.frame_period))
+        delay = self._start + self._index * self.frame_period - now
+        if delay > timeout:
+            time.sleep(max(timeout, 0.0))
+            return False
+        if delay > 0:
+            time.sleep(delay)
+        return True
 
     def read(self, timeout: float) -> Frame | None:
         if not self._open:
             raise SourceError("simulator is not open")
         if self.frames is not None and self._index >= self.frames:
             raise SourceEnded(f"simulator finished {self.frames} frames")
-        if not self._pacer.wait(timeout):
+        clocked = self.flow and self.frame_period is not None
+        if not (self._clocked_index(timeout) if clocked else self._pacer.wait(timeout)):
             return None
+        if self.frames is not None and self._index >= self.frames:
+            raise SourceEnded(f"simulator finished {self.frames} frames")
         scene, truth = (self.simulator.frame(self._index) if self.flow
                         else (self.simulator.frame(self._index), None))
-        frame = Frame(image=scene.image, index=self._index, capture_ts=time.time(), camera=self.camera_id,
+        stamp = self._start_wall + self._index * self.frame_period if clocked else time.time()
+        frame = Frame(image=scene.image, index=self._index, capture_ts=stamp, camera=self.camera_id,
                       truth_count=int(scene.count), truth=truth,
                       truth_kinds={"product": int(scene.count), "distractor": int(scene.distractor_count)},
                       truth_scene=scene)

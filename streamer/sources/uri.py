@@ -34,7 +34,8 @@ _OPTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "gige": {"pixel_format": str, "width": int, "height": int, "fps": float, "n_buffers": int,
              "packet_size": int},
     "sim": {"width": int, "height": int, "objects": int, "distractors": int, "speed": float, "seed": int,
-            "fps": float, "frames": int, "flow": bool, "px_per_mm": float, "shape": str, "scene": str},
+            "fps": float, "frames": int, "flow": bool, "px_per_mm": float, "shape": str, "scene": str,
+            "out_of_spec": float},
     "archive": {"camera": str, "realtime": bool},
 }
 _ALIASES = {"rtsp_transport": "transport"}
@@ -190,6 +191,10 @@ def _check_sim(opts: dict[str, Any]) -> None:
         raise UserError(f"sim: fps must be 0 (as fast as possible) or more, got {opts['fps']}")
     if "px_per_mm" in opts and not (math.isfinite(opts["px_per_mm"]) and opts["px_per_mm"] > 0):
         raise UserError(f"sim: px_per_mm must be more than 0, got {opts['px_per_mm']}")
+    if "out_of_spec" in opts and not 0.0 <= opts["out_of_spec"] <= 1.0:
+        raise UserError(f"sim: out_of_spec is a fraction from 0 to 1, got {opts['out_of_spec']}")
+    if opts.get("out_of_spec") and not opts.get("flow"):
+        raise UserError("sim: out_of_spec needs the flowing belt (flow=1)")
     if opts.get("flow") and "speed" in opts and not (math.isfinite(opts["speed"]) and opts["speed"] > 0):
         raise UserError(f"sim: a flowing belt needs speed above 0, got {opts['speed']}")
     if "frames" in opts and opts["frames"] < 1:

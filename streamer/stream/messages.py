@@ -100,6 +100,15 @@ def status_message(camera: str, status: dict) -> list[bytes]:
     return [status_topic(camera), json.dumps(header, separators=(",", ":")).encode()]
 
 
+def reject_topic(camera: str) -> bytes:
+    return f"persense/{camera}/reject".encode()
+
+
+def reject_message(camera: str, reject: dict) -> list[bytes]:
+    """One reject decision (streamer.stream.rejects.RejectEvent.to_dict) -> [topic, header JSON]."""
+    return [reject_topic(camera), json.dumps(reject, separators=(",", ":")).encode()]
+
+
 def tally_message(camera: str, seq: int, tally: dict) -> list[bytes]:
     """One interval's tally of items passed (streamer.stream.tally) -> [topic, header JSON]."""
     header = {"schema": TALLY_SCHEMA, "camera": camera, "seq": seq, "ts": round(time.time(), 6), **tally}

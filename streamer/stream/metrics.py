@@ -23,6 +23,8 @@ DIRECTIONS = ("forward", "backward")
 _SIZE_BUCKETS = tuple(round(10 ** (k / 20), 2) for k in range(61))
 # Seconds a track spent in a zone: 0.1 s to 10 minutes.
 _DWELL_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+# Predicted minus true arrival at a reject station, absolute seconds: 1 ms to 10 s.
+_ARRIVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 OUTPUT_DROPS = ("queue_full", "late", "unreadable")
 _E2E_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -145,6 +147,16 @@ class StreamMetrics:
                                 ["camera", "zone"], registry=r)
         self.zone_seconds = Histogram("persense_zone_seconds", "time each track spent in the zone, once it ended",
                                       ["camera", "zone"], buckets=_DWELL_BUCKETS, registry=r)
+        # `station` values are the configured reject stations' names (at most 16 per camera): a bounded label.
+        self.rejects = Counter("persense_rejects_total", "items a reject station was told to reject, missed ones too",
+                               ["camera", "station"], registry=r)
+        self.rejects_missed = Counter(
+            "persense_rejects_missed_total", "rejects decided after their due time (published with missed: true)",
+            ["camera", "station"], registry=r)
+        self.reject_arrival_error = Histogram(
+            "persense_reject_arrival_error_seconds",
+            "|predicted - true| arrival of a rejected item at its station, where the source knows the truth "
+            "(the simulator)", ["camera", "station"], buckets=_ARRIVAL_BUCKETS, registry=r)
         # The plant's outputs (streamer.outputs): `output` is mqtt, opcua or modbus; each one's series are made when it
         # is built (`output_series`), so a run without outputs exposes none.
         self.output_up = Gauge("persense_output_up", "1 while the output serves (a server listening, the MQTT client "

@@ -16,6 +16,8 @@ import numpy as np
 from streamer.sources.base import Frame
 from streamer.stream.tally_config import CountLineConfig, SpecRange, TallyConfig
 from streamer.stream.tally_zones import CameraZones, ZoneStep, place
+from streamer.stream.rejects import CameraRejects, RejectEvent
+from streamer.tracking.belt_plane import BeltPlane
 from streamer.tracking.crossing import BACKWARD, FORWARD, LineCounter
 from streamer.tracking.measure import COLUMN, FIELDS, add_details, as_dict, measure_one, measure_shapes, to_mm, touches_border
 from streamer.tracking.tracker import BeltTracker, TrackerParams
@@ -161,8 +163,18 @@ class CameraTally:
 
     def __init__(self, config: TallyConfig, camera: str, support_mask: np.ndarray | None = None):
         self.config, self.camera = config, camera
-        self.scale = config.calibration.scale
-        self.units = "mm" if self.scale is not None else "px"
+        calibration = config.calibration_of(camera)
+        self.plane = BeltPlane.from_config(calibration)
+        # Pixels per mm for what is not in the frame (the support image's default spec): a homography's scale at
+        # the frame's centre.
+        self.scale = self.plane.px_per_mm
+        if calibration.homography is not None:
+            width, height = calibration.image_size
+            self.scale = float(self.plane.local_px_per_mm(np.array([[width / 2, height / 2]]))[0])
+        self.units = self.plane.units
+        self._calibrated_size = calibration.image_size
+        self.rejects = CameraRejects(config.rejects, camera, self.plane)
+        self.reject_events: list[RejectEvent] = []  # what the last observed frame decided
         mine = [c for c in config.lines if c.camera in (None, camera)]
         self.lines = [_Line(c.name or f"line{i}", c) for i, c in enumerate(mine)]
         self.zones = CameraZones(config.zones, camera)
@@ -196,6 +208,12 @@ class CameraTally:
     def observe(self, frame: Frame, result: SegmentationResult) -> list[PassedItem]:
         """Track, count and measure one result (sets each instance's track_id and measurements, and
         result.tally) -> the items finalised now."""
+        if self._calibrated_size is not None and self._calibrated_size != (result.width, result.height):
+            # Said once: a homography holds for the frame size it was fitted on.
+            log.error("camera %s: its calibration was made for %dx%d frames, these are %dx%d: its millimetres are "
+                      "wrong until it is calibrated again (persense calibrate)", self.camera, *self._calibrated_size,
+                      result.width, result.height)
+            self._calibrated_size = None
         instances = result.instances
         boxes = np.array([i.bbox for i in instances], np.int64).reshape(-1, 4)
         masks = [i.mask for i in instances]
@@ -209,7 +227,7 @@ class CameraTally:
         tracks = [self._item(ident) for ident in ids[whole].tolist()]
         detailed = [track.details.take() for track in tracks]
         add_details(measured, frame.image, boxes, masks, whole[np.array(detailed, bool)].tolist())
-        figures = to_mm(measured.table, self.scale)
+        figures = self.plane.figures(measured.table, centres)
         for inst, ident, row in zip(instances, ids.tolist(), figures):
             inst.track_id, inst.measurements = ident, row
         for k, track, detail in zip(whole.tolist(), tracks, detailed):
@@ -231,6 +249,11 @@ class CameraTally:
             if index == 0 and truth is not None and hasattr(truth, "passed"):
                 self.truth_passed_total = int(truth.passed(line.counter.line))
         self.zone_steps = self.zones.update(result.width, result.height, ids, centres, frame.capture_ts, ended)
+        is_whole = np.zeros(len(ids), bool)
+        is_whole[whole] = True
+        self.reject_events = self.rejects.update(frame, result.width, result.height, ids, centres, is_whole,
+                                                 np.array([i.score for i in instances], np.float64), self._samples,
+                                                 self.specs, ended, self.tracker.velocity)
         finished = [self._finalise(ident) for ident in ended if ident in self._pending]
         for ident in ended:
             self._samples.pop(ident, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Literal, Optional
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streamer.tracking.measure import FIELDS
@@ -74,12 +75,23 @@ class SpecRange(_Section):
         return self
 
 
+Matrix3 = tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
+
+
 class CalibrationConfig(_Section):
-    """Millimetres: a scale, or a reference object's size in pixels and in millimetres; neither: pixels."""
+    """Millimetres: a scale, a reference object's size in pixels and in millimetres, or a belt-plane homography
+    (`persense calibrate` writes one, streamer.tracking.belt_plane); none of them: pixels."""
 
     px_per_mm: Optional[float] = Field(None, gt=0, le=1e6)
     reference_px: Optional[float] = Field(None, gt=0, le=1e6)
     reference_mm: Optional[float] = Field(None, gt=0, le=1e6)
+    homography: Optional[Matrix3] = Field(
+        None, description="undistorted frame pixels -> belt-plane millimetres (3x3, from a calibration board)")
+    camera_matrix: Optional[Matrix3] = Field(None, description="the lens model's camera matrix (OpenCV)")
+    distortion: Optional[list[float]] = Field(
+        None, min_length=4, max_length=8, description="OpenCV distortion coefficients k1, k2, p1, p2[, k3...]")
+    image_size: Optional[tuple[int, int]] = Field(None, description="width, height of the frames it was made for")
+    rms_mm: Optional[float] = Field(None, ge=0, description="the board's corners' residual after the fit (mm)")
 
     @model_validator(mode="after")
     def _one_way(self):
@@ -87,7 +99,24 @@ class CalibrationConfig(_Section):
             raise ValueError("a reference object needs both reference_px and reference_mm")
         if self.px_per_mm is not None and self.reference_px is not None:
             raise ValueError("give px_per_mm or a reference object, not both")
+        if self.homography is not None and (self.px_per_mm is not None or self.reference_px is not None):
+            raise ValueError("give a homography or a scale (px_per_mm, reference object), not both")
+        if (self.distortion is None) != (self.camera_matrix is None):
+            raise ValueError("lens distortion needs both camera_matrix and distortion")
+        if self.homography is not None and self.image_size is None:
+            raise ValueError("a homography needs the image_size (width, height) it was made for")
+        if self.distortion is not None and self.homography is None:
+            raise ValueError("lens distortion comes with a homography (persense calibrate writes both)")
+        values = [v for m in (self.homography, self.camera_matrix) if m for row in m for v in row]
+        if not all(math.isfinite(v) for v in values + list(self.distortion or ())):
+            raise ValueError("calibration values must be finite numbers")
+        if self.homography is not None and abs(float(np.linalg.det(np.array(self.homography)))) < 1e-15:
+            raise ValueError("the homography is singular")
         return self
+
+    @property
+    def in_mm(self) -> bool:
+        return self.homography is not None or self.scale is not None
 
     @property
     def scale(self) -> Optional[float]:
@@ -95,6 +124,38 @@ class CalibrationConfig(_Section):
         if self.reference_px is not None:
             return self.reference_px / self.reference_mm
         return self.px_per_mm
+
+
+class RejectStationConfig(_Section):
+    """A reject station (an air jet, a pusher): which items it rejects, where it is, and its pulse
+    (streamer.stream.rejects). Exactly one of `line` (in the frame) and `downstream_mm` (beyond it)."""
+
+    name: Optional[str] = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
+                                description="its name in messages and metrics (default reject0, reject1...)")
+    camera: Optional[str] = Field(None, description="the camera it belongs to; null: every camera")
+    line: Optional[tuple[float, float, float, float]] = Field(
+        None, description="x0, y0, x1, y1: a line across the belt in the frame's coordinates")
+    normalized: bool = Field(True, description="line points are fractions of the frame's width and height")
+    downstream_mm: Optional[float] = Field(
+        None, ge=0, le=100_000, description="millimetres beyond the frame's exit edge (needs a calibration)")
+    exit_edge: Literal["right", "left", "top", "bottom"] = Field(
+        "right", description="the frame edge the belt carries items out through (downstream_mm counts from it)")
+    min_match_quality: Optional[float] = Field(
+        None, ge=0, le=1, description="also reject items whose match quality (the mean score of their masks) is "
+        "below this: a foreign object; null: out of spec only")
+    lead_ms: int = Field(0, ge=0, le=60_000, description="the pulse starts this long before the item arrives")
+    pulse_ms: int = Field(50, ge=1, le=60_000, description="how long the actuator is held")
+    decide_after: int = Field(
+        12, ge=1, le=1000, description="whole views of an item its decision waits for (sooner if it nears the "
+        "station or its track ends)")
+
+    @model_validator(mode="after")
+    def _one_place(self):
+        if (self.line is None) == (self.downstream_mm is None):
+            raise ValueError("a reject station needs exactly one of line and downstream_mm")
+        if self.line is not None:
+            CountLineConfig(points=self.line, normalized=self.normalized)  # the same checks as a counting line
+        return self
 
 
 class TrackingConfig(_Section):
@@ -111,6 +172,10 @@ class TallyConfig(_Section):
     interval_s: float = Field(5.0, ge=0.1, le=3600, description="seconds between persense/<camera>/tally messages")
     tracking: TrackingConfig = TrackingConfig()
     calibration: CalibrationConfig = CalibrationConfig()
+    camera_calibration: dict[str, CalibrationConfig] = Field(
+        default_factory=dict, description="per camera id, its own calibration (persense calibrate writes it); "
+        "a camera without one uses `calibration`")
+    rejects: list[RejectStationConfig] = Field(default_factory=list, max_length=16)
     specs: dict[str, SpecRange] = Field(
         default_factory=dict, description="ranges per measurement (mm where calibrated); none: around the support")
     spec_tolerance: float = Field(
@@ -130,7 +195,7 @@ class TallyConfig(_Section):
             raise ValueError(f"unknown measurement(s) {unknown} in specs (known: {', '.join(_MEASURES)})")
         return specs
 
-    @field_validator("lines", "zones")
+    @field_validator("lines", "zones", "rejects")
     @classmethod
     def _unique_names(cls, items):
         # Per camera: a name is a key in messages and a metric label. No camera (null) means every camera.
@@ -148,6 +213,20 @@ class TallyConfig(_Section):
             raise ValueError("histogram_range must be (low, high) with low < high")
         return value
 
+    @model_validator(mode="after")
+    def _stations_in_mm(self):
+        for station in self.rejects:
+            if station.downstream_mm is None:
+                continue
+            own = self.camera_calibration.get(station.camera) if station.camera else None
+            if not (own or self.calibration).in_mm:
+                raise ValueError(f"reject station {station.name or ''}: downstream_mm needs a calibration in mm for "
+                                 f"camera {station.camera or '(every camera)'}")
+        return self
+
+    def calibration_of(self, camera: str) -> CalibrationConfig:
+        return self.camera_calibration.get(camera, self.calibration)
+
     @property
     def active(self) -> bool:
-        return bool(self.lines or self.zones) if self.enabled is None else self.enabled
+        return bool(self.lines or self.zones or self.rejects) if self.enabled is None else self.enabled

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from streamer.sources.base import Frame
-from streamer.stream.messages import tally_message
+from streamer.stream.messages import reject_message, tally_message
 from streamer.stream.metrics import StreamMetrics
 from streamer.stream.tally import CameraTally
 from streamer.stream.tally_config import TallyConfig
@@ -41,9 +41,13 @@ class TallySink:
                 metrics.zone_entries.labels(camera, zone.name)
                 metrics.zone_items.labels(camera, zone.name)
                 metrics.zone_seconds.labels(camera, zone.name)
+            for station in tally.rejects.stations:
+                metrics.rejects.labels(camera, station.name)
+                metrics.rejects_missed.labels(camera, station.name)
         self._next_due = {camera: clock() + config.interval_s for camera in cameras}
         self._seq = dict.fromkeys(cameras, 0)
         self._failures = 0
+        self._missed = 0
         # The last out-of-spec items per camera, for the console (appended here, read by the HTTP thread).
         self.out_of_spec: dict[str, deque] = {camera: deque(maxlen=RECENT_OUT_OF_SPEC) for camera in cameras}
 
@@ -83,6 +87,20 @@ class TallySink:
             self.metrics.zone_items.labels(camera, step.name).set(step.occupancy)
             for spent in step.left.values():
                 self.metrics.zone_seconds.labels(camera, step.name).observe(spent)
+        for event in tally.reject_events:
+            # Sent at once, not with the interval's tally: the reject station acts on it.
+            self.send(camera, reject_message(camera, event.to_dict()))
+            self.metrics.rejects.labels(camera, event.station).inc()
+            if event.missed:
+                self.metrics.rejects_missed.labels(camera, event.station).inc()
+                self._missed += 1
+                if self._missed == 1 or self._missed % 100 == 0:
+                    log.warning("camera %s: reject of track %d at %s decided %.3f s after its due time (%d missed "
+                                "so far)", camera, event.track_id, event.station, event.decided_wall - event.due_wall,
+                                self._missed)
+        for station, error in tally.rejects.arrival_errors:
+            self.metrics.reject_arrival_error.labels(camera, station).observe(abs(error))
+        tally.rejects.arrival_errors.clear()
         now = self.clock()
         if now >= self._next_due[camera]:
             self._next_due[camera] = now + self.config.interval_s
