@@ -78,12 +78,16 @@ def test_the_sink_sends_each_reject_and_counts_it():
     metrics = StreamMetrics(["cam0"])
     sent = []
 
+    told = []  # (camera, rejects sent so far, frames passed on so far) at each on_reject
+    passed = []
+
     class Sink:
         def submit(self, frame, result, support_id, wait=False):
+            passed.append(frame.index)
             return True
 
     sink = TallySink(Sink(), config, ["cam0"], metrics, lambda camera, parts: sent.append(parts),
-                     sim.support()[1])
+                     sim.support()[1], on_reject=lambda camera: told.append((camera, len(sent), len(passed))))
     start = 1.0e9
     for index in range(0, 200, 2):
         scene, truth = sim.frame(index)
@@ -95,6 +99,10 @@ def test_the_sink_sends_each_reject_and_counts_it():
     counted = metrics.registry.get_sample_value("persense_rejects_total", {"camera": "cam0", "station": "jet"})
     missed = metrics.registry.get_sample_value("persense_rejects_missed_total", {"camera": "cam0", "station": "jet"})
     assert counted == len(rejects) and missed == sum(doc["missed"] for doc in rejects)
+    # The archive's hook hears of each reject, before the frame that decided it goes on (so that frame is kept).
+    assert len(told) == len(rejects) and all(camera == "cam0" for camera, _, _ in told)
+    frames_with_reject = {n for _, _, n in told}
+    assert all(n < len(passed) for n in frames_with_reject)
     # The simulator's truth: each prediction's error is observed once its item has reached the station.
     errors = metrics.registry.get_sample_value("persense_reject_arrival_error_seconds_count",
                                                {"camera": "cam0", "station": "jet"})

@@ -32,11 +32,6 @@ def audit_topic(camera: str) -> bytes:
     return f"persense/{camera}/audit".encode()
 
 
-def reject_topic(camera: str) -> bytes:
-    """Where reject messages are published (issue 26); `Archive.note_reject` is the archive's hook for them."""
-    return f"persense/{camera}/reject".encode()
-
-
 class Archive:
     """Args:
         config: stream.archive.
@@ -85,7 +80,8 @@ class Archive:
             self.audit("mark", name, detail={"note": note[:200]} if note else {})
 
     def note_reject(self, camera: str) -> None:
-        """Hook for reject messages (persense/<camera>/reject): the camera's next frame is kept as a reject."""
+        """A reject was decided on `camera` (the tally's reject stations): the frame being tallied is kept as a
+        reject's frame."""
         with self._lock:
             self._rejects[camera] = self._rejects.get(camera, 0) + 1
 

@@ -178,7 +178,8 @@ class StreamProcessor(ProcessorOperations):
             return NotingSink(sink, self.truth, notes)
         from streamer.stream.tally_sink import TallySink
 
-        self.tally = TallySink(sink, self.stream.tally, self.cameras, self.metrics, self.publisher.submit_message)
+        self.tally = TallySink(sink, self.stream.tally, self.cameras, self.metrics, self.publisher.submit_message,
+                               on_reject=self.archive.note_reject if self.archive is not None else None)
         for camera, (_, mask) in self._initial_supports.items():
             self.tally.set_support(mask, camera)
         return NotingSink(self.tally, self.truth, notes)

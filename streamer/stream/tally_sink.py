@@ -29,12 +29,14 @@ RECENT_OUT_OF_SPEC = 5
 
 class TallySink:
     """Args: sink: the ResultSink results go on to; send: queues a built message ([topic, header, ...]) with
-    the publisher; clock: monotonic seconds (tests pass their own)."""
+    the publisher; clock: monotonic seconds (tests pass their own); on_reject: told the camera of each reject
+    decided, before the frame goes on to `sink` (the archive keeps that frame)."""
 
     def __init__(self, sink, config: TallyConfig, cameras: list[str], metrics: StreamMetrics,
                  send: Callable[[str, list[bytes]], None], support_mask: np.ndarray | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, on_reject: Callable[[str], None] | None = None):
         self.sink, self.config, self.metrics, self.send, self.clock = sink, config, metrics, send, clock
+        self.on_reject = on_reject
         self.tallies = {camera: CameraTally(config, camera, support_mask) for camera in cameras}
         for camera, tally in self.tallies.items():  # every zone's series from the start, zeros rather than gaps
             for zone in tally.zones.zones:
@@ -90,6 +92,8 @@ class TallySink:
         for event in tally.reject_events:
             # Sent at once, not with the interval's tally: the reject station acts on it.
             self.send(camera, reject_message(camera, event.to_dict()))
+            if self.on_reject is not None:
+                self.on_reject(camera)
             self.metrics.rejects.labels(camera, event.station).inc()
             if event.missed:
                 self.metrics.rejects_missed.labels(camera, event.station).inc()
