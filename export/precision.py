@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 from collections.abc import Sequence
 
-from export.sam_onnx import EXTERNAL_DATA_BYTES
+from export.onnx_files import EXTERNAL_DATA_BYTES
 from engines.errors import EngineError
 
 log = logging.getLogger(__name__)

@@ -12,12 +12,11 @@ from pathlib import Path
 from engines.sam.manifest import SamManifest, file_entry
 from engines.sam.spec import GRID, IMAGE_SIZE, LOW_RES, PIXEL_MEAN, PIXEL_STD, spec_for
 from engines.errors import UserError
+from export.onnx_files import EXTERNAL_DATA_BYTES
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
-# Above this many bytes of weights an ONNX file cannot hold them (protobuf's 2 GB limit): use external data.
-EXTERNAL_DATA_BYTES = 1_800_000_000
 
 
 def _version(dist: str) -> str:
