@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from engines.anyshape.shape import ShapeStats, ShapeTolerance, shape_distance, shape_stats
+from engines.anyshape.shape import ShapeStats, ShapeTolerance, elongation, inner_radius, shape_distance
 
 # Objects measured per frame (the highest-scoring masks): a median over a dozen; with eight, a validation
 # scene's grey squares passed as coins (their median distance is 1.13 with twelve), and each costs a small
@@ -68,6 +68,26 @@ def snapped_mask(mask: np.ndarray, image_rgb: np.ndarray, band: int) -> np.ndarr
     return flooded == 1
 
 
+def outline_stats(mask: np.ndarray) -> ShapeStats:
+    """bool[h, w] one object's mask -> the ShapeStats the verdict compares (area, elongation, solidity, holes,
+    circle fill; no inner radius), from its outer contour: several times cheaper than `shape_stats` per object,
+    and the support is measured the same way."""
+    mask8 = mask.astype(np.uint8)
+    contours, _ = cv2.findContours(mask8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return ShapeStats(0.0, 1.0, 1.0, 0.0, 0.0)
+    outline = max(contours, key=cv2.contourArea)
+    filled = np.zeros_like(mask8)
+    cv2.drawContours(filled, [outline], -1, 1, thickness=cv2.FILLED)
+    filled_area = float(np.count_nonzero(filled))
+    area = float(np.count_nonzero(mask8 & filled))
+    hull_area = float(cv2.contourArea(cv2.convexHull(outline))) + 0.5 * cv2.arcLength(outline, True)
+    _, radius = cv2.minEnclosingCircle(outline)
+    circle = np.pi * (radius + 0.5) ** 2  # the contour runs through pixel centres: half a pixel to their edges
+    return ShapeStats(area, elongation(filled > 0), min(filled_area / max(hull_area, 1.0), 1.0),
+                      (filled_area - area) / max(filled_area, 1.0), 0.0, min(filled_area / max(circle, 1.0), 1.0))
+
+
 def frame_shapes(labels: np.ndarray, scale: tuple[float, float], image_rgb: np.ndarray, ids: np.ndarray,
                  band: int, zoom: float = 1.0) -> list[ShapeStats]:
     """int32[gh, gw] a decoder's label map (i + 1 for prompt i), (sy, sx) frame pixels per grid cell, the frame
@@ -96,27 +116,29 @@ def frame_shapes(labels: np.ndarray, scale: tuple[float, float], image_rgb: np.n
         crop = cv2.resize(crop, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA) if zoom != 1.0 else crop
         snapped = snapped_mask(mask, crop, band)
         if snapped.any():
-            shapes.append(shape_stats(snapped))
+            shapes.append(outline_stats(snapped))
     return shapes
 
 
 @dataclass(frozen=True)
 class SupportShape:
-    """The support object's shape as frames' objects are measured: at `zoom` of its size (see frame_verdict)."""
+    """The support object's shape as frames' objects are measured (`outline_stats`), at `zoom` of its size (see
+    frame_verdict), and its inner radius there."""
 
     stats: ShapeStats
+    inner_radius: float
     zoom: float
 
 
 def support_shape(support_mask: np.ndarray) -> SupportShape:
     """bool[h, w] the support object's mask -> its shape at the working scale (computed once per support)."""
-    stats = shape_stats(support_mask)
-    zoom = min(1.0, _WORKING_INNER_RADIUS / max(stats.inner_radius, 1e-6))
+    radius = inner_radius(support_mask)
+    zoom = min(1.0, _WORKING_INNER_RADIUS / max(radius, 1e-6))
     if zoom < 1.0:
-        small = cv2.resize(support_mask.astype(np.uint8), None, fx=zoom, fy=zoom, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(support_mask.astype(np.uint8), None, fx=zoom, fy=zoom, interpolation=cv2.INTER_AREA) > 0
         if small.any():
-            return SupportShape(shape_stats(small > 0), zoom)
-    return SupportShape(stats, 1.0)
+            return SupportShape(outline_stats(small), inner_radius(small), zoom)
+    return SupportShape(outline_stats(support_mask), radius, 1.0)
 
 
 def frame_verdict(labels: np.ndarray, scores: np.ndarray, valid_hw: tuple[float, float], image_rgb: np.ndarray,
@@ -125,7 +147,7 @@ def frame_verdict(labels: np.ndarray, scores: np.ndarray, valid_hw: tuple[float,
     frame) and the support object's shape -> the verdict on the frame's shapes, or None where too few objects
     were found to tell, or the support is too small (inner radius up to `min_inner_radius` frame pixels) for its
     shape to be told from its outline's noise."""
-    if support.stats.inner_radius / support.zoom <= min_inner_radius:
+    if support.inner_radius / support.zoom <= min_inner_radius:
         return None
     present = np.unique(labels)
     present = present[present > 0]
@@ -133,7 +155,7 @@ def frame_verdict(labels: np.ndarray, scores: np.ndarray, valid_hw: tuple[float,
         return None
     ids = present[np.argsort(-scores[present - 1], kind="stable")[:_SAMPLE]]
     fh, fw = image_rgb.shape[:2]
-    band = max(2, int(round(_BAND * support.stats.inner_radius)))
+    band = max(2, int(round(_BAND * support.inner_radius)))
     shapes = frame_shapes(labels, (fh / valid_hw[0], fw / valid_hw[1]), image_rgb, ids, band, support.zoom)
     if len(shapes) < _MIN_OBJECTS:
         return None
