@@ -13,6 +13,9 @@ class Served:
     body: bytes
     content_type: str = "application/octet-stream"
     cut_next: bool = False  # the next GET sends the full Content-Length but only half the body, then closes
+    ignore_range: bool = False  # answer every GET with 200 and the whole file, as servers without Range support do
+    resume_at: int | None = None  # a lying 206: its Content-Range starts here, whatever the request asked for
+    length_extra: int = 0  # a lying Content-Length: this many bytes more than the body sent
 
 
 @dataclass
@@ -39,17 +42,18 @@ def _handler(state: ModelServer):
                 return
             body, start = served.body, 0
             byte_range = self.headers.get("Range", "")
-            if byte_range.startswith("bytes=") and byte_range.endswith("-"):
+            if byte_range.startswith("bytes=") and byte_range.endswith("-") and not served.ignore_range:
                 start = int(byte_range[6:-1])
                 if start >= len(body):
                     self.send_error(416)
                     return
                 self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                claimed = start if served.resume_at is None else served.resume_at
+                self.send_header("Content-Range", f"bytes {claimed}-{len(body) - 1}/{len(body)}")
             else:
                 self.send_response(200)
             self.send_header("Content-Type", served.content_type)
-            self.send_header("Content-Length", str(len(body) - start))
+            self.send_header("Content-Length", str(len(body) - start + served.length_extra))
             self.end_headers()
             if served.cut_next:
                 served.cut_next = False
@@ -58,6 +62,8 @@ def _handler(state: ModelServer):
                 self.close_connection = True
                 return
             self.wfile.write(body[start:])
+            if served.length_extra:
+                self.close_connection = True
 
     return Handler
 
@@ -65,6 +71,7 @@ def _handler(state: ModelServer):
 def start(state: ModelServer) -> tuple[ThreadingHTTPServer, threading.Thread]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, name="model-server", daemon=True)
+    # A short poll: shutdown() waits for it, once per test.
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), name="model-server", daemon=True)
     thread.start()
     return server, thread
