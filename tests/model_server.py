@@ -16,12 +16,14 @@ class Served:
     ignore_range: bool = False  # answer every GET with 200 and the whole file, as servers without Range support do
     resume_at: int | None = None  # a lying 206: its Content-Range starts here, whatever the request asked for
     length_extra: int = 0  # a lying Content-Length: this many bytes more than the body sent
+    length_header: str | None = None  # sent as Content-Length instead of the size ("": none; the body ends at close)
 
 
 @dataclass
 class ModelServer:
     files: dict[str, Served] = field(default_factory=dict)
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path as sent, Range header)
+    user_agents: list[str | None] = field(default_factory=list)
     port: int = 0
 
     def url(self, name: str) -> str:
@@ -35,6 +37,7 @@ def _handler(state: ModelServer):
 
         def do_GET(self):
             state.requests.append((self.path, self.headers.get("Range")))
+            state.user_agents.append(self.headers.get("User-Agent"))
             # A proxied request carries the absolute URL: serve by the last path part.
             served = state.files.get(self.path.rsplit("/", 1)[-1])
             if served is None:
@@ -53,7 +56,10 @@ def _handler(state: ModelServer):
             else:
                 self.send_response(200)
             self.send_header("Content-Type", served.content_type)
-            self.send_header("Content-Length", str(len(body) - start + served.length_extra))
+            if served.length_header is None:
+                self.send_header("Content-Length", str(len(body) - start + served.length_extra))
+            elif served.length_header:
+                self.send_header("Content-Length", served.length_header)
             self.end_headers()
             if served.cut_next:
                 served.cut_next = False
@@ -62,7 +68,7 @@ def _handler(state: ModelServer):
                 self.close_connection = True
                 return
             self.wfile.write(body[start:])
-            if served.length_extra:
+            if served.length_extra or served.length_header is not None:
                 self.close_connection = True
 
     return Handler

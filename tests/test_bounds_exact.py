@@ -32,7 +32,7 @@ def test_a_request_is_parsed_into_its_object_and_binary_frames():
 
 def test_frame_count_and_total_size_are_bounded_at_the_limit():
     status = b'{"cmd":"status"}'
-    assert "empty request" in _refused([])
+    assert _refused([]) == 'empty request: send a JSON object such as {"cmd": "status"}'
     assert parse_request([status] + [b""] * (MAX_FRAMES - 1), 100)[1] == [b""] * (MAX_FRAMES - 1)
     assert f"request of {MAX_FRAMES + 1} frames; at most {MAX_FRAMES}" in _refused([status] + [b""] * MAX_FRAMES)
     total = len(status) + 10
@@ -58,7 +58,8 @@ def test_nesting_is_bounded_at_the_limit_before_parsing():
 
 def test_the_depth_scan_counts_brackets_outside_strings_only():
     assert not json_depth_exceeds(b"[[]]", 2) and json_depth_exceeds(b"[[[]]]", 2)
-    assert not json_depth_exceeds(b"[][][][]", 1)  # closing brackets bring the depth back down
+    assert not json_depth_exceeds(b"[][][][]", 1)  # closing brackets bring the depth back down...
+    assert json_depth_exceeds(b"[[]][[[", 2)  # ... by one each
     assert json_depth_exceeds(b"{[", 1) and not json_depth_exceeds(b"{}", 1)
     assert not json_depth_exceeds(b'["[[[", "]]]["]', 1)
     assert not json_depth_exceeds(b'["\\\\", "[["]', 1)  # an escaped backslash does not escape the quote after it
@@ -67,10 +68,14 @@ def test_the_depth_scan_counts_brackets_outside_strings_only():
     assert not json_depth_exceeds(b"", 0) and json_depth_exceeds(b"[", 0)
 
 
-@pytest.mark.parametrize("head", [b"not json", b"\xff\xfe", b'{"cmd": 1}', b"[]", b'"status"', b'{"command": "x"}'])
-def test_malformed_requests_are_one_line(head):
-    message = _refused([head])
-    assert "\n" not in message and '"cmd"' in message
+@pytest.mark.parametrize("head", [b"not json", b"\xff\xfe", b"{"])
+def test_what_is_not_json_is_one_line(head):
+    assert _refused([head]) == 'the first frame must be a JSON object such as {"cmd": "status"}'
+
+
+@pytest.mark.parametrize("head", [b'{"cmd": 1}', b"[]", b'"status"', b'{"command": "x"}'])
+def test_json_without_a_cmd_string_is_one_line(head):
+    assert _refused([head]) == 'the request must be a JSON object with a "cmd" string, e.g. {"cmd": "status"}'
 
 
 # -- images -------------------------------------------------------------------------------------------------------
