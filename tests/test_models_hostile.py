@@ -431,9 +431,11 @@ def test_a_read_only_cache_is_one_line(tmp_path, server, monkeypatch):
                               "with --cache-dir DIR or $PERSENSE_MODELS")
 
 
-def test_the_progress_bar_counts_from_the_resumed_byte_to_the_whole_size(tmp_path, server, capsys):
+def test_the_progress_bar_counts_from_the_resumed_byte_to_the_whole_size(tmp_path, server, capsys, monkeypatch):
     from tqdm import tqdm  # the bar's own size formatting (binary kilo: 1024)
 
+    # No monitor thread left behind: a process forked later (mutmut's workers) would inherit its lock held.
+    monkeypatch.setattr(tqdm, "monitor_interval", 0)
     model = cached(tmp_path, server)
     half = _half_partial(model)
     capsys.readouterr()
