@@ -329,12 +329,17 @@ def test_a_body_without_a_usable_length_is_read_to_its_end(tmp_path, server, len
     assert fetch(cached(tmp_path, server)).read_bytes() == GOOD
 
 
-def test_a_partial_longer_than_the_file_starts_again_from_zero(tmp_path, server):
+def test_a_partial_longer_than_the_file_starts_again_from_zero(tmp_path, server, capsys, monkeypatch):
+    from tqdm import tqdm
+
+    monkeypatch.setattr(tqdm, "monitor_interval", 0)  # no monitor thread left behind
     model = cached(tmp_path, server)
     model.folder.mkdir(parents=True)
     model.partial.write_bytes(b"x" * (len(GOOD) + 5))  # the server answers 416
-    assert fetch(model).read_bytes() == GOOD
+    capsys.readouterr()
+    assert download.fetch(model, progress=True).read_bytes() == GOOD
     assert server.requests == [("/good.pth", f"bytes={len(GOOD) + 5}-"), ("/good.pth", None)]
+    assert "m: 100%" in capsys.readouterr().err  # the second attempt keeps the caller's progress setting
 
 
 def test_network_failures_are_one_line_with_the_cause(tmp_path, server, monkeypatch):
