@@ -171,3 +171,34 @@ def test_a_line_in_pixels_must_lie_within_the_frame():
     for points in ((10, 0, 201, 100), (10, 0, 20, 101)):
         with pytest.raises(ValueError, match="outside the 200x100 frame"):
             resolve_line(CountLineConfig(points=points, normalized=False), 200, 100)
+
+
+# -- counting lines (survivors of the tracking module's mutation run) ---------------------------------------------
+def test_side_and_along_of_a_line_away_from_the_origin():
+    from streamer.tracking.crossing import along, side
+
+    line = (10.0, 20.0, 10.0, 60.0)  # vertical, drawn downwards: forward is +x
+    points = [[13.0, 30.0], [7.0, 50.0], [10.0, 20.0], [10.0, 60.0]]
+    assert side(points, line).tolist() == [3.0, -3.0, 0.0, 0.0]
+    assert along(points, line).tolist() == [0.25, 0.75, 0.0, 1.0]
+    slanted = (10.0, 20.0, 40.0, 60.0)  # length 50
+    assert side([[50.0, 20.0]], slanted).tolist() == pytest.approx([32.0])  # (40 * 40 - 0 * 30) / 50
+    assert along([[50.0, 20.0]], slanted).tolist() == pytest.approx([0.48])  # (40 * 30) / 2500
+
+
+def test_a_crossing_counts_within_the_segment_ends_and_beyond_the_margin_only():
+    from streamer.tracking.crossing import LineCounter
+
+    line = (10.0, 20.0, 10.0, 60.0)
+    for y, counted in ((20.0, True), (60.0, True), (19.9, False), (60.1, False)):
+        counter = LineCounter(line)
+        counter.update([1], [[5.0, y]])
+        assert (counter.update([1], [[15.0, y]]) == [(1, "forward")]) is counted, y
+    counter = LineCounter(line, margin=0.5)
+    counter.update([1, 2], [[9.5, 30.0], [10.5, 30.0]])  # exactly the margin from the line: on no side yet
+    assert counter.update([1, 2], [[10.6, 30.0], [9.4, 30.0]]) == []
+    assert counter.update([1, 2], [[9.4, 30.0], [10.6, 30.0]]) == [(1, "backward"), (2, "forward")]
+    assert counter.counts == {"forward": 1, "backward": 1}
+    counter.forget([1])
+    assert counter.update([1, 2], [[10.6, 30.0], [9.4, 30.0]]) == []  # 1 starts afresh; 2 was counted once
+    assert counter.update([1], [[9.4, 30.0]]) == [(1, "backward")]
