@@ -108,7 +108,10 @@ def write_image(path: Path, image_rgb: np.ndarray, quality: int = 90) -> None:
     disk, a missing permission), which cv2.imwrite's bare False does not."""
     bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR) if image_rgb.ndim == 3 else image_rgb
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix.lower() in (".jpg", ".jpeg") else []
-    ok, encoded = cv2.imencode(path.suffix or ".png", bgr, params)
+    try:
+        ok, encoded = cv2.imencode(path.suffix or ".png", bgr, params)
+    except cv2.error:  # OpenCV (5.1 here) raises, rather than answering False, for a suffix it cannot encode
+        ok = False
     if not ok:
         raise UserError(f"cannot write {path}: no image encoder for {path.suffix or 'this name'}")
     try:

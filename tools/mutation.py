@@ -3,6 +3,7 @@
     .venv/bin/python tools/mutation.py            # run (incrementally) and report
     .venv/bin/python tools/mutation.py --report   # report the last run only
     .venv/bin/python tools/mutation.py --fresh    # discard mutmut's cache (mutants/) first
+    .venv/bin/python tools/mutation.py --module streamer.models.cache   # one module's mutants (and its rate)
 
 What is mutated and which tests run is configured in pyproject.toml's [tool.mutmut]. Mutants that no test can
 tell apart from the original are listed in tools/mutation_equivalents.toml, each by its function and its
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import fnmatch
 import shutil
 import subprocess
 import sys
@@ -38,12 +40,17 @@ def mutmut(*args: str, capture: bool = False) -> str:
     return done.stdout or ""
 
 
-def statuses() -> dict[str, str]:
-    """mutant name -> mutmut's status, for every mutant of the last run."""
+def mutant_pattern(module: str) -> str:
+    """'streamer.models.cache' -> mutmut's name pattern for that module's mutants ('streamer.models.cache.*')."""
+    return module.removesuffix(".py").replace("/", ".") + ".*"
+
+
+def statuses(pattern: str | None = None) -> dict[str, str]:
+    """mutant name -> mutmut's status, for every mutant of the last run (matching `pattern`, when given)."""
     out = {}
     for line in mutmut("results", "--all", "true", capture=True).splitlines():
         name, sep, status = line.strip().rpartition(": ")
-        if sep and "__mutmut_" in name:
+        if sep and "__mutmut_" in name and (pattern is None or fnmatch.fnmatchcase(name, pattern)):
             out[name] = status
     return out
 
@@ -52,7 +59,8 @@ def _functions(path: Path) -> dict[str, str]:
     """Every function's source in a mutated module, by name (mutmut's trampolines name them *__mutmut_N)."""
     lines = path.read_text().splitlines()
     return {node.name: "\n".join(lines[node.lineno - 1 : node.end_lineno])
-            for node in ast.walk(ast.parse("\n".join(lines))) if isinstance(node, ast.FunctionDef)}
+            for node in ast.walk(ast.parse("\n".join(lines)))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
 
 def mutated_line(name: str, cache: dict[Path, dict[str, str]]) -> tuple[str, str]:
@@ -74,8 +82,8 @@ def load_equivalents() -> dict[tuple[str, str], str]:
     return {(e["function"], e["mutant"]): e["reason"] for e in data.get("equivalent", [])}
 
 
-def report(target: float, show_survivors: bool) -> int:
-    status = statuses()
+def report(target: float, show_survivors: bool, pattern: str | None = None) -> int:
+    status = statuses(pattern)
     if not status:
         sys.exit("mutation: no results; run without --report first")
     equivalents = load_equivalents()
@@ -91,7 +99,8 @@ def report(target: float, show_survivors: bool) -> int:
         if state not in KILLED:
             per_function[key[0]] += 1
             survivors.append((name, state, key[1]))
-    stale = set(equivalents) - matched
+    stale = {key for key in set(equivalents) - matched
+             if pattern is None or fnmatch.fnmatchcase(key[0] + "__mutmut_0", pattern)}
     considered = counts["killed"] + counts["alive"]
     rate = 100.0 * counts["killed"] / considered if considered else 100.0
     if show_survivors:
@@ -115,12 +124,15 @@ def main() -> int:
     parser.add_argument("--max-children", type=int, default=2, help="parallel test processes (default 2)")
     parser.add_argument("--survivors", action="store_true", help="list every surviving mutant's changed line")
     parser.add_argument("--target", type=float, default=90.0, help="minimum kill rate in percent (default 90)")
+    parser.add_argument("--module", help="only this module's mutants, e.g. streamer.models.cache (each mutant still "
+                                         "runs only the tests that reach its function)")
     args = parser.parse_args()
+    pattern = mutant_pattern(args.module) if args.module else None
     if not args.report:
         if args.fresh:
             shutil.rmtree(ROOT / "mutants", ignore_errors=True)
-        mutmut("run", "--max-children", str(args.max_children))
-    return report(args.target, args.survivors)
+        mutmut("run", "--max-children", str(args.max_children), *([pattern] if pattern else []))
+    return report(args.target, args.survivors, pattern)
 
 
 if __name__ == "__main__":
