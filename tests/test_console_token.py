@@ -7,6 +7,7 @@ the mutation run (tools/mutation.py) can afford them for every mutant of the gat
 from __future__ import annotations
 
 import asyncio
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -186,3 +187,53 @@ def test_a_tokenless_console_answers_loopback_host_names_only():
     # (metrics and probes only) nothing can be driven, so any Host is answered.
     assert call(_app(console=_backend(), token=TOKEN), path="/healthz", host="console.example")[0] == 200
     assert call(_app(), path="/healthz", host="console.example")[0] == 200
+
+
+def test_a_post_without_the_console_header_is_refused_with_its_reason(gate):
+    status, _, body = call(gate, "/api/support", method="POST", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status == 403
+    assert json.loads(body) == {"ok": False, "error": "POST needs the header x-persense-console: 1"}
+
+
+def test_the_refusal_says_how_to_send_the_token(gate):
+    status, _, body = call(gate, "/api/status")
+    assert status == 401
+    error = json.loads(body)
+    assert error["ok"] is False
+    assert error["error"].endswith("or send the header 'Authorization: Bearer TOKEN'")
+
+
+def test_each_request_runs_as_its_tokens_name():
+    """The audit trail's "who" (streamer.archive.audit.current_actor) during the request: the named token's name,
+    "console" for stream.console.token, "local" on an open path without a token."""
+    from streamer.archive.audit import current_actor
+
+    seen = []
+
+    async def record(scope, receive, send):
+        seen.append(current_actor())
+        await _echo(scope, receive, send)
+
+    gate = TokenGate(record, TOKEN, frozenset({"/healthz"}), named={"alice": "alice-token-0123456789abcdef"})
+    assert call(gate, headers={"Authorization": "Bearer alice-token-0123456789abcdef"})[0] == 200
+    assert call(gate, headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200
+    assert call(gate, "/healthz")[0] == 200
+    assert seen == ["alice", "console", "local"]
+    assert current_actor() == "local"  # and nobody acts once the request is over
+
+
+def test_other_scopes_pass_through_with_their_own_channels(gate):
+    """Lifespan (and any non-HTTP) scopes reach the app untouched, with the server's receive and send."""
+    got = {}
+
+    async def app(scope, receive, send):
+        got["receive"], got["send"] = receive, send
+
+    async def receive():
+        return {"type": "lifespan.startup"}
+
+    async def send(message):
+        return None
+
+    asyncio.run(TokenGate(app, TOKEN, frozenset())({"type": "lifespan"}, receive, send))
+    assert got == {"receive": receive, "send": send}

@@ -47,7 +47,6 @@ class TokenGate:
 
     def __init__(self, app, token: str | None, open_paths: frozenset[str], named: dict[str, str] | None = None):
         self.app = app
-        self.token = token
         self.open_paths = open_paths
         self._names = {**(named or {})}
         if token is not None:
