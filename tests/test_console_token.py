@@ -218,7 +218,8 @@ def test_each_request_runs_as_its_tokens_name():
     assert call(gate, headers={"Authorization": "Bearer alice-token-0123456789abcdef"})[0] == 200
     assert call(gate, headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200
     assert call(gate, "/healthz")[0] == 200
-    assert seen == ["alice", "console", "local"]
+    assert call(gate, "/healthz", headers={"Authorization": "Bearer alice-token-0123456789abcdef"})[0] == 200
+    assert seen == ["alice", "console", "local", "alice"]  # an open path still knows who asks, where a token is sent
     assert current_actor() == "local"  # and nobody acts once the request is over
 
 
