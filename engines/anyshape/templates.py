@@ -33,8 +33,8 @@ _CANDIDATES_PER_ITEM = 12
 
 @dataclass(frozen=True)
 class Silhouettes:
-    """The support object's silhouette at every angle and scale tried: masks float32[th, tw] (1 inside) and the
-    (angle, scale) of each. Angles cover the silhouette's own symmetry only (a rod repeats after 180 degrees, a
+    """The support object's silhouette at every angle and scale tried: masks bool[th, tw] and the (angle, scale)
+    of each. Angles cover the silhouette's own symmetry only (a rod repeats after 180 degrees, a
     square after 90)."""
 
     area: float  # the support object's area, cells
@@ -88,8 +88,8 @@ def silhouettes(mask: np.ndarray) -> Silhouettes:
         rings.append(cv2.dilate(grown, np.ones((3, 3), np.uint8)) - grown)
     stacked = [np.dstack([np.pad(c, 1) / max(float(c.sum()), 1.0), r / max(float(r.sum()), 1.0)]).astype(np.float32)
                for c, r in zip(cores, rings)]
-    return Silhouettes(float(crop.sum()), inner_radius(crop), tuple(masks), tuple(cores), tuple(stacked),
-                       tuple(poses))
+    return Silhouettes(float(crop.sum()), inner_radius(crop), tuple(m > 0 for m in masks), tuple(c > 0 for c in cores),
+                       tuple(stacked), tuple(poses))
 
 
 def fit_items(clump: np.ndarray, cuts: np.ndarray, shapes: Silhouettes) -> list[tuple[np.ndarray, float]]:
@@ -126,15 +126,11 @@ def fit_items(clump: np.ndarray, cuts: np.ndarray, shapes: Silhouettes) -> list[
     order = np.argsort(-rank, kind="stable")[: int(_CANDIDATES_PER_ITEM * expected) + 16]
     claimed = np.zeros((h, w), bool)
     items = []
-    masks = [m > 0 for m in shapes.masks]
-    cores = [c > 0 for c in shapes.cores]
     for score, k, x, y in zip(rank[order].tolist(), pose[order].tolist(), px[order].tolist(), py[order].tolist()):
         # The silhouette's cells inside the clump's box (a placement may hang a cell over its edge).
-        template, core = masks[k], cores[k]
         x0, y0 = max(x, 0), max(y, 0)
-        if x0 != x or y0 != y or y + template.shape[0] > h or x + template.shape[1] > w:
-            template = template[y0 - y: h - y, x0 - x: w - x]
-            core = core[y0 - y: h - y, x0 - x: w - x]
+        template = shapes.masks[k][y0 - y: h - y, x0 - x: w - x]
+        core = shapes.cores[k][y0 - y: h - y, x0 - x: w - x]
         th, tw = template.shape
         on_clump = clump[y0:y0 + th, x0:x0 + tw]
         core_cells = np.count_nonzero(core)

@@ -3,8 +3,9 @@ whose masks do not tell shapes apart.
 
 The outline engines draw star-convex outlines on rays from each prompt: a square tile or a piece of a rod of
 the product's colour comes out as a round blob, and a coin support counted grey squares (52 of 50 on the
-category development set). Here a sample of the frame's masks is snapped to the image's own edges at frame
-resolution (a marker-controlled watershed in a band around each mask), and the frame's objects count only when
+category development set). Here a sample of the frame's masks is snapped to the image's own edges (a
+marker-controlled watershed in a band around each mask, at the frame's resolution or scaled down to a working
+size), and the frame's objects count only when
 their typical (median) shape agrees with the support object's. The median, not each object: items that touch
 or overlap lose corners to their neighbours one by one, while a foreign product differs in all of them.
 """
