@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+from streamer.cli.stopping import stop_on_signals
 from streamer.errors import UserError
 
 log = logging.getLogger("persense.record")
@@ -33,13 +34,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_on_signals(signal.SIGINT, signal.SIGTERM) as stop:
         return _record(args, stop)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _record(args: argparse.Namespace, stop: threading.Event) -> int:

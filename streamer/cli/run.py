@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from streamer.cli.common import add_config_argument
+from streamer.cli.stopping import stop_on_signals
 from streamer.config import Config, load_config
 from streamer.stream.config import SourceConfig
 
@@ -192,17 +193,11 @@ def _announce_http(processor) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    stop = threading.Event()
     # First, before anything slow (imports, models): a signal asks for a clean stop (exit 0) from here on.
     # SIGHUP too: a closed terminal or ssh session, or a supervisor's reload, must not lose the queued results.
-    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set())
-                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    log.debug("SIGTERM, SIGHUP and SIGINT now stop the run cleanly")
-    try:
+    with stop_on_signals(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as stop:
+        log.debug("SIGTERM, SIGHUP and SIGINT now stop the run cleanly")
         return _run(args, stop)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _run(args: argparse.Namespace, stop: threading.Event) -> int:
