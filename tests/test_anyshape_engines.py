@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from engines.anyshape import AnyShapeSupport
+from engines.anyshape.instances import find_regions
 from engines.anyshape.routed import RoutedEncoder, is_round
 from engines.anyshape.shape import ShapeTolerance, ellipse_fit, shape_agreement, shape_stats
 from engines.embedded import build_embedded_engines
@@ -115,3 +116,41 @@ def _filled_area(mask: np.ndarray) -> int:
     from scipy import ndimage
 
     return int(ndimage.binary_fill_holes(mask).sum())
+
+
+def _square_stats(side=12):
+    return shape_stats(np.pad(np.ones((side, side), bool), 2))
+
+
+def _probability_with(blocks, hw=(120, 160)):
+    """float32[h, w] background 0.02 with each (y, x, h, w, p) block at probability p."""
+    probability = np.full(hw, 0.02, np.float32)
+    for y, x, h, w, p in blocks:
+        probability[y:y + h, x:x + w] = p
+    return probability
+
+
+def test_a_region_the_classifier_half_believes_is_not_counted_beside_sure_ones():
+    """A region of another material that the classifier scores 0.45 (a textured belt's mortar) beside items
+    scored 0.9: above the foreground level, the support's shape, yet not the product (instances._MATERIAL_SHARE)."""
+    squares = [(10 + 30 * (i // 4), 10 + 35 * (i % 4), 12, 12, 0.9) for i in range(6)]
+    half = (95, 120, 12, 12, 0.45)
+    found = find_regions(_probability_with(squares + [half]), _square_stats())
+    assert len(found.scores) == 6
+    assert found.labels[100, 125] == 0
+    alone = find_regions(_probability_with([half]), _square_stats())  # with no sure items to compare with
+    assert len(alone.scores) == 1
+
+
+def test_pieces_of_a_clump_are_not_counted_where_the_frames_items_have_another_shape():
+    """Two squares joined by a narrow neck make a clump that is split in two; where the frame's separate items are
+    rods, its pieces are not evidence of squares (a heap of rods cut into "tablets"); where they are squares, they
+    are (instances._ANOTHER_SHAPE)."""
+    pair = [(90, 40, 12, 12, 0.9), (90, 60, 12, 12, 0.9), (94, 52, 4, 8, 0.9)]
+    rods = [(10 + 25 * (i // 3), 10 + 50 * (i % 3), 5, 40, 0.9) for i in range(6)]
+    squares = [(10 + 25 * (i // 3), 10 + 50 * (i % 3), 12, 12, 0.9) for i in range(6)]
+    support = _square_stats()
+    with_squares = find_regions(_probability_with(squares + pair), support)
+    assert len(with_squares.scores) == 8 and with_squares.whole.sum() == 6
+    with_rods = find_regions(_probability_with(rods + pair), support)
+    assert len(with_rods.scores) == 0

@@ -12,7 +12,7 @@ frame against (`FrameWork.active`: an any-shape support, or none for the prototy
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -58,10 +58,10 @@ def is_round(mask: np.ndarray) -> bool:
 @dataclass
 class RoutedFrame(FrameWork):
     """A frame's work for both routes: the outline engines' descriptors beside the any-shape engines' state, and
-    the outline route's verdict on the frame's shapes once made (see engines.anyshape.verify)."""
+    the outline route's verdicts on the frame's shapes, per support, once made (see engines.anyshape.verify)."""
 
     descriptors: Descriptors | None = None
-    verdict: ShapeVerdict | None = None
+    verdicts: dict[int, ShapeVerdict] = field(default_factory=dict)  # id(support object mask) -> its verdict
 
 
 def _frame(embedding: ImageEmbedding) -> RoutedFrame:
@@ -128,12 +128,17 @@ class RoutedMaskDecoder:
         output = self._outline.decode_points(_outline_embedding(embedding, frame), points_xy, guidance)
         if guidance is None or guidance.object_mask is None or output.labels is None:
             return output  # a pick: no support to compare with
-        if frame.verdict is None:
-            # Small blobs' outlines are a few pixels of noise (a validation set's nuclei: circle fill 0.5-0.67
-            # where round): shapes are judged from the routing's blob size up.
-            frame.verdict = frame_verdict(output.labels, output.scores[:, 0], output.valid_hw, frame.image,
-                                          self._support_shape(guidance.object_mask), _BLOB_INNER_RADIUS)
-        if frame.verdict is not None and not frame.verdict.same_shape:
+        key = id(guidance.object_mask)  # one verdict per support: several products may share a frame
+        verdict = frame.verdicts.get(key)
+        if verdict is None:
+            # Made once the pipeline prompts enough objects to tell (its first call may prompt few). Small blobs'
+            # outlines are a few pixels of noise (a validation set's nuclei: circle fill 0.5-0.67 where round):
+            # shapes are judged from the routing's blob size up.
+            verdict = frame_verdict(output.labels, output.scores[:, 0], output.valid_hw, frame.image,
+                                    self._support_shape(guidance.object_mask), _BLOB_INNER_RADIUS)
+            if verdict is not None:
+                frame.verdicts[key] = verdict
+        if verdict is not None and not verdict.same_shape:
             # The frame's objects have another shape than the support's: none of them is the product.
             return replace(output, labels=np.zeros_like(output.labels), scores=np.zeros_like(output.scores))
         return output
