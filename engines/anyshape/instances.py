@@ -104,24 +104,26 @@ def find_regions(
         # A support without holes: a highlight or a print inside an item is not a hole in it.
         foreground = ndimage.binary_fill_holes(foreground)
     components, count = ndimage.label(foreground)
-    wholes: list[tuple[np.ndarray, tuple[slice, slice], float]] = []  # components that are one object each
-    parts: list[tuple[np.ndarray, tuple[slice, slice], float]] = []  # from clumps, and objects cut by the edge
-    distances: list[float] = []  # the shape distance of every component that could be one object
+    looks = []
     for index, slices in enumerate(ndimage.find_objects(components), start=1):
         if slices is None:
             continue
         crop = components[slices] == index
         if crop.sum() < tolerance.min_area * support.area * 0.5:
             continue
-        found = _judge(crop, slices, edges, support, tolerance, shapes, distances=distances)
-        if len(found) == 1 and found[0][0] is crop and not _touches_border(slices, probability.shape):
-            wholes += found
-        else:
-            parts += found
-    if len(distances) >= _VERDICT_PEERS and np.median(distances) > _ANOTHER_SHAPE:
-        # The frame's separate items have another shape: pieces cut from its clumps, or cut by its edge, that
-        # happen to fit the support's are no evidence of the product (a heap of rods cut into "tablets").
-        parts = []
+        looks.append((crop, slices, _first_look(crop, slices, edges, support, tolerance)))
+    distances = [look.distance for _, _, look in looks if look.distance is not None]
+    # Where the frame's separate items have another shape, pieces cut from its clumps, or cut by its edge, that
+    # happen to fit the support's are no evidence of the product (a heap of rods cut into "tablets"): they are
+    # not looked for (nor paid for).
+    another_shape = len(distances) >= _VERDICT_PEERS and np.median(distances) > _ANOTHER_SHAPE
+    wholes: list[tuple[np.ndarray, tuple[slice, slice], float]] = []  # components that are one object each
+    parts: list[tuple[np.ndarray, tuple[slice, slice], float]] = []  # from clumps, and objects cut by the edge
+    for crop, slices, look in looks:
+        if not look.border and look.distance is not None and look.distance < 1.0:
+            wholes.append((crop, slices, 1.0 - look.distance))
+        elif not another_shape:
+            parts += _judge(crop, slices, edges, support, tolerance, shapes, look=look)
     items = wholes + parts
     keep = _like_the_others(items, probability)
     whole = (np.arange(len(items)) < len(wholes))[keep] if items else np.zeros(0, bool)
@@ -166,27 +168,42 @@ def _outlined_share(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCu
     return float(edges.outlined[slices][outline].mean())
 
 
+@dataclass(frozen=True)
+class _Look:
+    """A region at first sight: whether it touches the frame's edge, whether its outline runs along the image's
+    edges, and its shape distance to the support's where it could be one object (else None)."""
+
+    border: bool
+    outlined: bool
+    distance: float | None
+
+
+def _first_look(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues, support: ShapeStats,
+                tolerance: ShapeTolerance) -> _Look:
+    """One region (bool crop of the grid at `slices`) -> its _Look."""
+    area = float(crop.sum())
+    border = _touches_border(slices, edges.cuts.shape)
+    outlined = _outlined_share(crop, slices, edges) >= _MIN_OUTLINED
+    distance = None
+    if not border and outlined and tolerance.min_area * support.area <= area <= tolerance.max_area * support.area:
+        distance = shape_distance(shape_stats(crop), support, tolerance)
+    return _Look(border, outlined, distance)
+
+
 def _judge(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues, support: ShapeStats,
            tolerance: ShapeTolerance, shapes: Silhouettes | None = None, depth: int = 0,
-           distances: list[float] | None = None) -> list[tuple[np.ndarray, tuple[slice, slice], float]]:
+           look: _Look | None = None) -> list[tuple[np.ndarray, tuple[slice, slice], float]]:
     """One connected product-like region -> the objects in it: itself when it has the support's shape and an
     outline on the image's edges, else its watershed parts that do (a part too large for one object is split
-    again, up to _MAX_SPLITS rounds). The shape distance of a region that could be one object is appended to
-    `distances` where given."""
+    again, up to _MAX_SPLITS rounds). `look`: the region's first look, where already taken."""
     area = float(crop.sum())
-    hw = edges.cuts.shape
-    outlined = _outlined_share(crop, slices, edges) >= _MIN_OUTLINED
-    if _touches_border(slices, hw):
-        if outlined and _BORDER_MIN_AREA * support.area <= area <= tolerance.max_area * support.area:
+    judged = tolerance if depth == 0 else _split_part_tolerance(tolerance)
+    look = look or _first_look(crop, slices, edges, support, judged)
+    if look.border:
+        if look.outlined and _BORDER_MIN_AREA * support.area <= area <= tolerance.max_area * support.area:
             return [(crop, slices, 0.5)]
-    elif outlined and tolerance.min_area * support.area <= area <= tolerance.max_area * support.area:
-        judged = tolerance if depth == 0 else _split_part_tolerance(tolerance)
-        distance = shape_distance(shape_stats(crop), support, judged)
-        if distances is not None:
-            distances.append(distance)
-        score = max(0.0, 1.0 - distance)
-        if score > 0:
-            return [(crop, slices, score)]
+    elif look.distance is not None and look.distance < 1.0:
+        return [(crop, slices, 1.0 - look.distance)]
     if depth >= _MAX_SPLITS or area < _SPLIT_FROM * support.area:
         return []
     if shapes is not None and depth == 0:
