@@ -154,3 +154,19 @@ def test_pieces_of_a_clump_are_not_counted_where_the_frames_items_have_another_s
     assert len(with_squares.scores) == 8 and with_squares.whole.sum() == 6
     with_rods = find_regions(_probability_with(rods + pair), support)
     assert len(with_rods.scores) == 0
+
+
+def test_fill_holes_fills_what_scipy_fills():
+    """engines.anyshape.shape.fill_holes (one flood fill) against scipy.ndimage.binary_fill_holes, whose rule it
+    keeps: background cells not 4-connected to the border are holes."""
+    from scipy import ndimage
+
+    from engines.anyshape.shape import fill_holes
+
+    rng = np.random.default_rng(7)
+    masks = [rng.random((int(rng.integers(1, 40)), int(rng.integers(1, 40)))) > share
+             for share in np.linspace(0.1, 0.9, 200)]
+    masks += [np.zeros((3, 3), bool), np.ones((3, 3), bool), _washer()]
+    for mask in masks:
+        assert np.array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
+    assert fill_holes(_washer()).sum() > _washer().sum()

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from engines.anyshape.shape import ShapeStats, ShapeTolerance, shape_distance, shape_stats
+from engines.anyshape.shape import ShapeStats, ShapeTolerance, fill_holes, shape_distance, shape_stats
 from engines.anyshape.templates import Silhouettes, fit_items
 
 # Probability above which a cell is the product's (after smoothing): 0.5 lost the darker coins of a scene whose
@@ -102,7 +102,7 @@ def find_regions(
     foreground = cv2.morphologyEx(foreground.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
     if support.hole_fraction <= 0.02:
         # A support without holes: a highlight or a print inside an item is not a hole in it.
-        foreground = ndimage.binary_fill_holes(foreground)
+        foreground = fill_holes(foreground)
     components, count = ndimage.label(foreground)
     looks = []
     for index, slices in enumerate(ndimage.find_objects(components), start=1):
