@@ -9,7 +9,7 @@ import pytest
 from engines.anyshape import AnyShapeSupport
 from engines.anyshape.instances import find_regions
 from engines.anyshape.routed import RoutedEncoder, is_round
-from engines.anyshape.shape import ShapeTolerance, ellipse_fit, shape_agreement, shape_stats
+from engines.anyshape.shape import ShapeTolerance, ellipse_fit, shape_agreement, shape_distance, shape_stats
 from engines.embedded import build_embedded_engines
 from streamer.devset.categories import category_cases
 from streamer.metrics_eval import evaluate
@@ -170,3 +170,35 @@ def test_fill_holes_fills_what_scipy_fills():
     for mask in masks:
         assert np.array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
     assert fill_holes(_washer()).sum() > _washer().sum()
+
+
+def _star(outer, size=None):
+    """bool mask of a five-pointed star of outer radius `outer` cells (inner radius 0.45 of it)."""
+    size = size or int(2 * outer + 6)
+    angles = np.arange(10) * np.pi / 5 - np.pi / 2
+    radii = np.where(np.arange(10) % 2 == 0, outer, 0.45 * outer)
+    points = np.stack([size / 2 + radii * np.cos(angles), size / 2 + radii * np.sin(angles)], 1)
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(mask, [np.round(points * 16).astype(np.int32)], 1, shift=4)
+    return mask.astype(bool)
+
+
+def test_a_smaller_item_of_the_product_is_judged_at_its_own_size():
+    """A star at 0.45 of the support star's area covers fewer grid cells, and its points round off: as plain shape
+    measures it is nearly a pentagon (distance over 1); judged with the tolerance for its size it is the product,
+    and a disc of that size still is not (instances._at_size)."""
+    from engines.anyshape.instances import _at_size
+
+    def seen(mask):  # as the classifier's smoothed probability outlines it on its grid
+        return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.5) > 0.5
+
+    tolerance = ShapeTolerance()
+    support = shape_stats(seen(_star(12)))
+    small = shape_stats(seen(_star(8)))
+    disc = shape_stats(seen(_disk(r=6, size=22)))
+    ratio = small.area / support.area
+    assert 0.35 < ratio < 0.55
+    assert shape_distance(small, support, tolerance) >= 1.0
+    assert shape_distance(small, support, _at_size(tolerance, ratio)) < 1.0
+    assert shape_distance(disc, support, _at_size(tolerance, disc.area / support.area)) > 1.0
+    assert _at_size(tolerance, 1.5) == tolerance
