@@ -68,6 +68,10 @@ class Descriptors:
         """What another engine call on this frame cached under `key`, or None (nothing is stored)."""
         return self._cache.get(key)
 
+    def remember(self, key: tuple, value: Any) -> None:
+        """Store `value` under `key` for this frame's later engine calls, replacing what was there."""
+        self._cache[key] = value
+
     def cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
         """compute() once per frame and key: maps several engine calls on this frame share."""
         if key not in self._cache:

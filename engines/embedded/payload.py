@@ -9,7 +9,7 @@ from engines.interfaces import ImageEmbedding
 
 
 # Key of the chroma float[2] of a frame's most support-like cells in its Descriptors' cache: the decoder's
-# target-guided call sets it, the density map generator reads it (see decoder.support_chroma).
+# target-guided calls set it (the latest support's), the density map generator reads it (see decoder.support_chroma).
 SUPPORT_CHROMA = ("support chroma",)
 
 
