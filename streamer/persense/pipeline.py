@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
+
 import numpy as np
 
 from engines.interfaces import ClassLabelExtractor, EngineSet, ImageEmbedding, PromptGuidance, SupportLearner
@@ -15,6 +17,9 @@ from streamer.gates import Gate, NoGate
 from streamer.persense.exemplars import feedback_exemplars, initial_exemplars, limit_prompts, size_gate
 from streamer.persense.frames import STAGES, EncodedFrame, FrameInputs, StageTimer, Support, support_id_for
 from streamer.persense.idm import idm
+from streamer.persense.negatives import (
+    MAX_NEGATIVES, Negative, check_negative, matched_elsewhere, negative_id_for, object_cells, prototype_matches,
+)
 from streamer.persense.postprocess import instances_from_decoder
 from streamer.persense.ppsm import ppsm
 from streamer.persense.presence import MatchCalibration, calibrate, frame_quality, instance_similarity
@@ -59,6 +64,7 @@ class PerSense:
         self.labeler = labeler
         self.fixed_label = label.strip() if label else None
         self.support: Support | None = None
+        self.negatives: tuple[Negative, ...] = ()  # "not this" examples of the product (add_negative)
         self._size_warned = False
         self._scale_checked: tuple[float, tuple[int, int]] | None = None  # (monotonic s, frame size) of the last check
         self._encoder_lock = encoder_lock or threading.Lock()
@@ -96,11 +102,13 @@ class PerSense:
         if isinstance(self.engines.encoder, SupportLearner):
             with self._encoder_lock:
                 model = self.engines.encoder.learn_support(learn_image, learn_mask)
+        cells = None
         if prototype is None or calibration is None:
             embedding = self.encode(learn_image).embedding
             prototype = support_prototype(embedding, learn_mask)
             grid = model.similarity(embedding) if model is not None else similarity_grid(embedding, prototype)
             calibration = calibrate(grid, learn_mask)
+            cells = object_cells(embedding, learn_mask)
         ys, xs = np.nonzero(mask)
         size = (float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
         support_id = support_id_for(image_rgb, mask, self.engines.name)
@@ -108,11 +116,12 @@ class PerSense:
             prototype.astype(np.float32), size, support_id, calibration, image_hw=tuple(image_rgb.shape[:2]),
             object_radius=float(np.sqrt(mask.sum() / np.pi)), warnings=warnings, label=label,
             profile=support_profile(image_rgb, mask), model=model,
-            object_mask=mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].copy(),
+            object_mask=mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].copy(), object_cells=cells,
         )
         if label is not None and hasattr(self.gate, "set_label"):
             self.gate.set_label(label)
         self.support = support
+        self._keep_negatives_apart(support)
         self._size_warned = False
         self._scale_checked = None
         return self.support
@@ -132,6 +141,58 @@ class PerSense:
             raise UserError("the grounding gate needs the object's name: set support.label, or engines.cle for "
                             "the class-label extractor")
         return label
+
+    # -- negative examples ("not this") ----------------------------------------------------------------
+    def add_negative(self, image_rgb: np.ndarray, mask: np.ndarray) -> Negative:
+        """Add an example of what the product is not (uint8[H, W, 3] RGB, bool[H, W]): objects that match it
+        better than the support's prototype are no longer counted (streamer.persense.negatives). UserError for an
+        example that would silence the product itself, or one beyond MAX_NEGATIVES; nothing changes then."""
+        if self.support is None:
+            raise UserError("no support set: a negative example says what the product is not; set the support first")
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != image_rgb.shape[:2] or not mask.any():
+            raise UserError("a negative example needs a non-empty mask of its image's size")
+        if len(self.negatives) >= MAX_NEGATIVES:
+            raise UserError(f"this product has {MAX_NEGATIVES} negative examples, the most it takes: clear them "
+                            "first")
+        negative_id = negative_id_for(image_rgb, mask)
+        known = next((n for n in self.negatives if n.negative_id == negative_id), None)
+        if known is not None:
+            return known
+        learn_image, learn_mask = bounded_support(image_rgb, mask)
+        prototype = support_prototype(self.encode(learn_image).embedding, learn_mask)
+        check_negative(self.support.prototype, prototype, self.support.object_cells)
+        negative = Negative(prototype, negative_id)
+        self.negatives = (*self.negatives, negative)
+        return negative
+
+    def clear_negatives(self) -> int:
+        """Forget every negative example -> how many there were."""
+        count, self.negatives = len(self.negatives), ()
+        return count
+
+    def _keep_negatives_apart(self, support: Support) -> None:
+        """A new support keeps the product's negatives, except those it looks like itself (they would silence it)."""
+        kept = []
+        for negative in self.negatives:
+            try:
+                check_negative(support.prototype, negative.prototype, support.object_cells)
+                kept.append(negative)
+            except UserError:
+                log.warning("negative example %s dropped: the new support looks like it", negative.negative_id)
+        self.negatives = tuple(kept)
+
+    def _without_negatives(self, embedding: ImageEmbedding, instances: list[Instance]) -> tuple[list[Instance], int]:
+        """The instances that match the support's prototype at least as well as every negative's -> (them, how
+        many were dropped)."""
+        if not self.negatives or not instances:
+            return instances, 0
+        prototypes = np.stack([self.support.prototype, *(n.prototype for n in self.negatives)])
+        dropped = matched_elsewhere(prototype_matches(embedding, instances, prototypes))
+        if not dropped.any():
+            return instances, 0
+        kept = [replace(inst, id=k) for k, inst in enumerate(i for i, d in zip(instances, dropped) if not d)]
+        return kept, int(dropped.sum())
 
     # -- per frame ---------------------------------------------------------------------------------------
     def encode(self, image_rgb: np.ndarray) -> EncodedFrame:
@@ -190,6 +251,8 @@ class PerSense:
             log.debug("exemplars together found nothing; alone, the best found %d", len(instances))
 
         instances = self._presence(instances, quality)
+        with timer.stage("postprocess"):
+            instances, suppressed = self._without_negatives(embedding, instances)
         if self._scale_check_due((h, w)):
             self._check_scale(image_rgb, found=bool(instances))
         # Algorithm 2 keeps only points inside a grounded box: with none, the frame counts 0, and says why.
@@ -197,6 +260,7 @@ class PerSense:
         return SegmentationResult(
             width=w, height=h, instances=instances, density_count=count, points=points, timings_ms=timer.ms,
             match_quality=quality, label=self.support.label, reason=reason,
+            negatives=len(self.negatives), suppressed_by_negative=suppressed,
         )
 
     # -- steps ---------------------------------------------------------------------------------------------
