@@ -152,13 +152,13 @@ class PerSense:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != image_rgb.shape[:2] or not mask.any():
             raise UserError("a negative example needs a non-empty mask of its image's size")
-        if len(self.negatives) >= MAX_NEGATIVES:
-            raise UserError(f"this product has {MAX_NEGATIVES} negative examples, the most it takes: clear them "
-                            "first")
         negative_id = negative_id_for(image_rgb, mask)
         known = next((n for n in self.negatives if n.negative_id == negative_id), None)
         if known is not None:
             return known
+        if len(self.negatives) >= MAX_NEGATIVES:
+            raise UserError(f"this product has {MAX_NEGATIVES} negative examples, the most it takes: clear them "
+                            "first")
         learn_image, learn_mask = bounded_support(image_rgb, mask)
         prototype = support_prototype(self.encode(learn_image).embedding, learn_mask)
         check_negative(self.support.prototype, prototype, self.support.object_cells)
