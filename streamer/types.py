@@ -77,6 +77,8 @@ class SegmentationResult:
             than the support (streamer.persense.negatives).
         products: where a camera counts several products: product name -> its figures (count, label, support_id,
             match_quality, density_count, negatives, suppressed_by_negative, claimed_by_other); empty otherwise.
+        product: the name of the camera's one product (streamer.persense.products), for its metrics; None with
+            several (each instance names its own) or outside a stream. Not published.
     """
 
     width: int
@@ -92,6 +94,7 @@ class SegmentationResult:
     negatives: int = 0
     suppressed_by_negative: int = 0
     products: dict = field(default_factory=dict)
+    product: str | None = None
 
     @property
     def count(self) -> int:

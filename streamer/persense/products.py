@@ -157,7 +157,9 @@ class Products:
     def segment(self, image_rgb: np.ndarray, encoded: EncodedFrame | None = None) -> SegmentationResult:
         """Every product's objects in one uint8[H, W, 3] RGB frame, over one encoding of it."""
         if not self.several:
-            return self.product().segment(image_rgb, encoded)
+            result = self.product().segment(image_rgb, encoded)
+            result.product = self.names[0]
+            return result
         encoded = encoded if encoded is not None else self.encode(image_rgb)
         names = self.names
         pipelines = [self.pipelines[name] for name in names]

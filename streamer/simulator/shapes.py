@@ -27,12 +27,15 @@ ROD_ASPECT = (2.5, 6.0)
 # Sub-pixel precision of polygon fills (cv2's `shift`): vertices at 1/16 px.
 _SHIFT = 4
 
-SceneName = Literal["default", "shapes"]
+SceneName = Literal["default", "shapes", "products"]
 # Named scenes: simulator options a scene stands for (options given beside it win). "shapes": elongated and
-# angular products (rods, L-brackets, tees, stars) with the blue-teal rectangles as the other kind.
+# angular products (rods, L-brackets, tees, stars) with the blue-teal rectangles as the other kind. "products": several
+# products and a look-alike (streamer.simulator.mix).
 SCENES: dict[str, dict[str, object]] = {
     "default": {},
     "shapes": {"shape": "mixed", "objects": 50, "distractors": 8},
+    # Three products and a look-alike of one of them (streamer.simulator.mix.PRODUCTS_MIX), with truth per kind.
+    "products": {"mix": True, "objects": 80},
 }
 
 

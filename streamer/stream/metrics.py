@@ -106,6 +106,17 @@ class StreamMetrics:
             "0: unrelated); below the presence threshold the frame counts 0",
             ["camera"], registry=r,
         )
+        # `product` values are a camera's configured or added products' names (at most stream.max_products at once;
+        # a removed product's series go with it): a bounded label. Only cameras that name products or use negative
+        # examples have these series.
+        self.product_objects = Gauge(
+            "persense_product_objects", "instances of each product in the camera's last result, where the camera "
+            "counts several products", ["camera", "product"], registry=r,
+        )
+        self.suppressed_by_negative = Counter(
+            "persense_suppressed_by_negative_total", "objects found but not counted for the product because they "
+            "look more like one of its negative examples", ["camera", "product"], registry=r,
+        )
         self.publish_dropped = Counter(
             "persense_publish_dropped_total",
             "results sent to no subscriber: the publish queue was full or encoding failed",
@@ -177,6 +188,7 @@ class StreamMetrics:
             "persense_output_down_seconds_total",
             "seconds an output was without its peer since start (the MQTT client without its broker), counted when "
             "the peer comes back or the output stops", ["output"], registry=r)
+        self._products: set[tuple[str, str]] = set()  # (camera, product) with series (product_series)
         for outcome in CONTROL_OUTCOMES:
             self.control_requests.labels(outcome)
         for socket in ("control", "publish"):
@@ -202,6 +214,35 @@ class StreamMetrics:
         self.output_down_seconds.labels(output)
         for reason in OUTPUT_DROPS:
             self.output_dropped.labels(output, reason)
+
+    def product_series(self, camera: str, product: str) -> None:
+        """A product's series from the start (zeros rather than gaps)."""
+        self._products.add((camera, product))
+        self.product_objects.labels(camera, product)
+        self.suppressed_by_negative.labels(camera, product)
+
+    def forget_product(self, camera: str, product: str) -> None:
+        """A removed product's series go with it (the label stays bounded however often products change); results
+        of it still on their way to the publisher do not bring them back."""
+        self._products.discard((camera, product))
+        for metric in (self.product_objects, self.suppressed_by_negative):
+            try:
+                metric.remove(camera, product)
+            except KeyError:
+                pass
+
+    def observe_products(self, camera: str, result) -> None:
+        """A published result's per-product figures (streamer.types.SegmentationResult.products), where it has them,
+        and the objects its negative examples removed."""
+        for name, figures in result.products.items():
+            if (camera, name) not in self._products:
+                continue
+            self.product_objects.labels(camera, name).set(figures["count"])
+            if figures["suppressed_by_negative"]:
+                self.suppressed_by_negative.labels(camera, name).inc(figures["suppressed_by_negative"])
+        name = result.product or "product"
+        if not result.products and result.suppressed_by_negative and (camera, name) in self._products:
+            self.suppressed_by_negative.labels(camera, name).inc(result.suppressed_by_negative)
 
     def watch_sources(self, snapshots: Callable[[], Iterable[SourceSnapshot]]) -> None:
         self.registry.register(_SourceCollector(snapshots))

@@ -34,6 +34,8 @@ FAR_BELOW_MEDIAN = "far_below_median"
 def kind_at(scene, mask: np.ndarray) -> str | None:
     """Which kind of the simulator's objects a picked mask lies on (most of its pixels), or None (the belt, or no
     scene to ask)."""
+    if hasattr(scene, "kind_at"):  # the products mix (streamer.simulator.mix): its kinds by name
+        return scene.kind_at(mask)
     mask = np.asarray(mask, bool)
     pixels = int(np.count_nonzero(mask))
     if scene is None or pixels == 0 or mask.shape != scene.image.shape[:2]:
@@ -104,6 +106,12 @@ class NotingSink:
         self.sink, self.truth, self.reasons = sink, truth, reasons
 
     def submit(self, frame: Frame, result: SegmentationResult, support_id: str, wait: bool = False) -> bool:
+        if result.products and frame.truth_kinds is not None:
+            # Each product's truth, where its kind is known (the products mix: a product named as one of its kinds).
+            for figures in result.products.values():
+                count = self.truth.adjust(frame, figures.get("support_id", "")).truth_count
+                if count is not None:
+                    figures["truth_count"] = int(count)
         frame = self.truth.adjust(frame, support_id)
         result.reason = self.reasons.reason(frame.camera, result)
         return self.sink.submit(frame, result, support_id, wait=wait)
