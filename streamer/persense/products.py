@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -41,17 +42,26 @@ def check_product_name(name: object) -> str:
 
 class _OncePerFrame:
     """The camera's gate, asked once per frame whatever the number of products (a detector gate runs once, and
-    its every_n_frames counts frames, not products)."""
+    its every_n_frames counts frames, not products). Outside `frame()` it is the gate itself."""
 
     def __init__(self, gate: Gate):
         self.gate = gate
-        self._image: np.ndarray | None = None
-        self._boxes: np.ndarray | None = None
+        self._frame: list | None = None  # [image, boxes] of the frame the products are segmenting
+
+    @contextmanager
+    def frame(self):
+        self._frame = [None, None]
+        try:
+            yield
+        finally:
+            self._frame = None
 
     def boxes(self, image_rgb: np.ndarray) -> np.ndarray | None:
-        if image_rgb is not self._image:
-            self._image, self._boxes = image_rgb, self.gate.boxes(image_rgb)
-        return self._boxes
+        if self._frame is None:
+            return self.gate.boxes(image_rgb)
+        if self._frame[0] is not image_rgb:
+            self._frame[:] = [image_rgb, self.gate.boxes(image_rgb)]
+        return self._frame[1]
 
     def why_empty(self) -> str:
         return self.gate.why_empty()
@@ -81,7 +91,8 @@ class Products:
                  default_name: str = DEFAULT_PRODUCT):
         self.engines = engines
         self.config = config or PipelineConfig()
-        self.gate = _OncePerFrame(gate or NoGate())
+        self.gate = gate or NoGate()
+        self._frame_gate = _OncePerFrame(self.gate)
         self.labeler = labeler
         self.max_products = max_products
         self._encoder_lock = encoder_lock or threading.Lock()
@@ -136,7 +147,7 @@ class Products:
         del self.pipelines[name]
 
     def _pipeline(self, label: str | None) -> PerSense:
-        return PerSense(self.engines, self.config, self.gate, labeler=self.labeler, label=label,
+        return PerSense(self.engines, self.config, self._frame_gate, labeler=self.labeler, label=label,
                         encoder_lock=self._encoder_lock)
 
     # -- as a PerSense (the default product) --------------------------------------------------------------
@@ -163,7 +174,8 @@ class Products:
         encoded = encoded if encoded is not None else self.encode(image_rgb)
         names = self.names
         pipelines = [self.pipelines[name] for name in names]
-        results = [pipeline.segment(image_rgb, encoded) for pipeline in pipelines]
+        with self._frame_gate.frame():
+            results = [pipeline.segment(image_rgb, encoded) for pipeline in pipelines]
         start = time.perf_counter()
         prototypes = np.stack([pipeline.support.prototype for pipeline in pipelines])
         matches = [prototype_matches(encoded.embedding, r.instances, prototypes) for r in results]

@@ -6,6 +6,7 @@ Labels stay bounded: `camera` comes from the configured sources, `stage` and `ou
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -106,17 +107,6 @@ class StreamMetrics:
             "0: unrelated); below the presence threshold the frame counts 0",
             ["camera"], registry=r,
         )
-        # `product` values are a camera's configured or added products' names (at most stream.max_products at once;
-        # a removed product's series go with it): a bounded label. Only cameras that name products or use negative
-        # examples have these series.
-        self.product_objects = Gauge(
-            "persense_product_objects", "instances of each product in the camera's last result, where the camera "
-            "counts several products", ["camera", "product"], registry=r,
-        )
-        self.suppressed_by_negative = Counter(
-            "persense_suppressed_by_negative_total", "objects found but not counted for the product because they "
-            "look more like one of its negative examples", ["camera", "product"], registry=r,
-        )
         self.publish_dropped = Counter(
             "persense_publish_dropped_total",
             "results sent to no subscriber: the publish queue was full or encoding failed",
@@ -189,6 +179,9 @@ class StreamMetrics:
             "seconds an output was without its peer since start (the MQTT client without its broker), counted when "
             "the peer comes back or the output stops", ["output"], registry=r)
         self._products: set[tuple[str, str]] = set()  # (camera, product) with series (product_series)
+        self._products_lock = threading.Lock()
+        self.product_objects: Gauge | None = None  # made by the first product_series
+        self.suppressed_by_negative: Counter | None = None
         for outcome in CONTROL_OUTCOMES:
             self.control_requests.labels(outcome)
         for socket in ("control", "publish"):
@@ -216,8 +209,22 @@ class StreamMetrics:
             self.output_dropped.labels(output, reason)
 
     def product_series(self, camera: str, product: str) -> None:
-        """A product's series from the start (zeros rather than gaps)."""
-        self._products.add((camera, product))
+        """A product's series from the start (zeros rather than gaps). The families themselves are made with the
+        first: a processor whose cameras count one product each, without negative examples, exposes exactly what
+        it did before products (docs/products.md)."""
+        with self._products_lock:
+            if self.product_objects is None:
+                # `product` values are a camera's products' names (at most stream.max_products at once; a removed
+                # product's series go with it): a bounded label.
+                self.product_objects = Gauge(
+                    "persense_product_objects", "instances of each product in the camera's last result, where the "
+                    "camera counts several products", ["camera", "product"], registry=self.registry,
+                )
+                self.suppressed_by_negative = Counter(
+                    "persense_suppressed_by_negative_total", "objects found but not counted for the product because "
+                    "they look more like one of its negative examples", ["camera", "product"], registry=self.registry,
+                )
+            self._products.add((camera, product))
         self.product_objects.labels(camera, product)
         self.suppressed_by_negative.labels(camera, product)
 
@@ -225,6 +232,8 @@ class StreamMetrics:
         """A removed product's series go with it (the label stays bounded however often products change); results
         of it still on their way to the publisher do not bring them back."""
         self._products.discard((camera, product))
+        if self.product_objects is None:
+            return
         for metric in (self.product_objects, self.suppressed_by_negative):
             try:
                 metric.remove(camera, product)
