@@ -161,3 +161,41 @@ def test_bad_product_configurations_are_one_line_each(tmp_path):
     stream = _stream(tmp_path, [{"name": "biscuit", "support": {"negatives": [{"kind": "nothing"}]}}])
     with pytest.raises(UserError, match="^camera mix: sim: no kind 'nothing'"):
         camera_products(stream.sources)
+
+
+def test_items_passing_a_line_are_counted_per_product():
+    """The flow simulator's exact items, every other one named as a second product: the tally counts each."""
+    from dataclasses import replace
+
+    from streamer.simulator.flow import FlowSimulator
+    from streamer.sources.base import Frame
+    from streamer.stream.tally import CameraTally
+    from streamer.stream.tally_config import TallyConfig
+    from streamer.types import Instance, SegmentationResult
+
+    sim = FlowSimulator(160, 120, 12, 1, speed_px=3.0, seed=5)
+    tally = CameraTally(TallyConfig.model_validate({"lines": [{"points": [0.5, 0, 0.5, 1]}]}), "cam0")
+    items = []
+    for i in range(0, 240, 2):
+        scene, truth = sim.frame(i)
+        instances = []
+        for label in range(1, scene.count + 1):
+            ys, xs = np.nonzero(scene.labels == label)
+            box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            mask = scene.labels[box[1]:box[3], box[0]:box[2]] == label
+            # The item's id decides its product, so that an item stays one product as it rides the belt.
+            product = "even" if int(truth.ids[label - 1]) % 2 == 0 else "odd"
+            instances.append(Instance(label - 1, 1.0, box, mask, product=product))
+        result = SegmentationResult(160, 120, instances, products={"even": {}, "odd": {}})
+        items += tally.observe(Frame(scene.image, i, float(i), "cam0", scene.count, truth), result)
+    passed = tally.passed_by_product
+    assert set(passed) == {"even", "odd"} and sum(passed.values()) == tally.passed_total > 10
+    assert result.tally["passed_by_product"] == passed
+    assert {item.product for item in items} == {"even", "odd"} and all("product" in i.to_dict() for i in items)
+    interval = tally.take_interval()
+    assert interval["passed_by_product"] == passed
+    plain = CameraTally(TallyConfig.model_validate({"lines": [{"points": [0.5, 0, 0.5, 1]}]}), "cam0")
+    scene, truth = sim.frame(0)
+    single = SegmentationResult(160, 120, [replace(inst, product=None) for inst in instances])
+    plain.observe(Frame(scene.image, 0, 0.0, "cam0", scene.count, truth), single)
+    assert "passed_by_product" not in single.tally and "passed_by_product" not in plain.take_interval()
