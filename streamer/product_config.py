@@ -85,3 +85,20 @@ class ProductConfig(_Section):
     support: SupportConfig = Field(default_factory=SupportConfig, description="its example (image and mask, its "
                                    "label and negatives); without image and mask, on the simulator's products mix, "
                                    "the simulator's example of the kind of that name")
+
+
+def check_products(products: list[ProductConfig] | None, has_support: bool, max_products: int | None = None) -> None:
+    """ValueError (one line) for a products list that names no product, names one twice, lists more than
+    `max_products`, or stands beside a support (one product, or several: not both)."""
+    if products is None:
+        return
+    names = [p.name for p in products]
+    if not names:
+        raise ValueError("products lists no product: name at least one, or leave products out")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"two products are named {twice[0]!r}: product names must differ")
+    if max_products is not None and len(names) > max_products:
+        raise ValueError(f"{len(names)} products are listed; at most stream.max_products = {max_products}")
+    if has_support:
+        raise ValueError("give either support (one product) or products (several), not both")

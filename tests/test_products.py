@@ -224,3 +224,36 @@ def test_three_products_and_a_look_alike_on_the_default_engines():
     assert after["look_alikes"]["candy"]["counted_pct"] <= 2 and after["suppressed_by_negative"] > 0
     for name, figures in after["products"].items():
         assert figures["f1"] >= 0.8, (name, figures)
+
+
+def test_segment_counts_the_configured_products_with_their_negatives(tmp_path):
+    import json
+
+    import yaml
+
+    from streamer.cli import main
+
+    examples = MixedConveyor(width=320, height=240, n_objects=30, seed=1)
+    paths = {}
+    for kind in ("biscuit", "tile", "candy"):
+        image, mask = examples.support(kind)
+        paths[kind] = (tmp_path / f"{kind}.png", tmp_path / f"{kind}_mask.png")
+        cv2.imwrite(str(paths[kind][0]), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(paths[kind][1]), mask.astype(np.uint8) * 255)
+    query = MixedConveyor(width=320, height=240, n_objects=30, seed=0).frame(0)
+    cv2.imwrite(str(tmp_path / "query.png"), cv2.cvtColor(query.image, cv2.COLOR_RGB2BGR))
+    example = {kind: {"image": str(image), "mask": str(mask)} for kind, (image, mask) in paths.items()}
+    config = tmp_path / "products.yaml"
+    config.write_text(yaml.safe_dump({"products": [
+        {"name": "biscuit", "support": {**example["biscuit"], "negatives": [example["candy"]]}},
+        {"name": "tile", "support": example["tile"]}]}))
+    assert main(["segment", "--config", str(config), "--out", str(tmp_path / "out"), str(tmp_path / "query.png")]) == 0
+    doc = json.loads((tmp_path / "out" / "query.json").read_text())
+    assert list(doc["products"]) == ["biscuit", "tile"] and doc["negatives"] == 1
+    assert {inst["product"] for inst in doc["instances"]} == {"biscuit", "tile"}
+    for name in ("biscuit", "tile"):
+        assert abs(doc["products"][name]["count"] - query.counts[name]) <= max(2, query.counts[name] // 5), doc
+    # Bad input: one line, exit 2.
+    config.write_text(yaml.safe_dump({"products": [{"name": "a", "support": example["tile"]},
+                                                   {"name": "a", "support": example["tile"]}]}))
+    assert main(["segment", "--config", str(config), "--out", str(tmp_path / "bad"), str(tmp_path / "query.png")]) == 2

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from streamer.archive.config import ArchiveConfig
 from streamer.imageio import DEFAULT_MAX_PIXELS
 from streamer.outputs.config import CameraOutputs, OutputsConfig, modbus_layout
-from streamer.product_config import GateConfig, ProductConfig, SupportConfig
+from streamer.product_config import GateConfig, ProductConfig, SupportConfig, check_products
 from streamer.simulator.shapes import ProductShape, SceneName
 from streamer.stream.endpoints import check_endpoint
 from streamer.stream.tally_config import TallyConfig
@@ -80,15 +80,7 @@ class SourceConfig(_Section):
 
     @model_validator(mode="after")
     def _products_named_once(self):
-        if self.products is not None:
-            if not self.products:
-                raise ValueError("products lists no product: name at least one, or leave products out")
-            names = [p.name for p in self.products]
-            twice = sorted({n for n in names if names.count(n) > 1})
-            if twice:
-                raise ValueError(f"two products are named {twice[0]!r}: product names must differ")
-            if self.support is not None:
-                raise ValueError("give either support (one product) or products (several), not both")
+        check_products(self.products, self.support is not None)
         return self
 
     @field_validator("camera_id")
@@ -279,9 +271,10 @@ class StreamConfig(_Section):
         if len(set(ids)) != len(ids):
             raise ValueError(f"camera ids must be unique, got {ids}")
         for source in self.sources:
-            if source.products is not None and len(source.products) > self.max_products:
-                raise ValueError(f"camera {source.camera_id} lists {len(source.products)} products; at most "
-                                 f"stream.max_products = {self.max_products}")
+            try:
+                check_products(source.products, False, self.max_products)
+            except ValueError as exc:
+                raise ValueError(f"camera {source.camera_id}: {exc}") from None
         if self.outputs.modbus.enabled:
             modbus_layout([(s.camera_id, s.outputs) for s in self.sources], self.outputs.modbus)
         return self

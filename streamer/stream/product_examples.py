@@ -11,7 +11,7 @@ import numpy as np
 from streamer.errors import UserError
 from streamer.imageio import read_image, read_mask
 from streamer.persense.products import DEFAULT_PRODUCT
-from streamer.product_config import ExampleConfig, SupportConfig
+from streamer.product_config import ExampleConfig, ProductConfig, SupportConfig
 
 Example = tuple[np.ndarray, np.ndarray]  # uint8[H, W, 3] RGB, bool[H, W]
 
@@ -26,13 +26,16 @@ class ProductExamples:
     negatives: list[Example] = field(default_factory=list)
 
 
-class _Simulator:
-    """The source's simulator, made once and only where an example asks for it."""
+class SimulatorExamples:
+    """The source's simulator, made once and only where an example asks for it (None: there is no source)."""
 
     def __init__(self, source):
         self.source, self._made = source, None
 
     def example(self, kind: str, what: str) -> Example:
+        if self.source is None:
+            raise UserError(f"{what}: kind {kind!r} names an example of the simulator, which only a stream's sim: "
+                            "source has: give image and mask")
         if self._made is None:
             from streamer.sources import open_source
 
@@ -42,7 +45,7 @@ class _Simulator:
         return self._made.example(kind)
 
 
-def read_example(example: ExampleConfig | SupportConfig, simulator: _Simulator, what: str,
+def read_example(example: ExampleConfig | SupportConfig, simulator: SimulatorExamples, what: str,
                  kind: str | None = None) -> Example:
     """An example's image and mask from its files, or the simulator's example of its `kind` (or of `kind` given,
     where the example names none and has no files)."""
@@ -54,21 +57,30 @@ def read_example(example: ExampleConfig | SupportConfig, simulator: _Simulator, 
     return read_image(example.image, f"{what} image"), read_mask(example.mask, f"{what} mask")
 
 
-def camera_products(sources: list, default: SupportConfig | None = None) -> dict[str, list[ProductExamples]]:
-    """camera id -> its products where it counts several, or its one product where it has negatives; the
-    negatives of the configuration's `default` support go to every camera without a support of its own. UserError
-    naming the camera and the file for anything unreadable."""
+def read_products(products: list[ProductConfig], source=None) -> list[ProductExamples]:
+    """Configured products -> their examples, read from their files (or from `source`'s simulator, a SourceConfig)."""
+    simulator = SimulatorExamples(source)
+    return [ProductExamples(p.name, read_example(p.support, simulator, f"product {p.name}'s support", p.name),
+                            p.support.label, _negatives(p.support, simulator, p.name))
+            for p in products]
+
+
+def camera_products(sources: list, default: SupportConfig | None = None,
+                    default_products: list[ProductConfig] | None = None) -> dict[str, list[ProductExamples]]:
+    """camera id -> its products where it counts several, or its one product where it has negatives. A camera
+    without a support or products of its own takes the configuration's `default_products` (top-level `products`),
+    else the negatives of its `default` support. UserError naming the camera and the file for anything
+    unreadable."""
     found: dict[str, list[ProductExamples]] = {}
     for source in sources:
         camera = source.camera_id
-        simulator = _Simulator(source)
+        simulator = SimulatorExamples(source)
         try:
-            if source.products is not None:
-                found[camera] = [
-                    ProductExamples(p.name, read_example(p.support, simulator, f"product {p.name}'s support", p.name),
-                                    p.support.label, _negatives(p.support, simulator, p.name))
-                    for p in source.products
-                ]
+            products = source.products
+            if products is None and source.support is None:
+                products = default_products
+            if products is not None:
+                found[camera] = read_products(products, source)
                 continue
             own = source.support if source.support is not None else default
             if own is not None and own.negatives:
@@ -78,5 +90,5 @@ def camera_products(sources: list, default: SupportConfig | None = None) -> dict
     return found
 
 
-def _negatives(support: SupportConfig, simulator: _Simulator, product: str) -> list[Example]:
+def _negatives(support: SupportConfig, simulator: SimulatorExamples, product: str) -> list[Example]:
     return [read_example(n, simulator, f"{product}'s negative example {k}") for k, n in enumerate(support.negatives)]
