@@ -2,7 +2,8 @@
 instance F1; for a look-alike, how often it is counted as the product it resembles, before and after a negative
 example of it.
 
-    python -m streamer.products_eval --frames 40      # docs/products.md gives the figures
+    python -m streamer.products_eval --frames 40 --seed 0                   # docs/products.md gives the figures
+    python -m streamer.products_eval --frames 40 --clean-examples [--no-claims]    # the claim rule's effect
 """
 
 from __future__ import annotations
@@ -86,24 +87,46 @@ def evaluate_mix(products: Products, mix: MixedConveyor, frames: list[int]) -> d
     }
 
 
-def run(frames: int = 40, step: int = 3, seed: int = 0, kinds: tuple[Kind, ...] = PRODUCTS_MIX, **mix_options) -> dict:
+class CleanExamples:
+    """Each kind's example alone on a plain stretch of belt, as an uploaded image and mask would show it (the other
+    kinds are then nowhere in the examples)."""
+
+    def __init__(self, mix: MixedConveyor, seed: int = 0):
+        self.mix, self.seed, self.products = mix, seed, mix.products
+
+    def support(self, name: str):
+        from streamer.simulator.scene import example_on_belt
+
+        kind = self.mix.kind(name)
+        rng = np.random.default_rng(self.seed + 7919 + 104_729 * self.mix.kinds.index(kind))
+        size = int(max(8 * self.mix.object_radius, 64))
+        return example_on_belt(rng, kind.sprite(rng, self.mix.object_radius), size, size)
+
+
+def run(frames: int = 40, step: int = 3, seed: int = 0, kinds: tuple[Kind, ...] = PRODUCTS_MIX, clean: bool = False,
+        claims: bool = True, **mix_options) -> dict:
     """The issue's measurement: the mix without a negative, then with one negative example of each look-alike
-    (the mix's example of it, added to the product it resembles)."""
+    (the mix's example of it, added to the product it resembles).
+
+    clean: the examples alone on a plain belt (CleanExamples) rather than picked on another stretch of the running
+    belt among the other kinds; claims: False turns the claim rule off (streamer.persense.claims), to measure it."""
     from streamer.config import EnginesConfig
     from streamer.engine_factory import build_engines
 
     mix = MixedConveyor(kinds, seed=seed, **mix_options)
     # The examples are picked on another stretch of belt (another seed): no object measured is its own example.
-    examples = MixedConveyor(kinds, seed=seed + 1, **mix_options)
+    examples = CleanExamples(mix, seed) if clean else MixedConveyor(kinds, seed=seed + 1, **mix_options)
     engines = build_engines(EnginesConfig())
     products = build_products(engines, examples)
+    products.claims = claims
     indices = [i * step for i in range(frames)]
     before = evaluate_mix(products, mix, indices)
     for kind in mix.kinds:
         if kind.look_alike_of is not None:
             products.product(kind.look_alike_of).add_negative(*examples.support(kind.name))
     after = evaluate_mix(products, mix, indices)
-    return {"engines": engines.name, "seed": seed, "without_negative": before, "with_one_negative": after}
+    return {"engines": engines.name, "seed": seed, "examples": "clean belt" if clean else "picked on the running belt",
+            "claims": claims, "without_negative": before, "with_one_negative": after}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,8 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=40, help="frames measured (default 40)")
     parser.add_argument("--step", type=int, default=3, help="belt frames between measured ones (default 3)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clean-examples", action="store_true",
+                        help="each product's example alone on a plain belt (as an upload), not picked among the others")
+    parser.add_argument("--no-claims", action="store_true", help="turn the claim rule off (to measure it)")
     args = parser.parse_args(argv)
-    json.dump(run(args.frames, args.step, args.seed), sys.stdout, indent=2)
+    json.dump(run(args.frames, args.step, args.seed, clean=args.clean_examples, claims=not args.no_claims),
+              sys.stdout, indent=2)
     print()
     return 0
 

@@ -2,14 +2,14 @@
 
 Engine-agnostic: every encoder's embedding has a feature grid (ImageEmbedding.features), and a prototype is the
 mean of those features inside an example's mask (streamer.persense.similarity.support_prototype), for the product's
-support and for each negative example alike. An object found in a frame matches a prototype by the median cosine
-similarity of its pixels to it (the same measure as presence's, streamer.persense.presence.instance_similarity).
-An object that matches a negative better than the product's own prototype is not counted for the product.
+support and for each negative example alike. An object found in a frame is described the same way, by the mean
+of the features under its mask; it is not counted for the product when that description is nearer (cosine) to a
+negative example's prototype than to the product's.
 
-Measured on the simulator's products mix (streamer/simulator/mix.py, docs/products.md): the median over pixels
-rather than the cosine of the object's mean feature, because a thin object's rim of belt pulls its mean towards
-every prototype alike (mean feature: 110 of 111 look-alikes dropped; median: 111 of 111; no product dropped either
-way).
+Measured on the simulator's products mix (docs/products.md), the object's mean feature rather than the median of
+its pixels' cosines: a rounded product's darker rim is, pixel by pixel, like a darker look-alike, while the mean
+(a histogram of the object, as the prototype is one of its example) is not. Over 20 frames, with the examples of
+one stretch of belt: look-alikes dropped 229 of 229 (median of pixels: 212), products dropped 0 of 467 (1).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from engines.interfaces import ImageEmbedding
 from streamer.errors import UserError
-from streamer.persense.presence import instance_similarity
-from streamer.persense.similarity import mask_coverage, similarity_grid, to_frame
+from streamer.persense.similarity import mask_coverage
 from streamer.types import Instance
 
 MAX_NEGATIVES = 16  # per product: each costs one similarity map per frame that has objects
@@ -44,15 +44,37 @@ def negative_id_for(image_rgb: np.ndarray, mask: np.ndarray) -> str:
     return digest.hexdigest()[:16]
 
 
-def prototype_matches(embedding: ImageEmbedding, instances: list[Instance], prototypes: np.ndarray) -> np.ndarray:
-    """float64[N, K]: each instance's median cosine similarity over its mask to each prototype float32[K, C]."""
-    out = np.zeros((len(instances), len(prototypes)))
-    if not instances:
-        return out
-    for k, prototype in enumerate(prototypes):
-        similarity = to_frame(similarity_grid(embedding, prototype), tuple(embedding.frame_hw))
-        out[:, k] = instance_similarity(instances, similarity)
+def instance_features(embedding: ImageEmbedding, instances: list[Instance]) -> np.ndarray:
+    """float32[N, C]: each instance's mean feature over its mask, L2-normalised (zeros where it covers no cell): the
+    object described as a prototype describes its example.
+
+    Each mask is reduced to the feature grid by area (a cell weighs the share of it the mask covers) and placed at
+    its box's cell: within half a cell of exact, which a mean over the object does not feel."""
+    vh, vw = embedding.valid_hw
+    features = embedding.features[:, :vh, :vw]
+    fh, fw = embedding.frame_hw
+    sx, sy = vw / fw, vh / fh
+    out = np.zeros((len(instances), features.shape[0]), np.float32)
+    for k, inst in enumerate(instances):
+        if inst.mask.size == 0:
+            continue
+        x0, y0, x1, y1 = inst.bbox
+        gx0, gy0 = min(int(round(x0 * sx)), vw - 1), min(int(round(y0 * sy)), vh - 1)
+        gw = min(max(int(round((x1 - x0) * sx)), 1), vw - gx0)
+        gh = min(max(int(round((y1 - y0) * sy)), 1), vh - gy0)
+        coverage = cv2.resize(inst.mask.astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
+        mean = np.einsum("chw,hw->c", features[:, gy0:gy0 + gh, gx0:gx0 + gw], coverage)
+        norm = float(np.linalg.norm(mean))
+        if norm > 1e-12:
+            out[k] = mean / norm
     return out
+
+
+def prototype_matches(embedding: ImageEmbedding, instances: list[Instance], prototypes: np.ndarray) -> np.ndarray:
+    """float64[N, K]: the cosine similarity of each instance's mean feature to each prototype float32[K, C]."""
+    if not instances:
+        return np.zeros((0, len(prototypes)))
+    return (instance_features(embedding, instances) @ np.asarray(prototypes, np.float32).T).astype(np.float64)
 
 
 def matched_elsewhere(matches: np.ndarray) -> np.ndarray:

@@ -97,6 +97,7 @@ class Products:
         self.max_products = max_products
         self._encoder_lock = encoder_lock or threading.Lock()
         self.pipelines: dict[str, PerSense] = {check_product_name(default_name): self._pipeline(label)}
+        self.claims = True  # False: every product keeps all it finds (to measure the claim rule's effect)
 
     # -- the products -----------------------------------------------------------------------------------
     @property
@@ -179,7 +180,8 @@ class Products:
         start = time.perf_counter()
         prototypes = np.stack([pipeline.support.prototype for pipeline in pipelines])
         matches = [prototype_matches(encoded.embedding, r.instances, prototypes) for r in results]
-        keep = resolve_claims([r.instances for r in results], matches)
+        keep = resolve_claims([r.instances for r in results], matches) if self.claims else \
+            [np.ones(len(r.instances), bool) for r in results]
         merged = merge(names, results, keep)
         merged.timings_ms["postprocess"] = merged.timings_ms.get("postprocess", 0.0) + \
             (time.perf_counter() - start) * 1000.0

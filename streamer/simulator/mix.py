@@ -55,7 +55,7 @@ PRODUCTS_MIX: tuple[Kind, ...] = (
     Kind("biscuit", "ellipse", TARGET_HSV, 0.3),
     Kind("tile", BOX, (205.0, 0.65, 0.75), 0.25),
     Kind("soap", BOX, (120.0, 0.65, 0.75), 0.25),
-    Kind("candy", "ellipse", (6.0, 0.8, 0.5), 0.2, look_alike_of="biscuit"),
+    Kind("candy", "ellipse", (16.0, 0.8, 0.5), 0.2, look_alike_of="biscuit"),
 )
 
 
@@ -195,21 +195,24 @@ class MixedConveyor:
 
     def support(self, name: str | None = None, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """An example of kind `name` (default: the first product) as an operator picks it on the running belt:
-        frame `index` and the mask of the whole object of that kind that stands clearest (furthest from the other
-        objects and the frame's edge) -> (uint8[H, W, 3], bool[H, W]). The frame shows the other kinds around it,
-        as a live frame does."""
+        frame `index` and the mask of a typical whole object of that kind standing clear -> (uint8[H, W, 3],
+        bool[H, W]). Of the kind's whole objects, the clearer half (furthest from the other objects and the frame's
+        edge), and of those the one nearest the kind's median size and colour. The frame shows the other kinds
+        around it, as a live frame does."""
         kind = self.kind(name or self.products[0])
         scene = self.frame(index)
         labels = scene.labels_of(kind.name)
         whole = np.flatnonzero(scene.whole_objects(kind.name)) + 1
         if not len(whole):
             raise ValueError(f"frame {index} shows no whole {kind.name}")
-        h, w = labels.shape
-        # Distance of every pixel to the nearest pixel of another object (any kind) or to the frame's edge.
-        occupied = scene.occupied
-        clear = []
-        for label in whole:
-            own = labels == label
-            free = cv2.distanceTransform(np.pad((~(occupied & ~own)).astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
-            clear.append(float(free[own].min()))
-        return scene.image, labels == whole[int(np.argmax(clear))]
+        masks = [labels == label for label in whole]
+        others = scene.occupied
+        # Each object's clearance: its pixels' least distance to another object's pixel or the frame's edge.
+        clearance = np.array([
+            cv2.distanceTransform(np.pad((~(others & ~own)).astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1][own].min()
+            for own in masks])
+        looks = np.array([[own.sum(), *scene.image[own].mean(axis=0)] for own in masks], np.float64)
+        spread = np.maximum(looks.std(axis=0), 1e-6)
+        unusual = np.abs((looks - np.median(looks, axis=0)) / spread).sum(axis=1)
+        unusual[clearance < np.median(clearance)] = np.inf
+        return scene.image, masks[int(np.argmin(unusual))]
