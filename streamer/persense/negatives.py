@@ -15,15 +15,21 @@ one stretch of belt: look-alikes dropped 229 of 229 (median of pixels: 212), pro
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from engines.interfaces import ImageEmbedding
 from streamer.errors import UserError
+from streamer.persense.frames import Support
+from streamer.persense.similarity import support_prototype
+from streamer.persense.support_view import bounded_support
 from streamer.persense.similarity import mask_coverage
 from streamer.types import Instance
+
+log = logging.getLogger("streamer.persense.pipeline")
 
 MAX_NEGATIVES = 16  # per product: each costs one similarity map per frame that has objects
 
@@ -112,3 +118,58 @@ def check_negative(prototype: np.ndarray, negative: np.ndarray, own_cells: np.nd
             raise UserError(f"this negative example looks more like the product than the product's own example "
                             f"does (match {other:.2f} against {own:.2f}): it would silence the product; pick an "
                             "object of another kind")
+
+
+class NegativeExamples:
+    """PerSense's negative examples (a mixin: needs its support, encode, and `negatives`, a tuple of Negative)."""
+
+    def add_negative(self, image_rgb: np.ndarray, mask: np.ndarray) -> Negative:
+        """Add an example of what the product is not (uint8[H, W, 3] RGB, bool[H, W]): objects that match it
+        better than the support's prototype are no longer counted (streamer.persense.negatives). UserError for an
+        example that would silence the product itself, or one beyond MAX_NEGATIVES; nothing changes then."""
+        if self.support is None:
+            raise UserError("no support set: a negative example says what the product is not; set the support first")
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != image_rgb.shape[:2] or not mask.any():
+            raise UserError("a negative example needs a non-empty mask of its image's size")
+        negative_id = negative_id_for(image_rgb, mask)
+        known = next((n for n in self.negatives if n.negative_id == negative_id), None)
+        if known is not None:
+            return known
+        if len(self.negatives) >= MAX_NEGATIVES:
+            raise UserError(f"this product has {MAX_NEGATIVES} negative examples, the most it takes: clear them "
+                            "first")
+        learn_image, learn_mask = bounded_support(image_rgb, mask)
+        prototype = support_prototype(self.encode(learn_image).embedding, learn_mask)
+        check_negative(self.support.prototype, prototype, self.support.object_cells)
+        negative = Negative(prototype, negative_id)
+        self.negatives = (*self.negatives, negative)
+        return negative
+
+    def clear_negatives(self) -> int:
+        """Forget every negative example -> how many there were."""
+        count, self.negatives = len(self.negatives), ()
+        return count
+
+    def _keep_negatives_apart(self, support: Support) -> None:
+        """A new support keeps the product's negatives, except those it looks like itself (they would silence it)."""
+        kept = []
+        for negative in self.negatives:
+            try:
+                check_negative(support.prototype, negative.prototype, support.object_cells)
+                kept.append(negative)
+            except UserError:
+                log.warning("negative example %s dropped: the new support looks like it", negative.negative_id)
+        self.negatives = tuple(kept)
+
+    def _without_negatives(self, embedding: ImageEmbedding, instances: list[Instance]) -> tuple[list[Instance], int]:
+        """The instances that match the support's prototype at least as well as every negative's -> (them, how
+        many were dropped)."""
+        if not self.negatives or not instances:
+            return instances, 0
+        prototypes = np.stack([self.support.prototype, *(n.prototype for n in self.negatives)])
+        dropped = matched_elsewhere(prototype_matches(embedding, instances, prototypes))
+        if not dropped.any():
+            return instances, 0
+        kept = [replace(inst, id=k) for k, inst in enumerate(i for i, d in zip(instances, dropped) if not d)]
+        return kept, int(dropped.sum())

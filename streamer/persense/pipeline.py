@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import replace
 
 import numpy as np
 
@@ -17,9 +16,7 @@ from streamer.gates import Gate, NoGate
 from streamer.persense.exemplars import feedback_exemplars, initial_exemplars, limit_prompts, size_gate
 from streamer.persense.frames import STAGES, EncodedFrame, FrameInputs, StageTimer, Support, support_id_for
 from streamer.persense.idm import idm
-from streamer.persense.negatives import (
-    MAX_NEGATIVES, Negative, check_negative, matched_elsewhere, negative_id_for, object_cells, prototype_matches,
-)
+from streamer.persense.negatives import Negative, NegativeExamples, object_cells
 from streamer.persense.postprocess import instances_from_decoder
 from streamer.persense.ppsm import ppsm
 from streamer.persense.presence import MatchCalibration, calibrate, frame_quality, instance_similarity
@@ -35,7 +32,7 @@ __all__ = ["PerSense", "Support", "EncodedFrame", "STAGES", "support_id_for"]
 log = logging.getLogger(__name__)
 
 
-class PerSense:
+class PerSense(NegativeExamples):
     """The one-shot dense instance segmentation pipeline.
 
     One frame at a time, except `encode`, which may run on another thread one frame ahead of `segment`: with the
@@ -141,58 +138,6 @@ class PerSense:
             raise UserError("the grounding gate needs the object's name: set support.label, or engines.cle for "
                             "the class-label extractor")
         return label
-
-    # -- negative examples ("not this") ----------------------------------------------------------------
-    def add_negative(self, image_rgb: np.ndarray, mask: np.ndarray) -> Negative:
-        """Add an example of what the product is not (uint8[H, W, 3] RGB, bool[H, W]): objects that match it
-        better than the support's prototype are no longer counted (streamer.persense.negatives). UserError for an
-        example that would silence the product itself, or one beyond MAX_NEGATIVES; nothing changes then."""
-        if self.support is None:
-            raise UserError("no support set: a negative example says what the product is not; set the support first")
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != image_rgb.shape[:2] or not mask.any():
-            raise UserError("a negative example needs a non-empty mask of its image's size")
-        negative_id = negative_id_for(image_rgb, mask)
-        known = next((n for n in self.negatives if n.negative_id == negative_id), None)
-        if known is not None:
-            return known
-        if len(self.negatives) >= MAX_NEGATIVES:
-            raise UserError(f"this product has {MAX_NEGATIVES} negative examples, the most it takes: clear them "
-                            "first")
-        learn_image, learn_mask = bounded_support(image_rgb, mask)
-        prototype = support_prototype(self.encode(learn_image).embedding, learn_mask)
-        check_negative(self.support.prototype, prototype, self.support.object_cells)
-        negative = Negative(prototype, negative_id)
-        self.negatives = (*self.negatives, negative)
-        return negative
-
-    def clear_negatives(self) -> int:
-        """Forget every negative example -> how many there were."""
-        count, self.negatives = len(self.negatives), ()
-        return count
-
-    def _keep_negatives_apart(self, support: Support) -> None:
-        """A new support keeps the product's negatives, except those it looks like itself (they would silence it)."""
-        kept = []
-        for negative in self.negatives:
-            try:
-                check_negative(support.prototype, negative.prototype, support.object_cells)
-                kept.append(negative)
-            except UserError:
-                log.warning("negative example %s dropped: the new support looks like it", negative.negative_id)
-        self.negatives = tuple(kept)
-
-    def _without_negatives(self, embedding: ImageEmbedding, instances: list[Instance]) -> tuple[list[Instance], int]:
-        """The instances that match the support's prototype at least as well as every negative's -> (them, how
-        many were dropped)."""
-        if not self.negatives or not instances:
-            return instances, 0
-        prototypes = np.stack([self.support.prototype, *(n.prototype for n in self.negatives)])
-        dropped = matched_elsewhere(prototype_matches(embedding, instances, prototypes))
-        if not dropped.any():
-            return instances, 0
-        kept = [replace(inst, id=k) for k, inst in enumerate(i for i, d in zip(instances, dropped) if not d)]
-        return kept, int(dropped.sum())
 
     # -- per frame ---------------------------------------------------------------------------------------
     def encode(self, image_rgb: np.ndarray) -> EncodedFrame:
