@@ -86,6 +86,7 @@ def test_configured_products_are_published_with_their_figures_truth_and_metrics(
             assert row["count"] == sum(1 for inst in header["instances"] if inst["product"] == name)
             assert isinstance(row["truth_count"], int)  # the mix's truth of the kind of that name
         assert header["count"] == len(header["instances"]) == sum(row["count"] for row in figures.values())
+        assert header["truth_count"] == sum(row["truth_count"] for row in figures.values())  # as the count: all
         status = ask(proc.control.endpoint, {"cmd": "status"})["cameras"]["mix"]
         assert [p["name"] for p in status["products"]] == ["biscuit", "tile"]
         assert len(status["products"][0]["negatives"]) == 1 and status["products"][1]["negatives"] == []

@@ -49,8 +49,8 @@ class Kind:
 # Three products and a look-alike of the first: amber biscuits (round: the outline engines), blue-teal tiles and green
 # soap bars (the simulator's rectangles: the any-shape engines), and brown candies that the biscuit's example also
 # finds. docs/products.md gives the figures; shapes that the default engines outline less well alone (L-brackets:
-# F1 0.71 in this mix, rods: 0.73-0.75 alone, depending on the example) were left out, since what is measured here
-# is the products' sharing of a camera, not one product's outline.
+# F1 0.71 in an earlier, occluded 60-object mix; rods alone: 0.73-0.75, depending on the example) were left out,
+# since what is measured here is the products' sharing of a camera, not one product's outline.
 PRODUCTS_MIX: tuple[Kind, ...] = (
     Kind("biscuit", "ellipse", TARGET_HSV, 0.3),
     Kind("tile", BOX, (205.0, 0.65, 0.75), 0.25),

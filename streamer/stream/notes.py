@@ -107,14 +107,27 @@ class NotingSink:
 
     def submit(self, frame: Frame, result: SegmentationResult, support_id: str, wait: bool = False) -> bool:
         if result.products and frame.truth_kinds is not None:
-            # Each product's truth, where its kind is known (the products mix: a product named as one of its kinds).
-            for figures in result.products.values():
-                count = self.truth.adjust(frame, figures.get("support_id", "")).truth_count
-                if count is not None:
-                    figures["truth_count"] = int(count)
-        frame = self.truth.adjust(frame, support_id)
+            frame = self._product_truth(frame, result)
+        else:
+            frame = self.truth.adjust(frame, support_id)
         result.reason = self.reasons.reason(frame.camera, result)
         return self.sink.submit(frame, result, support_id, wait=wait)
+
+    def _product_truth(self, frame: Frame, result: SegmentationResult) -> Frame:
+        """Each product's truth in its figures, where its kind is known: the kind of its support (a pick on the
+        simulator), or on the products mix a product named as one of its kinds. The frame's truth is then the
+        products' together, as the result's count is (None unless every product's is known)."""
+        counts = []
+        for name, figures in result.products.items():
+            kind = self.truth.kind(figures.get("support_id", ""))
+            if kind in (None, PRODUCT) and name in frame.truth_kinds:
+                kind = name
+            count = frame.truth_count if kind == PRODUCT else frame.truth_kinds.get(kind) if kind else None
+            if count is not None:
+                figures["truth_count"] = int(count)
+            counts.append(count)
+        total = sum(counts) if all(c is not None for c in counts) else None
+        return replace(frame, truth_count=total, truth=None)
 
     def __getattr__(self, name):
         # The tally sink's set_support and the like stay reachable through this wrapper.

@@ -50,7 +50,7 @@ class ProductOperations:
             {"name": name, "support_id": pipeline.support.support_id if pipeline.support else None,
              "label": pipeline.support.label if pipeline.support else None,
              "negatives": [n.negative_id for n in pipeline.negatives]}
-            for name, pipeline in products.pipelines.items()
+            for name, pipeline in list(products.pipelines.items())  # a snapshot: products change on another thread
         ]}
 
     def _cameras_for(self, camera: str | None) -> list[str]:
