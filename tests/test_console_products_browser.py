@@ -24,13 +24,9 @@ MIX = MixedConveyor(width=WIDTH, height=HEIGHT, n_objects=OBJECTS)
 
 
 def _whole_object_point(index: int, kind: str) -> tuple[int, int]:
-    """A point well inside the largest whole object of `kind` in frame `index`."""
-    scene = MIX.frame(index)
-    labels = scene.labels_of(kind)
-    whole = np.flatnonzero(scene.whole_objects(kind)) + 1
-    assert len(whole), f"no whole {kind} in frame {index}"
-    largest = max(whole, key=lambda label: int((labels == label).sum()))
-    return inner_point(labels == largest)
+    """A point well inside a typical whole object of `kind` standing clear in frame `index` (the one an operator
+    would pick: streamer.simulator.mix.MixedConveyor.support)."""
+    return inner_point(MIX.support(kind, index)[1])
 
 
 def _freeze_and_pick(driver, kind: str) -> None:
@@ -108,7 +104,9 @@ def test_add_a_second_product_and_a_negative_by_clicks(run, browser):  # noqa: F
     assert wait_until(lambda: _rows(browser)["product"]["negatives"] == 1
                       and _rows(browser)["product"]["dropped"] > 0, 60), _rows(browser)
     after = _over_counted(browser, "product")
-    assert sum(abs(excess) <= 1 for excess in after) >= len(after) // 2 + 1, (before, after)
+    # The over-count is gone (what stays under the truth is mostly biscuits cut by the frame's edge, which the
+    # engines do not count and the truth does: docs/products.md).
+    assert max(after) <= 1 and np.mean(before) - np.mean(after) >= 3, (before, after)
     assert "tile" in _rows(browser)
     print(f"\nfirst product's count minus its truth, a few frames apart: {before} before the negative, {after} after")
     if os.environ.get("PERSENSE_UPDATE_DOCS") == "1":
