@@ -15,8 +15,11 @@ import pytest
 
 from console_helpers import get_json, inner_point
 from streamer.simulator.mix import MixedConveyor
-from test_console_browser import ROOT, _live_shown, _text, browser, run  # noqa: F401 (fixtures)
+from test_console_browser import ROOT, _live_shown, _missing, _text, browser, run  # noqa: F401 (fixtures)
 from waiting import wait_until
+
+pytestmark = pytest.mark.skipif(bool(_missing), reason=f"no headless browser: {', '.join(_missing)} missing "
+                                "(apt-get install chromium chromium-driver; pip install selenium)")
 
 WIDTH, HEIGHT, OBJECTS, FPS = 480, 360, 45, 8
 SIM = f"sim:?scene=products&width={WIDTH}&height={HEIGHT}&objects={OBJECTS}&fps={FPS}"
