@@ -257,3 +257,20 @@ def test_segment_counts_the_configured_products_with_their_negatives(tmp_path):
     config.write_text(yaml.safe_dump({"products": [{"name": "a", "support": example["tile"]},
                                                    {"name": "a", "support": example["tile"]}]}))
     assert main(["segment", "--config", str(config), "--out", str(tmp_path / "bad"), str(tmp_path / "query.png")]) == 2
+
+
+def test_bench_products_measures_one_and_n_products_in_one_run(tmp_path, capsys):
+    import json
+
+    from streamer.cli import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--products", "2", "--frames", "2", "--warmup", "0", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["products"] == 2 and figures["names"] == ["biscuit", "tile"] and figures["frames"] == 2
+    one, both = figures["one_product_ms"]["median"], figures["n_products_ms"]["median"]
+    assert one > 0 and both > 0
+    assert figures["extra_product_share"] == pytest.approx((both - one) / one, abs=2e-3)
+    assert "each product beyond the first adds" in capsys.readouterr().out
+    assert main(["bench", "--products", "1"]) == 2
+    assert main(["bench", "--products", "2", "--source", "sim:?objects=5"]) == 2
