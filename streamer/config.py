@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from streamer.errors import UserError, first_line
-from streamer.product_config import GateConfig, GroundingGateConfig, SupportConfig  # noqa: F401 (re-exported)
+from streamer.product_config import (  # noqa: F401 (re-exported)
+    GateConfig, GroundingGateConfig, ProductConfig, SupportConfig, check_products,
+)
 from streamer.stream.config import StreamConfig
 
 
@@ -104,8 +106,16 @@ class Config(_Section):
     pipeline: PipelineConfig = PipelineConfig()
     gate: GateConfig = GateConfig()
     support: SupportConfig = SupportConfig()
+    products: Optional[list[ProductConfig]] = Field(
+        None, max_length=64, description="several products (docs/products.md): for `persense segment`, and for every "
+        "camera without a support or products of its own; the first is the default one. Instead of support")
     # The stream processor's settings (sources, publishing, control, metrics) live in their own model.
     stream: StreamConfig = Field(default_factory=StreamConfig)
+
+    @model_validator(mode="after")
+    def _products_listed_well(self):
+        check_products(self.products, self.support.image is not None, self.stream.max_products)
+        return self
 
 
 def read_yaml_mapping(path: Path, what: str) -> dict:

@@ -47,6 +47,16 @@ class GateConfig(_Section):
         return roi
 
 
+class ExampleConfig(_Section):
+    """One example object: an image and its mask, or on the simulator's products mix (sim:?scene=products) the
+    simulator's example of one of its kinds."""
+
+    image: Optional[Path] = None
+    mask: Optional[Path] = None
+    kind: Optional[str] = Field(None, max_length=64, description="the simulator's example of this kind of its "
+                                "objects (sim:?scene=products) instead of image and mask")
+
+
 class SupportConfig(_Section):
     image: Optional[Path] = None
     mask: Optional[Path] = None
@@ -55,9 +65,40 @@ class SupportConfig(_Section):
         "names every support of the run, also one replaced while running"
     )
 
+    negatives: list[ExampleConfig] = Field(
+        default_factory=list, max_length=16, description="examples of what the product is not (\"not this\"): "
+        "objects that look more like one of them than like the support are not counted (docs/products.md)")
+
     @field_validator("label")
     @classmethod
     def _label_named(cls, label):
         if label is not None and not label.strip():
             raise ValueError("support.label is empty: name the object (e.g. potato) or leave it out")
         return label
+
+
+class ProductConfig(_Section):
+    """One of several products a camera counts (`stream.sources[i].products`, docs/products.md)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                      description="names the product in results, metrics and requests: 1-64 letters, digits, _ . -")
+    support: SupportConfig = Field(default_factory=SupportConfig, description="its example (image and mask, its "
+                                   "label and negatives); without image and mask, on the simulator's products mix, "
+                                   "the simulator's example of the kind of that name")
+
+
+def check_products(products: list[ProductConfig] | None, has_support: bool, max_products: int | None = None) -> None:
+    """ValueError (one line) for a products list that names no product, names one twice, lists more than
+    `max_products`, or stands beside a support (one product, or several: not both)."""
+    if products is None:
+        return
+    names = [p.name for p in products]
+    if not names:
+        raise ValueError("products lists no product: name at least one, or leave products out")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"two products are named {twice[0]!r}: product names must differ")
+    if max_products is not None and len(names) > max_products:
+        raise ValueError(f"{len(names)} products are listed; at most stream.max_products = {max_products}")
+    if has_support:
+        raise ValueError("give either support (one product) or products (several), not both")

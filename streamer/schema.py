@@ -36,6 +36,8 @@ def result_to_dict(result: SegmentationResult, include_masks: bool = True, **ext
             item["track_id"] = int(inst.track_id)
         if inst.measurements is not None:
             item["measure"] = as_dict(inst.measurements)
+        if inst.product is not None:  # a camera that counts several products (docs/products.md)
+            item["product"] = inst.product
         if include_masks:
             item["mask"] = masks[k]
         instances.append(item)
@@ -53,6 +55,12 @@ def result_to_dict(result: SegmentationResult, include_masks: bool = True, **ext
         doc["label"] = result.label
     if result.reason:
         doc["reason"] = result.reason
+    # Only where the camera has negative examples or several products: a single product's header is as before.
+    if result.negatives:
+        doc["negatives"] = result.negatives
+        doc["suppressed_by_negative"] = result.suppressed_by_negative
+    if result.products:
+        doc["products"] = result.products
     doc.update(result.tally)
     doc.update(extra)
     return doc

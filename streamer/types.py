@@ -25,6 +25,8 @@ class Instance:
         point: (x, y) the point prompt that produced this instance.
         track_id: the persistent id of the item across frames where tracking runs (streamer.stream.tally), else None.
         measurements: float64[len(streamer.tracking.measure.FIELDS)] this instance's figures where tracking runs.
+        product: the name of the product it is one of, where a camera counts several (streamer.persense.products),
+            else None.
     """
 
     id: int
@@ -34,6 +36,7 @@ class Instance:
     point: tuple[float, float] = (float("nan"), float("nan"))
     track_id: int | None = None
     measurements: np.ndarray | None = None
+    product: str | None = None
 
     # Cached: masks are not modified after an instance is made, and dense frames ask for these per object.
     @cached_property
@@ -69,6 +72,13 @@ class SegmentationResult:
         tally: header fields the stream's tracking adds (tracks, passed_total, ...); empty without tracking.
         label: the support object's class label (the paper's CLE, or support.label), or None without one.
         reason: why the frame counts 0 when a gate decided it (e.g. the grounding detector found no box); "" else.
+        negatives: the negative examples ("not this") in force; 0 without.
+        suppressed_by_negative: the objects found but not counted because they match a negative example better
+            than the support (streamer.persense.negatives).
+        products: where a camera counts several products: product name -> its figures (count, label, support_id,
+            match_quality, density_count, negatives, suppressed_by_negative, claimed_by_other); empty otherwise.
+        product: the name of the camera's one product (streamer.persense.products), for its metrics; None with
+            several (each instance names its own) or outside a stream. Not published.
     """
 
     width: int
@@ -81,6 +91,10 @@ class SegmentationResult:
     tally: dict = field(default_factory=dict)
     label: str | None = None
     reason: str = ""
+    negatives: int = 0
+    suppressed_by_negative: int = 0
+    products: dict = field(default_factory=dict)
+    product: str | None = None
 
     @property
     def count(self) -> int:

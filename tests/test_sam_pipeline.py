@@ -207,3 +207,40 @@ def test_best_candidate_on_numpy_and_torch():
     t_lo, t_sc = best_candidate(torch.from_numpy(logits), torch.from_numpy(scores), (5, 6))
     np.testing.assert_array_equal(t_lo.numpy(), lo)
     np.testing.assert_array_equal(t_sc.numpy(), sc)
+
+
+def test_negative_examples_work_on_sam_features(tiny_dir, tmp_path):
+    """The "not this" rule is the pipeline's, over any encoder's features: with SAM's, an amber disc matches the
+    amber support's prototype and a blue one the blue negative's (exact discs, so the random tiny decoder's
+    masks do not matter); the pipeline takes the negative, refuses its own support as one, and reports it."""
+    from streamer.errors import UserError
+    from streamer.persense.negatives import instance_features, matched_elsewhere, prototype_matches
+    from streamer.types import Instance
+
+    config = load_config(_config_for(tiny_dir, tmp_path))
+    pipeline = PerSense(build_engines(config.engines), config.pipeline)
+    image, mask = _scene()
+    blue = (40, 90, 220)
+    for j in (1, 3):  # two of the top row's discs are blue: the look-alikes
+        cv2.circle(image, (32 + 62 * j, 40), 15, blue, -1)
+    pipeline.set_support(image, mask)
+    with pytest.raises(UserError, match="own example"):
+        pipeline.add_negative(image, mask)
+    negative_mask = np.zeros(mask.shape, bool)
+    cv2.circle(negative_mask.view(np.uint8), (32 + 62, 40), 15, 1, -1)
+    negative = pipeline.add_negative(image, negative_mask)
+    assert negative.prototype.shape == pipeline.support.prototype.shape  # SAM's channels
+    discs = []
+    for i in range(3):
+        for j in range(5):
+            x, y = 32 + 62 * j, 40 + 75 * i
+            disc = np.zeros((31, 31), np.uint8)
+            cv2.circle(disc, (15, 15), 15, 1, -1)
+            discs.append(Instance(len(discs), 1.0, (x - 15, y - 15, x + 16, y + 16), disc.astype(bool)))
+    embedding = pipeline.encode(image).embedding
+    assert instance_features(embedding, discs).shape == (15, negative.prototype.shape[0])
+    prototypes = np.stack([pipeline.support.prototype, negative.prototype])
+    dropped = matched_elsewhere(prototype_matches(embedding, discs, prototypes))
+    assert np.flatnonzero(dropped).tolist() == [1, 3]
+    result = pipeline.segment(image)
+    assert result.negatives == 1 and result_to_dict(result)["negatives"] == 1

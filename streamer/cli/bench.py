@@ -41,6 +41,10 @@ def register(subparsers) -> None:
     parser.add_argument("--warmup", type=int, default=3, metavar="N", help="frames run before measuring (default 3)")
     parser.add_argument("--sweep", action="store_true", help=f"simulator at {SWEEP_OBJECTS} objects x 640x480, 1280x720, 1920x1080")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures as JSON too")
+    parser.add_argument("--products", type=int, default=None, metavar="N",
+                        help="the cost of several products on one camera: the simulator's products mix segmented for "
+                        "its first product alone and for N products, in turn, in one run; prints what each product "
+                        "beyond the first adds to the one-product frame time (docs/products.md)")
     parser.add_argument("--encode-ahead", choices=("on", "off"), default=None,
                         help="encode the next frame while this one is segmented, or each in turn (default: "
                         "stream.encode_ahead from the config; unset, on where the encoder runs on a GPU)")
@@ -74,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 1 or args.warmup < 0:
         raise UserError("--frames must be >= 1 and --warmup >= 0")
     config = config_from_args(args)
+    if args.products is not None:
+        return _products(args, config)
     pipeline = build_pipeline(config)
     scene = getattr(args, "scene", None)
     if args.sweep:
@@ -106,6 +112,28 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         try:
             args.json.write_text(json.dumps(summaries if args.sweep else summaries[0], indent=2))
+        except OSError as exc:
+            raise UserError(f"cannot write {args.json}: {exc.strerror}") from None
+    return 0
+
+
+def _products(args: argparse.Namespace, config) -> int:
+    from streamer.bench_products import format_products, run_products_benchmark
+    from streamer.engine_factory import build_engines
+    from streamer.simulator.mix import MixedConveyor
+
+    if args.sweep or args.scene or args.source or args.support:
+        raise UserError("--products runs on the simulator's products mix: without --sweep, --scene, --source or "
+                        "--support")
+    engines = build_engines(config.engines)
+    summary = run_products_benchmark(engines, config.pipeline, MixedConveyor(), MixedConveyor(seed=1), args.products,
+                                     args.frames, args.warmup)
+    summary["machine"] = machine_description()
+    print(format_products(summary))
+    print(format_machine(summary["machine"]))
+    if args.json:
+        try:
+            args.json.write_text(json.dumps(summary, indent=2))
         except OSError as exc:
             raise UserError(f"cannot write {args.json}: {exc.strerror}") from None
     return 0

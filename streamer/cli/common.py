@@ -41,6 +41,34 @@ def load_support(pipeline: PerSense, image_path: Path | None, mask_path: Path | 
              f", label {support.label!r}" if support.label else "")
 
 
+def read_negatives(support) -> list:
+    """The negative examples of a SupportConfig, read from their files."""
+    from streamer.stream.product_examples import SimulatorExamples, read_example
+
+    return [read_example(n, SimulatorExamples(None), f"negative example {k}") for k, n in enumerate(support.negatives)]
+
+
+def build_products(config: Config):
+    """The configuration's products (top-level `products`), each with its support and negatives, over one engine
+    set: a streamer.persense.products.Products."""
+    from streamer.engine_factory import build_engines, build_label_extractor
+    from streamer.persense.products import Products
+    from streamer.stream.product_examples import read_products
+
+    examples = read_products(config.products)
+    products = Products(build_engines(config.engines), config.pipeline, build_gate(config.gate),
+                        labeler=build_label_extractor(config.engines.cle), label=examples[0].label,
+                        max_products=config.stream.max_products, default_name=examples[0].name)
+    products.set_support(*examples[0].support)
+    for spec in examples[1:]:
+        products.add(spec.name, *spec.support, label=spec.label)
+    for spec in examples:
+        for image, mask in spec.negatives:
+            products.product(spec.name).add_negative(image, mask)
+    log.info("products: %s", ", ".join(products.names))
+    return products
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     return load_config(args.config)
 

@@ -207,6 +207,7 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     from streamer.sources.redact import redact
     from streamer.stream.processor import StreamProcessor
     from streamer.stream.security import check_exposure
+    from streamer.stream.product_examples import camera_products
     from streamer.stream.support import camera_supports, initial_support
 
     if args.max_frames is not None and args.max_frames < 1:
@@ -221,6 +222,8 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
                     "control": stream.control.endpoint}, stream.security.curve,
                    stream.allow_insecure, warn=False)
     own_supports = camera_supports(stream.sources)
+    products = camera_products(stream.sources, config.support)
+    own_supports.update({camera: p[0].support for camera, p in products.items() if p[0].support is not None})
     if len(own_supports) == len(stream.sources) and config.support.image is None:
         support = own_supports[stream.sources[0].camera_id]  # every camera shows its own product
     else:
@@ -235,7 +238,7 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
         log.info("engines %s ready in %.1f s", engines.name, time.perf_counter() - t0)
         if stop.is_set():
             return 0
-        processor = StreamProcessor(config, engines, support, camera_supports=own_supports)
+        processor = StreamProcessor(config, engines, support, camera_supports=own_supports, camera_products=products)
         processor.start()
         for source in stream.sources:
             log.info("camera %s: %s", source.camera_id, redact(source.uri))

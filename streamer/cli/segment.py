@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from engines.outputs import check_output_dir
-from streamer.cli.common import add_config_argument, build_pipeline, config_from_args, load_support
+from streamer.cli.common import (
+    add_config_argument, build_pipeline, build_products, config_from_args, load_support, read_negatives,
+)
 from streamer.errors import UserError
 from streamer.imageio import read_image, write_image
 from streamer.render import overlay
@@ -40,8 +42,15 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
     # Each query is a photograph of its own: each is checked for objects at another scale than the support's.
     config.pipeline.scale_check_interval_s = 0.0
-    pipeline = build_pipeline(config)
-    load_support(pipeline, args.support or config.support.image, args.support_mask or config.support.mask)
+    if config.products is not None:
+        if args.support or args.support_mask:
+            raise UserError("the config lists products: their supports are its own (no --support)")
+        pipeline = build_products(config)
+    else:
+        pipeline = build_pipeline(config)
+        load_support(pipeline, args.support or config.support.image, args.support_mask or config.support.mask)
+        for image, mask in read_negatives(config.support):
+            pipeline.add_negative(image, mask)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -95,6 +95,10 @@ class LiveView:
             "truth_count": shown.frame.truth_count if shown else None,
             # Where a counting line is set (the tally's header fields): items passed so far.
             "passed_total": shown.result.tally.get("passed_total") if shown else None,
+            # Where the camera counts several products or has negative examples (docs/products.md).
+            **({"product_counts": shown.result.products} if shown and shown.result.products else {}),
+            **({"suppressed_by_negative": shown.result.suppressed_by_negative}
+               if shown and shown.result.negatives else {}),
         }
 
     def reserve(self) -> None:

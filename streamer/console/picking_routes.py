@@ -19,10 +19,12 @@ from starlette.routing import Route
 from streamer.console.common import SupportBusy, read_json
 from streamer.console.frozen import FrozenFrames
 from streamer.console.picture import product_colour
+from streamer.console.product_routes import product_routes
 from streamer.stream.messages import encode_jpeg
 from streamer.errors import UserError
 from streamer.memory import trim_memory
 from streamer.persense.pick import Pick, pick_object
+from streamer.persense.products import check_product_name
 from streamer.pick_checks import background_warning
 from streamer.stream.notes import kind_at
 from streamer.stream.support import support_from_bytes
@@ -39,16 +41,19 @@ def picking_routes(backend, options, camera_of, frozen_frames: FrozenFrames | No
     decoding = threading.Lock()
     upload_wait_s = options.upload_wait_s if options is not None else 30.0
 
-    def change_support(change) -> dict:
-        """Runs `change()` (which replaces the support) unless another change is under way."""
+    def exclusive(change):
+        """change() unless another change is under way (SupportBusy, and nothing changes)."""
         if not changing.acquire(blocking=False):
             raise SupportBusy("another support change is being applied right now; nothing was changed — try again "
                               "in a moment")
         try:
-            support = change()
+            return change()
         finally:
             changing.release()
-        return {"ok": True, "support_id": support.support_id}
+
+    def change_support(change) -> dict:
+        """Runs `change()` (which replaces the support) unless another change is under way."""
+        return {"ok": True, "support_id": exclusive(change).support_id}
 
     def decode_and_apply(image_data: bytes, mask_data: bytes, camera: str | None) -> dict:
         """Decodes an upload only in its turn: parallel uploads of large images each decoded at once held
@@ -128,6 +133,8 @@ def picking_routes(backend, options, camera_of, frozen_frames: FrozenFrames | No
         # On the simulator, which kind of its objects was picked: the results then carry that kind's truth.
         kind = kind_at(frozen.scene, found.mask)
         known = {"truth_kind": kind} if kind else {}
+        if body.get("product"):  # one of the camera's several products (docs/products.md); else the default one
+            known["product"] = check_product_name(body["product"])
         reply = await run_in_threadpool(change_support, lambda: backend.replace_support(frozen.image, found.mask,
                                                                                         camera=camera, **known))
         return JSONResponse(reply)
@@ -137,11 +144,14 @@ def picking_routes(backend, options, camera_of, frozen_frames: FrozenFrames | No
         body = await read_json(request) if request.headers.get("content-length", "0") != "0" else {}
         camera = camera_named(body.get("camera"))
 
+        product = check_product_name(body["product"]) if body.get("product") else None
+        named = {"product": product} if product else {}
+
         def go_back():
-            previous = backend.supports_of(camera).previous()
+            previous = backend.supports_of(camera, **named).previous()
             if previous is None:
                 raise UserError("nothing to undo: this is the first support")
-            return backend.replace_support(previous.image, previous.mask, undoing=True, camera=camera)
+            return backend.replace_support(previous.image, previous.mask, undoing=True, camera=camera, **named)
 
         return JSONResponse(await run_in_threadpool(change_support, go_back))
 
@@ -179,6 +189,7 @@ def picking_routes(backend, options, camera_of, frozen_frames: FrozenFrames | No
         Route("/api/support/undo", undo, methods=["POST"]),
         Route("/api/support/upload", upload, methods=["POST"]),
         Route("/api/support.jpg", support_thumbnail),
+        *(product_routes(backend, frozen_frames, exclusive, camera_named) if hasattr(backend, "add_product") else []),
     ]
 
 

@@ -29,6 +29,11 @@ def product_colour(support_id: str | None) -> tuple[int, int, int]:
     return PALETTE[int(hashlib.sha1(support_id.encode()).hexdigest(), 16) % len(PALETTE)]
 
 
+def product_colours(names: list[str]) -> dict[str, tuple[int, int, int]]:
+    """The colours of a camera's several products, one each in their order (a hash of two supports could meet)."""
+    return {name: PALETTE[k % len(PALETTE)] for k, name in enumerate(names)}
+
+
 def hex_colour(colour: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*colour)
 
@@ -40,12 +45,15 @@ def check_style(style: str) -> str:
 
 
 def draw(image_rgb: np.ndarray, result: SegmentationResult, colour: tuple[int, int, int], style: str) -> np.ndarray:
-    """uint8[H, W, 3] RGB: the frame with the result's objects outlined (or lightly filled) in `colour`."""
+    """uint8[H, W, 3] RGB: the frame with the result's objects outlined (or lightly filled) in `colour`, or where the
+    camera counts several products, each product's in its own (product_colours)."""
     out = image_rgb.copy()
     if style == "none":
         return out
-    paint = np.asarray(colour, np.float32)
+    colours = product_colours(list(result.products))
     for inst in result.instances:
+        colour = colours.get(inst.product, colour)
+        paint = np.asarray(colour, np.float32)
         x0, y0, x1, y1 = inst.bbox
         if style == "fill":
             region = out[y0:y1, x0:x1]

@@ -22,7 +22,7 @@ from streamer.console.common import STATIC
 from streamer.console.frozen import FrozenFrames
 from streamer.console.live import LiveView, ViewersFull
 from streamer.console.picking_routes import picking_routes
-from streamer.console.picture import check_style, hex_colour, product_colour
+from streamer.console.picture import check_style, hex_colour, product_colour, product_colours
 from streamer.console.states import view_state
 from streamer.errors import UserError
 from streamer.render import overlay
@@ -53,6 +53,10 @@ def console_routes(backend, options) -> list[Route]:
         cameras = {}
         for camera in backend.cameras:
             status, figures = statuses.get(camera, {}), live.figures(camera)
+            several = status.get("products", ())
+            for product, colour in zip(several, product_colours([p["name"] for p in several]).values()):
+                if len(several) > 1:
+                    product["colour"] = hex_colour(colour)  # as the live view draws it
             cameras[camera] = {**status, **figures, **view_state(status, figures, presence_level),
                                "product_colour": hex_colour(product_colour(status.get("support_id"))),
                                **(items_of(camera) if items_of else {}),

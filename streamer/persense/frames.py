@@ -34,6 +34,9 @@ class Support:
     profile: SupportProfile | None = None  # the object's radial intensity profile, for the scale check
     model: SupportModel | None = None  # what a SupportLearner encoder learnt of the object (None: the prototype)
     object_mask: np.ndarray | None = None  # bool[h, w] the support mask cropped to the object's box
+    # float32[n, C] the feature cells inside the support object, L2-normalised (streamer.persense.negatives): what a
+    # negative example must not look like; None where the prototype came from the cache (no encoder pass)
+    object_cells: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import replace
 
 import numpy as np
 
@@ -14,12 +13,12 @@ from engines.interfaces import ClassLabelExtractor, EngineSet, ImageEmbedding, P
 from streamer.config import PipelineConfig
 from streamer.errors import UserError
 from streamer.gates import Gate, NoGate
-from streamer.persense.frames import (
-    STAGES, EncodedFrame, FrameInputs, StageTimer, Support, at_frame_edge, linear_size, similar_size, support_id_for,
-)
+from streamer.persense.exemplars import feedback_exemplars, initial_exemplars, limit_prompts, size_gate
+from streamer.persense.frames import STAGES, EncodedFrame, FrameInputs, StageTimer, Support, support_id_for
 from streamer.persense.idm import idm
+from streamer.persense.negatives import Negative, NegativeExamples, object_cells
 from streamer.persense.postprocess import instances_from_decoder
-from streamer.persense.ppsm import ppsm, sample_at, top_points
+from streamer.persense.ppsm import ppsm
 from streamer.persense.presence import MatchCalibration, calibrate, frame_quality, instance_similarity
 from streamer.persense.scale_check import frame_scale, scale_mismatch, support_profile
 from streamer.persense.support_checks import size_mismatch, support_problems
@@ -32,11 +31,8 @@ __all__ = ["PerSense", "Support", "EncodedFrame", "STAGES", "support_id_for"]
 
 log = logging.getLogger(__name__)
 
-# Extra initial exemplars need at least this match quality (1: as alike as the support to itself).
-_PRIOR_QUALITY = 0.6
 
-
-class PerSense:
+class PerSense(NegativeExamples):
     """The one-shot dense instance segmentation pipeline.
 
     One frame at a time, except `encode`, which may run on another thread one frame ahead of `segment`: with the
@@ -65,6 +61,7 @@ class PerSense:
         self.labeler = labeler
         self.fixed_label = label.strip() if label else None
         self.support: Support | None = None
+        self.negatives: tuple[Negative, ...] = ()  # "not this" examples of the product (add_negative)
         self._size_warned = False
         self._scale_checked: tuple[float, tuple[int, int]] | None = None  # (monotonic s, frame size) of the last check
         self._encoder_lock = encoder_lock or threading.Lock()
@@ -102,11 +99,13 @@ class PerSense:
         if isinstance(self.engines.encoder, SupportLearner):
             with self._encoder_lock:
                 model = self.engines.encoder.learn_support(learn_image, learn_mask)
+        cells = None
         if prototype is None or calibration is None:
             embedding = self.encode(learn_image).embedding
             prototype = support_prototype(embedding, learn_mask)
             grid = model.similarity(embedding) if model is not None else similarity_grid(embedding, prototype)
             calibration = calibrate(grid, learn_mask)
+            cells = object_cells(embedding, learn_mask)
         ys, xs = np.nonzero(mask)
         size = (float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
         support_id = support_id_for(image_rgb, mask, self.engines.name)
@@ -114,11 +113,12 @@ class PerSense:
             prototype.astype(np.float32), size, support_id, calibration, image_hw=tuple(image_rgb.shape[:2]),
             object_radius=float(np.sqrt(mask.sum() / np.pi)), warnings=warnings, label=label,
             profile=support_profile(image_rgb, mask), model=model,
-            object_mask=mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].copy(),
+            object_mask=mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].copy(), object_cells=cells,
         )
         if label is not None and hasattr(self.gate, "set_label"):
             self.gate.set_label(label)
         self.support = support
+        self._keep_negatives_apart(support)
         self._size_warned = False
         self._scale_checked = None
         return self.support
@@ -180,7 +180,8 @@ class PerSense:
             if cfg.target_guidance else scale_only
 
         with timer.stage("decode"):
-            exemplars = self._initial_exemplar(embedding, similarity, gate_boxes, guidance)
+            exemplars = initial_exemplars(self.engines.decoder, embedding, similarity, gate_boxes, guidance, support,
+                                          cfg)
 
         frame = FrameInputs(image_rgb, embedding, similarity, gate_boxes, guidance, scale_only, timer)
         instances, points, count, quality = self._passes(frame, exemplars)
@@ -195,6 +196,8 @@ class PerSense:
             log.debug("exemplars together found nothing; alone, the best found %d", len(instances))
 
         instances = self._presence(instances, quality)
+        with timer.stage("postprocess"):
+            instances, suppressed = self._without_negatives(embedding, instances)
         if self._scale_check_due((h, w)):
             self._check_scale(image_rgb, found=bool(instances))
         # Algorithm 2 keeps only points inside a grounded box: with none, the frame counts 0, and says why.
@@ -202,6 +205,7 @@ class PerSense:
         return SegmentationResult(
             width=w, height=h, instances=instances, density_count=count, points=points, timings_ms=timer.ms,
             match_quality=quality, label=self.support.label, reason=reason,
+            negatives=len(self.negatives), suppressed_by_negative=suppressed,
         )
 
     # -- steps ---------------------------------------------------------------------------------------------
@@ -234,7 +238,7 @@ class PerSense:
                     dmg.density, threshold=cfg.idm_threshold, keep_composite_centroid=cfg.idm_keep_composite_centroid
                 )
                 pass_points = ppsm(candidates, similarity, float(dmg.count), gate_boxes, k=cfg.ppsm_k)
-                pass_points = self._limit_prompts(pass_points, similarity)
+                pass_points = limit_prompts(pass_points, similarity, cfg.max_prompts)
             pass_instances: list[Instance] = []
             pass_quality = 0.0
             if len(pass_points):
@@ -247,7 +251,7 @@ class PerSense:
                     pass_instances = instances_from_decoder(
                         output, pass_points, (h, w), cfg.duplicate_iou, cfg.min_score, cfg.min_mask_area
                     )
-                    pass_instances = self._size_gate(pass_instances, exemplars)
+                    pass_instances = size_gate(pass_instances, exemplars, cfg.mask_size_tolerance)
                     pass_quality = self._match_quality(pass_instances, similarity)
             # A feedback pass replaces the answer when it finds at least as many objects, matching the support
             # about as well: exemplars fed back from atypical masks (a few of the largest or smallest objects,
@@ -267,52 +271,9 @@ class PerSense:
                 # No mask to feed back: another pass would only re-decode the same prompts unguided.
                 break
             if iteration < cfg.feedback_iterations:
-                exemplars = self._feedback_exemplars(pass_instances, exemplars)
+                exemplars = feedback_exemplars(pass_instances, exemplars, cfg.feedback_exemplars)
 
         return instances, points, count, quality
-
-    def _initial_exemplar(
-        self,
-        embedding: ImageEmbedding,
-        similarity: np.ndarray,
-        gate_boxes: np.ndarray | None,
-        guidance: PromptGuidance | None,
-    ) -> np.ndarray:
-        """Eq. 1: the positive location prior (in the most confident gate box), decoded; its mask's box.
-
-        With `initial_exemplars` > 1, the next most support-like places (two support objects apart) are
-        decoded with it, in the same call: one atypical object at P_max then cannot mislead the DMG alone."""
-        if gate_boxes is not None and len(gate_boxes) == 0:
-            return np.zeros((0, 4), np.float32)
-        best_box = None if gate_boxes is None else gate_boxes[0]
-        separation = 2.0 * max(self.support.object_size)
-        priors = top_points(similarity, self.config.initial_exemplars, separation, best_box)
-        if len(priors) > 1:
-            # The next most similar places may be other kinds of object where the product is rare in the
-            # frame: only those that match the support about as well as its own object join P_max.
-            quality = self.support.calibration.quality(sample_at(similarity, priors))
-            priors = priors[np.concatenate([[True], quality[1:] >= _PRIOR_QUALITY])]
-        h, w = similarity.shape
-        output = self.engines.decoder.decode_points(embedding, priors, guidance)
-        found = {inst.point: inst for inst in instances_from_decoder(output, priors, (h, w), min_area=1)}
-        bw, bh = self.support.object_size
-
-        def exemplar_box(x: float, y: float) -> tuple[float, float, float, float]:
-            inst = found.get((x, y))
-            if inst is not None and similar_size(inst.bbox, (bw, bh), self.config.exemplar_size_tolerance):
-                return inst.bbox
-            # No mask at the prior, or one of another scale than the support's object (a mask that leaked
-            # into the background, or collapsed to a speck): the camera sees the product at about the
-            # support's scale, so a support-sized box there is a better exemplar than none.
-            log.debug("initial exemplar: no mask of the support's scale at %s, using a support-sized box", (x, y))
-            return (max(x - bw / 2, 0), max(y - bh / 2, 0), min(x + bw / 2, w), min(y + bh / 2, h))
-
-        # An object cut by the frame's edge is of another size and shape than the product: its mask, or a box
-        # guessed there, misleads the DMG (whole frames of the simulator counted 0 from priors at x = 0 or
-        # x = 638). The other priors serve; where all lie at the edge, the best of them.
-        inside = [(x, y) for x, y in priors.tolist() if not at_frame_edge((x, y), (w, h), bw, bh)]
-        boxes = [exemplar_box(x, y) for x, y in (inside or priors[:1].tolist())]
-        return np.asarray(boxes, np.float32)
 
     def _scale_check_due(self, frame_hw: tuple[int, int]) -> bool:
         """The first frame after a support, one of another size, and then every `scale_check_interval_s`
@@ -333,20 +294,6 @@ class PerSense:
         if warning:
             log.warning("%s", warning)
 
-    def _size_gate(self, instances: list[Instance], exemplars: np.ndarray) -> list[Instance]:
-        """The instances whose box is at most `mask_size_tolerance` times the exemplars' linear size: a
-        mask many times an exemplar's size leaked into the background or merged a clump, and is no object."""
-        if not instances or len(exemplars) == 0:
-            return instances
-        sides = np.maximum(exemplars[:, 2:] - exemplars[:, :2], 1.0)
-        limit = float(np.median(np.sqrt(sides[:, 0] * sides[:, 1]))) * self.config.mask_size_tolerance
-        kept = [inst for inst in instances if linear_size(inst.bbox) <= limit]
-        if len(kept) < len(instances):
-            log.debug("size gate: %d of %d masks larger than %.0f px dropped", len(instances) - len(kept),
-                      len(instances), limit)
-            kept = [replace(inst, id=k) for k, inst in enumerate(kept)]
-        return kept
-
     def _match_quality(self, instances: list[Instance], similarity: np.ndarray) -> float:
         """The frame's match quality for these instances (see streamer.persense.presence); 0 with none."""
         if not instances:
@@ -360,26 +307,3 @@ class PerSense:
             log.debug("presence: match quality %.2f below %.2f: no object of the support's kind", quality, threshold)
             return []
         return instances
-
-    def _feedback_exemplars(self, instances: list[Instance], previous: np.ndarray) -> np.ndarray:
-        """Algorithm 1, line 14: the top-m masks by decoder score become the DMG's exemplars.
-
-        Only masks of about the pass's typical size compete: the DMG takes the object scale from its
-        exemplars, and a decoder's most confident masks can be its smallest (a clean part of an object) or
-        largest (two touching objects)."""
-        if not instances:
-            return previous
-        sizes = np.array([linear_size(inst.bbox) for inst in instances])
-        typical = float(np.median(sizes))
-        pool = [inst for inst, size in zip(instances, sizes) if typical / 1.1 <= size <= typical * 1.1]
-        if len(pool) < self.config.feedback_exemplars:
-            pool = instances
-        top = sorted(pool, key=lambda inst: inst.score, reverse=True)[: self.config.feedback_exemplars]
-        return np.asarray([inst.bbox for inst in top], np.float32)
-
-    def _limit_prompts(self, points: np.ndarray, similarity: np.ndarray) -> np.ndarray:
-        if len(points) <= self.config.max_prompts:
-            return points
-        order = np.argsort(-sample_at(similarity, points), kind="stable")[: self.config.max_prompts]
-        log.warning("%d point prompts exceed max_prompts=%d; keeping the most similar", len(points), len(order))
-        return points[np.sort(order)]

@@ -196,6 +196,9 @@ class _World:
                 cx = (cx + offset) % self.period_x - (self.period_x - w) / 2
             paste(image, owner, sprite, cx, cy, i + 1)
         image = self.noise.add(image, noise_index)
+        return self._scene(image, owner)
+
+    def _scene(self, image: np.ndarray, owner: np.ndarray):
         return Scene(image, owner, self.kinds)
 
 
@@ -226,11 +229,16 @@ def render_support(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A support image with one target object near the centre on the same belt -> (uint8[H, W, 3], bool[H, W])."""
     rng = np.random.default_rng(seed + 7919)
-    sprite = product_sprite(rng, object_radius, shape)
+    return example_on_belt(rng, product_sprite(rng, object_radius, shape), width, height)
+
+
+def example_on_belt(rng: np.random.Generator, sprite, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """`sprite` (a streamer.simulator.sprites.Sprite) alone at the centre of a fresh belt, with sensor noise ->
+    (uint8[H, W, 3] RGB, bool[H, W] its mask)."""
     image = belt(rng, width, height)
     sh, sw = sprite.mask.shape
     if sh > height or sw > width:
-        raise ValueError(f"a {object_radius:.0f}px object does not fit a {width}x{height} support image")
+        raise ValueError(f"a {sw}x{sh} px object does not fit a {width}x{height} support image")
     x0, y0 = (width - sw) // 2, (height - sh) // 2
     mask = np.zeros((height, width), bool)
     mask[y0 : y0 + sh, x0 : x0 + sw] = sprite.mask

@@ -16,7 +16,7 @@ from typing import Literal, get_args
 import cv2
 import numpy as np
 
-from streamer.simulator.sprites import Sprite, product_rgb, target_sprite
+from streamer.simulator.sprites import TARGET_HSV, Sprite, product_rgb, target_sprite
 
 ProductShape = Literal["ellipse", "rod", "bracket", "tee", "star", "washer", "mixed"]
 PRODUCT_SHAPES: tuple[str, ...] = get_args(ProductShape)
@@ -27,12 +27,15 @@ ROD_ASPECT = (2.5, 6.0)
 # Sub-pixel precision of polygon fills (cv2's `shift`): vertices at 1/16 px.
 _SHIFT = 4
 
-SceneName = Literal["default", "shapes"]
+SceneName = Literal["default", "shapes", "products"]
 # Named scenes: simulator options a scene stands for (options given beside it win). "shapes": elongated and
-# angular products (rods, L-brackets, tees, stars) with the blue-teal rectangles as the other kind.
+# angular products (rods, L-brackets, tees, stars) with the blue-teal rectangles as the other kind. "products": several
+# products and a look-alike (streamer.simulator.mix).
 SCENES: dict[str, dict[str, object]] = {
     "default": {},
     "shapes": {"shape": "mixed", "objects": 50, "distractors": 8},
+    # Three products and a look-alike of one of them (streamer.simulator.mix.PRODUCTS_MIX), with truth per kind.
+    "products": {"mix": True, "objects": 80},
 }
 
 
@@ -43,13 +46,14 @@ def check_shape(shape: str) -> str:
     return shape
 
 
-def product_sprite(rng: np.random.Generator, radius: float, shape: str) -> Sprite:
-    """One product of `shape` with about the area of a disk of `radius` pixels.
+def product_sprite(rng: np.random.Generator, radius: float, shape: str,
+                   hsv: tuple[float, float, float] = TARGET_HSV) -> Sprite:
+    """One product of `shape` with about the area of a disk of `radius` pixels, of colour `hsv` (default amber).
 
     "ellipse" is the default target sprite itself (same random draws, so default scenes are unchanged)."""
     check_shape(shape)
     if shape == "ellipse":
-        return target_sprite(rng, radius)
+        return target_sprite(rng, radius, hsv)
     if shape == "mixed":
         shape = MIXED_SHAPES[int(rng.integers(len(MIXED_SHAPES)))]
     area = math.pi * radius * radius * rng.uniform(0.85, 1.1)
@@ -60,7 +64,7 @@ def product_sprite(rng: np.random.Generator, radius: float, shape: str) -> Sprit
         mask = _washer_mask(rng, area)
     else:
         mask = _polygon_mask(_polygon(rng, shape, area), theta)
-    return _shaded(rng, mask, radius)
+    return _shaded(rng, mask, radius, hsv)
 
 
 def _grid(half: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +135,8 @@ def _polygon_mask(vertices: np.ndarray, theta: float) -> np.ndarray:
     return mask.astype(bool)
 
 
-def _shaded(rng: np.random.Generator, mask: np.ndarray, radius: float) -> Sprite:
+def _shaded(rng: np.random.Generator, mask: np.ndarray, radius: float,
+            hsv: tuple[float, float, float] = TARGET_HSV) -> Sprite:
     """A sprite of bool[s, s] `mask` in the target colours: rounded like the ellipses (darker rim), lit from the upper
     left, speckled. Pixels outside the mask are never drawn, so the mask is the exact truth."""
     inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
@@ -142,7 +147,7 @@ def _shaded(rng: np.random.Generator, mask: np.ndarray, radius: float) -> Sprite
     gy, gx = np.gradient(cv2.GaussianBlur(depth.astype(np.float32), (0, 0), 1.0))
     lit = np.clip((gx + gy) / math.sqrt(2.0) * float(inside.max()) * 0.5, -1.0, 1.0)
     highlight = 0.18 * np.exp(-((1.0 - depth) / 0.35) ** 2) + 0.08 * lit
-    rgb = product_rgb(rng, shade, highlight, radius)
+    rgb = product_rgb(rng, shade, highlight, radius, hsv)
     rgb = np.where(mask[..., None], rgb, 0.0)
     half = mask.shape[0] // 2
     return Sprite(rgb.clip(0, 255).astype(np.uint8), mask, float(half), float(half))

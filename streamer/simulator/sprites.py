@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 # Colour families (HSV with hue in degrees, s and v in [0, 1]).
-_TARGET_HSV = (28.0, 0.78, 0.88)
-_DISTRACTOR_HSV = (205.0, 0.65, 0.75)
+TARGET_HSV = (28.0, 0.78, 0.88)
+DISTRACTOR_HSV = (205.0, 0.65, 0.75)
 _BELT_GREY = 68.0
 
 
@@ -73,21 +73,22 @@ def hsv_to_rgb(h_deg: float, s: float, v: float) -> np.ndarray:
     return cv2.cvtColor(pixel, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
 
 
-def product_rgb(rng: np.random.Generator, shade: np.ndarray, highlight: np.ndarray, radius: float) -> np.ndarray:
-    """A product's surface, float64[h, w, 3] RGB (not clipped): its amber colour, varied a little per item (three
-    draws of `rng`), times the shading, plus the highlight and a speckle of the item's scale (`radius`)."""
+def product_rgb(rng: np.random.Generator, shade: np.ndarray, highlight: np.ndarray, radius: float,
+                hsv: tuple[float, float, float] = TARGET_HSV) -> np.ndarray:
+    """A product's surface, float64[h, w, 3] RGB (not clipped): its colour (`hsv`, default amber), varied a little per
+    item (three draws of `rng`), times the shading, plus the highlight and a speckle of the item's scale (`radius`)."""
     base = hsv_to_rgb(
-        _TARGET_HSV[0] + rng.uniform(-5, 5),
-        _TARGET_HSV[1] + rng.uniform(-0.08, 0.08),
-        _TARGET_HSV[2] + rng.uniform(-0.08, 0.06),
+        hsv[0] + rng.uniform(-5, 5),
+        hsv[1] + rng.uniform(-0.08, 0.08),
+        hsv[2] + rng.uniform(-0.08, 0.06),
     )
     speckle = cv2.GaussianBlur(rng.normal(0, 1, shade.shape).astype(np.float32), (0, 0), max(radius / 12, 0.6))
     speckle *= 9.0 / max(float(speckle.std()), 1e-6)
     return base[None, None, :] * shade[..., None] + 255.0 * highlight[..., None] + speckle[..., None]
 
 
-def target_sprite(rng: np.random.Generator, radius: float) -> Sprite:
-    """A shaded, speckled ellipse of the target colour family; its rim is darker (rounded product)."""
+def target_sprite(rng: np.random.Generator, radius: float, hsv: tuple[float, float, float] = TARGET_HSV) -> Sprite:
+    """A shaded, speckled ellipse of the target colour family (or `hsv`); its rim is darker (rounded product)."""
     a = radius * rng.uniform(1.0, 1.18)
     b = radius * rng.uniform(0.85, 1.0)
     theta = rng.uniform(0, math.pi)
@@ -101,12 +102,12 @@ def target_sprite(rng: np.random.Generator, radius: float) -> Sprite:
     shade = 0.5 + 0.5 * np.sqrt(np.clip(1.0 - rho2, 0.0, 1.0))
     hx, hy = -0.35 * a, -0.35 * b
     highlight = 0.25 * np.exp(-((xs - hx) ** 2 + (ys - hy) ** 2) / (2 * (0.3 * radius) ** 2))
-    rgb = product_rgb(rng, shade, highlight, radius)
+    rgb = product_rgb(rng, shade, highlight, radius, hsv)
     return Sprite(rgb.clip(0, 255).astype(np.uint8), mask, float(half), float(half))
 
 
-def distractor_sprite(rng: np.random.Generator, radius: float) -> Sprite:
-    """A blue-teal rotated rectangle with the area of a target disk and a flat bevelled shading."""
+def distractor_sprite(rng: np.random.Generator, radius: float, hue: float = DISTRACTOR_HSV[0]) -> Sprite:
+    """A blue-teal (or `hue`) rotated rectangle with the area of a target disk and a flat bevelled shading."""
     aspect = rng.uniform(1.6, 2.2)
     area = math.pi * radius * radius * rng.uniform(0.85, 1.1)
     w = math.sqrt(area * aspect)
@@ -120,7 +121,7 @@ def distractor_sprite(rng: np.random.Generator, radius: float) -> Sprite:
     mask = (u <= 1.0) & (v <= 1.0)
     edge = np.clip(1.0 - np.maximum(u, v), 0, 1)
     shade = 0.7 + 0.3 * np.clip(edge * 4, 0, 1)
-    base = hsv_to_rgb(_DISTRACTOR_HSV[0] + rng.uniform(-6, 6), _DISTRACTOR_HSV[1], _DISTRACTOR_HSV[2])
+    base = hsv_to_rgb(hue + rng.uniform(-6, 6), DISTRACTOR_HSV[1], DISTRACTOR_HSV[2])
     noise = rng.normal(0, 4.0, xs.shape).astype(np.float32)
     rgb = base[None, None, :] * shade[..., None] + noise[..., None]
     return Sprite(rgb.clip(0, 255).astype(np.uint8), mask, float(half), float(half))

@@ -29,6 +29,8 @@ class SimulatorSource:
         out_of_spec: the flow simulator's fraction of items too small or too large (streamer.simulator.flow).
         shape: the products' shape (streamer.simulator.shapes.PRODUCT_SHAPES: ellipse, rod, bracket, tee, star,
             washer, or mixed); the default ellipse is the original simulator.
+        mix: several products and a look-alike (streamer.simulator.mix.PRODUCTS_MIX) instead: Frame.truth_kinds
+            counts each kind by name, truth_count the first product's.
     """
 
     live = True
@@ -36,17 +38,22 @@ class SimulatorSource:
     def __init__(self, camera_id: str, *, width: int = 640, height: int = 480, objects: int = 60,
                  distractors: int = 8, speed: float = 4.0, seed: int = 0, fps: float = 30.0,
                  frames: int | None = None, flow: bool = False, px_per_mm: float = 1.0, shape: str = "ellipse",
-                 out_of_spec: float = 0.0):
+                 out_of_spec: float = 0.0, mix: bool = False):
         self.camera_id = camera_id
         self.frame_size = (width, height)  # known before the first frame (reject stations are checked against it)
         self.fps = fps
         self.frames = frames
-        if flow:
+        if mix:
+            from streamer.simulator.mix import MixedConveyor
+
+            self.simulator = MixedConveyor(width=width, height=height, n_objects=objects, speed_px=speed, seed=seed)
+        elif flow:
             self.simulator = FlowSimulator(width, height, objects, distractors, speed, seed, px_per_mm, shape=shape,
                                            out_of_spec=out_of_spec)
         else:
             self.simulator = ConveyorSimulator(width, height, objects, distractors, speed, seed, shape=shape)
         self.flow = flow
+        self.mix = mix
         self._pacer = Pacer(fps)
         self._index = 0
         self._open = False
@@ -59,6 +66,17 @@ class SimulatorSource:
     def support(self) -> tuple[np.ndarray, np.ndarray]:
         """-> (uint8[h, w, 3] RGB support image, bool[h, w] mask of one target object)."""
         return self.simulator.support()
+
+    def example(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """The products mix's example of `kind` (uint8[h, w, 3] RGB, bool[h, w]); UserError where there is none."""
+        from streamer.errors import UserError
+
+        if not hasattr(self.simulator, "kinds"):
+            raise UserError(f"sim: examples of a kind ({kind!r}) come from the products mix (sim:?scene=products)")
+        try:
+            return self.simulator.support(kind)
+        except ValueError as exc:
+            raise UserError(f"sim: {exc}") from None
 
     def open(self) -> None:
         self._open = True
@@ -94,10 +112,15 @@ class SimulatorSource:
         scene, truth = (self.simulator.frame(self._index) if self.flow
                         else (self.simulator.frame(self._index), None))
         stamp = self._start_wall + self._index * self.frame_period if clocked else time.time()
-        frame = Frame(image=scene.image, index=self._index, capture_ts=stamp, camera=self.camera_id,
-                      truth_count=int(scene.count), truth=truth,
-                      truth_kinds={"product": int(scene.count), "distractor": int(scene.distractor_count)},
-                      truth_scene=scene)
+        if self.mix:
+            counts = scene.counts
+            frame = Frame(image=scene.image, index=self._index, capture_ts=stamp, camera=self.camera_id,
+                          truth_count=counts[self.simulator.products[0]], truth_kinds=dict(counts), truth_scene=scene)
+        else:
+            frame = Frame(image=scene.image, index=self._index, capture_ts=stamp, camera=self.camera_id,
+                          truth_count=int(scene.count), truth=truth,
+                          truth_kinds={"product": int(scene.count), "distractor": int(scene.distractor_count)},
+                          truth_scene=scene)
         self._index += 1
         return frame
 

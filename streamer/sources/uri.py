@@ -34,7 +34,7 @@ _OPTIONS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "gige": {"pixel_format": str, "width": int, "height": int, "fps": float, "n_buffers": int,
              "packet_size": int},
     "sim": {"width": int, "height": int, "objects": int, "distractors": int, "speed": float, "seed": int,
-            "fps": float, "frames": int, "flow": bool, "px_per_mm": float, "shape": str, "scene": str,
+            "fps": float, "frames": int, "flow": bool, "px_per_mm": float, "shape": str, "scene": str, "mix": bool,
             "out_of_spec": float},
     "archive": {"camera": str, "realtime": bool},
 }
@@ -199,6 +199,9 @@ def _check_sim(opts: dict[str, Any]) -> None:
         raise UserError(f"sim: a flowing belt needs speed above 0, got {opts['speed']}")
     if "frames" in opts and opts["frames"] < 1:
         raise UserError(f"sim: frames must be at least 1, got {opts['frames']}")
+    if opts.get("mix") and (opts.get("flow") or "shape" in opts):
+        raise UserError("sim: the products mix (scene=products) has shapes of its own and a looping belt: without "
+                        "shape or flow")
     if "shape" in opts and opts["shape"] not in PRODUCT_SHAPES:
         raise UserError(f"sim: unknown shape {opts['shape']!r}; choose one of {', '.join(PRODUCT_SHAPES)}")
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from streamer.archive.config import ArchiveConfig
 from streamer.imageio import DEFAULT_MAX_PIXELS
 from streamer.outputs.config import CameraOutputs, OutputsConfig, modbus_layout
-from streamer.product_config import GateConfig, SupportConfig
+from streamer.product_config import GateConfig, ProductConfig, SupportConfig, check_products
 from streamer.simulator.shapes import ProductShape, SceneName
 from streamer.stream.endpoints import check_endpoint
 from streamer.stream.tally_config import TallyConfig
@@ -55,6 +55,9 @@ class SourceConfig(_Section):
     support: Optional[SupportConfig] = Field(
         None, description="this camera's own product (support image and mask); null: the configuration's support"
     )
+    products: Optional[list[ProductConfig]] = Field(
+        None, max_length=64, description="several products on this camera, each with its name and support (the first "
+        "is the default one); null: one product (`support`, or the configuration's). At most stream.max_products")
     gate: Optional[GateConfig] = Field(None, description="this camera's own gate or region of interest; null: the "
                                        "configuration's gate")
     outputs: CameraOutputs = Field(default_factory=CameraOutputs, description="this camera's part in the plant's "
@@ -73,6 +76,11 @@ class SourceConfig(_Section):
         except ValidationError as exc:
             first = exc.errors()[0]
             raise ValueError(f"sim option {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _products_named_once(self):
+        check_products(self.products, self.support is not None)
         return self
 
     @field_validator("camera_id")
@@ -243,6 +251,9 @@ class StreamConfig(_Section):
     )
     cache_dir: Optional[Path] = Field(None, description="support prototype cache; default ~/.cache/persense")
     max_frames: Optional[int] = Field(None, ge=1, le=10**12, description="stop after this many published results")
+    max_products: int = Field(8, ge=1, le=64, description="products one camera may count (sources[i].products, and "
+                              "those added while running); each costs about a frame's work beyond the encoder "
+                              "(docs/products.md)")
     encode_ahead: Optional[bool] = Field(
         None,
         description="encode the next frame on its own thread while the current one is segmented, so that a frame "
@@ -259,6 +270,11 @@ class StreamConfig(_Section):
         ids = [s.camera_id for s in self.sources]
         if len(set(ids)) != len(ids):
             raise ValueError(f"camera ids must be unique, got {ids}")
+        for source in self.sources:
+            try:
+                check_products(source.products, False, self.max_products)
+            except ValueError as exc:
+                raise ValueError(f"camera {source.camera_id}: {exc}") from None
         if self.outputs.modbus.enabled:
             modbus_layout([(s.camera_id, s.outputs) for s in self.sources], self.outputs.modbus)
         return self

@@ -6,6 +6,7 @@ Labels stay bounded: `camera` comes from the configured sources, `stage` and `ou
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -177,6 +178,10 @@ class StreamMetrics:
             "persense_output_down_seconds_total",
             "seconds an output was without its peer since start (the MQTT client without its broker), counted when "
             "the peer comes back or the output stops", ["output"], registry=r)
+        self._products: set[tuple[str, str]] = set()  # (camera, product) with series (product_series)
+        self._products_lock = threading.Lock()
+        self.product_objects: Gauge | None = None  # made by the first product_series
+        self.suppressed_by_negative: Counter | None = None
         for outcome in CONTROL_OUTCOMES:
             self.control_requests.labels(outcome)
         for socket in ("control", "publish"):
@@ -202,6 +207,51 @@ class StreamMetrics:
         self.output_down_seconds.labels(output)
         for reason in OUTPUT_DROPS:
             self.output_dropped.labels(output, reason)
+
+    def product_series(self, camera: str, product: str) -> None:
+        """A product's series from the start (zeros rather than gaps). The families themselves are made with the
+        first: a processor whose cameras count one product each, without negative examples, exposes exactly what
+        it did before products (docs/products.md)."""
+        with self._products_lock:
+            if self.product_objects is None:
+                # `product` values are a camera's products' names (at most stream.max_products at once; a removed
+                # product's series go with it): a bounded label.
+                self.product_objects = Gauge(
+                    "persense_product_objects", "instances of each product in the camera's last result, where the "
+                    "camera counts several products", ["camera", "product"], registry=self.registry,
+                )
+                self.suppressed_by_negative = Counter(
+                    "persense_suppressed_by_negative_total", "objects found but not counted for the product because "
+                    "they look more like one of its negative examples", ["camera", "product"], registry=self.registry,
+                )
+            self._products.add((camera, product))
+        self.product_objects.labels(camera, product)
+        self.suppressed_by_negative.labels(camera, product)
+
+    def forget_product(self, camera: str, product: str) -> None:
+        """A removed product's series go with it (the label stays bounded however often products change); results
+        of it still on their way to the publisher do not bring them back."""
+        self._products.discard((camera, product))
+        if self.product_objects is None:
+            return
+        for metric in (self.product_objects, self.suppressed_by_negative):
+            try:
+                metric.remove(camera, product)
+            except KeyError:
+                pass
+
+    def observe_products(self, camera: str, result) -> None:
+        """A published result's per-product figures (streamer.types.SegmentationResult.products), where it has them,
+        and the objects its negative examples removed."""
+        for name, figures in result.products.items():
+            if (camera, name) not in self._products:
+                continue
+            self.product_objects.labels(camera, name).set(figures["count"])
+            if figures["suppressed_by_negative"]:
+                self.suppressed_by_negative.labels(camera, name).inc(figures["suppressed_by_negative"])
+        name = result.product or "product"
+        if not result.products and result.suppressed_by_negative and (camera, name) in self._products:
+            self.suppressed_by_negative.labels(camera, name).inc(result.suppressed_by_negative)
 
     def watch_sources(self, snapshots: Callable[[], Iterable[SourceSnapshot]]) -> None:
         self.registry.register(_SourceCollector(snapshots))

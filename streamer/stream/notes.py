@@ -34,6 +34,8 @@ FAR_BELOW_MEDIAN = "far_below_median"
 def kind_at(scene, mask: np.ndarray) -> str | None:
     """Which kind of the simulator's objects a picked mask lies on (most of its pixels), or None (the belt, or no
     scene to ask)."""
+    if hasattr(scene, "kind_at"):  # the products mix (streamer.simulator.mix): its kinds by name
+        return scene.kind_at(mask)
     mask = np.asarray(mask, bool)
     pixels = int(np.count_nonzero(mask))
     if scene is None or pixels == 0 or mask.shape != scene.image.shape[:2]:
@@ -104,9 +106,28 @@ class NotingSink:
         self.sink, self.truth, self.reasons = sink, truth, reasons
 
     def submit(self, frame: Frame, result: SegmentationResult, support_id: str, wait: bool = False) -> bool:
-        frame = self.truth.adjust(frame, support_id)
+        if result.products and frame.truth_kinds is not None:
+            frame = self._product_truth(frame, result)
+        else:
+            frame = self.truth.adjust(frame, support_id)
         result.reason = self.reasons.reason(frame.camera, result)
         return self.sink.submit(frame, result, support_id, wait=wait)
+
+    def _product_truth(self, frame: Frame, result: SegmentationResult) -> Frame:
+        """Each product's truth in its figures, where its kind is known: the kind of its support (a pick on the
+        simulator), or on the products mix a product named as one of its kinds. The frame's truth is then the
+        products' together, as the result's count is (None unless every product's is known)."""
+        counts = []
+        for name, figures in result.products.items():
+            kind = self.truth.kind(figures.get("support_id", ""))
+            if kind in (None, PRODUCT) and name in frame.truth_kinds:
+                kind = name
+            count = frame.truth_count if kind == PRODUCT else frame.truth_kinds.get(kind) if kind else None
+            if count is not None:
+                figures["truth_count"] = int(count)
+            counts.append(count)
+        total = sum(counts) if all(c is not None for c in counts) else None
+        return replace(frame, truth_count=total, truth=None)
 
     def __getattr__(self, name):
         # The tally sink's set_support and the like stay reachable through this wrapper.

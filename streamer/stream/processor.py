@@ -50,6 +50,8 @@ class StreamProcessor(ProcessorOperations):
         support: (uint8[H, W, 3] RGB image, bool[H, W] mask), the one-shot support set of every camera without
             one of its own.
         camera_supports: camera id -> its own (image, mask): a product per camera (streamer.stream.products).
+        camera_products: camera id -> its configured products (streamer.stream.product_examples): several products on
+            one camera, or one with negative examples; the first is the camera's default product.
         publish_socket_options: the publisher's socket options instead of the CURVE server's (a fleet's worker,
             whose publisher connects to the forwarder as a CURVE client).
         source_factory: (SourceConfig) -> a zero-argument callable opening a FrameSource; default open_source.
@@ -65,6 +67,7 @@ class StreamProcessor(ProcessorOperations):
         supervisor_factory: Callable | None = None,
         camera_supports: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
         publish_socket_options: dict | None = None,
+        camera_products: dict | None = None,
     ):
         self.config = config
         self.stream = config.stream
@@ -80,10 +83,18 @@ class StreamProcessor(ProcessorOperations):
             gates[source.camera_id] = built[key] = built.get(key) or build_gate(gate_config)
         labels = {s.camera_id: (s.support.label if s.support and s.support.label else config.support.label)
                   for s in self.stream.sources}
+        self._initial_products = camera_products or {}
+        for camera, products in self._initial_products.items():
+            labels[camera] = products[0].label or labels.get(camera)
         self.products = CameraProducts(engines, config.pipeline, gates, self.cache,
                                        labeler=build_label_extractor(config.engines.cle), labels=labels,
-                                       history_bytes=self.stream.console.support_history_bytes)
+                                       history_bytes=self.stream.console.support_history_bytes,
+                                       max_products=self.stream.max_products,
+                                       default_names={c: p[0].name for c, p in self._initial_products.items()})
         self._initial_supports = {camera: (camera_supports or {}).get(camera, support) for camera in self.cameras}
+        for camera, products in self._initial_products.items():
+            if products[0].support is not None:
+                self._initial_supports[camera] = products[0].support
         self._source_factory = source_factory or default_source_factory
         self._supervisor_factory = supervisor_factory
         self._publish_socket_options = publish_socket_options
@@ -125,6 +136,7 @@ class StreamProcessor(ProcessorOperations):
             # A start-up support is the product the source's truth counts (a simulator's own, or the one it draws).
             self.truth.note(support.support_id, PRODUCT)
             log.info("camera %s: support %s ready (%s)", camera, support.support_id, self.products.engines.name)
+        self._start_products(self._initial_products)
         self._context = zmq.Context()
         self.auth = start_authentication(self._context, self.stream,
                                          lambda socket: self.metrics.auth_denied.labels(socket).inc())
@@ -141,9 +153,10 @@ class StreamProcessor(ProcessorOperations):
                                    fanout=self.outputs.fanout if self.outputs else None)
         if self.stream.control.endpoint:
             handlers = {"status": self._cmd_status, "pause": self._cmd_pause, "resume": self._cmd_resume,
-                        "set_support": self._cmd_set_support, "mark": self._cmd_mark}
+                        "set_support": self._cmd_set_support, "mark": self._cmd_mark, **self._product_handlers()}
             self.control = ControlServer(
-                self._context, self.stream.control, handlers, binary_frames={"set_support": 2},
+                self._context, self.stream.control, handlers,
+                binary_frames={"set_support": 2, "add_product": 2, "add_negative": 2},
                 on_request=lambda outcome: self.metrics.control_requests.labels(outcome).inc(),
                 on_restart=self.metrics.control_restarts.inc, socket_options=curve_options,
             )

@@ -16,14 +16,14 @@ from streamer.errors import UserError
 from streamer.persense.pipeline import PerSense
 from streamer.sources.base import SourceState
 from streamer.stream.metrics import SourceSnapshot
-from streamer.stream.support import support_from_bytes
+from streamer.stream.product_ops import ProductOperations
 from streamer.memory import trim_memory
 from streamer.stream.support_history import SupportHistory, pack
 
 log = logging.getLogger("streamer.stream.processor")
 
 
-class ProcessorOperations:
+class ProcessorOperations(ProductOperations):
     """Needs of its class: cameras, stream, products, supervisors, worker, publisher, http, started_at, truth,
     tally, live, archive, outputs."""
 
@@ -37,9 +37,10 @@ class ProcessorOperations:
         """The first camera's supports, newest last (the console's Undo)."""
         return self.products.histories[self.cameras[0]]
 
-    def supports_of(self, camera: str | None) -> SupportHistory:
-        """`camera`'s supports, newest last (None: the first camera's)."""
-        return self.supports if camera is None else self.products.histories[self.products.check_camera(camera)]
+    def supports_of(self, camera: str | None, product: str | None = None) -> SupportHistory:
+        """`camera`'s supports of its `product`, newest last (None: the first camera's; its default product)."""
+        camera = self.cameras[0] if camera is None else self.products.check_camera(camera)
+        return self.products.history(camera, product)
 
     # -- state ---------------------------------------------------------------------------------------
     def _on_state(self, camera: str, state: SourceState, reason: str = "") -> None:
@@ -74,6 +75,7 @@ class ProcessorOperations:
             "support_id": self.products.support_id(camera),
             "label": self.products.label(camera),
             "warnings": list(getattr(self.products.pipeline(camera).support, "warnings", ()) or ()),
+            **self.products_status(camera),
             # Where the archive is on: whether it writes (a full or unwritable disk shows here), and its size.
             **({"archive": self.archive.status()} if self.archive is not None else {}),
         }
@@ -132,14 +134,14 @@ class ProcessorOperations:
     def _cmd_set_support(self, request: dict, frames: list[bytes]) -> dict:
         if len(frames) != 2:
             raise UserError(f"set_support needs 2 binary frames after the JSON (image, mask), got {len(frames)}")
-        camera = request.get("camera")
-        if camera is not None:
-            self.products.check_camera(camera)
-        image, mask = support_from_bytes(frames[0], frames[1], self.stream.control.max_image_pixels,
-                                         self.stream.control.max_image_bytes)
-        support = self.replace_support(image, mask, camera=camera)
+        camera, product = self._request_target(request)
+        for name in self._cameras_for(camera):
+            self.products.check_product(name, product)
+        image, mask = self._images(frames)
+        support = self.replace_support(image, mask, camera=camera, product=product)
         return {"support_id": support.support_id, "width": int(image.shape[1]), "height": int(image.shape[0]),
-                "cameras": [camera] if camera is not None else self.cameras}
+                "cameras": [camera] if camera is not None else self.cameras,
+                **({"product": product} if product is not None else {})}
 
     # -- what control and the console share (any thread) ----------------------------------------------
     @property
@@ -196,7 +198,7 @@ class ProcessorOperations:
                             "it will still run when the pipeline gets to it") from None
 
     def replace_support(self, image: np.ndarray, mask: np.ndarray, undoing: bool = False, camera: str | None = None,
-                        truth_kind: str | None = None):
+                        truth_kind: str | None = None, product: str | None = None):
         """Make (uint8[H, W, 3] RGB image, bool[H, W] mask) the support of `camera` (None: of every camera) -> the
         new Support. The one path of control's set_support and the console; a bad support raises UserError and
         leaves the old one in force.
@@ -204,9 +206,12 @@ class ProcessorOperations:
         undoing: going back to the history's previous support (Undo), so the current one leaves the history.
         truth_kind: which kind of the simulator's objects the support shows (streamer.stream.notes.kind_at), where
             known: the results then carry that kind's truth; a support of unknown kind gets none.
+        product: which of the cameras' products it is the support of (docs/products.md); None: the default one.
         """
-        cameras = self.cameras if camera is None else [self.products.check_camera(camera)]
-        old_ids = {name: self.products.support_id(name) for name in cameras}
+        cameras = self._cameras_for(camera)
+        for name in cameras:
+            self.products.check_product(name, product)
+        old_ids = {name: self.products.support_id(name, product) for name in cameras}
         # Packed for the history here, in the caller's thread: packing a large image takes a moment that the
         # pipeline's thread (frames) must not wait for. An undo packs nothing (its record is kept already).
         packed = None if undoing else pack(image, mask)
@@ -215,12 +220,12 @@ class ProcessorOperations:
             # The history changes with the support, on the pipeline's thread: also when the caller timed out.
             # The first camera's check refuses a bad support before any camera has changed.
             for name in cameras:
-                support = self.products.apply(name, image, mask)
+                support = self.products.apply(name, image, mask, product)
                 if truth_kind is not None:  # before this thread segments a frame with it
                     self.truth.note(support.support_id, truth_kind)
-                if self.tally is not None:
-                    self.tally.set_support(mask, name)
-                history = self.products.histories[name]
+                if self.tally is not None and product in (None, self.products.pipeline(name).names[0]):
+                    self.tally.set_support(mask, name)  # the default specs follow the default product
+                history = self.products.history(name, product)
                 if undoing:
                     history.drop_current()
                 else:

@@ -219,6 +219,8 @@ class Publisher:
         self.metrics.end_to_end.labels(camera).observe(max(time.time() - item.frame.capture_ts, 0.0))
         self.metrics.objects.labels(camera).set(item.result.count)
         self.metrics.match_quality.labels(camera).set(item.result.match_quality)
+        if item.result.products or item.result.negatives:
+            self.metrics.observe_products(camera, item.result)
         self.sent += 1
         self._on_published(camera)
         if self._limit is not None and self.sent >= self._limit:

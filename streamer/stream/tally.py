@@ -40,12 +40,15 @@ class PassedItem:
     figures: dict[str, float | None] | None  # None: never seen whole (always at the frame's edge)
     in_spec: bool | None
     truth_diameter: float | None = None
+    product: str | None = None  # where the camera counts several products: the one the item was when it crossed
 
     def to_dict(self) -> dict:
         doc = {"track_id": self.track_id, "line": self.line, "direction": self.direction, "in_spec": self.in_spec,
                "measure": self.figures}
         if self.truth_diameter is not None:
             doc["truth_diameter"] = round(self.truth_diameter, 3)
+        if self.product is not None:
+            doc["product"] = self.product
         return doc
 
 
@@ -183,12 +186,13 @@ class CameraTally:
         self.tracker = BeltTracker(TrackerParams(velocity=tracking.velocity, gate=tracking.gate,
                                                  max_missed=tracking.max_missed))
         self.passed_total = 0
+        self.passed_by_product: dict[str, int] = {}  # where the camera counts several products (docs/products.md)
         self.out_of_spec_total = 0
         self.measured_total = 0
         self.truth_passed_total: int | None = None
         self.direction_totals = {FORWARD: 0, BACKWARD: 0}
         self._samples: dict[int, ItemFigures] = {}
-        self._pending: dict[int, tuple[str, str, float | None]] = {}
+        self._pending: dict[int, tuple[str, str, float | None, str | None]] = {}
         self._interval = _Interval()
         self._histogram_total: np.ndarray | None = None
         self.set_support(support_mask)
@@ -238,13 +242,18 @@ class CameraTally:
         truth = frame.truth
         place(self.lines, lambda config: LineCounter(resolve_line(config, result.width, result.height)), self.camera,
               "counting line")
+        product_of = {ident: inst.product for inst, ident in zip(instances, ids.tolist()) if inst.product is not None}
         for index, line in enumerate(self.lines):
             for ident, direction in line.counter.update(ids, centres):
                 self.direction_totals[direction] += 1
                 if line.config.count in (direction, "both"):
                     self.passed_total += 1
                     self._interval.passed += 1
-                    self._pending[ident] = (line.name, direction, self._truth_diameter(truth, centres[ids == ident]))
+                    product = product_of.get(ident)
+                    if product is not None:
+                        self.passed_by_product[product] = self.passed_by_product.get(product, 0) + 1
+                    self._pending[ident] = (line.name, direction, self._truth_diameter(truth, centres[ids == ident]),
+                                            product)
             line.counter.forget(ended)
             if index == 0 and truth is not None and hasattr(truth, "passed"):
                 self.truth_passed_total = int(truth.passed(line.counter.line))
@@ -276,12 +285,12 @@ class CameraTally:
         return value / self.scale if self.scale is not None else value
 
     def _finalise(self, ident: int) -> PassedItem:
-        line, direction, truth_diameter = self._pending.pop(ident)
+        line, direction, truth_diameter, product = self._pending.pop(ident)
         samples = self._samples.get(ident)
         median = samples.figures() if samples is not None else None
         figures = as_dict(median) if median is not None else None
         ok = in_spec(figures, self.specs) if figures else None
-        item = PassedItem(ident, line, direction, figures, ok, truth_diameter)
+        item = PassedItem(ident, line, direction, figures, ok, truth_diameter, product)
         if figures is not None and figures.get("diameter") is not None:
             self.measured_total += 1
             slot = np.searchsorted(self.edges, figures["diameter"], side="right")
@@ -298,6 +307,8 @@ class CameraTally:
     def header(self) -> dict:
         """The fields each result header gains."""
         doc = {"tracks": self.tracker.active, "passed_total": self.passed_total}
+        if self.passed_by_product:
+            doc["passed_by_product"] = dict(self.passed_by_product)
         if self.truth_passed_total is not None:
             doc["truth_passed_total"] = self.truth_passed_total
         if self.zones.zones:
@@ -312,6 +323,7 @@ class CameraTally:
         doc = {
             "passed": interval.passed,
             "passed_total": self.passed_total,
+            **({"passed_by_product": dict(self.passed_by_product)} if self.passed_by_product else {}),
             "by_direction": dict(self.direction_totals),
             "measured_total": self.measured_total,
             "out_of_spec_total": self.out_of_spec_total,

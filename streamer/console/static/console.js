@@ -20,9 +20,11 @@ function cameraOnly() {
   return !$("camera-only-row").hidden && $("camera-only").checked;
 }
 
-// What a support change applies to: {camera: ID} for the shown camera alone, {} for every camera.
+// What a support change applies to: {camera: ID} for the shown camera alone, {} for every camera; and where the
+// camera counts several products, {product: NAME} of the one chosen (products.js).
 function target() {
-  return cameraOnly() ? { camera: state.camera } : {};
+  const product = window.persenseProducts ? window.persenseProducts.target() : {};
+  return { ...(cameraOnly() ? { camera: state.camera } : {}), ...product };
 }
 
 
@@ -36,6 +38,7 @@ function showLive() {
   $("live").src = `/api/cameras/${encodeURIComponent(state.camera)}/live.mjpg?style=${$("marks").value}`;
   $("freeze").textContent = "Freeze frame to pick the product";
   $("apply").disabled = true;
+  if (window.persenseProducts) window.persenseProducts.picked(false);
 }
 
 function fmt(value, unit = "") {
@@ -135,6 +138,7 @@ async function refresh() {
   }));
   warnings.hidden = !(cam.warnings || []).length;
   showItems(cam);
+  if (window.persenseProducts) window.persenseProducts.show(cam);
   state.paused = status.paused;
   $("pause").textContent = status.paused ? "Resume" : "Pause";
   const own = cameraOnly();
@@ -190,11 +194,13 @@ async function pickAt(point) {
     state.pick = pick;
     $("frozen").src = pick.preview;
     $("apply").disabled = false;
+    if (window.persenseProducts) window.persenseProducts.picked(true);
     const note = pick.warning ? ` Note: ${pick.warning}.` : "";
     say(`Preview: ${pick.summary}. Apply makes it the support.${note}`, pick.warning ? "" : "ok");
   } catch (error) {
     state.pick = null;
     $("apply").disabled = true;
+    if (window.persenseProducts) window.persenseProducts.picked(false);
     $("frozen").src = state.frozen.image;
     say(error.message, "error");
   }

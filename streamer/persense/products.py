@@ -1,0 +1,219 @@
+"""Several products on one camera: the frame is encoded once, each product's PerSense runs over that encoding
+(its own similarity, density, prompts and decoding), and where two products found one object the claim rule
+(streamer.persense.claims) gives it to the better match.
+
+One product is the default and behaves exactly as a lone PerSense: `segment` returns its result as it is (no
+`product` on the instances, no `products` figures). Only with several products does the result carry them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+
+import numpy as np
+
+from engines.interfaces import ClassLabelExtractor, EngineSet
+from streamer.config import PipelineConfig
+from streamer.errors import UserError
+from streamer.gates import Gate, NoGate
+from streamer.persense.claims import resolve_claims
+from streamer.persense.frames import EncodedFrame, Support
+from streamer.persense.negatives import prototype_matches
+from streamer.persense.pipeline import PerSense
+from streamer.types import SegmentationResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PRODUCT = "product"  # the name of a camera's one product where none is configured
+DEFAULT_MAX_PRODUCTS = 8
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # a product's name is a metrics label and a JSON key: short and plain
+
+
+def check_product_name(name: object) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise UserError(f"product name {str(name)[:64]!r}: use 1-64 letters, digits, '_', '.', '-'")
+    return name
+
+
+class _OncePerFrame:
+    """The camera's gate, asked once per frame whatever the number of products (a detector gate runs once, and
+    its every_n_frames counts frames, not products). Outside `frame()` it is the gate itself."""
+
+    def __init__(self, gate: Gate):
+        self.gate = gate
+        self._frame: list | None = None  # [image, boxes] of the frame the products are segmenting
+
+    @contextmanager
+    def frame(self):
+        self._frame = [None, None]
+        try:
+            yield
+        finally:
+            self._frame = None
+
+    def boxes(self, image_rgb: np.ndarray) -> np.ndarray | None:
+        if self._frame is None:
+            return self.gate.boxes(image_rgb)
+        if self._frame[0] is not image_rgb:
+            self._frame[:] = [image_rgb, self.gate.boxes(image_rgb)]
+        return self._frame[1]
+
+    def why_empty(self) -> str:
+        return self.gate.why_empty()
+
+    def __getattr__(self, name):  # set_label, needs_label: the gate's own
+        return getattr(self.gate, name)
+
+
+class Products:
+    """A camera's products, in order; the first is the default one (the one a request without a name changes).
+
+    It answers as a PerSense does (encode, segment, support, set_support, engines), so that a camera with one
+    product is driven as before.
+
+    Args:
+        engines, config, labeler: as PerSense's; every product shares them.
+        gate: the camera's gate, asked once per frame for every product.
+        label: the default product's configured name (support.label).
+        encoder_lock: shared by every pipeline over `engines` (streamer.stream.products).
+        max_products: refuse more products than this (UserError).
+        default_name: the first product's name.
+    """
+
+    def __init__(self, engines: EngineSet, config: PipelineConfig | None = None, gate: Gate | None = None,
+                 labeler: ClassLabelExtractor | None = None, label: str | None = None,
+                 encoder_lock: threading.Lock | None = None, max_products: int = DEFAULT_MAX_PRODUCTS,
+                 default_name: str = DEFAULT_PRODUCT):
+        self.engines = engines
+        self.config = config or PipelineConfig()
+        self.gate = gate or NoGate()
+        self._frame_gate = _OncePerFrame(self.gate)
+        self.labeler = labeler
+        self.max_products = max_products
+        self._encoder_lock = encoder_lock or threading.Lock()
+        self.pipelines: dict[str, PerSense] = {check_product_name(default_name): self._pipeline(label)}
+        self.claims = True  # False: every product keeps all it finds (to measure the claim rule's effect)
+
+    # -- the products -----------------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return list(self.pipelines)
+
+    @property
+    def several(self) -> bool:
+        return len(self.pipelines) > 1
+
+    def product(self, name: str | None = None) -> PerSense:
+        """The named product's pipeline (None: the default one); UserError naming the products for an unknown one."""
+        if name is None:
+            return next(iter(self.pipelines.values()))
+        if name not in self.pipelines:
+            raise UserError(f"no product {str(name)[:64]!r}; products: {', '.join(self.pipelines)}")
+        return self.pipelines[name]
+
+    def check_new(self, name: object) -> str:
+        """The name of a product that may be added (UserError: a bad or taken name, or the bound reached)."""
+        name = check_product_name(name)
+        if name in self.pipelines:
+            raise UserError(f"there is a product named {name!r} already: product names must differ")
+        if len(self.pipelines) >= self.max_products:
+            raise UserError(f"this camera has {len(self.pipelines)} products, the most it takes (max_products "
+                            f"{self.max_products}): remove one first")
+        if getattr(self.gate, "needs_label", False):
+            raise UserError("the grounding gate finds one label per camera: several products need another gate")
+        return name
+
+    def add(self, name: str, image_rgb: np.ndarray, mask: np.ndarray, label: str | None = None,
+            apply=None) -> Support:
+        """A new product `name` with this support (uint8[H, W, 3] RGB, bool[H, W]) -> its Support. Nothing changes
+        where the name or the support is refused (UserError). apply(pipeline, image, mask) sets the support
+        (default: PerSense.set_support; the stream passes its cached path)."""
+        name = self.check_new(name)
+        pipeline = self._pipeline(label)
+        support = (apply or (lambda p, i, m: p.set_support(i, m)))(pipeline, image_rgb, mask)
+        self.pipelines[name] = pipeline
+        log.info("product %s added (support %s); %d products", name, support.support_id, len(self.pipelines))
+        return support
+
+    def remove(self, name: str) -> None:
+        """Stop counting product `name`; the default (first) product stays."""
+        self.product(name)
+        if name == self.names[0]:
+            raise UserError(f"{name!r} is the default product; it stays (replace its support instead)")
+        del self.pipelines[name]
+
+    def _pipeline(self, label: str | None) -> PerSense:
+        return PerSense(self.engines, self.config, self._frame_gate, labeler=self.labeler, label=label,
+                        encoder_lock=self._encoder_lock)
+
+    # -- as a PerSense (the default product) --------------------------------------------------------------
+    @property
+    def support(self) -> Support | None:
+        return self.product().support
+
+    @property
+    def fixed_label(self) -> str | None:
+        return self.product().fixed_label
+
+    def set_support(self, *args, **kwargs) -> Support:
+        return self.product().set_support(*args, **kwargs)
+
+    def encode(self, image_rgb: np.ndarray) -> EncodedFrame:
+        return self.product().encode(image_rgb)
+
+    def segment(self, image_rgb: np.ndarray, encoded: EncodedFrame | None = None) -> SegmentationResult:
+        """Every product's objects in one uint8[H, W, 3] RGB frame, over one encoding of it."""
+        if not self.several:
+            result = self.product().segment(image_rgb, encoded)
+            result.product = self.names[0]
+            return result
+        encoded = encoded if encoded is not None else self.encode(image_rgb)
+        names = self.names
+        pipelines = [self.pipelines[name] for name in names]
+        with self._frame_gate.frame():
+            results = [pipeline.segment(image_rgb, encoded) for pipeline in pipelines]
+        start = time.perf_counter()
+        prototypes = np.stack([pipeline.support.prototype for pipeline in pipelines])
+        matches = [prototype_matches(encoded.embedding, r.instances, prototypes) for r in results]
+        keep = resolve_claims([r.instances for r in results], matches) if self.claims else \
+            [np.ones(len(r.instances), bool) for r in results]
+        merged = merge(names, results, keep)
+        merged.timings_ms["postprocess"] = merged.timings_ms.get("postprocess", 0.0) + \
+            (time.perf_counter() - start) * 1000.0
+        for name, pipeline in zip(names, pipelines):
+            merged.products[name]["support_id"] = pipeline.support.support_id
+        return merged
+
+
+def merge(names: list[str], results: list[SegmentationResult], keep: list[np.ndarray]) -> SegmentationResult:
+    """One result of several products' results over one frame: the kept instances (bool[N_p] per product), each
+    named with its product and numbered in turn; per-product figures under `products`; the stages' times added up
+    (the encoder's once, it ran once)."""
+    instances, products, timings = [], {}, {}
+    for name, result, kept in zip(names, results, keep):
+        own = [inst for inst, k in zip(result.instances, kept) if k]
+        instances += [replace(inst, id=len(instances) + k, product=name) for k, inst in enumerate(own)]
+        products[name] = {
+            "count": len(own), "label": result.label, "match_quality": round(float(result.match_quality), 4),
+            "density_count": round(float(result.density_count), 3), "negatives": result.negatives,
+            "suppressed_by_negative": result.suppressed_by_negative, "claimed_by_other": int((~kept).sum()),
+            **({"reason": result.reason} if result.reason else {}),
+        }
+        for stage, ms in result.timings_ms.items():
+            timings[stage] = timings.get(stage, 0.0) + ms
+    timings["encode"] = results[0].timings_ms.get("encode", 0.0)
+    first = results[0]
+    return SegmentationResult(
+        width=first.width, height=first.height, instances=instances,
+        density_count=float(sum(r.density_count for r in results)),
+        points=np.concatenate([r.points for r in results]) if results else first.points,
+        timings_ms=timings, match_quality=max(float(r.match_quality) for r in results),
+        label=None, reason=first.reason if all(r.reason for r in results) else "",
+        negatives=sum(r.negatives for r in results),
+        suppressed_by_negative=sum(r.suppressed_by_negative for r in results), products=products,
+    )
