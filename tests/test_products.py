@@ -18,7 +18,7 @@ from streamer.persense.negatives import MAX_NEGATIVES
 from streamer.persense.products import Products
 from streamer.products_eval import build_products, evaluate_mix
 from streamer.simulator import ConveyorSimulator
-from streamer.simulator.mix import MixedConveyor
+from streamer.simulator.mix import PRODUCTS_MIX, MixedConveyor
 from streamer.types import Instance
 
 H, W = 120, 200
@@ -274,3 +274,15 @@ def test_bench_products_measures_one_and_n_products_in_one_run(tmp_path, capsys)
     assert "each product beyond the first adds" in capsys.readouterr().out
     assert main(["bench", "--products", "1"]) == 2
     assert main(["bench", "--products", "2", "--source", "sim:?objects=5"]) == 2
+
+
+def test_two_round_products_share_a_frame_on_the_default_engines():
+    """Two round products (amber biscuits, green mints) on one camera: each finds its own objects as it does alone.
+    The outline engines once kept the first support's colour for the whole frame, and the second counted nothing."""
+    from streamer.products_eval import run
+    from streamer.simulator.mix import Kind
+
+    biscuit = PRODUCTS_MIX[0]
+    mint = Kind("mint", "ellipse", (130.0, 0.6, 0.7), 0.3)
+    figures = run(frames=3, kinds=(biscuit, mint))["without_negative"]["products"]
+    assert figures["biscuit"]["f1"] >= 0.9 and figures["mint"]["f1"] >= 0.9, figures
