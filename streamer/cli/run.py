@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 from streamer.cli.common import add_config_argument
@@ -235,7 +236,8 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
         log.info("engines %s ready in %.1f s", engines.name, time.perf_counter() - t0)
         if stop.is_set():
             return 0
-        processor = StreamProcessor(config, engines, support, camera_supports=own_supports)
+        processor = StreamProcessor(config, engines, support, camera_supports=own_supports,
+                                    engine_factory=partial(build_engines, config.engines))
         processor.start()
         for source in stream.sources:
             log.info("camera %s: %s", source.camera_id, redact(source.uri))

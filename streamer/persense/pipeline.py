@@ -116,12 +116,17 @@ class PerSense:
             profile=support_profile(image_rgb, mask), model=model,
             object_mask=mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].copy(),
         )
-        if label is not None and hasattr(self.gate, "set_label"):
-            self.gate.set_label(label)
+        self.adopt_support(support)
+        return support
+
+    def adopt_support(self, support: Support) -> None:
+        """Make a support that set_support made elsewhere (another copy of this pipeline over the same engines: the
+        stream's workers, streamer.stream.lanes) this pipeline's, as set_support would have."""
+        if support.label is not None and hasattr(self.gate, "set_label"):
+            self.gate.set_label(support.label)
         self.support = support
         self._size_warned = False
         self._scale_checked = None
-        return self.support
 
     def _label_for(self, image_rgb: np.ndarray, mask: np.ndarray, known: str | None) -> str | None:
         """The support object's class label: `known`, the configured one, or the class-label extractor's."""
