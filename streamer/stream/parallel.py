@@ -169,12 +169,18 @@ class ParallelWorker(WorkerBase):
             self._dispatch(lane, frame)
 
     def _idle_lane(self, timeout: float) -> int | None:
-        """An idle worker, once one is idle and the reorder buffer has room (None after `timeout`)."""
+        """An idle worker, once one is idle and the reorder buffer has room; None after `timeout`, or at once
+        when a call waits (it goes before any later frame) or the worker stops."""
+        def ready() -> bool:
+            return bool(self._idle and self._reorder.has_room()) or self._interrupted()
+
         with self._cond:
-            if not self._cond.wait_for(lambda: (self._idle and self._reorder.has_room()) or self._stop.is_set(),
-                                       timeout) or self._stop.is_set():
+            if not self._cond.wait_for(ready, timeout) or self._interrupted():
                 return None
             return self._idle.popleft()
+
+    def _interrupted(self) -> bool:
+        return self._stop.is_set() or not self._calls.empty()
 
     def _release(self, lane: int) -> None:
         with self._cond:
