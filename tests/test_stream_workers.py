@@ -257,3 +257,54 @@ def test_workers_default_to_the_cores_on_a_cpu_encoder_and_to_one_on_a_gpu():
     assert resolved_workers(3, Gpu()) == 3
     assert resolved_workers(None, Gpu()) == 1
     assert 1 <= resolved_workers(None, BlobEncoder()) <= 32
+
+
+class BatchingEncoder(MarkFailingEncoder):
+    """Encodes a batch in one call (noting its size); a batch with a marked frame fails as a whole."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        super().__init__()
+        self.sizes = sizes
+
+    def encode_batch(self, images):
+        self.sizes.append(len(images))
+        if any(image[0, 0, 1] == MARK for image in images):
+            raise ValueError("a marked frame in the batch")
+        return [BlobEncoder.encode(self, image) for image in images]
+
+
+def test_frames_of_several_cameras_are_encoded_together_and_a_failing_one_fails_alone(tmp_path):
+    cameras, frames = ["a", "b", "c"], 5
+    counts = {camera: [(2 + i + k) % 7 + 1 for i in range(frames)] for k, camera in enumerate(cameras)}
+    images = {camera: [blob_frame(n, seed=i) for i, n in enumerate(counts[camera])] for camera in cameras}
+    images["b"][2] = _marked(images["b"][2])
+    config = _config(tmp_path, [{"uri": "test", "camera_id": camera, "every_frame": True} for camera in cameras])
+    config.stream.workers, config.stream.batch_frames, config.stream.batch_wait_ms = 1, 3, 200.0
+    sizes: list[int] = []
+    engines = EngineSet(BatchingEncoder(sizes), BlobDecoder(), BlobDensity(), "test-blobs")
+    go = threading.Event()
+
+    def source(camera):
+        go.wait(10)
+        return ListSource(camera, images[camera], counts[camera])
+
+    proc = _processor(config, {camera: partial(source, camera) for camera in cameras}, engines)
+    proc.start()
+    try:
+        with Subscriber(proc.publisher.endpoint, status=True) as sub:
+            assert _wait_for(lambda: isinstance(sub.receive(0.5), StatusMessage), 30), "no heartbeat arrived"
+            go.set()
+            got = []
+            expected = len(cameras) * frames - 1
+            assert _wait_for(lambda: got.append(sub.receive(0.5)) or
+                             sum(isinstance(m, ResultMessage) for m in got) >= expected, 30)
+    finally:
+        proc.stop()
+    assert max(sizes) > 1, "frames of several cameras went through one encoder call"
+    assert proc.worker.failed == {"b": 1}
+    assert proc.worker.processed == {"a": frames, "b": frames - 1, "c": frames}
+    for camera in cameras:
+        headers = [m.header for m in got if isinstance(m, ResultMessage) and m.header["camera"] == camera]
+        indices = [h["frame_index"] for h in headers]
+        assert indices == [i for i in range(frames) if (camera, i) != ("b", 2)]
+        assert [h["count"] for h in headers] == [counts[camera][i] for i in indices]

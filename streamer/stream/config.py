@@ -255,6 +255,14 @@ class StreamConfig(_Section):
         "published in capture order (docs/performance.md, Workers); null (default): the machine's cores (at most "
         f"{MAX_WORKERS}) where the encoder runs on the CPU, 1 where it runs on a GPU",
     )
+    batch_frames: int = Field(
+        1, ge=1, le=64, description="with one worker: frames (of several cameras) encoded in one call where the "
+        "encoder takes batches (SAM exported with --encoder-batch); 1: one frame per call",
+    )
+    batch_wait_ms: float = Field(
+        5.0, ge=0.0, le=1000.0, description="how long a batch's first frame waits for frames of the other cameras "
+        "(the latency a batch may add)",
+    )
     worker_threads: bool = Field(
         False, description="run the workers as threads of this process instead of processes: for engines that "
         "release Python's lock while they compute (the default embedded engines do not; docs/performance.md)",

@@ -132,8 +132,14 @@ class InferenceWorker(WorkerBase):
         sink: ResultSink,
         metrics: StreamMetrics,
         encode_ahead: bool = False,
+        batch_frames: int = 1,
+        batch_wait_s: float = 0.005,
     ):
+        """batch_frames: up to this many frames (the first, and those waiting or arriving within batch_wait_s)
+        are encoded in one call (PerSense.encode_batch), then segmented one by one in the order taken."""
         super().__init__(pipelines, slots, sink, metrics)
+        self._batch_frames = batch_frames
+        self._batch_wait_s = batch_wait_s
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
         self._encoder = (threading.Thread(target=self._encode_ahead, name="encoder", daemon=True)
                          if encode_ahead else None)
@@ -168,6 +174,9 @@ class InferenceWorker(WorkerBase):
     def _run(self) -> None:
         while not self._stop.is_set() or self._handover_pending():
             self._serve_calls()
+            if self._batch_frames > 1:
+                self._run_batch()
+                continue
             frame, encoded = self._next()
             if frame is None:
                 continue
@@ -180,6 +189,40 @@ class InferenceWorker(WorkerBase):
                 if self._encoder is not None:
                     self._schedule.segment_ended()
                 self.slots.task_done()
+
+    def _run_batch(self) -> None:
+        """Frames of several cameras encoded in one call, then segmented one by one in the order taken."""
+        frames = self._take_batch()
+        encodings: list[EncodedFrame | None] = [None] * len(frames)
+        if frames and not self.paused.is_set():
+            try:
+                encodings = self.pipelines(frames[0].camera).encode_batch([frame.image for frame in frames])
+            except Exception as exc:  # a frame the batch cannot take: each is encoded on its own, one fails alone
+                log.debug("a batch of %d frames could not be encoded together: %s", len(frames), exc)
+        for frame, encoded in zip(frames, encodings):
+            try:
+                if self.paused.is_set():
+                    self.metrics.frame(frame.camera, "dropped_paused")
+                else:
+                    self._process(frame, encoded)
+            finally:
+                self.slots.task_done()
+
+    def _take_batch(self) -> list[Frame]:
+        """The next frame and those that wait, or arrive within batch_wait_s, up to batch_frames."""
+        first = self._take_frame()
+        if first is None:
+            return []
+        frames = [first]
+        deadline = time.monotonic() + self._batch_wait_s
+        while len(frames) < self._batch_frames:
+            frame = self.slots.take(max(deadline - time.monotonic(), 0.0))
+            if frame is None:
+                break
+            frames.append(frame)
+        for frame in frames:
+            self._observe_capture(frame)
+        return frames
 
     def _next(self) -> tuple[Frame | None, EncodedFrame | None]:
         """The next frame to segment, and its encoding where the encoder thread made it."""

@@ -45,8 +45,12 @@ def build_worker(config: Config, products, slots, sink, metrics, engine_factory:
     stream = config.stream
     workers = resolved_workers(stream.workers, products.engines.encoder)
     if workers == 1:
-        return InferenceWorker(products.pipeline, slots, sink, metrics,
-                               encode_ahead=encode_ahead_enabled(stream.encode_ahead, products.engines.encoder))
+        ahead = encode_ahead_enabled(stream.encode_ahead, products.engines.encoder)
+        if ahead and stream.batch_frames > 1:
+            log.info("stream.batch_frames: frames are encoded in batches, not ahead (stream.encode_ahead)")
+            ahead = False
+        return InferenceWorker(products.pipeline, slots, sink, metrics, encode_ahead=ahead,
+                               batch_frames=stream.batch_frames, batch_wait_s=stream.batch_wait_ms / 1e3)
     from streamer.stream.lanes import EngineCopy, ProcessLane, ReplicaRecipe, ThreadLane
     from streamer.stream.parallel import ParallelWorker
 
