@@ -266,8 +266,8 @@ class ParallelWorker(WorkerBase):
         with self._cond:
             if self._closing.is_set() or self._stop.is_set() and kind == ENDED:
                 return
-            if kind == FAILED_START and self._start_failure is None and not self._dispatcher.is_alive():
-                self._start_failure = why
+            if not self._dispatcher.is_alive():  # still starting: a worker that ends now could not start
+                self._start_failure = self._start_failure or why
                 self._cond.notify_all()
                 return
             seq = self._busy.pop(index, None)
