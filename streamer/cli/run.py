@@ -57,6 +57,8 @@ def register(subparsers) -> None:
     p.add_argument("--modbus-port", type=int, metavar="PORT",
                    help="serve Modbus TCP on this port (stream.outputs.modbus; needs the modbus extra)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N published results")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="frames segmented at once, results in capture order (stream.workers; default: the cores)")
     p.add_argument("--status-interval", type=float, default=10.0, metavar="SECONDS",
                    help="print a status line per camera (count, frames/s, latency, match quality, items passed) "
                    "every SECONDS (default %(default)g; 0: never; -q silences it too)")
@@ -107,6 +109,8 @@ def apply_flags(config: Config, args: argparse.Namespace) -> Config:
         stream["metrics"]["host"] = args.metrics_host
     if args.max_frames is not None:
         stream["max_frames"] = args.max_frames
+    if getattr(args, "workers", None) is not None:
+        stream["workers"] = args.workers
     outputs = stream["outputs"]
     if args.mqtt:
         host, port = _host_port(args.mqtt, outputs["mqtt"]["port"])

@@ -1,8 +1,9 @@
 """The stream processor: cameras -> newest-frame slots -> inference -> publisher, plus control and metrics.
 
-Threads: one supervisor per camera (capture), one inference thread, one publisher thread, the control
-thread and the HTTP server (metrics, probes and the operator console, streamer.console). They meet only at
-bounded buffers, so none waits on another.
+Threads: one supervisor per camera (capture), one inference thread (or, with `stream.workers` above 1, a
+dispatcher, worker processes and a collector that hands results on in capture order: streamer.stream.parallel), one
+publisher thread, the control thread and the HTTP server (metrics, probes and the operator console,
+streamer.console). They meet only at bounded buffers, so none waits on another.
 """
 
 from __future__ import annotations
