@@ -64,7 +64,9 @@ class StreamBenchReport:
             "workers": self.workers, "cameras": self.cameras, "frames": len(self.latency_ms),
             "fps": round(self.fps, 2),
             "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1)},
-            "cpu_cores": round(self.cpu_cores, 2), "failed": self.failed, "load_before": round(self.load_before, 2),
+            "cpu_cores": round(self.cpu_cores, 2),
+            "cpu_ms_per_frame": round(1e3 * self.cpu_cores / self.fps, 1) if self.fps > 0 else None,
+            "failed": self.failed, "load_before": round(self.load_before, 2),
         }
 
 
