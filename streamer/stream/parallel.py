@@ -161,8 +161,7 @@ class ParallelWorker(WorkerBase):
                 self._release(lane)
                 continue
             self._observe_capture(frame)
-            if self.paused.is_set():
-                self.metrics.frame(frame.camera, "dropped_paused")
+            if self._dropped_while_paused(frame):
                 self.slots.task_done()
                 self._release(lane)
                 continue

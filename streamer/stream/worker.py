@@ -76,6 +76,13 @@ class WorkerBase:
             self._stop.wait(0.05)  # closed slots answer at once: do not spin until stop
         return frame
 
+    def _dropped_while_paused(self, frame: Frame) -> bool:
+        """True, and the frame counted as dropped, while the stream is paused."""
+        if self.paused.is_set():
+            self.metrics.frame(frame.camera, "dropped_paused")
+            return True
+        return False
+
     def _observe_capture(self, frame: Frame) -> None:
         self.metrics.stage.labels(frame.camera, "capture").observe(max(time.time() - frame.capture_ts, 0.0))
 
@@ -181,9 +188,7 @@ class InferenceWorker(WorkerBase):
             if frame is None:
                 continue
             try:
-                if self.paused.is_set():
-                    self.metrics.frame(frame.camera, "dropped_paused")
-                else:
+                if not self._dropped_while_paused(frame):
                     self._process(frame, encoded)
             finally:
                 if self._encoder is not None:
@@ -201,9 +206,7 @@ class InferenceWorker(WorkerBase):
                 log.debug("a batch of %d frames could not be encoded together: %s", len(frames), exc)
         for frame, encoded in zip(frames, encodings):
             try:
-                if self.paused.is_set():
-                    self.metrics.frame(frame.camera, "dropped_paused")
-                else:
+                if not self._dropped_while_paused(frame):
                     self._process(frame, encoded)
             finally:
                 self.slots.task_done()
@@ -246,8 +249,7 @@ class InferenceWorker(WorkerBase):
             if frame is None:
                 continue
             self._observe_capture(frame)
-            if self.paused.is_set():
-                self.metrics.frame(frame.camera, "dropped_paused")
+            if self._dropped_while_paused(frame):
                 self.slots.task_done()
                 continue
             try:
