@@ -54,7 +54,8 @@ class StreamBenchReport:
     fps: float
     latency_ms: list[float]
     cpu_cores: float  # CPU seconds (this process and its workers) per second of the measured run
-    digests: list[tuple[str, int, str]] = field(default_factory=list)  # (camera, frame index, digest), in order
+    digests: list[tuple[str, int, str]] = field(default_factory=list)  # (camera, frame index, digest) of every
+    # result, the warm-up's too, in the order handed on
     failed: int = 0
     load_before: float = 0.0  # 1-minute load average when the run started (other processes on the machine)
 
@@ -110,7 +111,8 @@ class _BenchSink:
             self.workers_cpu_warm = self.cpu_at_warm()
         elif self.handed_on > self.warmup:
             self.latency_ms.append((now - self.slots.taken_at.pop(id(frame))) * 1e3)
-            self.digests.append((frame.camera, int(frame.index), result_digest(result)))
+        # Every result, the warm-up's too: which frames of each camera the warm-up took depends on timing.
+        self.digests.append((frame.camera, int(frame.index), result_digest(result)))
         self.slots.taken_at.pop(id(frame), None)
         self.done_at = now
         return True

@@ -225,7 +225,7 @@ def test_worker_processes_publish_in_order_with_a_failure_and_a_support_change_m
     old = proc.products.support_id("line1")
     new_image = blob_frame(1, seed=11)
     try:
-        assert len(proc.worker._lanes) == 2 and all(lane.process.is_alive() for lane in proc.worker._lanes)
+        assert len(proc.worker._lanes) == 2 and all(lane.alive() for lane in proc.worker._lanes)
         with Subscriber(proc.publisher.endpoint, status=True) as sub:
             assert _wait_for(lambda: isinstance(sub.receive(0.5), StatusMessage), 30), "no heartbeat arrived"
             go.set()

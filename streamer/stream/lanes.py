@@ -12,8 +12,10 @@ wrong support.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import multiprocessing
+import os
 import pickle
 import queue
 import signal
@@ -213,7 +215,7 @@ class ProcessLane:
             old.unlink()
 
     def alive(self) -> bool:
-        return self.process.is_alive()
+        return self._receiver.is_alive()  # it ends once the worker has (and alone reaps it: one waiter a process)
 
     def request_stop(self) -> None:
         self._send(("stop",))
@@ -222,12 +224,17 @@ class ProcessLane:
         if self.process.pid is None:  # never started
             return
         self.request_stop()
-        self.process.join(timeout)
-        if self.process.is_alive():
-            log.warning("worker %d did not stop within %.0f s; ending it", self.index, timeout)
-            self.process.kill()
-            self.process.join(5.0)
-        self._receiver.join(5.0)
+        self._receiver.join(timeout)
+        if self._receiver.is_alive():
+            log.warning("worker %d did not stop within %.0f s; ending it (its threads' stacks follow on stderr)",
+                        self.index, timeout)
+            try:
+                os.kill(self.process.pid, signal.SIGUSR1)  # faulthandler in the worker: where it is stuck
+                self._receiver.join(1.0)
+                self.process.kill()
+            except ProcessLookupError:  # it ended meanwhile
+                pass
+            self._receiver.join(5.0)
         self._tasks.close()
         if self._block is not None:
             self._block.close()
@@ -249,7 +256,7 @@ class ProcessLane:
                     logger.handle(payload)
             else:
                 self._results.put((self.index, kind, payload))
-        self.process.join(5.0)
+        self.process.join()  # where the worker hangs on its way out, `stop` kills it
         self._replies.close()
         self._results.put((self.index, ENDED, f"worker {self.index} ended (exit code {self.process.exitcode})"))
 
@@ -283,6 +290,7 @@ def _lane_main(index: int, recipe: ReplicaRecipe, tasks, replies, log_level: int
     """A worker process: build the pipelines, then serve supports and frames until told to stop (or until the
     stream's process is gone: its end of the pipe closes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the stream's to handle: it stops its workers
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the stream asks where a stuck worker is
     lock = threading.Lock()
 
     def send(message: tuple) -> None:
