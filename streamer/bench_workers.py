@@ -58,6 +58,7 @@ class StreamBenchReport:
     # result, the warm-up's too, in the order handed on
     failed: int = 0
     load_before: float = 0.0  # 1-minute load average when the run started (other processes on the machine)
+    cpu_workers_share: float = 0.0  # the worker processes' part of the CPU (0: one process does everything)
 
     def summary(self) -> dict:
         lat = np.asarray(self.latency_ms)
@@ -67,6 +68,7 @@ class StreamBenchReport:
             "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1)},
             "cpu_cores": round(self.cpu_cores, 2),
             "cpu_ms_per_frame": round(1e3 * self.cpu_cores / self.fps, 1) if self.fps > 0 else None,
+            "cpu_workers_share": round(self.cpu_workers_share, 3),
             "failed": self.failed, "load_before": round(self.load_before, 2),
         }
 
@@ -195,7 +197,9 @@ def run_stream_benchmark(config: Config, engines: EngineSet, engine_factory: Cal
     if not finished or sink.warm_at is None:
         raise UserError(f"the run did not finish within {timeout_s:.0f} s ({sink.handed_on} results)")
     wall = sink.done_at - sink.warm_at[0]
-    cpu = (cpu_end - sink.warm_at[1]) + (workers_cpu_end - sink.workers_cpu_warm)
+    cpu_workers = workers_cpu_end - sink.workers_cpu_warm
+    cpu = (cpu_end - sink.warm_at[1]) + cpu_workers
     measured = len(sink.latency_ms)
     return StreamBenchReport(workers, len(cameras), measured / wall if wall > 0 else 0.0, sink.latency_ms,
-                             cpu / wall if wall > 0 else 0.0, sink.digests, sum(worker.failed.values()), load_before)
+                             cpu / wall if wall > 0 else 0.0, sink.digests, sum(worker.failed.values()), load_before,
+                             cpu_workers / cpu if cpu > 0 else 0.0)
