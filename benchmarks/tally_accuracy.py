@@ -147,7 +147,7 @@ def main() -> int:
     error = abs(out["passed"] - out["truth"]) / max(out["truth"], 1)
     keeps_up = out["processed_share"] > 0.9
     tolerance = args.tolerance if args.tolerance is not None else (0.01 if keeps_up else 0.03)
-    print(f"passed {out['passed']} vs truth {out['truth']}: {100 * error:.2f}% off (bound {100 * tolerance:.0f}%); "
+    print(f"passed {out['passed']} vs truth {out['truth']}: {100 * error:.2f}% off (bound {100 * tolerance:.1f}%); "
           f"{out['results']} results, {100 * out['processed_share']:.0f}% of source frames processed")
     if out["diameter_error_median"] is not None:
         print(f"diameter: median error {100 * out['diameter_error_median']:.2f}% (median signed "
