@@ -17,6 +17,7 @@ import pytest
 
 from engines.interfaces import EngineSet
 from streamer.config import PipelineConfig
+from streamer.errors import UserError
 from streamer.persense.pipeline import PerSense
 from streamer.product_config import GateConfig
 from streamer.sources.base import Frame
@@ -308,3 +309,48 @@ def test_frames_of_several_cameras_are_encoded_together_and_a_failing_one_fails_
         indices = [h["frame_index"] for h in headers]
         assert indices == [i for i in range(frames) if (camera, i) != ("b", 2)]
         assert [h["count"] for h in headers] == [counts[camera][i] for i in indices]
+
+
+class ExitingEncoder(BlobEncoder):
+    """Ends its worker process on a marked frame, as a crash in native code would."""
+
+    def encode(self, image_rgb):
+        if image_rgb[0, 0, 1] == MARK:
+            import os
+
+            os._exit(3)
+        return super().encode(image_rgb)
+
+
+def test_a_worker_process_that_dies_fails_its_frame_in_place_and_is_restarted(tmp_path):
+    counts = [3, 5, 2, 6, 4, 1, 7, 3]
+    images = [blob_frame(n, seed=i) for i, n in enumerate(counts)]
+    images[2] = _marked(images[2])
+    config = _config(tmp_path, [{"uri": "test", "camera_id": "line1", "every_frame": True}])
+    config.stream.workers = 2
+    engines = EngineSet(ExitingEncoder(), BlobDecoder(), BlobDensity(), "test-blobs")
+    proc = _processor(config, {"line1": lambda: ListSource("line1", images, counts)}, engines)
+    proc.start()
+    try:
+        assert _wait_for(proc.finished, 60)
+        assert proc.worker.alive() and all(lane.alive() for lane in proc.worker._lanes)  # the new one too
+    finally:
+        proc.stop()
+    assert proc.worker.failed == {"line1": 1} and proc.worker.processed == {"line1": len(images) - 1}
+    assert proc.worker.last_count["line1"] == counts[-1]
+
+
+def test_workers_that_cannot_start_fail_the_start_in_one_line():
+    def broken():
+        raise RuntimeError("no such model")
+
+    slots = FrameSlots(["c"])
+    recipe = ReplicaRecipe(broken, PipelineConfig(), {"c": GateConfig()})
+    no_support = PerSense(EngineSet(BlobEncoder(), BlobDecoder(), BlobDensity(), "test-blobs"))
+    worker = ParallelWorker(lambda camera: no_support, ["c"], slots, _Log(), StreamMetrics(["c"]),
+                            lambda index, results: ThreadLane(index, recipe, results), 2)
+    try:
+        with pytest.raises(UserError, match="could not start: no such model"):
+            worker.start()
+    finally:
+        worker.stop(5)
