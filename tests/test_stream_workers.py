@@ -354,3 +354,20 @@ def test_workers_that_cannot_start_fail_the_start_in_one_line():
             worker.start()
     finally:
         worker.stop(5)
+
+
+def test_run_takes_the_workers_from_the_flag_over_the_file_and_bounds_them(tmp_path):
+    from streamer.cli import build_parser
+    from streamer.cli.run import apply_flags
+    from streamer.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("stream:\n  workers: 3\n")
+
+    def workers(*argv):
+        return apply_flags(load_config(path), build_parser().parse_args(["run", *argv])).stream.workers
+
+    assert workers() == 3 and workers("--workers", "2") == 2
+    for bad in ("0", "33"):
+        with pytest.raises(UserError, match="stream.workers"):
+            workers("--workers", bad)
