@@ -21,7 +21,7 @@ from streamer.errors import UserError
 from streamer.persense.pipeline import PerSense
 from streamer.product_config import GateConfig
 from streamer.sources.base import Frame
-from streamer.stream.lanes import Replica, ReplicaRecipe, ThreadLane
+from streamer.stream.lanes import ProcessLane, Replica, ReplicaRecipe, ThreadLane
 from streamer.stream.metrics import StreamMetrics
 from streamer.stream.parallel import ParallelWorker
 from streamer.stream.reorder import ReorderBuffer
@@ -371,3 +371,16 @@ def test_run_takes_the_workers_from_the_flag_over_the_file_and_bounds_them(tmp_p
     for bad in ("0", "33"):
         with pytest.raises(UserError, match="stream.workers"):
             workers("--workers", bad)
+
+
+def test_an_engine_factory_a_worker_process_cannot_take_fails_the_start_in_one_line():
+    slots = FrameSlots(["c"])
+    recipe = ReplicaRecipe(lambda: None, PipelineConfig(), {"c": GateConfig()})  # a lambda cannot be pickled
+    no_support = PerSense(EngineSet(BlobEncoder(), BlobDecoder(), BlobDensity(), "test-blobs"))
+    worker = ParallelWorker(lambda camera: no_support, ["c"], slots, _Log(), StreamMetrics(["c"]),
+                            lambda index, results: ProcessLane(index, recipe, results), 2)
+    try:
+        with pytest.raises(UserError, match="worker 0 could not start"):
+            worker.start()
+    finally:
+        worker.stop(5)

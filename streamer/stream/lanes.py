@@ -222,6 +222,8 @@ class ProcessLane:
 
     def stop(self, timeout: float) -> None:
         if self.process.pid is None:  # never started
+            for end in (*self._ends, self._tasks, self._replies):
+                end.close()
             return
         self.request_stop()
         self._receiver.join(timeout)

@@ -24,7 +24,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from streamer.errors import UserError
+from streamer.errors import UserError, first_line
 from streamer.persense.pipeline import PerSense, Support
 from streamer.sources.base import Frame
 from streamer.stream.lanes import ENDED, FAILED_START, OUTCOME, READY, Outcome
@@ -101,7 +101,10 @@ class ParallelWorker(WorkerBase):
         self._collector.start()
         self._lanes = [self._make_lane(i, self._results) for i in range(self.workers)]
         for lane in self._lanes:
-            lane.start()
+            try:
+                lane.start()
+            except Exception as exc:  # e.g. an engine factory that cannot be pickled for a worker process
+                raise UserError(f"worker {lane.index} could not start: {first_line(exc)}") from None
         self._sync_supports()
         deadline = time.monotonic() + self.start_timeout_s
         with self._cond:
