@@ -340,20 +340,24 @@ def test_a_worker_process_that_dies_fails_its_frame_in_place_and_is_restarted(tm
     assert proc.worker.last_count["line1"] == counts[-1]
 
 
+def _start_fails(engines, lane_class, match: str) -> None:
+    """Workers of `lane_class` whose engines come from `engines`: their start raises UserError matching `match`."""
+    recipe = ReplicaRecipe(engines, PipelineConfig(), {"c": GateConfig()})
+    no_support = PerSense(EngineSet(BlobEncoder(), BlobDecoder(), BlobDensity(), "test-blobs"))
+    worker = ParallelWorker(lambda camera: no_support, ["c"], FrameSlots(["c"]), _Log(), StreamMetrics(["c"]),
+                            lambda index, results: lane_class(index, recipe, results), 2)
+    try:
+        with pytest.raises(UserError, match=match):
+            worker.start()
+    finally:
+        worker.stop(5)
+
+
 def test_workers_that_cannot_start_fail_the_start_in_one_line():
     def broken():
         raise RuntimeError("no such model")
 
-    slots = FrameSlots(["c"])
-    recipe = ReplicaRecipe(broken, PipelineConfig(), {"c": GateConfig()})
-    no_support = PerSense(EngineSet(BlobEncoder(), BlobDecoder(), BlobDensity(), "test-blobs"))
-    worker = ParallelWorker(lambda camera: no_support, ["c"], slots, _Log(), StreamMetrics(["c"]),
-                            lambda index, results: ThreadLane(index, recipe, results), 2)
-    try:
-        with pytest.raises(UserError, match="could not start: no such model"):
-            worker.start()
-    finally:
-        worker.stop(5)
+    _start_fails(broken, ThreadLane, "could not start: no such model")
 
 
 def test_run_takes_the_workers_from_the_flag_over_the_file_and_bounds_them(tmp_path):
@@ -374,13 +378,4 @@ def test_run_takes_the_workers_from_the_flag_over_the_file_and_bounds_them(tmp_p
 
 
 def test_an_engine_factory_a_worker_process_cannot_take_fails_the_start_in_one_line():
-    slots = FrameSlots(["c"])
-    recipe = ReplicaRecipe(lambda: None, PipelineConfig(), {"c": GateConfig()})  # a lambda cannot be pickled
-    no_support = PerSense(EngineSet(BlobEncoder(), BlobDecoder(), BlobDensity(), "test-blobs"))
-    worker = ParallelWorker(lambda camera: no_support, ["c"], slots, _Log(), StreamMetrics(["c"]),
-                            lambda index, results: ProcessLane(index, recipe, results), 2)
-    try:
-        with pytest.raises(UserError, match="worker 0 could not start"):
-            worker.start()
-    finally:
-        worker.stop(5)
+    _start_fails(lambda: None, ProcessLane, "worker 0 could not start")  # a lambda cannot be pickled
