@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TensorRT timing cache file (default: OUT/trt-timing.cache)")
     parser.add_argument("--copy-checkpoint", action="store_true",
                         help="copy the checkpoint into OUT (the torch backend loads it from there)")
+    parser.add_argument("--encoder-batch", type=int, default=1, metavar="N",
+                        help="frames per encoder call: above 1, the encoder gets a dynamic batch dimension (the "
+                        "TensorRT engine's profile: 1 to N) and frames of several cameras can be encoded together")
     parser.add_argument("--random-weights", type=int, default=None, metavar="SEED",
                         help="testing/benchmarks: random weights of the real architecture instead of a checkpoint")
 
@@ -57,6 +60,8 @@ def run(args) -> int:
     check_output_dir(args.out)
     if args.fp16 and not args.tensorrt:
         raise UserError("--fp16 applies to TensorRT engines: add --tensorrt")
+    if not 1 <= args.encoder_batch <= 64:
+        raise UserError("--encoder-batch must be from 1 to 64")
     if not 1 <= args.opt_prompts <= args.max_prompts:
         raise UserError("need 1 <= --opt-prompts <= --max-prompts")
     if args.tensorrt:
@@ -68,11 +73,12 @@ def run(args) -> int:
     sam, info = load_model(args.model_type, args.checkpoint, args.random_weights, args.out)
     if args.checkpoint is not None and args.copy_checkpoint:
         info["path"] = str(copy_checkpoint(args.checkpoint, args.out).resolve())
-    manifest = export_onnx(sam, args.model_type, args.out, checkpoint_info=info)
+    manifest = export_onnx(sam, args.model_type, args.out, checkpoint_info=info, encoder_batch=args.encoder_batch > 1)
     del sam
     log.info("wrote %s", ", ".join(sorted(manifest.files)))
     if args.tensorrt:
-        build_tensorrt(args.out, args.fp16, args.opt_prompts, args.max_prompts, args.timing_cache)
+        build_tensorrt(args.out, args.fp16, args.opt_prompts, args.max_prompts, args.timing_cache,
+                       encoder_batch=args.encoder_batch)
     print(f"exported SAM {args.model_type} to {args.out}")
     return 0
 
@@ -106,7 +112,8 @@ def decoder_profiles(opt: int, max_prompts: int) -> dict:
     }
 
 
-def build_tensorrt(model_dir: Path, fp16: bool, opt: int, max_prompts: int, timing_cache: Path | None) -> dict:
+def build_tensorrt(model_dir: Path, fp16: bool, opt: int, max_prompts: int, timing_cache: Path | None,
+                   encoder_batch: int = 1) -> dict:
     """Build encoder and decoder engines for this GPU into model_dir and record them in the manifest (the runtime
     loads exactly the engines recorded there). Engines of the same export with another profile or precision stay
     on disk but are no longer used."""
@@ -116,7 +123,8 @@ def build_tensorrt(model_dir: Path, fp16: bool, opt: int, max_prompts: int, timi
     manifest = read_manifest(model_dir, verify=True)
     cache = timing_cache or (model_dir / "trt-timing.cache")
     encoder = build_engine(model_dir / "encoder.onnx", model_dir, "encoder",
-                           {"image": ((1, 3, IMAGE_SIZE, IMAGE_SIZE),) * 3}, fp16=fp16, timing_cache=cache,
+                           {"image": tuple((n, 3, IMAGE_SIZE, IMAGE_SIZE) for n in (1, encoder_batch, encoder_batch))},
+                           fp16=fp16, timing_cache=cache,
                            onnx_sha256=manifest.onnx_sha256("encoder.onnx"))
     decoder = build_engine(model_dir / "decoder.onnx", model_dir, "decoder", decoder_profiles(opt, max_prompts),
                            fp16=fp16, timing_cache=cache, onnx_sha256=manifest.onnx_sha256("decoder.onnx"))

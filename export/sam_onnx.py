@@ -68,6 +68,7 @@ def export_onnx(
     out_dir: Path | str,
     checkpoint_info: dict | None = None,
     external_data: bool | None = None,
+    encoder_batch: bool = False,
 ) -> SamManifest:
     """Export a torch Sam to `out_dir`: encoder.onnx, decoder.onnx, manifest.json; TensorRT engines of an earlier
     export there are deleted.
@@ -77,6 +78,8 @@ def export_onnx(
         model_type: vit_b | vit_l | vit_h | tiny (recorded in the manifest; selects the expected shapes).
         checkpoint_info: recorded in the manifest (path, sha256) so the torch backend can find the weights.
         external_data: store the encoder's weights in encoder.onnx.data; default: when they exceed ~1.8 GB.
+        encoder_batch: give the encoder a dynamic batch dimension (frames of several cameras in one call,
+            engines.sam.model.SamModel.encode_batch); else its batch is 1.
 
     Returns:
         The manifest written.
@@ -98,8 +101,10 @@ def export_onnx(
         external_data = encoder_bytes > EXTERNAL_DATA_BYTES
 
     log.info("exporting the %s image encoder (%.0f MB of weights)", model_type, encoder_bytes / 1e6)
-    image = torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE)
-    _export(SamEncoderModule(sam), (image,), out_dir / "encoder.onnx", ["image"], ["image_embeddings"], None,
+    # A batched export traces two images, so that no dimension is specialised to 1.
+    image = torch.zeros(2 if encoder_batch else 1, 3, IMAGE_SIZE, IMAGE_SIZE)
+    batch_axes = {"image": {0: "batch"}, "image_embeddings": {0: "batch"}} if encoder_batch else None
+    _export(SamEncoderModule(sam), (image,), out_dir / "encoder.onnx", ["image"], ["image_embeddings"], batch_axes,
             external_data)
 
     log.info("exporting the batched mask decoder")

@@ -77,7 +77,7 @@ def _over_counted(driver, product: str, samples: int = 6) -> list[int]:
 
 @pytest.mark.slow
 def test_add_a_second_product_and_a_negative_by_clicks(run, browser):  # noqa: F811 (fixtures)
-    r = run(source=SIM)
+    r = run("--workers", "1", source=SIM)  # products are added while it runs: one worker (docs/products.md)
     r.wait_http()
     browser.get(r.base + "/")
     assert wait_until(lambda: _live_shown(browser), 90, 0.05), "no live segmentation in the page"

@@ -71,6 +71,7 @@ def _run(tmp_path, encode_ahead: bool, wait_s: float, fail_on: int | None = None
     engines = EngineSet(encoder, BlobDecoder(), ProbeDensity(probe, len(COUNTS)), "test-probe")
     config = _config(tmp_path, [{"uri": "test", "camera_id": "line1", "every_frame": True}])
     config.stream.encode_ahead = encode_ahead
+    config.stream.workers = 1  # encoding ahead is the one inference thread's (several workers segment side by side)
     images = [blob_frame(n, seed=i) for i, n in enumerate(COUNTS)]
     proc = _processor(config, {"line1": lambda: ListSource("line1", images, COUNTS)}, engines)
     proc.start()

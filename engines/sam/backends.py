@@ -90,6 +90,21 @@ class OrtBackend:
         features = out.numpy()[0] if keep else out[0]
         return out, features
 
+    @property
+    def encoder_batches(self) -> bool:
+        """Whether the encoder takes several images per call (exported with --encoder-batch: a named batch
+        dimension where a plain export has 1)."""
+        return not isinstance(self.encoder.session.get_inputs()[0].shape[0], int)
+
+    def encode_batch(self, images: np.ndarray) -> list[tuple[Any, np.ndarray]]:
+        """float32[B, 3, 1024, 1024] -> per image (native embedding, float32[C, 64, 64] host features), as
+        `encode` gives them: in one call where the encoder takes batches, else one call per image. A batch's
+        embeddings are on the host (slices of one output), also where the encoder runs on the GPU."""
+        if len(images) == 1 or not self.encoder_batches:
+            return [self.encode(images[i:i + 1]) for i in range(len(images))]
+        out = self.encoder.run({"image": images}, ["image_embeddings"])["image_embeddings"]
+        return [(out[i:i + 1], out[i]) for i in range(len(images))]
+
     def decode(self, embedding: Any, coords, labels, bias, target, multimask: bool,
                best_crop: tuple[int, int] | None = None):
         """-> (logits float32[n, K, 256, 256], scores float32[n, K]); with `best_crop` (h, w) only each prompt's

@@ -48,6 +48,15 @@ def register(subparsers) -> None:
     parser.add_argument("--encode-ahead", choices=("on", "off"), default=None,
                         help="encode the next frame while this one is segmented, or each in turn (default: "
                         "stream.encode_ahead from the config; unset, on where the encoder runs on a GPU)")
+    parser.add_argument("--workers", metavar="N[,N...]", default=None,
+                        help="run the stream's worker with N workers (1: the one inference thread; more: as "
+                        "stream.workers) on every frame of --cameras simulated cameras, and report frames/s, latency "
+                        "p50/p95 from a frame's taking to its result, CPU use and the load average; several values "
+                        "(e.g. 1,2) alternate within each of --rounds rounds, each compared with the first, "
+                        "results too (bit for bit, in order)")
+    parser.add_argument("--cameras", type=int, default=None, metavar="M",
+                        help="with --workers: M cameras (the simulator with seeds 0..M-1, or --source for each)")
+    parser.add_argument("--rounds", type=int, default=1, metavar="R", help="with --workers: rounds (default 1)")
     parser.set_defaults(func=run)
 
 
@@ -80,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.products is not None:
         return _products(args, config)
+    if args.workers is not None or args.cameras is not None:
+        from streamer.cli.bench_workers import run_workers
+
+        return run_workers(args, config)
     pipeline = build_pipeline(config)
     scene = getattr(args, "scene", None)
     if args.sweep:

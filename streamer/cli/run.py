@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 from streamer.cli.common import add_config_argument
@@ -56,6 +57,8 @@ def register(subparsers) -> None:
     p.add_argument("--modbus-port", type=int, metavar="PORT",
                    help="serve Modbus TCP on this port (stream.outputs.modbus; needs the modbus extra)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N published results")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="frames segmented at once, results in capture order (stream.workers; default: the cores)")
     p.add_argument("--status-interval", type=float, default=10.0, metavar="SECONDS",
                    help="print a status line per camera (count, frames/s, latency, match quality, items passed) "
                    "every SECONDS (default %(default)g; 0: never; -q silences it too)")
@@ -106,6 +109,8 @@ def apply_flags(config: Config, args: argparse.Namespace) -> Config:
         stream["metrics"]["host"] = args.metrics_host
     if args.max_frames is not None:
         stream["max_frames"] = args.max_frames
+    if getattr(args, "workers", None) is not None:
+        stream["workers"] = args.workers
     outputs = stream["outputs"]
     if args.mqtt:
         host, port = _host_port(args.mqtt, outputs["mqtt"]["port"])
@@ -238,7 +243,8 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
         log.info("engines %s ready in %.1f s", engines.name, time.perf_counter() - t0)
         if stop.is_set():
             return 0
-        processor = StreamProcessor(config, engines, support, camera_supports=own_supports, camera_products=products)
+        processor = StreamProcessor(config, engines, support, camera_supports=own_supports, camera_products=products,
+                                    engine_factory=partial(build_engines, config.engines))
         processor.start()
         for source in stream.sources:
             log.info("camera %s: %s", source.camera_id, redact(source.uri))

@@ -46,7 +46,7 @@ class LiveView:
     def __init__(self, cameras: list[str], max_viewers: int = 4):
         self._lock = threading.Lock()
         self._latest: dict[str, Shown] = {}
-        self._fps: dict[str, float] = {}
+        self._interval_s: dict[str, float] = {}  # between results, smoothed
         self._latency_s: dict[str, float] = {}
         self._rendered: dict[tuple[str, str], tuple[Shown, bytes]] = {}  # (camera, style) -> (the Shown, its JPEG)
         self.cameras = list(cameras)
@@ -67,7 +67,9 @@ class LiveView:
             previous = self._latest.get(frame.camera)
             self._latest[frame.camera] = shown
             if previous is not None and now > previous.done_ts:
-                self._fps[frame.camera] = _smooth(self._fps.get(frame.camera), 1.0 / (now - previous.done_ts))
+                # The interval is smoothed, not its inverse: with several workers, results that waited for an
+                # earlier frame come out a moment apart, and their rate would swamp the mean.
+                self._interval_s[frame.camera] = _smooth(self._interval_s.get(frame.camera), now - previous.done_ts)
             self._latency_s[frame.camera] = _smooth(self._latency_s.get(frame.camera),
                                                     max(now - frame.capture_ts, 0.0))
 
@@ -80,7 +82,8 @@ class LiveView:
         """The camera's running figures: frames/s and capture-to-result latency (smoothed), last count."""
         with self._lock:
             shown = self._latest.get(camera)
-            fps, latency = self._fps.get(camera), self._latency_s.get(camera)
+            interval, latency = self._interval_s.get(camera), self._latency_s.get(camera)
+        fps = None if interval is None else 1.0 / interval
         return {
             "fps": None if fps is None else round(fps, 2),
             "latency_ms": None if latency is None else round(latency * 1000.0, 1),

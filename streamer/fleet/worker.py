@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from functools import partial
 
 import numpy as np
 
@@ -75,7 +76,8 @@ class CameraWorker:
         self.node_ip = ray.util.get_node_ip_address()
         config = Config.model_validate_json(config)
         self.processor = StreamProcessor(config, build_engines(config.engines), support,
-                                         publish_socket_options=publish_options)
+                                         publish_socket_options=publish_options,
+                                         engine_factory=partial(build_engines, config.engines))
         self.processor.start()
         self.started_at = time.time()
         self.outcome: str | None = None  # why the processor stopped by itself, if it did

@@ -115,13 +115,18 @@ class PerSense(NegativeExamples):
             profile=support_profile(image_rgb, mask), model=model,
             object_mask=mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].copy(), object_cells=cells,
         )
-        if label is not None and hasattr(self.gate, "set_label"):
-            self.gate.set_label(label)
+        self.adopt_support(support)
+        return support
+
+    def adopt_support(self, support: Support) -> None:
+        """Make a support that set_support made elsewhere (another copy of this pipeline over the same engines: the
+        stream's workers, streamer.stream.lanes) this pipeline's, as set_support would have."""
+        if support.label is not None and hasattr(self.gate, "set_label"):
+            self.gate.set_label(support.label)
         self.support = support
         self._keep_negatives_apart(support)
         self._size_warned = False
         self._scale_checked = None
-        return self.support
 
     def _label_for(self, image_rgb: np.ndarray, mask: np.ndarray, known: str | None) -> str | None:
         """The support object's class label: `known`, the configured one, or the class-label extractor's."""
@@ -146,6 +151,18 @@ class PerSense(NegativeExamples):
         with self._encoder_lock:
             embedding = self.engines.encoder.encode(image_rgb)
         return EncodedFrame(embedding, (time.perf_counter() - start) * 1000.0)
+
+    def encode_batch(self, images_rgb: list[np.ndarray]) -> list[EncodedFrame]:
+        """`encode` of several frames (of several cameras: their pipelines share the engines), in one encoder call
+        where the encoder takes batches (engines.sam.model.SamModel.encode_batch), else one each; each frame's
+        encode_ms is its share of the call."""
+        start = time.perf_counter()
+        with self._encoder_lock:
+            batched = getattr(self.engines.encoder, "encode_batch", None)
+            embeddings = batched(images_rgb) if batched is not None else [
+                self.engines.encoder.encode(image) for image in images_rgb]
+        share_ms = (time.perf_counter() - start) * 1000.0 / max(len(images_rgb), 1)
+        return [EncodedFrame(embedding, share_ms) for embedding in embeddings]
 
     def segment(self, image_rgb: np.ndarray, encoded: EncodedFrame | None = None) -> SegmentationResult:
         """Segment every instance of the support's kind in one uint8[H, W, 3] RGB frame.

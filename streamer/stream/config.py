@@ -19,6 +19,7 @@ from streamer.stream.endpoints import check_endpoint
 from streamer.stream.tally_config import TallyConfig
 
 DEFAULT_SOURCE = "sim:?objects=60&fps=30"
+MAX_WORKERS = 32  # stream.workers' bound: each worker holds its own copy of the engines
 _CAMERA_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -258,6 +259,24 @@ class StreamConfig(_Section):
         None,
         description="encode the next frame on its own thread while the current one is segmented, so that a frame "
         "costs max(encoder, rest) instead of their sum; null (default): on where the encoder runs on a GPU",
+    )
+    workers: Optional[int] = Field(
+        None, ge=1, le=MAX_WORKERS,
+        description="frames segmented at once, each by its own copy of the pipeline in its own process; results are "
+        "published in capture order (docs/performance.md, Workers); null (default): the machine's cores (at most "
+        f"{MAX_WORKERS}) where the encoder runs on the CPU, 1 where it runs on a GPU",
+    )
+    batch_frames: int = Field(
+        1, ge=1, le=64, description="with one worker: frames (of several cameras) encoded in one call where the "
+        "encoder takes batches (SAM exported with --encoder-batch); 1: one frame per call",
+    )
+    batch_wait_ms: float = Field(
+        5.0, ge=0.0, le=1000.0, description="how long a batch's first frame waits for frames of the other cameras "
+        "(the latency a batch may add)",
+    )
+    worker_threads: bool = Field(
+        False, description="run the workers as threads of this process instead of processes: for engines that "
+        "release Python's lock while they compute (the default embedded engines do not; docs/performance.md)",
     )
 
     @model_validator(mode="after")

@@ -1,8 +1,9 @@
 """The stream processor: cameras -> newest-frame slots -> inference -> publisher, plus control and metrics.
 
-Threads: one supervisor per camera (capture), one inference thread, one publisher thread, the control
-thread and the HTTP server (metrics, probes and the operator console, streamer.console). They meet only at
-bounded buffers, so none waits on another.
+Threads: one supervisor per camera (capture), one inference thread (or, with `stream.workers` above 1, a
+dispatcher, worker processes and a collector that hands results on in capture order: streamer.stream.parallel), one
+publisher thread, the control thread and the HTTP server (metrics, probes and the operator console,
+streamer.console). They meet only at bounded buffers, so none waits on another.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from streamer.engine_factory import build_label_extractor
 from streamer.errors import UserError, first_line
 from streamer.gates import build_gate
 from streamer.sources.base import SourceState
-from streamer.stream.ahead import encode_ahead_enabled
 from streamer.stream.cameras import default_source_factory
 from streamer.stream.control import ControlServer
 from streamer.stream.metrics import StreamMetrics
@@ -33,7 +33,9 @@ from streamer.stream.slots import FrameSlots
 from streamer.stream.processor_ops import ProcessorOperations
 from streamer.stream.products import CameraProducts
 from streamer.stream.support import PrototypeCache
+from streamer.stream.parallel import ParallelWorker
 from streamer.stream.worker import InferenceWorker
+from streamer.stream.worker_choice import build_worker
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ class StreamProcessor(ProcessorOperations):
             whose publisher connects to the forwarder as a CURVE client).
         source_factory: (SourceConfig) -> a zero-argument callable opening a FrameSource; default open_source.
         supervisor_factory: the CameraSupervisor class or a stand-in with its signature.
+        engine_factory: with `stream.workers` above 1, a picklable zero-argument callable that builds each worker's
+            engines (e.g. functools.partial(build_engines, config.engines)); None: copies of `engines`.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class StreamProcessor(ProcessorOperations):
         camera_supports: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
         publish_socket_options: dict | None = None,
         camera_products: dict | None = None,
+        engine_factory: Callable[[], EngineSet] | None = None,
     ):
         self.config = config
         self.stream = config.stream
@@ -98,6 +103,7 @@ class StreamProcessor(ProcessorOperations):
         self._source_factory = source_factory or default_source_factory
         self._supervisor_factory = supervisor_factory
         self._publish_socket_options = publish_socket_options
+        self._engine_factory = engine_factory
         # Asked for; granted per connection to non-live sources only (see _opened).
         self._every_frame = {s.camera_id for s in self.stream.sources if s.every_frame}
         self._warned_live_every_frame: set[str] = set()
@@ -112,7 +118,7 @@ class StreamProcessor(ProcessorOperations):
         self.http_token: str | None = None  # the console's token in force (None: none needed)
         self.http_token_generated = False  # True: made up at start, for the operator to be shown once
         self.live = LiveView(self.cameras, max_viewers=self.stream.console.max_viewers)
-        self.worker: InferenceWorker | None = None
+        self.worker: InferenceWorker | ParallelWorker | None = None
         self.auth: Authentication | None = None
         self.tally = None  # streamer.stream.tally_sink.TallySink where stream.tally is active
         self.archive = None  # streamer.archive.recorder.Archive where stream.archive is enabled
@@ -167,9 +173,8 @@ class StreamProcessor(ProcessorOperations):
             self.archive = self._open_archive()
         self.http, self.console_http = self._http_servers()
         self.metrics.watch_sources(self._source_snapshots)
-        self.worker = InferenceWorker(self.products.pipeline, self.slots, self._result_sink(), self.metrics,
-                                      encode_ahead=encode_ahead_enabled(self.stream.encode_ahead,
-                                                                       self.products.engines.encoder))
+        self.worker = build_worker(self.config, self.products, self.slots, self._result_sink(), self.metrics,
+                                   self._engine_factory)
         for part in (self.archive, self.publisher, self.worker, self.control, self.http, self.console_http):
             if part is not None:
                 part.start()

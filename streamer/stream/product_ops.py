@@ -62,6 +62,7 @@ class ProductOperations:
         """A new product `name` (uint8[H, W, 3] RGB image, bool[H, W] mask its support) on `camera` (None: every
         camera) -> its Support. UserError, with nothing changed on any camera, for a taken or bad name, one product
         too many or a bad support."""
+        self._check_one_worker("several products on a camera")
         cameras = self._cameras_for(camera)
         for name_of in cameras:
             self.products.pipeline(name_of).check_new(name)
@@ -106,6 +107,7 @@ class ProductOperations:
         """A "not this" example (uint8[H, W, 3] RGB, bool[H, W]) for `camera`'s product (None: every camera; the
         default product) -> its id. UserError, with nothing changed, for an example that would silence the product,
         one too many, or an unknown camera or product."""
+        self._check_one_worker("negative examples")
         cameras = self._cameras_for(camera)
         for name_of in cameras:
             self.products.check_product(name_of, product)
@@ -140,6 +142,14 @@ class ProductOperations:
             self._audit(event, camera, old, new if product is None else f"{product}:{new}")
 
     # -- control commands (control thread) -----------------------------------------------------------
+    def _check_one_worker(self, what: str) -> None:
+        """UserError where several workers segment the frames: their replicas hold each camera's one product."""
+        from streamer.stream.parallel import ParallelWorker
+
+        if isinstance(getattr(self, "worker", None), ParallelWorker):
+            raise UserError(f"{what} need stream.workers: 1 (the {self.worker.workers} workers segment each "
+                            "camera's one product)")
+
     def _product_handlers(self) -> dict:
         return {"add_product": self._cmd_add_product, "remove_product": self._cmd_remove_product,
                 "add_negative": self._cmd_add_negative, "clear_negatives": self._cmd_clear_negatives}

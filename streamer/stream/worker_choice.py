@@ -1,0 +1,79 @@
+"""Which worker the stream runs (`stream.workers`): one inference thread, or several workers with results in order."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable
+
+from engines.interfaces import EngineSet
+from streamer.config import Config
+from streamer.errors import UserError
+from streamer.stream.ahead import encode_ahead_enabled
+from streamer.stream.config import MAX_WORKERS
+
+log = logging.getLogger(__name__)
+
+
+def machine_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolved_workers(setting: int | None, encoder) -> int:
+    """`stream.workers`: the number given, or (null) the machine's cores, at most MAX_WORKERS, where the encoder
+    runs on the CPU; 1 where it runs on a GPU (each worker would hold its own copy of the models in the GPU's
+    memory; there, frames of several cameras are batched instead)."""
+    if setting is not None:
+        return setting
+    if getattr(encoder, "device", "cpu") == "cuda":
+        return 1
+    return max(1, min(machine_cores(), MAX_WORKERS))
+
+
+def build_worker(config: Config, products, slots, sink, metrics, engine_factory: Callable[[], EngineSet] | None):
+    """The stream's worker for `config.stream.workers`: InferenceWorker for one, ParallelWorker for more.
+
+    products: streamer.stream.products.CameraProducts, whose pipelines hold the supports in force.
+    engine_factory: a picklable zero-argument callable that builds the workers' engines; None: copies of the
+        products' engines (UserError where they cannot be copied).
+    """
+    from streamer.stream.worker import InferenceWorker
+
+    stream = config.stream
+    workers = resolved_workers(stream.workers, products.engines.encoder)
+    several = [camera for camera in products.cameras if _several(products.pipeline(camera))]
+    if several and workers > 1:
+        # The workers' replicas hold each camera's one product (streamer.stream.lanes).
+        if stream.workers is not None:
+            raise UserError(f"stream.workers: {workers} segments one product per camera, without negative "
+                            f"examples; camera {several[0]} has several products or negatives: set stream.workers: 1")
+        log.info("camera %s counts several products or has negative examples: one worker", several[0])
+        workers = 1
+    if workers == 1:
+        ahead = encode_ahead_enabled(stream.encode_ahead, products.engines.encoder)
+        if ahead and stream.batch_frames > 1:
+            log.info("stream.batch_frames: frames are encoded in batches, not ahead (stream.encode_ahead)")
+            ahead = False
+        return InferenceWorker(products.pipeline, slots, sink, metrics, encode_ahead=ahead,
+                               batch_frames=stream.batch_frames, batch_wait_s=stream.batch_wait_ms / 1e3)
+    from streamer.stream.lanes import EngineCopy, ProcessLane, ReplicaRecipe, ThreadLane
+    from streamer.stream.parallel import ParallelWorker
+
+    if stream.encode_ahead:
+        log.info("stream.encode_ahead applies with one worker; %d workers segment frames side by side instead",
+                 workers)
+    gates = {source.camera_id: source.gate or config.gate for source in stream.sources}
+    recipe = ReplicaRecipe(engine_factory or EngineCopy(products.engines), config.pipeline, gates)
+    lane_class = ThreadLane if stream.worker_threads else ProcessLane
+    log.info("%d workers (%s)", workers, "threads" if stream.worker_threads else "processes")
+    return ParallelWorker(products.pipeline, products.cameras, slots, sink, metrics,
+                          lambda index, results: lane_class(index, recipe, results), workers)
+
+
+def _several(camera_products) -> bool:
+    """Whether a camera's products (streamer.persense.products.Products) are more than one, or have negatives."""
+    return camera_products.several or any(camera_products.product(name).negatives for name in camera_products.names)
