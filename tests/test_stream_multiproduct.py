@@ -98,7 +98,8 @@ def test_configured_products_are_published_with_their_figures_truth_and_metrics(
 
 
 def test_control_adds_changes_and_removes_products_and_negatives(tmp_path, mix_examples):
-    proc = _start(_stream(tmp_path, [{"name": "biscuit"}], max_products=2))
+    # Products added while it runs need one worker (the workers' replicas hold each camera's one product).
+    proc = _start(_stream(tmp_path, [{"name": "biscuit"}], max_products=2, workers=1))
     endpoint = proc.control.endpoint
     try:
         soap = _frames(mix_examples.support("soap"))
@@ -136,6 +137,34 @@ def test_control_adds_changes_and_removes_products_and_negatives(tmp_path, mix_e
         header = _results(proc, lambda h: "products" not in h)
         assert "negatives" not in header and all("product" not in inst for inst in header["instances"])
         assert 'product="soap"' not in proc.metrics.exposition().decode()
+    finally:
+        proc.stop()
+
+
+def test_several_products_keep_one_worker_and_several_workers_refuse_them(tmp_path, mix_examples):
+    """stream.workers' replicas segment each camera's one product: configured products or negatives run on one
+    worker where stream.workers is unset, and asking for more is refused in one line; a product or a negative
+    added to a stream whose workers are several is refused in one line, and nothing changes."""
+    from streamer.stream.parallel import ParallelWorker
+    from streamer.stream.worker import InferenceWorker
+
+    configured = [{"name": "biscuit", "support": {"negatives": [{"kind": "candy"}]}}, {"name": "soap"}]
+    proc = _start(_stream(tmp_path, configured))
+    try:
+        assert isinstance(proc.worker, InferenceWorker)
+    finally:
+        proc.stop()
+    with pytest.raises(UserError, match="set stream.workers: 1"):
+        _start(_stream(tmp_path, configured, workers=2))
+    proc = _start(_stream(tmp_path, [{"name": "biscuit"}], workers=2))
+    try:
+        assert isinstance(proc.worker, ParallelWorker)
+        for request, example in (({"cmd": "add_product", "product": "soap"}, "soap"),
+                                 ({"cmd": "add_negative"}, "candy")):
+            reply = ask(proc.control.endpoint, request, *_frames(mix_examples.support(example)))
+            assert not reply["ok"] and "stream.workers: 1" in reply["error"] and "\n" not in reply["error"], reply
+        assert proc.products.pipeline("mix").names == ["biscuit"]
+        assert not proc.products.pipeline("mix").product().negatives
     finally:
         proc.stop()
 
