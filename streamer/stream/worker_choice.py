@@ -74,6 +74,9 @@ def build_worker(config: Config, products, slots, sink, metrics, engine_factory:
                           lambda index, results: lane_class(index, recipe, results), workers)
 
 
-def _several(camera_products) -> bool:
-    """Whether a camera's products (streamer.persense.products.Products) are more than one, or have negatives."""
-    return camera_products.several or any(camera_products.product(name).negatives for name in camera_products.names)
+def _several(pipeline) -> bool:
+    """Whether a camera's pipeline (streamer.persense.products.Products, or one PerSense) counts several products
+    or has negative examples."""
+    if not hasattr(pipeline, "several"):  # one PerSense
+        return bool(getattr(pipeline, "negatives", ()))
+    return pipeline.several or any(pipeline.product(name).negatives for name in pipeline.names)
