@@ -336,7 +336,7 @@ def test_the_reject_stations_get_each_frames_tracks_views_scores_samples_specs_a
         ids = [inst.track_id for inst in result.instances]
         assert got[3].tolist() == ids and ids[0] == 1
         assert got[4].tolist() == [[60 + VX * index, 50.0], [150.0, 60.0], [151.5, 21.5], edge_centre]
-        assert got[5].tolist() == [True, True, False, False]
+        assert got[5].dtype == bool and got[5].tolist() == [True, True, False, False]  # bool[N], as documented
         assert got[6].dtype == np.float64 and got[6].tolist() == [0.9, 0.25, 0.5, 0.75]
         assert got[7] is tally._samples and 1 in got[7]
         assert got[8] == tally.specs and got[8]["diameter"].max == 50
