@@ -226,9 +226,9 @@ def test_the_authenticator_names_known_keys_and_shows_unknown_ones_by_their_star
 
 
 def _client(ctx, endpoint, options=None):
+    """A REQ socket that has sent b"hello" to `endpoint` (with CURVE client options, or anonymous)."""
     sock = ctx.socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    apply_options(sock, options or {})
+    apply_options(sock, {zmq.LINGER: 0, **(options or {})})
     sock.connect(endpoint)
     sock.send(b"hello")
     return sock
