@@ -4,6 +4,7 @@
     .venv/bin/python tools/mutation.py --report   # report the last run only
     .venv/bin/python tools/mutation.py --fresh    # discard mutmut's cache (mutants/) first
     .venv/bin/python tools/mutation.py --module streamer.models.cache   # one module's mutants (and its rate)
+    .venv/bin/python tools/mutation.py --equivalents --module streamer.tracking   # the listed equivalents, to review
 
 What is mutated and which tests run is configured in pyproject.toml's [tool.mutmut]. Mutants that no test can
 tell apart from the original are listed in tools/mutation_equivalents.toml, each by its function and its
@@ -63,23 +64,49 @@ def _functions(path: Path) -> dict[str, str]:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
 
-def mutated_line(name: str, cache: dict[Path, dict[str, str]]) -> tuple[str, str]:
-    """'streamer.rle.x_crop_runs__mutmut_3' -> ('streamer.rle.x_crop_runs', the mutant's changed line(s))."""
+def _diff(name: str, cache: dict[Path, dict[str, str]]) -> tuple[str, list[str], list[str]]:
+    """'streamer.rle.x_crop_runs__mutmut_3' -> ('streamer.rle.x_crop_runs', original lines, mutated lines)."""
     function, _, _ = name.rpartition("__mutmut_")
     module, _, func = function.rpartition(".")
     path = ROOT / "mutants" / (module.replace(".", "/") + ".py")
-    funcs = cache.setdefault(path, _functions(path))
+    funcs = cache.setdefault(path, _functions(path) if path.exists() else {})
     orig, mutant = funcs.get(f"{func}__mutmut_orig", ""), funcs.get(func + name[len(function):], "")
-    orig_lines = orig.splitlines()[1:]  # the def line differs by name only
-    new_lines = mutant.splitlines()[1:]
-    changed = [line[1:].strip() for line in difflib.unified_diff(orig_lines, new_lines, lineterm="", n=0)
-               if line.startswith("+") and not line.startswith("+++")]
-    return function, " | ".join(changed) if changed else "<deleted line>"
+    diff = list(difflib.unified_diff(orig.splitlines()[1:], mutant.splitlines()[1:], lineterm="", n=0))
+    # (the def line differs by name only)
+    removed = [line[1:].strip() for line in diff if line.startswith("-") and not line.startswith("---")]
+    added = [line[1:].strip() for line in diff if line.startswith("+") and not line.startswith("+++")]
+    return function, removed, added
+
+
+def mutated_line(name: str, cache: dict[Path, dict[str, str]]) -> tuple[str, str]:
+    """'streamer.rle.x_crop_runs__mutmut_3' -> ('streamer.rle.x_crop_runs', the mutant's changed line(s))."""
+    function, _, added = _diff(name, cache)
+    return function, " | ".join(added) if added else "<deleted line>"
 
 
 def load_equivalents() -> dict[tuple[str, str], str]:
     data = tomllib.loads(EQUIVALENTS.read_text()) if EQUIVALENTS.exists() else {}
     return {(e["function"], e["mutant"]): e["reason"] for e in data.get("equivalent", [])}
+
+
+def list_equivalents(pattern: str | None) -> int:
+    """Print the listed equivalent mutants (of the module matching `pattern`) for a reviewer: one block each with
+    its function, the mutant's id when it was listed, the mutated line and the reason."""
+    data = tomllib.loads(EQUIVALENTS.read_text()) if EQUIVALENTS.exists() else {}
+    cache: dict[Path, dict[str, str]] = {}
+    shown = 0
+    for entry in data.get("equivalent", []):
+        if pattern is not None and not fnmatch.fnmatchcase(entry["function"] + "__mutmut_0", pattern):
+            continue
+        shown += 1
+        print(f"{entry['function']}  {entry.get('id', '')}")
+        if entry.get("id"):  # the original line, from the last run's mutants/ (when the id still names this mutant)
+            _, removed, added = _diff(entry["function"].rpartition(".")[0] + "." + entry["id"], cache)
+            if " | ".join(added) == entry["mutant"]:
+                print("".join(f"    - {line}\n" for line in removed), end="")
+        print(f"    + {entry['mutant']}\n    why: {entry['reason']}")
+    print(f"{shown} listed equivalent mutants")
+    return 0
 
 
 def report(target: float, show_survivors: bool, pattern: str | None = None) -> int:
@@ -123,11 +150,15 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true", help="discard mutmut's cache (mutants/) first")
     parser.add_argument("--max-children", type=int, default=2, help="parallel test processes (default 2)")
     parser.add_argument("--survivors", action="store_true", help="list every surviving mutant's changed line")
+    parser.add_argument("--equivalents", action="store_true",
+                        help="only print the listed equivalent mutants (of --module), with their reasons, to review")
     parser.add_argument("--target", type=float, default=90.0, help="minimum kill rate in percent (default 90)")
     parser.add_argument("--module", help="only this module's mutants, e.g. streamer.models.cache (each mutant still "
                                          "runs only the tests that reach its function)")
     args = parser.parse_args()
     pattern = mutant_pattern(args.module) if args.module else None
+    if args.equivalents:
+        return list_equivalents(pattern)
     if not args.report:
         if args.fresh:
             shutil.rmtree(ROOT / "mutants", ignore_errors=True)

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import stat
+import struct
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ KEYS_HINT = ("make keys with 'persense keys DIR --name server' and 'persense key
 _ZAP_DOMAIN = b"persense"
 _REFUSED_EVENTS = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | \
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+_Z85 = frozenset(zmq.utils.z85.Z85CHARS)
 
 
 def write_keys(directory: Path, name: str) -> tuple[Path, Path]:
@@ -70,6 +72,10 @@ def load_keypair(path: Path, what: str) -> tuple[bytes, bytes]:
     public, secret = _load(path, what)
     if not secret:
         raise UserError(f"{what} {path} holds no secret key (give the .key_secret file)")
+    if not _is_curve_key(secret):
+        # ZeroMQ would refuse it only when the socket is made, with a bare "Invalid argument".
+        raise UserError(f"{what} {path} holds a damaged secret-key (not 40 Z85 characters): make a new pair with "
+                        "persense keys")
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         log.warning("%s %s is readable by others (mode %o): chmod 600 it", what, path, mode & 0o777)
@@ -89,9 +95,20 @@ def _load(path: Path, what: str) -> tuple[bytes, bytes | None]:
         public, secret = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as exc:
         raise UserError(f"{what} {path} is not a ZeroMQ certificate: {first_line(exc)}") from None
-    if not public or len(public) != 40:
-        raise UserError(f"{what} {path} is not a ZeroMQ certificate (no 40-character public-key)")
+    if not _is_curve_key(public):
+        raise UserError(f"{what} {path} is not a ZeroMQ certificate (no 40-character Z85 public-key)")
     return public, secret
+
+
+def _is_curve_key(key: bytes | None) -> bool:
+    """Whether `key` is a CURVE key as ZeroMQ takes it in text: 40 Z85 characters that encode 32 bytes."""
+    if not key or len(key) != 40 or not set(key) <= _Z85:
+        return False
+    try:
+        zmq.utils.z85.decode(key)
+    except struct.error:  # a group of five characters beyond 2^32
+        return False
+    return True
 
 
 def client_socket_options(client_key: Path, server_public_key: Path) -> dict[int, bytes]:
@@ -120,7 +137,13 @@ class CurveServer:
         folder = Path(authorized_keys)
         if not folder.is_dir():
             raise UserError(f"authorized keys folder not found: {folder}")
-        if not zmq.auth.load_certificates(folder):
+        try:
+            # The authenticator reads every *.key there the same way; one that is not a key would stop it.
+            keys = zmq.auth.load_certificates(folder)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"authorized keys folder {folder}: {first_line(exc)} (every *.key file there must be a "
+                            "public key from persense keys)") from None
+        if not keys:
             raise UserError(f"no client public keys (*.key) in the authorized keys folder {folder}")
         return cls(public, secret, folder)
 
