@@ -166,6 +166,11 @@ class Products:
     def encode(self, image_rgb: np.ndarray) -> EncodedFrame:
         return self.product().encode(image_rgb)
 
+    def encode_batch(self, images_rgb: list[np.ndarray]) -> list[EncodedFrame]:
+        """Several frames in one encoder call where the encoder takes batches (PerSense.encode_batch); every product
+        segments over the same encodings."""
+        return self.product().encode_batch(images_rgb)
+
     def segment(self, image_rgb: np.ndarray, encoded: EncodedFrame | None = None) -> SegmentationResult:
         """Every product's objects in one uint8[H, W, 3] RGB frame, over one encoding of it."""
         if not self.several:
