@@ -135,6 +135,8 @@ class PixelClassifier:
     forest: "ExtraTreesClassifier"
     stride: int
     scales: tuple[float, float, float]
+    samples: np.ndarray | None = None  # float32[N, N_PLANES] the cells it was fitted on (for a refit)
+    classes: np.ndarray | None = None  # int8[N] their classes (1 the product)
 
     def bank(self, image_rgb: np.ndarray) -> np.ndarray:
         """uint8[H, W, 3] -> float32[N_PLANES, ceil(H / stride), ceil(W / stride)] the image's filter bank."""
@@ -172,10 +174,25 @@ def fit_classifier(
         flat = bank.reshape(bank.shape[0], -1)
         features += [flat[:, positives].T, flat[:, negatives].T]
         labels += [np.ones(len(positives), np.int8), np.zeros(len(negatives), np.int8)]
+    samples, classes = np.concatenate(features), np.concatenate(labels)
+    return PixelClassifier(_forest(samples, classes, seed), stride, scales, samples, classes)
+
+
+def _forest(samples: np.ndarray, classes: np.ndarray, seed: int) -> "ExtraTreesClassifier":
     # Imported here: scikit-learn's import costs about a second of every command's start-up, round supports and
     # SAM engines need none of it.
     from sklearn.ensemble import ExtraTreesClassifier
 
     forest = ExtraTreesClassifier(class_weight="balanced", random_state=seed, n_jobs=1, **_FOREST)
-    forest.fit(np.concatenate(features), np.concatenate(labels))
-    return PixelClassifier(forest, stride, scales)
+    forest.fit(samples, classes)
+    return forest
+
+
+def refit(classifier: PixelClassifier, samples: np.ndarray, classes: np.ndarray, seed: int = 0) -> PixelClassifier:
+    """The classifier fitted again on its own cells and these (float32[M, N_PLANES], int8[M] classes)."""
+    if classifier.samples is None or classifier.classes is None:
+        raise ValueError("the classifier keeps no training cells to refit with")
+    all_samples = np.concatenate([classifier.samples, samples.astype(np.float32)])
+    all_classes = np.concatenate([classifier.classes, classes.astype(np.int8)])
+    return PixelClassifier(_forest(all_samples, all_classes, seed), classifier.stride, classifier.scales,
+                           classifier.samples, classifier.classes)

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from engines.anyshape.adapt import belt_samples, with_belt
 from engines.anyshape.classifier import PixelClassifier, fit_classifier, grid_image
 from engines.anyshape.filters import FINE_GRADIENT, opponent_planes
 from engines.anyshape.instances import EdgeCues, Regions, find_regions, product_cells
@@ -62,8 +63,13 @@ class FrameWork:
             contrast = float(np.clip(np.percentile(edges, _CONTRAST_PERCENTILE) / support.contrast, 0.3, 1.0))
             cues = EdgeCues(edges > support.edge_level * contrast,
                             near_edge >= _OUTLINE_SHARE * support.outline_level * contrast)
-            self.regions[key] = find_regions(probability, support.shape, edges=cues,
-                                             shapes=support.silhouettes)
+            regions = find_regions(probability, support.shape, edges=cues, shapes=support.silhouettes)
+            belt = belt_samples(self.banks[key], probability, regions, support.shape.inner_radius)
+            if belt is not None:
+                # A belt the support image never showed: learnt from this frame, and the frame looked at again.
+                probability = with_belt(support.classifier, belt).probability_of(self.banks[key])
+                regions = find_regions(probability, support.shape, edges=cues, shapes=support.silhouettes)
+            self.regions[key] = regions
         return self.regions[key]
 
     def outlines_for(self, support: "AnyShapeSupport") -> np.ndarray:
