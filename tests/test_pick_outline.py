@@ -105,3 +105,18 @@ def test_a_dowel_picked_by_a_click_is_the_support_that_counts_the_dowels():
     persense = PerSense(engines)
     persense.set_support(case.support_image, picked)
     assert evaluate(persense.segment(case.image), case.labels).f1 >= 0.9
+
+
+def test_a_pair_of_touching_disks_is_pinched_twice_a_rod_and_an_l_never():
+    from engines.anyshape.follow import _pinches
+
+    hw = (120, 160)
+    pair = _disk(hw, (60, 60), 20) | _disk(hw, (96, 60), 20)
+    rod = np.zeros(hw, bool)
+    rod[50:70, 20:140] = True
+    ell = np.zeros(hw, bool)
+    ell[20:100, 30:50] = True
+    ell[80:100, 30:120] = True
+    assert _pinches(pair, 20.0) == 2
+    assert _pinches(rod, 10.0) == 0
+    assert _pinches(ell, 10.0) == 1
