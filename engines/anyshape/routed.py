@@ -46,14 +46,15 @@ _SOLIDITY = 0.85
 _HOLES = 0.02
 
 
-# Prompts without a support are picks (a click on the product): up to this many at once have their masks follow
-# the items' outlines (engines.anyshape.follow; a GrabCut of 0.2-0.4 s each on 640 x 480 frames).
-_MAX_PICKS = 8
+# One prompt without a support is a pick (a click on the product): its mask follows the item's outline
+# (engines.anyshape.follow; a GrabCut of 0.3-0.9 s on 640 x 480 frames). Several prompts without a support keep the
+# outline engines' joint answer (touching items parted between their prompts). 0: no pick follows outlines.
+_MAX_PICKS = 1
 
 
 def _picked(image: np.ndarray, output: DecoderOutput, points_xy: np.ndarray) -> DecoderOutput:
-    """The outline engines' answer to picks, each mask grown or cut to its item's own outline, as one label map
-    at the frame's resolution (the first pick keeps a pixel two of them claim)."""
+    """The outline engines' answer to a pick, its mask grown or cut to its item's own outline, as a label map at
+    the frame's resolution."""
     frame_hw = image.shape[:2]
     blobs = label_map_at(output.labels, output.valid_hw, frame_hw)
     labels = np.zeros(frame_hw, np.int32)
