@@ -169,16 +169,20 @@ class ThreadLane:
 class ProcessLane:
     """A worker in a process of its own (started with spawn: the stream's process has threads, which fork would
     copy in whatever state they are). The frame goes through a shared memory block of this worker's; the
-    worker's log records come back to this process's loggers."""
+    worker's log records come back to this process's loggers.
 
-    def __init__(self, index: int, recipe: ReplicaRecipe, results: queue.SimpleQueue):
+    opencv_threads: OpenCV's threads in the worker (cv2.setNumThreads); None: OpenCV's default (one per core)."""
+
+    def __init__(self, index: int, recipe: ReplicaRecipe, results: queue.SimpleQueue,
+                 opencv_threads: int | None = None):
         self.index = index
         self._results = results
         context = multiprocessing.get_context("spawn")
         tasks_out, self._tasks = context.Pipe(duplex=False)
         self._replies, replies_in = context.Pipe(duplex=False)
         self.process = context.Process(
-            target=_lane_main, args=(index, recipe, tasks_out, replies_in, logging.getLogger().getEffectiveLevel()),
+            target=_lane_main,
+            args=(index, recipe, tasks_out, replies_in, logging.getLogger().getEffectiveLevel(), opencv_threads),
             name=f"persense-worker-{index}", daemon=True,
         )
         self._ends = (tasks_out, replies_in)  # the worker's ends, closed here once it has them
@@ -288,9 +292,14 @@ def _picklable(outcome: Outcome) -> Outcome:
     return outcome
 
 
-def _lane_main(index: int, recipe: ReplicaRecipe, tasks, replies, log_level: int) -> None:
+def _lane_main(index: int, recipe: ReplicaRecipe, tasks, replies, log_level: int,
+               opencv_threads: int | None = None) -> None:
     """A worker process: build the pipelines, then serve supports and frames until told to stop (or until the
     stream's process is gone: its end of the pipe closes)."""
+    if opencv_threads is not None:
+        import cv2
+
+        cv2.setNumThreads(opencv_threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the stream's to handle: it stops its workers
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the stream asks where a stuck worker is
     lock = threading.Lock()
