@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # Messages from a worker, as (worker index, kind, payload) on the pool's results queue: ready to segment, a
 # frame's Outcome, could not start (why), ended (why).
 READY, OUTCOME, FAILED_START, ENDED = "ready", "outcome", "failed-start", "ended"
+_REPLY_PIPE_BYTES = 1 << 20  # a reply pipe's capacity: several 60-object results (about 140 kB each)
 
 
 class EngineCopy:
@@ -180,6 +181,7 @@ class ProcessLane:
         context = multiprocessing.get_context("spawn")
         tasks_out, self._tasks = context.Pipe(duplex=False)
         self._replies, replies_in = context.Pipe(duplex=False)
+        _widen_pipe(self._replies.fileno())
         self.process = context.Process(
             target=_lane_main,
             args=(index, recipe, tasks_out, replies_in, logging.getLogger().getEffectiveLevel(), opencv_threads),
@@ -265,6 +267,21 @@ class ProcessLane:
         self.process.join()  # where the worker hangs on its way out, `stop` kills it
         self._replies.close()
         self._results.put((self.index, ENDED, f"worker {self.index} ended (exit code {self.process.exitcode})"))
+
+
+def _widen_pipe(fd: int) -> None:
+    """Let a pipe hold a whole result (a 60-object result pickles to about 140 kB; Linux's pipes hold 64 kB): the
+    worker then writes it in one go instead of waiting, chunk by chunk, for this process's receiving thread, which
+    needs Python's lock for every chunk while the results thread holds it to publish (docs/performance.md, 13).
+    Where the system allows less, or is not Linux, the pipe stays as it is."""
+    try:
+        import fcntl
+
+        with open("/proc/sys/fs/pipe-max-size") as limit:
+            most = int(limit.read())
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, min(_REPLY_PIPE_BYTES, most))
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass
 
 
 class _PipeQueue:
