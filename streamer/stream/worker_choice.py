@@ -84,7 +84,8 @@ def worker_opencv_threads(setting: int | None, workers: int) -> int:
     """`stream.worker_opencv_threads`: the number given, or (null) the machine's cores shared out among the workers.
 
     Each process's OpenCV otherwise runs a pool of one thread per core: two workers on 2 cores ran 4 threads where
-    2 can run (docs/performance.md, 13, measured what one each gives)."""
+    2 can run. Not a measured optimum: its effect was within the noise while other sessions held this machine's
+    cores (docs/performance.md, 13); a setting overrides it."""
     if setting is not None:
         return setting
     return max(1, machine_cores() // workers)
