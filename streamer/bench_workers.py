@@ -59,6 +59,8 @@ class StreamBenchReport:
     failed: int = 0
     load_before: float = 0.0  # 1-minute load average when the run started (other processes on the machine)
     cpu_workers_share: float = 0.0  # the worker processes' part of the CPU (0: one process does everything)
+    segment_ms: list[float] = field(default_factory=list)  # per measured frame: its pipeline stages' time (the
+    # rest of its latency is the way to and from a worker, the wait for earlier frames, tracking and the message)
 
     def summary(self) -> dict:
         lat = np.asarray(self.latency_ms)
@@ -66,6 +68,9 @@ class StreamBenchReport:
             "workers": self.workers, "cameras": self.cameras, "frames": len(self.latency_ms),
             "fps": round(self.fps, 2),
             "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1)},
+            "segment_ms_p50": round(float(np.percentile(self.segment_ms, 50)), 1) if self.segment_ms else None,
+            "beside_segment_ms_p50": round(float(np.percentile(lat - np.asarray(self.segment_ms), 50)), 1)
+            if len(self.segment_ms) == len(lat) and len(lat) else None,
             "cpu_cores": round(self.cpu_cores, 2),
             "cpu_ms_per_frame": round(1e3 * self.cpu_cores / self.fps, 1) if self.fps > 0 else None,
             "cpu_workers_share": round(self.cpu_workers_share, 3),
@@ -97,6 +102,7 @@ class _BenchSink:
         self.warmup, self.total = warmup, total
         self.handed_on = 0
         self.latency_ms: list[float] = []
+        self.segment_ms: list[float] = []
         self.digests: list[tuple[str, int, str]] = []
         self.warm_at: tuple[float, float] | None = None  # (perf_counter, this process's CPU s) at the warm-up's end
         self.cpu_at_warm: Callable[[], float] = lambda: 0.0  # the worker processes' CPU s at the warm-up's end
@@ -113,6 +119,7 @@ class _BenchSink:
             self.workers_cpu_warm = self.cpu_at_warm()
         elif self.handed_on > self.warmup:
             self.latency_ms.append((now - self.slots.taken_at.pop(id(frame))) * 1e3)
+            self.segment_ms.append(sum(result.timings_ms.values()))
         # Every result, the warm-up's too: which frames of each camera the warm-up took depends on timing.
         self.digests.append((frame.camera, int(frame.index), result_digest(result)))
         self.slots.taken_at.pop(id(frame), None)
@@ -202,4 +209,4 @@ def run_stream_benchmark(config: Config, engines: EngineSet, engine_factory: Cal
     measured = len(sink.latency_ms)
     return StreamBenchReport(workers, len(cameras), measured / wall if wall > 0 else 0.0, sink.latency_ms,
                              cpu / wall if wall > 0 else 0.0, sink.digests, sum(worker.failed.values()), load_before,
-                             cpu_workers / cpu if cpu > 0 else 0.0)
+                             cpu_workers / cpu if cpu > 0 else 0.0, sink.segment_ms)

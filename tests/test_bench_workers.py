@@ -28,6 +28,9 @@ def test_one_and_two_workers_give_the_same_results_in_the_same_order(tmp_path):
     for run in runs:
         assert run["fps"] > 0 and run["cpu_cores"] > 0 and run["failed"] == 0
         assert 0 < run["latency_ms"]["p50"] <= run["latency_ms"]["p95"]
+        # Where the latency goes: a frame's segmenting is part of it, the rest (to and from a worker, the wait for
+        # earlier frames, tracking, the message) the remainder.
+        assert 0 < run["segment_ms_p50"] <= run["latency_ms"]["p50"] and run["beside_segment_ms_p50"] >= 0
     (comparison,) = report["comparisons"]
     assert comparison["workers"] == 2 and comparison["against"] == 1
     assert comparison["results_identical"] is True and comparison["fps_ratio"] > 0

@@ -86,7 +86,8 @@ def run_workers(args: argparse.Namespace, config: Config) -> int:
 def _row(row: dict) -> str:
     lat = row["latency_ms"]
     return (f"round {row['round']}: {row['workers']} worker(s), {row['cameras']} camera(s): {row['fps']:.2f} frames/s, "
-            f"latency p50 {lat['p50']:.1f} ms p95 {lat['p95']:.1f} ms, CPU {row['cpu_cores']:.2f} cores "
+            f"latency p50 {lat['p50']:.1f} ms p95 {lat['p95']:.1f} ms (segmenting p50 {row['segment_ms_p50']} ms, "
+            f"the rest {row['beside_segment_ms_p50']} ms), CPU {row['cpu_cores']:.2f} cores "
             f"({row['cpu_ms_per_frame']} ms a frame, {100 * row['cpu_workers_share']:.0f}% in worker processes), "
             f"{row['failed']} failed, load average {row['load_before']:.2f} before")
 

@@ -278,6 +278,11 @@ class StreamConfig(_Section):
         False, description="run the workers as threads of this process instead of processes: for engines that "
         "release Python's lock while they compute (the default embedded engines do not; docs/performance.md)",
     )
+    worker_opencv_threads: Optional[int] = Field(
+        None, ge=1, le=64,
+        description="OpenCV's threads in each worker process; null (default): the machine's cores shared out among "
+        "the workers (at least 1 each), so that N workers do not run N times the cores' threads",
+    )
 
     @model_validator(mode="after")
     def _name_cameras(self):

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # Messages from a worker, as (worker index, kind, payload) on the pool's results queue: ready to segment, a
 # frame's Outcome, could not start (why), ended (why).
 READY, OUTCOME, FAILED_START, ENDED = "ready", "outcome", "failed-start", "ended"
+_REPLY_PIPE_BYTES = 1 << 20  # a reply pipe's capacity: several 60-object results (about 140 kB each)
 
 
 class EngineCopy:
@@ -169,16 +170,21 @@ class ThreadLane:
 class ProcessLane:
     """A worker in a process of its own (started with spawn: the stream's process has threads, which fork would
     copy in whatever state they are). The frame goes through a shared memory block of this worker's; the
-    worker's log records come back to this process's loggers."""
+    worker's log records come back to this process's loggers.
 
-    def __init__(self, index: int, recipe: ReplicaRecipe, results: queue.SimpleQueue):
+    opencv_threads: OpenCV's threads in the worker (cv2.setNumThreads); None: OpenCV's default (one per core)."""
+
+    def __init__(self, index: int, recipe: ReplicaRecipe, results: queue.SimpleQueue,
+                 opencv_threads: int | None = None):
         self.index = index
         self._results = results
         context = multiprocessing.get_context("spawn")
         tasks_out, self._tasks = context.Pipe(duplex=False)
         self._replies, replies_in = context.Pipe(duplex=False)
+        _widen_pipe(self._replies.fileno())
         self.process = context.Process(
-            target=_lane_main, args=(index, recipe, tasks_out, replies_in, logging.getLogger().getEffectiveLevel()),
+            target=_lane_main,
+            args=(index, recipe, tasks_out, replies_in, logging.getLogger().getEffectiveLevel(), opencv_threads),
             name=f"persense-worker-{index}", daemon=True,
         )
         self._ends = (tasks_out, replies_in)  # the worker's ends, closed here once it has them
@@ -263,6 +269,21 @@ class ProcessLane:
         self._results.put((self.index, ENDED, f"worker {self.index} ended (exit code {self.process.exitcode})"))
 
 
+def _widen_pipe(fd: int) -> None:
+    """Let a pipe hold a whole result (a 60-object result pickles to about 140 kB; Linux's pipes hold 64 kB): the
+    worker then writes it in one go instead of waiting, chunk by chunk, for this process's receiving thread, which
+    needs Python's lock for every chunk while the results thread holds it to publish (docs/performance.md, 13).
+    Where the system allows less, or is not Linux, the pipe stays as it is."""
+    try:
+        import fcntl
+
+        with open("/proc/sys/fs/pipe-max-size") as limit:
+            most = int(limit.read())
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, min(_REPLY_PIPE_BYTES, most))
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass
+
+
 class _PipeQueue:
     """The queue a QueueHandler writes to: the worker's reply pipe (one writer at a time)."""
 
@@ -288,9 +309,14 @@ def _picklable(outcome: Outcome) -> Outcome:
     return outcome
 
 
-def _lane_main(index: int, recipe: ReplicaRecipe, tasks, replies, log_level: int) -> None:
+def _lane_main(index: int, recipe: ReplicaRecipe, tasks, replies, log_level: int,
+               opencv_threads: int | None = None) -> None:
     """A worker process: build the pipelines, then serve supports and frames until told to stop (or until the
     stream's process is gone: its end of the pipe closes)."""
+    if opencv_threads is not None:
+        import cv2
+
+        cv2.setNumThreads(opencv_threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the stream's to handle: it stops its workers
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the stream asks where a stuck worker is
     lock = threading.Lock()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 from typing import Callable
 
 from engines.interfaces import EngineSet
@@ -68,10 +69,26 @@ def build_worker(config: Config, products, slots, sink, metrics, engine_factory:
                  workers)
     gates = {source.camera_id: source.gate or config.gate for source in stream.sources}
     recipe = ReplicaRecipe(engine_factory or EngineCopy(products.engines), config.pipeline, gates)
-    lane_class = ThreadLane if stream.worker_threads else ProcessLane
-    log.info("%d workers (%s)", workers, "threads" if stream.worker_threads else "processes")
+    if stream.worker_threads:
+        log.info("%d workers (threads)", workers)
+        make_lane = partial(ThreadLane, recipe=recipe)
+    else:
+        opencv_threads = worker_opencv_threads(stream.worker_opencv_threads, workers)
+        log.info("%d workers (processes, %d OpenCV thread(s) each)", workers, opencv_threads)
+        make_lane = partial(ProcessLane, recipe=recipe, opencv_threads=opencv_threads)
     return ParallelWorker(products.pipeline, products.cameras, slots, sink, metrics,
-                          lambda index, results: lane_class(index, recipe, results), workers)
+                          lambda index, results: make_lane(index, results=results), workers)
+
+
+def worker_opencv_threads(setting: int | None, workers: int) -> int:
+    """`stream.worker_opencv_threads`: the number given, or (null) the machine's cores shared out among the workers.
+
+    Each process's OpenCV otherwise runs a pool of one thread per core: two workers on 2 cores ran 4 threads where
+    2 can run. Not a measured optimum: its effect was within the noise while other sessions held this machine's
+    cores (docs/performance.md, 13); a setting overrides it."""
+    if setting is not None:
+        return setting
+    return max(1, machine_cores() // workers)
 
 
 def _several(pipeline) -> bool:
