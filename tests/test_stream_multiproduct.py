@@ -229,3 +229,31 @@ def test_items_passing_a_line_are_counted_per_product():
     single = SegmentationResult(160, 120, [replace(inst, product=None) for inst in instances])
     plain.observe(Frame(scene.image, 0, 0.0, "cam0", scene.count, truth), single)
     assert "passed_by_product" not in single.tally and "passed_by_product" not in plain.take_interval()
+
+
+def test_the_console_uploads_the_support_of_the_product_it_names(tmp_path, mix_examples):
+    from console_helpers import http, multipart
+
+    proc = _start(_stream(tmp_path, [{"name": "biscuit"}, {"name": "tile"}], console={"enabled": True}))
+    try:
+        base = proc.http.base_url
+        before = {name: proc.products.support_id("mix", name) for name in ("biscuit", "tile")}
+        image, mask = _frames(MixedConveyor(width=320, height=240, n_objects=30, seed=4).support("tile"))
+
+        def upload(product: str) -> tuple[int, bytes]:
+            body, headers = multipart({"image": image, "mask": mask}, {"product": product})
+            status, _, data = http(base + "/api/support/upload", body, headers=headers, method="POST")
+            return status, data
+
+        assert upload("nope")[0] == 400  # no such product: nothing changes
+        assert upload("no good")[0] == 400
+        assert {name: proc.products.support_id("mix", name) for name in before} == before
+        status, data = upload("tile")
+        assert status == 200, data
+        changed = json.loads(data)["support_id"]
+        assert {name: proc.products.support_id("mix", name) for name in before} == {**before, "tile": changed}
+        status, headers, data = http(base + "/api/support.jpg?product=tile")
+        assert status == 200 and headers.get("content-type", headers.get("Content-Type")) == "image/jpeg" and data[:2] == b"\xff\xd8"
+        assert http(base + "/api/support.jpg?product=nope")[0] == 400
+    finally:
+        proc.stop()
