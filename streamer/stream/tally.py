@@ -160,6 +160,10 @@ def _median(samples: np.ndarray) -> np.ndarray:
     return (ordered[(n - 1) // 2] + ordered[n // 2]) / 2.0
 
 
+def _specs_doc(specs: dict[str, SpecRange]) -> dict:
+    return {k: {"min": v.min, "max": v.max} for k, v in specs.items()}
+
+
 class CameraTally:
     """Args: config: stream.tally; camera: this camera's id (picks its lines); support_mask: bool[h, w] of the
     support object (the default spec and histogram range)."""
@@ -187,6 +191,7 @@ class CameraTally:
                                                  max_missed=tracking.max_missed))
         self.passed_total = 0
         self.passed_by_product: dict[str, int] = {}  # where the camera counts several products (docs/products.md)
+        self.product_specs: dict[str, dict[str, SpecRange]] = {}  # the specs of its products beyond the default one
         self.out_of_spec_total = 0
         self.measured_total = 0
         self.truth_passed_total: int | None = None
@@ -207,6 +212,15 @@ class CameraTally:
         self.edges = np.linspace(low_high[0], low_high[1], self.config.histogram_bins + 1)
         self._histogram_total = np.zeros(len(self.edges) + 1, np.int64)  # [below, bins..., above]
         self._histogram_interval = np.zeros_like(self._histogram_total)
+
+    def set_product_support(self, product: str, support_mask: np.ndarray | None) -> None:
+        """The support of one of the camera's products beyond its default one (docs/products.md): that product's
+        items are judged against its own default spec (configured specs, where there are, are the camera's)."""
+        self.product_specs[product] = dict(self.config.specs) or default_specs(support_mask, self.scale,
+                                                                               self.config.spec_tolerance)
+
+    def forget_product(self, product: str) -> None:
+        self.product_specs.pop(product, None)
 
     # -- per frame ------------------------------------------------------------------------------------
     def observe(self, frame: Frame, result: SegmentationResult) -> list[PassedItem]:
@@ -289,7 +303,7 @@ class CameraTally:
         samples = self._samples.get(ident)
         median = samples.figures() if samples is not None else None
         figures = as_dict(median) if median is not None else None
-        ok = in_spec(figures, self.specs) if figures else None
+        ok = in_spec(figures, self.product_specs.get(product, self.specs)) if figures else None
         item = PassedItem(ident, line, direction, figures, ok, truth_diameter, product)
         if figures is not None and figures.get("diameter") is not None:
             self.measured_total += 1
@@ -329,7 +343,9 @@ class CameraTally:
             "out_of_spec_total": self.out_of_spec_total,
             "tracks": self.tracker.active,
             "units": self.units,
-            "specs": {k: {"min": v.min, "max": v.max} for k, v in self.specs.items()},
+            "specs": _specs_doc(self.specs),
+            **({"specs_by_product": {name: _specs_doc(specs) for name, specs in self.product_specs.items()}}
+               if self.product_specs else {}),
             "size_histogram": {"measure": "diameter", "edges": [round(float(e), 3) for e in self.edges],
                                "below": int(histogram[0]), "counts": histogram[1:-1].tolist(),
                                "above": int(histogram[-1])},
