@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamer.sources.base import Frame
-from streamer.stream.tally_config import CountLineConfig, SpecRange, TallyConfig
+from streamer.stream.tally_config import CountLineConfig, TallyConfig
+from streamer.stream.tally_specs import SpecRange, default_specs, in_spec, specs_doc
 from streamer.stream.tally_zones import CameraZones, ZoneStep, place
 from streamer.stream.rejects import CameraRejects, RejectEvent
 from streamer.tracking.belt_plane import BeltPlane
 from streamer.tracking.crossing import BACKWARD, FORWARD, LineCounter
-from streamer.tracking.measure import COLUMN, FIELDS, add_details, as_dict, measure_one, measure_shapes, to_mm, touches_border
+from streamer.tracking.measure import COLUMN, FIELDS, add_details, as_dict, measure_shapes, touches_border
 from streamer.tracking.tracker import BeltTracker, TrackerParams
 from streamer.types import SegmentationResult
 
@@ -131,37 +132,11 @@ def resolve_line(config: CountLineConfig, width: int, height: int) -> tuple[floa
     return (x0, y0, x1, y1)
 
 
-def default_specs(support_mask: np.ndarray | None, scale: float | None, tolerance: float) -> dict[str, SpecRange]:
-    """The one-shot spec: the support object's diameter +- `tolerance` (a fraction), in the tally's units."""
-    if support_mask is None or not support_mask.any():
-        return {}
-    pixels = np.zeros(support_mask.shape + (3,), np.uint8)
-    diameter = to_mm(measure_one(support_mask, pixels)[None], scale)[0, COLUMN["diameter"]]
-    return {"diameter": SpecRange(min=diameter * (1 - tolerance), max=diameter * (1 + tolerance))}
-
-
-def in_spec(figures: dict[str, float | None], specs: dict[str, SpecRange]) -> bool | None:
-    """True when every spec'd figure is in its range, None when one is unknown or there is no spec."""
-    if not specs:
-        return None
-    for name, spec in specs.items():
-        value = figures.get(name)
-        if value is None:
-            return None
-        if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
-            return False
-    return True
-
-
 def _median(samples: np.ndarray) -> np.ndarray:
     """Per column of a few rows without NaN: a sort, as numpy's median costs tens of microseconds of overhead."""
     ordered = np.sort(samples, axis=0)
     n = len(ordered)
     return (ordered[(n - 1) // 2] + ordered[n // 2]) / 2.0
-
-
-def _specs_doc(specs: dict[str, SpecRange]) -> dict:
-    return {k: {"min": v.min, "max": v.max} for k, v in specs.items()}
 
 
 class CameraTally:
@@ -343,8 +318,8 @@ class CameraTally:
             "out_of_spec_total": self.out_of_spec_total,
             "tracks": self.tracker.active,
             "units": self.units,
-            "specs": _specs_doc(self.specs),
-            **({"specs_by_product": {name: _specs_doc(specs) for name, specs in self.product_specs.items()}}
+            "specs": specs_doc(self.specs),
+            **({"specs_by_product": {name: specs_doc(specs) for name, specs in self.product_specs.items()}}
                if self.product_specs else {}),
             "size_histogram": {"measure": "diameter", "edges": [round(float(e), 3) for e in self.edges],
                                "below": int(histogram[0]), "counts": histogram[1:-1].tolist(),
