@@ -193,19 +193,16 @@ def test_bad_product_configurations_are_one_line_each(tmp_path):
         camera_products(stream.sources)
 
 
-def test_items_passing_a_line_are_counted_per_product():
-    """The flow simulator's exact items, every other one named as a second product: the tally counts each."""
-    from dataclasses import replace
-
+def _run_flow_past_a_line(tally) -> tuple[list, object, list]:
+    """The flow simulator's exact items through `tally` (a line down the middle), each item named "even" or "odd"
+    by its id (an item stays one product as it rides the belt) -> (the items passed, the last result, its
+    instances)."""
     from streamer.simulator.flow import FlowSimulator
     from streamer.sources.base import Frame
-    from streamer.stream.tally import CameraTally
-    from streamer.stream.tally_config import TallyConfig
     from streamer.types import Instance, SegmentationResult
 
     sim = FlowSimulator(160, 120, 12, 1, speed_px=3.0, seed=5)
-    tally = CameraTally(TallyConfig.model_validate({"lines": [{"points": [0.5, 0, 0.5, 1]}]}), "cam0")
-    items = []
+    items, result, instances = [], None, []
     for i in range(0, 240, 2):
         scene, truth = sim.frame(i)
         instances = []
@@ -213,19 +210,92 @@ def test_items_passing_a_line_are_counted_per_product():
             ys, xs = np.nonzero(scene.labels == label)
             box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
             mask = scene.labels[box[1]:box[3], box[0]:box[2]] == label
-            # The item's id decides its product, so that an item stays one product as it rides the belt.
             product = "even" if int(truth.ids[label - 1]) % 2 == 0 else "odd"
             instances.append(Instance(label - 1, 1.0, box, mask, product=product))
         result = SegmentationResult(160, 120, instances, products={"even": {}, "odd": {}})
         items += tally.observe(Frame(scene.image, i, float(i), "cam0", scene.count, truth), result)
+    return items, result, instances
+
+
+def _line_tally():
+    from streamer.stream.tally import CameraTally
+    from streamer.stream.tally_config import TallyConfig
+
+    return CameraTally(TallyConfig.model_validate({"lines": [{"points": [0.5, 0, 0.5, 1]}]}), "cam0")
+
+
+def test_items_passing_a_line_are_counted_per_product():
+    """The flow simulator's exact items, every other one named as a second product: the tally counts each."""
+    from dataclasses import replace
+
+    from streamer.simulator.flow import FlowSimulator
+    from streamer.sources.base import Frame
+    from streamer.types import SegmentationResult
+
+    tally = _line_tally()
+    items, result, instances = _run_flow_past_a_line(tally)
     passed = tally.passed_by_product
     assert set(passed) == {"even", "odd"} and sum(passed.values()) == tally.passed_total > 10
     assert result.tally["passed_by_product"] == passed
     assert {item.product for item in items} == {"even", "odd"} and all("product" in i.to_dict() for i in items)
     interval = tally.take_interval()
     assert interval["passed_by_product"] == passed
-    plain = CameraTally(TallyConfig.model_validate({"lines": [{"points": [0.5, 0, 0.5, 1]}]}), "cam0")
-    scene, truth = sim.frame(0)
+    plain = _line_tally()
+    scene, truth = FlowSimulator(160, 120, 12, 1, speed_px=3.0, seed=5).frame(0)
     single = SegmentationResult(160, 120, [replace(inst, product=None) for inst in instances])
     plain.observe(Frame(scene.image, 0, 0.0, "cam0", scene.count, truth), single)
     assert "passed_by_product" not in single.tally and "passed_by_product" not in plain.take_interval()
+
+
+def test_the_console_uploads_the_support_of_the_product_it_names(tmp_path, mix_examples):
+    from console_helpers import http, multipart
+
+    proc = _start(_stream(tmp_path, [{"name": "biscuit"}, {"name": "tile"}], console={"enabled": True},
+                          tally={"lines": [{"points": [0.5, 0, 0.5, 1]}]}))
+    try:
+        base = proc.http.base_url
+        tally = proc.tally.tallies["mix"]
+        assert list(tally.product_specs) == ["tile"]  # a configured product's items: its own spec
+        configured = tally.product_specs["tile"]
+        before = {name: proc.products.support_id("mix", name) for name in ("biscuit", "tile")}
+        image, mask = _frames(MixedConveyor(width=320, height=240, n_objects=30, seed=4).support("tile"))
+
+        def upload(product: str) -> tuple[int, bytes]:
+            body, headers = multipart({"image": image, "mask": mask}, {"product": product})
+            status, _, data = http(base + "/api/support/upload", body, headers=headers, method="POST")
+            return status, data
+
+        assert upload("nope")[0] == 400  # no such product: nothing changes
+        assert upload("no good")[0] == 400
+        assert {name: proc.products.support_id("mix", name) for name in before} == before
+        status, data = upload("tile")
+        assert status == 200, data
+        changed = json.loads(data)["support_id"]
+        assert {name: proc.products.support_id("mix", name) for name in before} == {**before, "tile": changed}
+        assert tally.product_specs["tile"] != configured  # the uploaded example's size
+        status, headers, data = http(base + "/api/support.jpg?product=tile")
+        assert status == 200 and headers.get("content-type", headers.get("Content-Type")) == "image/jpeg" and data[:2] == b"\xff\xd8"
+        assert http(base + "/api/support.jpg?product=nope")[0] == 400
+    finally:
+        proc.stop()
+
+
+def test_each_products_items_are_judged_against_its_own_spec():
+    """The default product's example is twice the items' size, the other product's the items' size: the other
+    product's items are in its spec, the default product's are out of the camera's (the default one's)."""
+    tally = _line_tally()
+
+    def disk(diameter: int) -> np.ndarray:  # the items' diameters are 26-31 px
+        return cv2.circle(np.zeros((80, 80), np.uint8), (40, 40), diameter // 2, 1, -1) > 0
+
+    tally.set_support(disk(56))
+    tally.set_product_support("odd", disk(28))
+    items, _, _ = _run_flow_past_a_line(tally)
+    judged = {name: [item.in_spec for item in items if item.product == name and item.in_spec is not None]
+              for name in ("even", "odd")}
+    assert len(judged["even"]) >= 3 and len(judged["odd"]) >= 3, judged
+    assert not any(judged["even"]) and sum(judged["odd"]) >= 0.8 * len(judged["odd"]), judged
+    interval = tally.take_interval()
+    assert interval["specs_by_product"]["odd"]["diameter"]["max"] < interval["specs"]["diameter"]["min"]
+    tally.forget_product("odd")
+    assert "specs_by_product" not in tally.take_interval()

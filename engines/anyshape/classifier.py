@@ -138,9 +138,15 @@ class PixelClassifier:
     samples: np.ndarray | None = None  # float32[N, N_PLANES] the cells it was fitted on (for a refit)
     classes: np.ndarray | None = None  # int8[N] their classes (1 the product)
 
-    def bank(self, image_rgb: np.ndarray) -> np.ndarray:
-        """uint8[H, W, 3] -> float32[N_PLANES, ceil(H / stride), ceil(W / stride)] the image's filter bank."""
-        return filter_bank(grid_image(image_rgb, self.stride), self.scales)
+    def bank(self, image_rgb: np.ndarray, memo: dict | None = None) -> np.ndarray:
+        """uint8[H, W, 3] -> float32[N_PLANES, ceil(H / stride), ceil(W / stride)] the image's filter bank.
+
+        memo: this image's planes on this grid step that other supports computed (see filters.filter_bank)."""
+        if memo is None:
+            return filter_bank(grid_image(image_rgb, self.stride), self.scales)
+        if ("grid image",) not in memo:
+            memo[("grid image",)] = grid_image(image_rgb, self.stride)
+        return filter_bank(memo[("grid image",)], self.scales, memo)
 
     def probability(self, image_rgb: np.ndarray) -> np.ndarray:
         """uint8[H, W, 3] -> float32[ceil(H / stride), ceil(W / stride)] probability of the product."""

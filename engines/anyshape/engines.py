@@ -12,7 +12,7 @@ feedback) cost one analysis.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -52,6 +52,14 @@ class FrameWork:
     regions: dict = field(default_factory=dict)  # support key -> Regions
     outlines: dict = field(default_factory=dict)  # support key -> int32[H, W] the regions at frame resolution
     active: "AnyShapeSupport | None" = None  # the support the pipeline matched this frame against last
+    # grid step (pixels) -> the frame's filter planes on that grid, shared by every support of that step (the
+    # planes of equal scales are computed once a frame, whatever the number of products: filters.filter_bank)
+    grids: dict = field(default_factory=dict)
+
+    def view(self) -> "FrameWork":
+        """This frame's work as another product's pipeline starts on it: every cache shared (they are keyed by
+        support), no support matched yet (`active`: the previous product's must not route this one's calls)."""
+        return replace(self, active=None)
 
     def regions_for(self, support: "AnyShapeSupport") -> Regions:
         key = id(support)
@@ -106,7 +114,7 @@ class AnyShapeSupport:
     def probability(self, work: FrameWork) -> np.ndarray:
         key = id(self)
         if key not in work.probability:
-            work.banks[key] = self.classifier.bank(work.image)
+            work.banks[key] = self.classifier.bank(work.image, work.grids.setdefault(self.stride, {}))
             work.probability[key] = self.classifier.probability_of(work.banks[key])
         return work.probability[key]
 

@@ -49,24 +49,38 @@ def _blur(plane: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(plane, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
 
 
-def filter_bank(image_rgb: np.ndarray, scales: tuple[float, float, float]) -> np.ndarray:
+def filter_bank(image_rgb: np.ndarray, scales: tuple[float, float, float], memo: dict | None = None) -> np.ndarray:
     """uint8[H, W, 3] RGB -> float32[N_PLANES, H, W] (planes as PLANE_NAMES) at the three Gaussian scales
     (pixels of this image, small to large).
 
     Scale s0 sees the material (colour, fine edges), s1 the parts of an object, s2 the object as a whole and
     its surroundings: the classifier can tell a product's inside from its rim and from the belt between items.
+
+    memo: planes of this same image already computed for another support's scales (a dict kept per frame and
+    grid step, engines.anyshape.engines.FrameWork.grids): a plane of an equal scale is taken from it, and the
+    planes computed here are added to it. The bank is the same, plane for plane, with or without it.
     """
+    memo = {} if memo is None else memo
+
+    def once(key: tuple, compute):
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
     s0, s1, s2 = scales
-    lightness, red_green, yellow_blue = opponent_planes(image_rgb)
+    lightness, red_green, yellow_blue = once(("opponent",), lambda: opponent_planes(image_rgb))
+    opponent = {"lightness": lightness, "red-green": red_green, "yellow-blue": yellow_blue}
+
+    def blurred(name: str, sigma: float) -> np.ndarray:
+        return once(("blur", name, sigma), lambda: _blur(opponent[name], sigma))
+
     planes = []
     for sigma in (s0, s1):
-        planes += [_blur(lightness, sigma), _blur(red_green, sigma), _blur(yellow_blue, sigma)]
-    light_s2 = _blur(lightness, s2)
+        planes += [blurred("lightness", sigma), blurred("red-green", sigma), blurred("yellow-blue", sigma)]
+    light_s2 = blurred("lightness", s2)
     planes.append(light_s2)
     for sigma, smooth in ((s0, planes[0]), (s1, planes[3]), (s2, light_s2)):
-        gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)
-        gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
-        planes.append(cv2.magnitude(gx, gy) * sigma)  # scale-normalised, so scales compare
+        planes.append(once(("gradient", sigma), lambda: _gradient(smooth, sigma)))
     hessian = None
     for sigma, smooth in ((s1, planes[3]), (s2, light_s2)):
         dxx = cv2.Sobel(smooth, cv2.CV_32F, 2, 0, ksize=3)
@@ -79,11 +93,16 @@ def filter_bank(image_rgb: np.ndarray, scales: tuple[float, float, float]) -> np
     half_trace = (dxx + dyy) * 0.5
     root = np.sqrt(((dxx - dyy) * 0.5) ** 2 + dxy * dxy)
     planes += [(half_trace + root) * sigma * sigma, (half_trace - root) * sigma * sigma]
-    square = lightness * lightness
+    square = once(("square",), lambda: lightness * lightness)
     for sigma, mean in ((s1, planes[3]), (s2, light_s2)):
         variance = _blur(square, sigma) - mean * mean
         planes.append(np.sqrt(np.maximum(variance, 0.0)))
     # Lightness against the wider surroundings: a gradient of light across the belt moves both terms together.
-    planes.append(planes[3] - _blur(lightness, 4.0 * s2))
+    planes.append(planes[3] - blurred("lightness", 4.0 * s2))
     return np.stack(planes).astype(np.float32, copy=False)
 
+
+def _gradient(smooth: np.ndarray, sigma: float) -> np.ndarray:
+    gx = cv2.Sobel(smooth, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(smooth, cv2.CV_32F, 0, 1, ksize=3)
+    return cv2.magnitude(gx, gy) * sigma  # scale-normalised, so scales compare

@@ -49,10 +49,12 @@ class ConsoleBackend(Protocol):
 
     def resume(self) -> None: ...
 
-    def replace_support(self, image, mask, undoing: bool = False, camera: str | None = None): ...
+    def replace_support(self, image, mask, undoing: bool = False, camera: str | None = None,
+                        product: str | None = None): ...
 
-    def supports_of(self, camera: str | None) -> object:
-        """The SupportHistory of `camera` (None: of the first camera, `supports`)."""
+    def supports_of(self, camera: str | None, product: str | None = None) -> object:
+        """The SupportHistory of `camera` (None: of the first camera, `supports`), of its `product` (None: the
+        default one)."""
         ...
 
     def on_pipeline(self, fn: Callable[[], object]) -> object:

@@ -55,7 +55,7 @@ def picking_routes(backend, options, camera_of, frozen_frames: FrozenFrames | No
         """Runs `change()` (which replaces the support) unless another change is under way."""
         return {"ok": True, "support_id": exclusive(change).support_id}
 
-    def decode_and_apply(image_data: bytes, mask_data: bytes, camera: str | None) -> dict:
+    def decode_and_apply(image_data: bytes, mask_data: bytes, camera: str | None, named: dict) -> dict:
         """Decodes an upload only in its turn: parallel uploads of large images each decoded at once held
         gigabytes together, so one decodes at a time and the others wait (up to upload_wait_s) before decoding."""
         if not decoding.acquire(timeout=upload_wait_s):
@@ -64,7 +64,7 @@ def picking_routes(backend, options, camera_of, frozen_frames: FrozenFrames | No
         def apply() -> dict:  # its own scope: the decoded arrays are freed when it returns
             image, mask = support_from_bytes(image_data, mask_data, backend.max_image_pixels,
                                              getattr(backend, "max_image_bytes", None))
-            return change_support(lambda: backend.replace_support(image, mask, camera=camera))
+            return change_support(lambda: backend.replace_support(image, mask, camera=camera, **named))
 
         try:
             return apply()
@@ -125,6 +125,10 @@ def picking_routes(backend, options, camera_of, frozen_frames: FrozenFrames | No
             raise UserError(f"no camera {str(value)[:64]!r}; cameras: {', '.join(backend.cameras)}")
         return value
 
+    def product_named(value) -> dict:
+        """An optional "product" of a request -> {"product": NAME}, or {} for the default one."""
+        return {"product": check_product_name(value)} if value else {}
+
     async def apply(request: Request) -> JSONResponse:
         body = await read_json(request)
         frozen = frozen_frames.get(str(body.get("freeze_id", "")))
@@ -133,8 +137,7 @@ def picking_routes(backend, options, camera_of, frozen_frames: FrozenFrames | No
         # On the simulator, which kind of its objects was picked: the results then carry that kind's truth.
         kind = kind_at(frozen.scene, found.mask)
         known = {"truth_kind": kind} if kind else {}
-        if body.get("product"):  # one of the camera's several products (docs/products.md); else the default one
-            known["product"] = check_product_name(body["product"])
+        known |= product_named(body.get("product"))  # one of the camera's products (docs/products.md)
         reply = await run_in_threadpool(change_support, lambda: backend.replace_support(frozen.image, found.mask,
                                                                                         camera=camera, **known))
         return JSONResponse(reply)
@@ -144,8 +147,7 @@ def picking_routes(backend, options, camera_of, frozen_frames: FrozenFrames | No
         body = await read_json(request) if request.headers.get("content-length", "0") != "0" else {}
         camera = camera_named(body.get("camera"))
 
-        product = check_product_name(body["product"]) if body.get("product") else None
-        named = {"product": product} if product else {}
+        named = product_named(body.get("product"))
 
         def go_back():
             previous = backend.supports_of(camera, **named).previous()
@@ -161,17 +163,20 @@ def picking_routes(backend, options, camera_of, frozen_frames: FrozenFrames | No
             raise UserError(f"the upload is {int(declared)} bytes; the limit is {max_upload} "
                             "(stream.console.max_upload_bytes)")
         bounded = Request(request.scope, _bounded_receive(request.receive, max_upload))
-        async with bounded.form(max_files=2, max_fields=2, max_part_size=max_upload) as form:
+        async with bounded.form(max_files=2, max_fields=3, max_part_size=max_upload) as form:
             image_file, mask_file = form.get("image"), form.get("mask")
             if not hasattr(image_file, "read") or not hasattr(mask_file, "read"):
                 raise UserError("upload two files: 'image' (the example) and 'mask' (its object's pixels non-zero)")
             camera = camera_named(form.get("camera"))  # an optional field: that camera's product only
+            named = product_named(form.get("product"))  # an optional field: that product (else the default one)
             image_data, mask_data = await image_file.read(), await mask_file.read()
-        return JSONResponse(await run_in_threadpool(decode_and_apply, image_data, mask_data, camera))
+        return JSONResponse(await run_in_threadpool(decode_and_apply, image_data, mask_data, camera, named))
 
     async def support_thumbnail(request: Request) -> Response:
-        # An optional query camera=ID: that camera's support (a product per camera), else every camera's.
-        current = backend.supports_of(camera_named(request.query_params.get("camera"))).current()
+        # An optional query camera=ID: that camera's support (a product per camera), else every camera's; and
+        # product=NAME: that product's (else the default one's).
+        query = request.query_params
+        current = backend.supports_of(camera_named(query.get("camera")), **product_named(query.get("product"))).current()
         if current is None:
             raise UserError("no support yet")
         colour = product_colour(current.support_id)

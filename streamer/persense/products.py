@@ -181,7 +181,7 @@ class Products:
         names = self.names
         pipelines = [self.pipelines[name] for name in names]
         with self._frame_gate.frame():
-            results = [pipeline.segment(image_rgb, encoded) for pipeline in pipelines]
+            results = [pipeline.segment(image_rgb, for_product(encoded)) for pipeline in pipelines]
         start = time.perf_counter()
         prototypes = np.stack([pipeline.support.prototype for pipeline in pipelines])
         matches = [prototype_matches(encoded.embedding, r.instances, prototypes) for r in results]
@@ -193,6 +193,17 @@ class Products:
         for name, pipeline in zip(names, pipelines):
             merged.products[name]["support_id"] = pipeline.support.support_id
         return merged
+
+
+def for_product(encoded: EncodedFrame) -> EncodedFrame:
+    """A frame's one encoding as each product's pipeline sees it. An engine whose payload keeps a frame's state
+    for the support being matched (the any-shape engines' FrameWork.active) offers `view()`: the frame's caches
+    shared, that state fresh; without it, a round product listed after an any-shape one took the latter's
+    regions for its own (it counted the tiles)."""
+    view = getattr(encoded.embedding.payload, "view", None)
+    if view is None:
+        return encoded
+    return replace(encoded, embedding=replace(encoded.embedding, payload=view()))
 
 
 def merge(names: list[str], results: list[SegmentationResult], keep: list[np.ndarray]) -> SegmentationResult:

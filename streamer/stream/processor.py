@@ -200,6 +200,10 @@ class StreamProcessor(ProcessorOperations):
                                on_reject=self.archive.note_reject if self.archive is not None else None)
         for camera, (_, mask) in self._initial_supports.items():
             self.tally.set_support(mask, camera)
+        for camera, products in self._initial_products.items():
+            for product in products[1:]:  # a configured product's items are judged against its own spec
+                if product.support is not None:
+                    self.tally.set_support(product.support[1], camera, product=product.name)
         return NotingSink(self.tally, self.truth, notes)
 
     def _open_archive(self):

@@ -223,8 +223,9 @@ class ProcessorOperations(ProductOperations):
                 support = self.products.apply(name, image, mask, product)
                 if truth_kind is not None:  # before this thread segments a frame with it
                     self.truth.note(support.support_id, truth_kind)
-                if self.tally is not None and product in (None, self.products.pipeline(name).names[0]):
-                    self.tally.set_support(mask, name)  # the default specs follow the default product
+                if self.tally is not None:  # the camera's specs follow its default product; another's, its own
+                    default = product in (None, self.products.pipeline(name).names[0])
+                    self.tally.set_support(mask, name, product=None if default else product)
                 history = self.products.history(name, product)
                 if undoing:
                     history.drop_current()

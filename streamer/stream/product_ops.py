@@ -74,6 +74,8 @@ class ProductOperations:
                 support = self.products.add_product(name_of, name, image, mask)
                 self.products.history(name_of, name).push(image, mask, support.support_id, packed=packed)
                 self.metrics.product_series(name_of, name)
+                if self.tally is not None:
+                    self.tally.set_support(mask, name_of, product=name)  # its items, its own spec
                 if truth_kind is not None:
                     self.truth.note(support.support_id, truth_kind)
             return support
@@ -98,6 +100,8 @@ class ProductOperations:
             for name_of in cameras:
                 self.products.remove_product(name_of, name)
                 self.metrics.forget_product(name_of, name)
+                if self.tally is not None:
+                    self.tally.forget_product(name_of, name)
 
         self.on_pipeline(change)
         self._after_product_change("product_removed", cameras, name, name, None)

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamer.sources.base import Frame
-from streamer.stream.tally_config import CountLineConfig, SpecRange, TallyConfig
+from streamer.stream.tally_config import CountLineConfig, TallyConfig
+from streamer.stream.tally_specs import SpecRange, default_specs, in_spec, specs_doc
 from streamer.stream.tally_zones import CameraZones, ZoneStep, place
 from streamer.stream.rejects import CameraRejects, RejectEvent
 from streamer.tracking.belt_plane import BeltPlane
 from streamer.tracking.crossing import BACKWARD, FORWARD, LineCounter
-from streamer.tracking.measure import COLUMN, FIELDS, add_details, as_dict, measure_one, measure_shapes, to_mm, touches_border
+from streamer.tracking.measure import COLUMN, FIELDS, add_details, as_dict, measure_shapes, touches_border
 from streamer.tracking.tracker import BeltTracker, TrackerParams
 from streamer.types import SegmentationResult
 
@@ -131,28 +132,6 @@ def resolve_line(config: CountLineConfig, width: int, height: int) -> tuple[floa
     return (x0, y0, x1, y1)
 
 
-def default_specs(support_mask: np.ndarray | None, scale: float | None, tolerance: float) -> dict[str, SpecRange]:
-    """The one-shot spec: the support object's diameter +- `tolerance` (a fraction), in the tally's units."""
-    if support_mask is None or not support_mask.any():
-        return {}
-    pixels = np.zeros(support_mask.shape + (3,), np.uint8)
-    diameter = to_mm(measure_one(support_mask, pixels)[None], scale)[0, COLUMN["diameter"]]
-    return {"diameter": SpecRange(min=diameter * (1 - tolerance), max=diameter * (1 + tolerance))}
-
-
-def in_spec(figures: dict[str, float | None], specs: dict[str, SpecRange]) -> bool | None:
-    """True when every spec'd figure is in its range, None when one is unknown or there is no spec."""
-    if not specs:
-        return None
-    for name, spec in specs.items():
-        value = figures.get(name)
-        if value is None:
-            return None
-        if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
-            return False
-    return True
-
-
 def _median(samples: np.ndarray) -> np.ndarray:
     """Per column of a few rows without NaN: a sort, as numpy's median costs tens of microseconds of overhead."""
     ordered = np.sort(samples, axis=0)
@@ -187,6 +166,7 @@ class CameraTally:
                                                  max_missed=tracking.max_missed))
         self.passed_total = 0
         self.passed_by_product: dict[str, int] = {}  # where the camera counts several products (docs/products.md)
+        self.product_specs: dict[str, dict[str, SpecRange]] = {}  # the specs of its products beyond the default one
         self.out_of_spec_total = 0
         self.measured_total = 0
         self.truth_passed_total: int | None = None
@@ -207,6 +187,15 @@ class CameraTally:
         self.edges = np.linspace(low_high[0], low_high[1], self.config.histogram_bins + 1)
         self._histogram_total = np.zeros(len(self.edges) + 1, np.int64)  # [below, bins..., above]
         self._histogram_interval = np.zeros_like(self._histogram_total)
+
+    def set_product_support(self, product: str, support_mask: np.ndarray | None) -> None:
+        """The support of one of the camera's products beyond its default one (docs/products.md): that product's
+        items are judged against its own default spec (configured specs, where there are, are the camera's)."""
+        self.product_specs[product] = dict(self.config.specs) or default_specs(support_mask, self.scale,
+                                                                               self.config.spec_tolerance)
+
+    def forget_product(self, product: str) -> None:
+        self.product_specs.pop(product, None)
 
     # -- per frame ------------------------------------------------------------------------------------
     def observe(self, frame: Frame, result: SegmentationResult) -> list[PassedItem]:
@@ -289,7 +278,7 @@ class CameraTally:
         samples = self._samples.get(ident)
         median = samples.figures() if samples is not None else None
         figures = as_dict(median) if median is not None else None
-        ok = in_spec(figures, self.specs) if figures else None
+        ok = in_spec(figures, self.product_specs.get(product, self.specs)) if figures else None
         item = PassedItem(ident, line, direction, figures, ok, truth_diameter, product)
         if figures is not None and figures.get("diameter") is not None:
             self.measured_total += 1
@@ -329,7 +318,9 @@ class CameraTally:
             "out_of_spec_total": self.out_of_spec_total,
             "tracks": self.tracker.active,
             "units": self.units,
-            "specs": {k: {"min": v.min, "max": v.max} for k, v in self.specs.items()},
+            "specs": specs_doc(self.specs),
+            **({"specs_by_product": {name: specs_doc(specs) for name, specs in self.product_specs.items()}}
+               if self.product_specs else {}),
             "size_histogram": {"measure": "diameter", "edges": [round(float(e), 3) for e in self.edges],
                                "below": int(histogram[0]), "counts": histogram[1:-1].tolist(),
                                "above": int(histogram[-1])},

@@ -53,11 +53,21 @@ class TallySink:
         # The last out-of-spec items per camera, for the console (appended here, read by the HTTP thread).
         self.out_of_spec: dict[str, deque] = {camera: deque(maxlen=RECENT_OUT_OF_SPEC) for camera in cameras}
 
-    def set_support(self, support_mask: np.ndarray, camera: str | None = None) -> None:
-        """The support of `camera` (None: of every camera). Call on the inference thread (where observe runs)."""
+    def set_support(self, support_mask: np.ndarray, camera: str | None = None, product: str | None = None) -> None:
+        """The support of `camera` (None: of every camera), of its `product` beyond the default one (None: of the
+        default one, whose support the camera's specs and histogram follow). Call on the inference thread (where
+        observe runs)."""
         for name, tally in self.tallies.items():
             if camera is None or name == camera:
-                tally.set_support(support_mask)
+                if product is None:
+                    tally.set_support(support_mask)
+                else:
+                    tally.set_product_support(product, support_mask)
+
+    def forget_product(self, camera: str, product: str) -> None:
+        """A product the camera no longer counts: its spec goes (its items passed stay counted)."""
+        if camera in self.tallies:
+            self.tallies[camera].forget_product(product)
 
     def submit(self, frame: Frame, result: SegmentationResult, support_id: str, wait: bool = False) -> bool:
         tally = self.tallies.get(frame.camera)

@@ -262,7 +262,9 @@ function undo() {
 function upload(event) {
   event.preventDefault();
   const form = new FormData($("upload"));
-  if (cameraOnly()) form.append("camera", state.camera);
+  const { camera, product } = target();
+  if (camera) form.append("camera", camera);
+  if (product) form.append("product", product);
   return changeSupport(() => api("/api/support/upload", { method: "POST", body: form }), "Uploaded");
 }
 
