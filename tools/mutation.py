@@ -69,7 +69,9 @@ def _diff(name: str, cache: dict[Path, dict[str, str]]) -> tuple[str, list[str],
     function, _, _ = name.rpartition("__mutmut_")
     module, _, func = function.rpartition(".")
     path = ROOT / "mutants" / (module.replace(".", "/") + ".py")
-    funcs = cache.setdefault(path, _functions(path) if path.exists() else {})
+    if path not in cache:  # parsed once per module (setdefault would parse it again for every mutant)
+        cache[path] = _functions(path) if path.exists() else {}
+    funcs = cache[path]
     orig, mutant = funcs.get(f"{func}__mutmut_orig", ""), funcs.get(func + name[len(function):], "")
     # The def lines differ by the function's name, and by a default argument where that is the mutation.
     orig_lines, new_lines = orig.splitlines(), mutant.splitlines()
