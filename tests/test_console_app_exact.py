@@ -20,6 +20,7 @@ import streamer.console.app as app_module
 from streamer.console.app import build_app
 from streamer.console.common import SupportBusy
 from streamer.errors import UserError
+from streamer.stream.config import ConsoleConfig
 from test_console_token import TOKEN, call
 
 
@@ -118,3 +119,34 @@ def test_the_console_token_guards_what_is_not_open():
     app = _app(lambda: (True, {}), token=TOKEN)
     assert call(app, "/nowhere")[0] == 401  # the gate answers before the router
     assert call(app, "/nowhere", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 404
+
+
+def _console():
+    """What build_app and the console's routes read of a processor before any request touches it."""
+    return SimpleNamespace(live=SimpleNamespace(), cameras=["belt"])
+
+
+def test_the_console_serves_its_static_files_and_passes_its_options_to_its_routes():
+    options = ConsoleConfig(max_upload_bytes=2048)
+    app = _app(lambda: (True, {}), console=_console(), options=options)
+    status, headers, body = call(app, "/static/api.js")
+    assert status == 200 and headers["content-type"].startswith("text/javascript") and len(body) > 0
+    assert call(app, "/static/nothing.js")[0] == 404
+    status, _, body = call(app, "/api/support/upload", method="POST",
+                           headers={"X-Persense-Console": "1", "Content-Length": "4096"})
+    assert (status, json.loads(body)["error"]) == (
+        400, "the upload is 4096 bytes; the limit is 2048 (stream.console.max_upload_bytes)")
+
+
+def test_named_tokens_from_the_options_open_the_console():
+    alice = "alice-token-0123456789abcdef"
+    app = _app(lambda: (True, {}), options=ConsoleConfig(tokens={"alice": alice}))  # no main token
+    assert call(app, "/nowhere")[0] == 401
+    assert call(app, "/nowhere", headers={"Authorization": f"Bearer {alice}"})[0] == 404
+
+
+def test_a_foreign_host_is_refused_before_anything_else_is_said():
+    # A page that rebinds its name to 127.0.0.1 learns nothing, not even that a POST needs the console header.
+    app = _app(lambda: (True, {}), console=_console())
+    status, _, body = call(app, "/api/pause", method="POST", host="attacker.example")
+    assert (status, body) == (400, b"Invalid host header")

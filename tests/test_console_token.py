@@ -29,7 +29,7 @@ async def _echo(scope, receive, send) -> None:
 def call(app, path="/api/status", method="GET", headers=None, query="", host="127.0.0.1:9108"):
     """One HTTP request through an ASGI app -> (status, {header: value}, body)."""
     raw = [(b"host", host.encode())] + [(k.lower().encode(), v.encode("latin-1")) for k, v in (headers or {}).items()]
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1", "method": method, "scheme": "http",
              "path": path, "raw_path": path.encode(), "root_path": "", "query_string": query.encode("latin-1"),
              "headers": raw, "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 9108)}
     sent = []

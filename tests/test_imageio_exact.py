@@ -6,6 +6,7 @@ of the writer. Arrays of a few pixels: milliseconds, so tools/mutation.py runs t
 from __future__ import annotations
 
 import os
+import tracemalloc
 
 import cv2
 import numpy as np
@@ -125,3 +126,51 @@ def test_the_writer_picks_its_encoder_and_quality_by_suffix(tmp_path):
     blocker.write_text("")
     assert _refused(write_image, blocker / "b.png", noisy) == (
         f"cannot write {blocker}/b.png: {os.strerror(17)}")  # its folder exists, as a file
+
+
+def test_the_writers_defaults_and_each_jpeg_suffix_take_the_quality(tmp_path):
+    noisy = np.random.default_rng(2).integers(0, 255, (32, 32, 3), np.uint8)
+    write_image(tmp_path / "default.jpg", noisy)
+    write_image(tmp_path / "ninety.jpg", noisy, quality=90)
+    assert (tmp_path / "default.jpg").read_bytes() == (tmp_path / "ninety.jpg").read_bytes()
+    write_image(tmp_path / "a.jpeg", noisy, quality=10)
+    write_image(tmp_path / "b.jpg", noisy, quality=10)
+    assert (tmp_path / "a.jpeg").read_bytes() == (tmp_path / "b.jpg").read_bytes()
+    write_image(tmp_path / "deep" / "er" / "c.png", noisy)  # missing folders are made, however deep
+    assert read_image(tmp_path / "deep" / "er" / "c.png").tolist() == noisy.tolist()
+
+
+def test_a_gray_image_is_written_with_one_channel(tmp_path):
+    mask = np.zeros((4, 6), np.uint8)
+    mask[1:3, 2:5] = 255
+    write_image(tmp_path / "mask.png", mask)
+    raw = cv2.imread(str(tmp_path / "mask.png"), cv2.IMREAD_UNCHANGED)
+    assert raw.shape == (4, 6) and raw.tolist() == mask.tolist()
+
+
+def _peak_bytes(call) -> int:
+    """The most memory numpy and OpenCV's arrays held at once during `call()`, beyond what they held before."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        result = call()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    del result
+    return peak
+
+
+def test_conversions_hold_no_second_full_size_copy(tmp_path, monkeypatch):
+    # A large upload's peak: the decoded image and its RGB version share memory (read_image converts in place),
+    # and a float image is scaled in one float32 working copy (not float64, not a second one for the clip).
+    y, x = np.mgrid[:1000, :2000]
+    image = np.stack([x % 256, y % 256, (x + y) % 256], -1).astype(np.uint8)  # 6 MB decoded, 1 MB as PNG
+    (tmp_path / "big.png").write_bytes(_png(image))
+    # Read the file's bytes as they are (read_regular reserves its whole limit for one read).
+    monkeypatch.setattr(imageio, "read_regular", lambda path, what, limit: path.read_bytes())
+    decoded = image.nbytes
+    assert _peak_bytes(lambda: read_image(tmp_path / "big.png")) < 1.5 * decoded
+    floats = np.random.default_rng(0).random(image.shape)  # float64: 48 MB
+    assert _peak_bytes(lambda: to_rgb8(floats)) < 5.5 * decoded  # float32 copy (4x) and the result (1x)

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import zmq.auth
 import zmq.utils.z85
 
 from streamer.errors import UserError
+from streamer.stream import security
 from streamer.stream.config import StreamConfig
 from streamer.stream.security import (
     KEYS_HINT, Authentication, CurveServer, _NamedKeys, apply_options, check_exposure, client_socket_options,
@@ -77,6 +79,34 @@ def test_an_existing_half_of_a_pair_is_never_overwritten(tmp_path, existing):
     assert (tmp_path / existing).read_text() == "keep me" and len(list(tmp_path.iterdir())) == 1
 
 
+def test_pairs_are_staged_hidden_inside_their_folder_and_several_may_share_it(tmp_path, monkeypatch):
+    staged = []
+    create = zmq.auth.create_certificates
+
+    def spy(folder, name):
+        staged.append(Path(folder))
+        assert stat.S_IMODE(Path(folder).stat().st_mode) == 0o700  # nobody else can look in while it is made
+        return create(folder, name)
+
+    monkeypatch.setattr(zmq.auth, "create_certificates", spy)
+    write_keys(tmp_path, "plc")
+    write_keys(tmp_path, "scada")  # the folder exists now: fine
+    # Staged beside the final names (one filesystem: the renames are atomic), hidden, and gone afterwards.
+    assert [folder.parent for folder in staged] == [tmp_path, tmp_path]
+    assert all(folder.name.startswith(".keys-") and not folder.exists() for folder in staged)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plc.key", "plc.key_secret", "scada.key",
+                                                          "scada.key_secret"]
+
+
+def test_a_failure_without_an_os_reason_is_named_by_its_message(tmp_path, monkeypatch):
+    def broken(folder, name):
+        raise OSError("the key generator failed\nmore detail")
+
+    monkeypatch.setattr(zmq.auth, "create_certificates", broken)
+    assert _refused(write_keys, tmp_path, "plc") == f"cannot write keys in {tmp_path}: the key generator failed"
+    assert [p.name for p in tmp_path.iterdir()] == []  # the staging folder went too
+
+
 def test_an_unwritable_key_folder_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -95,6 +125,8 @@ def test_a_key_pair_loads_as_pyzmq_reads_it(keys):
 
 
 def test_the_public_half_is_no_key_pair(keys):
+    assert _refused(load_keypair, keys / "none.key_secret", "server key") == (
+        f"server key not found: {keys / 'none.key_secret'}")
     path = keys / "server" / "server.key"
     assert _refused(load_keypair, path, "server key") == (f"server key {path} holds no secret key (give the "
                                                           ".key_secret file)")
@@ -271,6 +303,62 @@ def test_only_authorized_clients_are_served_by_name_and_the_others_are_counted(k
     assert not auth._thread.is_alive()
 
 
+def test_the_authenticator_logs_as_persense_auth_and_its_watcher_is_a_named_daemon_thread(keys, caplog):
+    ctx = zmq.Context()
+    auth = Authentication(ctx, CurveServer.load(keys / "server" / "server.key_secret", keys / "authorized"),
+                          lambda name: None)
+    server = ctx.socket(zmq.REP)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="persense.auth"):
+            auth.start()
+        assert f"Configure curve: persense[{keys / 'authorized'}]" in [
+            r.getMessage() for r in caplog.records if r.name == "persense.auth"]
+        auth.watch({"control": server})
+        assert (auth._thread.name, auth._thread.daemon) == ("auth-monitor", True)
+        assert "auth-monitor" in [thread.name for thread in threading.enumerate()]
+    finally:
+        auth.stop()
+        server.close(0)
+        ctx.term()
+
+
+def _watch_once(auth, monkeypatch, error):
+    """Run the watcher in this thread over one event whose reading raises `error`, for half a second."""
+    def unreadable(frames):
+        raise error
+
+    monkeypatch.setattr(security, "parse_monitor_message", unreadable)
+    ctx = zmq.Context.instance()
+    reader, writer = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+    reader.bind("inproc://watch-test")
+    writer.connect("inproc://watch-test")
+    writer.send_multipart([b"\x00\x01", b"tcp://x"])
+    auth._monitors = {reader: "control"}
+    stopper = threading.Timer(0.5, auth._stop.set)
+    stopper.start()
+    try:
+        auth._watch()
+    finally:
+        stopper.cancel()
+        reader.close(0)
+        writer.close(0)
+
+
+@pytest.mark.parametrize("error, expected", [
+    (zmq.ZMQError(zmq.EAGAIN), [("DEBUG", "auth monitor: " + zmq.strerror(zmq.EAGAIN))]),
+    (ValueError("garbled"), [("ERROR", "auth monitor: reading an event failed")]),
+    (zmq.ZMQError(zmq.ETERM), []),  # the context is closing: the watcher ends at once, nothing to say
+])
+def test_the_watcher_survives_an_unreadable_event_and_says_so(keys, caplog, monkeypatch, error, expected):
+    refused = []
+    auth = Authentication(zmq.Context.instance(), CurveServer.load(keys / "server" / "server.key_secret",
+                                                                   keys / "authorized"), refused.append)
+    with caplog.at_level(logging.DEBUG, logger="streamer.stream.security"):
+        _watch_once(auth, monkeypatch, error)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "streamer.stream.security"] == expected
+    assert refused == []
+
+
 # -- exposure ---------------------------------------------------------------------------------------------------
 def test_an_exposed_socket_without_curve_is_refused_naming_every_exposed_one():
     endpoints = {"publish": "tcp://0.0.0.0:5556", "control": "tcp://10.0.0.5:5557", "status": None,
@@ -282,7 +370,7 @@ def test_an_exposed_socket_without_curve_is_refused_naming_every_exposed_one():
 
 
 def test_loopback_or_curve_needs_nothing_and_the_opt_out_is_logged_once_when_asked(caplog):
-    exposed = {"publish": "tcp://*:5556", "control": "ipc:///tmp/x"}
+    exposed = {"publish": "tcp://*:5556", "control": "ipc:///tmp/x", "fleet": "tcp://0.0.0.0:7"}
     with caplog.at_level(logging.DEBUG, logger="streamer.stream.security"):
         check_exposure({"publish": "tcp://127.0.0.1:1", "control": None}, False, False)
         check_exposure(exposed, True, False)
@@ -291,8 +379,9 @@ def test_loopback_or_curve_needs_nothing_and_the_opt_out_is_logged_once_when_ask
         assert caplog.records == []
         check_exposure(exposed, False, True)
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
-        ("WARNING", "INSECURE: publish tcp://*:5556 reachable beyond this machine without authentication "
-                    "(--insecure); anyone who reaches it can read results, pause the line or replace the product")]
+        ("WARNING", "INSECURE: publish tcp://*:5556, fleet tcp://0.0.0.0:7 reachable beyond this machine without "
+                    "authentication (--insecure); anyone who reaches it can read results, pause the line or replace "
+                    "the product")]
 
 
 def _stream(**fields) -> StreamConfig:

@@ -111,6 +111,31 @@ def test_the_bootstrap_uses_only_the_tracks_seen_in_the_last_frame():
     assert ids.tolist() == [2, 1] and ended == [] and tracker.velocity.tolist() == [6.0, 0.0]
 
 
+def _four_standing_one_moved(moved, diameter, gate):
+    """Five items 300 px apart (no pair but their own within the search), four of them standing and one moved
+    `moved` px along x, with no velocity given -> their ids the second time."""
+    tracker = BeltTracker(TrackerParams(gate=gate))
+    start = np.array([[0.0, 300.0 * k] for k in range(5)])
+    tracker.update(0, start, [diameter] * 5)
+    start[4, 0] += moved
+    return tracker.update(1, start, [diameter] * 5)[0].tolist()
+
+
+def test_the_bootstrap_bins_displacements_at_an_eighth_of_the_diameter():
+    # Diameter 80: search radius 81 px in 17 bins of 9.53 px. The 3x3 bins around the one right of the standing
+    # items' hold all five moves, so the bootstrap averages them: (0 x 4 + 22) / 5 = 4.4 px. The moved item is
+    # 17.6 px from that prediction, within the gate (0.25 x 80 = 20 px). Bins of 80/9 px would leave its move
+    # out (prediction 0, 22 px off: a new track).
+    assert _four_standing_one_moved(22.0, 80.0, gate=0.25) == [1, 2, 3, 4, 5]
+
+
+def test_the_bootstrap_bins_are_at_least_a_pixel_wide():
+    # Diameter 4: bins of max(4/8, 1) = 1 px keep a 3 px move apart from the standing items' (prediction 0), so
+    # the moved item is 3 px off, beyond the gate (0.65 x 4 = 2.6 px): a new track. Bins of 2 px would average
+    # it in (prediction 0.6 px, 2.4 px off) and keep its id.
+    assert _four_standing_one_moved(3.0, 4.0, gate=0.65) == [1, 2, 3, 4, 6]
+
+
 def test_the_velocity_moves_by_the_smoothing_weight_once_three_tracks_agree():
     tracker = BeltTracker(TrackerParams(smoothing=0.25))
     rows = np.array([[0.0, 0.0], [0.0, 40.0], [0.0, 80.0]])

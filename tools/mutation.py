@@ -69,10 +69,16 @@ def _diff(name: str, cache: dict[Path, dict[str, str]]) -> tuple[str, list[str],
     function, _, _ = name.rpartition("__mutmut_")
     module, _, func = function.rpartition(".")
     path = ROOT / "mutants" / (module.replace(".", "/") + ".py")
-    funcs = cache.setdefault(path, _functions(path) if path.exists() else {})
+    if path not in cache:  # parsed once per module (setdefault would parse it again for every mutant)
+        cache[path] = _functions(path) if path.exists() else {}
+    funcs = cache[path]
     orig, mutant = funcs.get(f"{func}__mutmut_orig", ""), funcs.get(func + name[len(function):], "")
-    diff = list(difflib.unified_diff(orig.splitlines()[1:], mutant.splitlines()[1:], lineterm="", n=0))
-    # (the def line differs by name only)
+    # The def lines differ by the function's name, and by a default argument where that is the mutation.
+    orig_lines, new_lines = orig.splitlines(), mutant.splitlines()
+    if orig_lines and new_lines:
+        orig_lines[0] = orig_lines[0].replace(f"{func}__mutmut_orig(", f"{func}(", 1)
+        new_lines[0] = new_lines[0].replace(f"{func + name[len(function):]}(", f"{func}(", 1)
+    diff = list(difflib.unified_diff(orig_lines, new_lines, lineterm="", n=0))
     removed = [line[1:].strip() for line in diff if line.startswith("-") and not line.startswith("---")]
     added = [line[1:].strip() for line in diff if line.startswith("+") and not line.startswith("+++")]
     return function, removed, added

@@ -187,7 +187,6 @@ class Authentication:
 
     def __init__(self, context: zmq.Context, curve: CurveServer, on_refused: Callable[[str], None]):
         self.curve = curve
-        self._context = context
         self._on_refused = on_refused
         self._authenticator = _NamedKeys(context, key_names(curve.authorized_keys),
                                          log=logging.getLogger("persense.auth"))
