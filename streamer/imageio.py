@@ -103,11 +103,15 @@ def mask_from_raw(raw: np.ndarray) -> np.ndarray:
     return raw > 0
 
 
+# OpenCV's JPEG encoder's names (`*.jpeg;*.jpg;*.jpe`): each is written at the quality asked for.
+_JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe")
+
+
 def write_image(path: Path, image_rgb: np.ndarray, quality: int = 90) -> None:
     """Encoded in memory, then written with Python's own file calls, so a failure names its cause (a full
     disk, a missing permission), which cv2.imwrite's bare False does not."""
     bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR) if image_rgb.ndim == 3 else image_rgb
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path.suffix.lower() in _JPEG_SUFFIXES else []
     try:
         ok, encoded = cv2.imencode(path.suffix or ".png", bgr, params)
     except cv2.error:  # OpenCV (5.1 here) raises, rather than answering False, for a suffix it cannot encode

@@ -335,3 +335,12 @@ def test_a_fit_needs_three_views_spread_over_a_variance_of_nine_frames():
     assert motion([0, 0, 6, 6]).fitted(6)[1].tolist() == [1.0, 0.0]  # variance exactly 9: enough
     assert motion([0, 1, 5, 6]).fitted(6) is None  # variance 6.5: not yet
     assert motion([7, 7, 13, 13]).origin == 7
+
+
+def test_a_kept_frame_gets_its_own_capture_time_exactly():
+    """At the first kept frame the time is that frame's, not the end-to-end line's extrapolation from the last
+    (equal only up to rounding: 0.08000000000000002; a second reader's case for FrameClock.time_of)."""
+    clock = FrameClock()
+    for index, stamp in ((0, 0.08), (3, 0.1133), (4, 0.2133), (7, 0.3133)):
+        clock.add(index, stamp)
+    assert clock.time_of(0) == 0.08 and clock.time_of(7) == 0.3133 and clock.time_of(3) == 0.1133

@@ -174,3 +174,14 @@ def test_conversions_hold_no_second_full_size_copy(tmp_path, monkeypatch):
     assert _peak_bytes(lambda: read_image(tmp_path / "big.png")) < 1.5 * decoded
     floats = np.random.default_rng(0).random(image.shape)  # float64: 48 MB
     assert _peak_bytes(lambda: to_rgb8(floats)) < 5.5 * decoded  # float32 copy (4x) and the result (1x)
+
+
+def test_every_jpeg_suffix_is_written_at_the_quality_asked_for(tmp_path):
+    """OpenCV's JPEG encoder answers to .jpg, .jpeg and .jpe: each gets `quality` (a .jpe was written at OpenCV's
+    own 95 while .jpg got 90; a second reader's case)."""
+    image = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    expected = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 70])[1].tobytes()
+    for suffix in (".jpg", ".jpeg", ".jpe", ".JPE"):
+        write_image(tmp_path / f"out{suffix}", image, quality=70)
+        assert (tmp_path / f"out{suffix}").read_bytes() == expected, suffix

@@ -138,3 +138,19 @@ def test_zones_alone_turn_tracking_on_and_a_pixel_zone_outside_the_frame_is_left
     assert [z.name for z in tally.zones.zones] == ["zone0"]  # the other camera's zone is not this one's
     tally.observe(frame, result)
     assert tally.zones.zones == [] and "outside" in caplog.text and "zones" not in result.tally
+
+
+@pytest.mark.parametrize("points, normalized", [([(0.0, 0.1), (0.1, 0.1), (0.9, 0.1)], True),
+                                                ([(0.0, 0.1), (0.1, 0.2), (0.8, 0.9)], True),
+                                                ([(10.0, 20.0), (30.0, 40.0), (110.0, 120.0)], False)])
+def test_a_zone_on_one_line_is_refused_whatever_the_rounding(points, normalized):
+    """Three points on one line have an area of 0 up to rounding (6.9e-18 and 7e-18 for the first two, found by a
+    second reader; the check was `> 0`)."""
+    assert polygon_area(points) < 1e-15
+    with pytest.raises(ValidationError, match="a polygon with an area"):
+        TallyConfig.model_validate({"zones": [{"points": points, "normalized": normalized}]})
+
+
+def test_a_small_zone_with_an_area_is_kept():
+    tiny = [(0.5, 0.5), (0.501, 0.5), (0.5, 0.501)]  # half a millionth of the frame
+    assert TallyConfig.model_validate({"zones": [{"points": tiny}]}).zones[0].points == tiny

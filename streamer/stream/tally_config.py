@@ -42,6 +42,10 @@ class CountLineConfig(_Section):
         return self
 
 
+# A zone's area must exceed this share of its extent squared (three points on one line: ~1e-17 by rounding).
+_FLAT = 1e-9
+
+
 class ZoneConfig(_Section):
     """A zone: a polygon; items in it now, time in it per track, entries (see streamer.tracking.zones)."""
 
@@ -59,7 +63,9 @@ class ZoneConfig(_Section):
             raise ValueError("a normalised zone lies inside the frame: every value in [0, 1]")
         if not self.normalized and min(values) < 0:
             raise ValueError("a zone in pixels lies inside the frame: no negative value")
-        if not polygon_area(self.points) > 0:
+        span = max(max(values[0::2]) - min(values[0::2]), max(values[1::2]) - min(values[1::2]))
+        # Points on one line give an area of 0 up to rounding (1e-17 of a unit frame): an area must be more.
+        if not polygon_area(self.points) > _FLAT * span * span:
             raise ValueError("a zone needs a polygon with an area (three or more points, not all on one line)")
         return self
 
