@@ -248,4 +248,4 @@ def test_chrome_caps_on_an_unfamiliar_belt_are_found_once_the_belt_is_learnt(mon
 
     learnt = f1()
     monkeypatch.setattr(anyshape_engines, "belt_samples", lambda *args, **kwargs: None)
-    assert learnt >= 0.95 and f1() < 0.8
+    assert learnt >= 0.9 and f1() < 0.8  # measured 0.966 and 0.714
