@@ -64,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blobs", action="store_true", help="the outline engines' blobs, not the items' outlines")
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
-    if args.blobs:
-        import engines.anyshape.routed as routed
+    def build_engines():
+        engines = build_routed_engines()
+        engines.decoder.follow_picks = not args.blobs
+        return engines
 
-        routed._MAX_PICKS = 0
-    engines = build_routed_engines()
+    engines = build_engines()
     medians = []
     print("| category | scene | median click IoU | clicks |")
     print("|---|---|---|---|")
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         for case in category_cases(args.split):
             if case.kind == "foreign":
                 continue
-            case_engines = build_routed_engines()
+            case_engines = build_engines()
             mask = _picked(case_engines, case.support_image, _middle(case.support_mask))
             persense = PerSense(case_engines)
             persense.set_support(case.support_image, mask)

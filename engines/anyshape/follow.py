@@ -150,9 +150,12 @@ def recurrences(image_rgb: np.ndarray, models: tuple[np.ndarray, np.ndarray], ma
             continue
         region = regions[slices] > 0
         area = float(np.count_nonzero(region))
+        stats = None  # measured once a region, where a mask's area is near its own
         for k, shape in enumerate(shapes):
             if shape.area > 0 and 0.5 * shape.area <= area <= 2.0 * shape.area:
-                if shape_distance(shape_stats(region), shape, _TOLERANCE) < _ALIKE:
+                if stats is None:
+                    stats = shape_stats(region)
+                if shape_distance(stats, shape, _TOLERANCE) < _ALIKE:
                     counts[k] += 1
     return counts
 

@@ -46,23 +46,15 @@ _SOLIDITY = 0.85
 _HOLES = 0.02
 
 
-# One prompt without a support is a pick (a click on the product): its mask follows the item's outline
-# (engines.anyshape.follow; a GrabCut of 0.3-0.9 s on 640 x 480 frames). Several prompts without a support keep the
-# outline engines' joint answer (touching items parted between their prompts). 0: no pick follows outlines.
-_MAX_PICKS = 1
-
-
-def _picked(image: np.ndarray, output: DecoderOutput, points_xy: np.ndarray) -> DecoderOutput:
-    """The outline engines' answer to a pick, its mask grown or cut to its item's own outline, as a label map at
-    the frame's resolution."""
+def _picked(image: np.ndarray, output: DecoderOutput, point_xy: np.ndarray) -> DecoderOutput:
+    """The outline engines' answer to a pick (one prompt, label 1), its mask grown or cut to the item's own
+    outline (engines.anyshape.follow), as a label map at the frame's resolution."""
     frame_hw = image.shape[:2]
-    blobs = label_map_at(output.labels, output.valid_hw, frame_hw)
-    labels = np.zeros(frame_hw, np.int32)
-    for index, point in enumerate(points_xy):
-        blob = blobs == index + 1
-        if blob.any():
-            labels[follow_outline(image, blob, (float(point[0]), float(point[1]))) & (labels == 0)] = index + 1
-    return DecoderOutput(None, output.scores, (float(frame_hw[0]), float(frame_hw[1])), labels)
+    blob = label_map_at(output.labels, output.valid_hw, frame_hw) == 1
+    if not blob.any():
+        return output
+    item = follow_outline(image, blob, (float(point_xy[0]), float(point_xy[1])))
+    return DecoderOutput(None, output.scores, (float(frame_hw[0]), float(frame_hw[1])), item.astype(np.int32))
 
 
 def is_round(mask: np.ndarray) -> bool:
@@ -128,7 +120,13 @@ class RoutedDensityMapGenerator:
 
 
 class RoutedMaskDecoder:
-    def __init__(self) -> None:
+    """follow_picks: a pick's mask (one prompt without a support: a click on the product) follows the item's
+    outline (a GrabCut of 0.3-0.9 s on 640 x 480 frames); False keeps the outline engines' star-convex blob.
+    Several prompts without a support keep the outline engines' joint answer (touching items parted between
+    their prompts)."""
+
+    def __init__(self, follow_picks: bool = True) -> None:
+        self.follow_picks = follow_picks
         self._outline = EmbeddedMaskDecoder()
         self._anyshape = AnyShapeMaskDecoder()
         self._support: tuple[np.ndarray, SupportShape] | None = None  # the last support mask and its shape
@@ -146,8 +144,8 @@ class RoutedMaskDecoder:
             # The any-shape engines judge each object's shape themselves (engines.anyshape.instances).
             return self._anyshape.decode_points(embedding, points_xy, guidance)
         output = self._outline.decode_points(_outline_embedding(embedding, frame), points_xy, guidance)
-        if guidance is None and output.labels is not None and 0 < len(points_xy) <= _MAX_PICKS:
-            return _picked(frame.image, output, np.asarray(points_xy, np.float64).reshape(-1, 2))
+        if guidance is None and output.labels is not None and len(points_xy) == 1 and self.follow_picks:
+            return _picked(frame.image, output, np.asarray(points_xy, np.float64).reshape(2))
         if guidance is None or guidance.object_mask is None or output.labels is None:
             return output
         key = id(guidance.object_mask)  # one verdict per support: several products may share a frame
