@@ -144,9 +144,13 @@ class PixelClassifier:
         memo: this image's planes on this grid step that other supports computed (see filters.filter_bank)."""
         if memo is None:
             return filter_bank(grid_image(image_rgb, self.stride), self.scales)
+        return filter_bank(self.grid(image_rgb, memo), self.scales, memo)
+
+    def grid(self, image_rgb: np.ndarray, memo: dict) -> np.ndarray:
+        """uint8[H, W, 3] -> the image on this classifier's grid (`grid_image`), kept in the memo of its planes."""
         if ("grid image",) not in memo:
             memo[("grid image",)] = grid_image(image_rgb, self.stride)
-        return filter_bank(memo[("grid image",)], self.scales, memo)
+        return memo[("grid image",)]
 
     def probability(self, image_rgb: np.ndarray) -> np.ndarray:
         """uint8[H, W, 3] -> float32[ceil(H / stride), ceil(W / stride)] probability of the product."""

@@ -23,6 +23,7 @@ from engines.anyshape.classifier import PixelClassifier, fit_classifier, grid_im
 from engines.anyshape.filters import FINE_GRADIENT, opponent_planes
 from engines.anyshape.instances import EdgeCues, Regions, find_regions, product_cells
 from engines.anyshape.outline import snap_to_edges
+from engines.anyshape.standout import printed, stands_out
 from engines.anyshape.templates import Silhouettes, silhouettes
 from engines.anyshape.shape import ShapeStats, inner_radius, shape_stats
 from engines.errors import EngineError
@@ -72,7 +73,8 @@ class FrameWork:
             cues = EdgeCues(edges > support.edge_level * contrast,
                             near_edge >= _OUTLINE_SHARE * support.outline_level * contrast)
             regions = find_regions(probability, support.shape, edges=cues, shapes=support.silhouettes)
-            belt = belt_samples(self.banks[key], probability, regions, support.shape.inner_radius)
+            belt = None if support.printed else belt_samples(self.banks[key], probability, regions,
+                                                              support.shape.inner_radius)
             if belt is not None:
                 # A belt the support image never showed: learnt from this frame, and the frame looked at again.
                 probability = with_belt(support.classifier, belt).probability_of(self.banks[key])
@@ -106,6 +108,7 @@ class AnyShapeSupport:
     outline_level: float  # the typical edge along the support object's outline
     contrast: float  # the support image's edge level at _CONTRAST_PERCENTILE: its light's contrast
     silhouettes: Silhouettes  # the object's silhouette on the grid, turned and scaled, for clumps
+    printed: bool = False  # told by what stands out from the belt and its outline, not its look (standout)
 
     @property
     def stride(self) -> int:
@@ -114,8 +117,10 @@ class AnyShapeSupport:
     def probability(self, work: FrameWork) -> np.ndarray:
         key = id(self)
         if key not in work.probability:
-            work.banks[key] = self.classifier.bank(work.image, work.grids.setdefault(self.stride, {}))
-            work.probability[key] = self.classifier.probability_of(work.banks[key])
+            grid = work.grids.setdefault(self.stride, {})
+            work.banks[key] = self.classifier.bank(work.image, grid)
+            work.probability[key] = (stands_out(work.banks[key], self.classifier.grid(work.image, grid))
+                                     if self.printed else self.classifier.probability_of(work.banks[key]))
         return work.probability[key]
 
     def similarity(self, embedding: ImageEmbedding) -> np.ndarray:
@@ -203,11 +208,15 @@ class AnyShapeEncoder:
             grid_mask = labelled == 1 + int(np.argmax(np.bincount(labelled.ravel())[1:]))
         shape = shape_stats(grid_mask)
         classifier = fit_classifier(image_rgb, mask, stride, support_scales(shape))
-        shape = _as_classified(classifier.probability(image_rgb), grid_mask, shape)
-        edge_level, outline_level, contrast = _edge_levels(classifier.bank(image_rgb)[FINE_GRADIENT], grid_mask)
+        is_printed = printed(image_rgb, mask)
+        bank = classifier.bank(image_rgb)
+        if not is_printed:  # a printed product is told by its outline: the drawn one is the shape to find
+            shape = _as_classified(classifier.probability_of(bank), grid_mask, shape)
+        edge_level, outline_level, contrast = _edge_levels(bank[FINE_GRADIENT], grid_mask)
         log.debug("any-shape support: stride %d, area %.0f cells, elongation %.2f, solidity %.2f, holes %.2f",
                   stride, shape.area, shape.elongation, shape.solidity, shape.hole_fraction)
-        return AnyShapeSupport(classifier, shape, edge_level, outline_level, contrast, silhouettes(grid_mask))
+        return AnyShapeSupport(classifier, shape, edge_level, outline_level, contrast, silhouettes(grid_mask),
+                               is_printed)
 
 
 class AnyShapeDensityMapGenerator:

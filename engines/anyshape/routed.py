@@ -25,6 +25,7 @@ from engines.anyshape.engines import (
 )
 from engines.anyshape.follow import follow_outline, label_map_at
 from engines.anyshape.shape import ellipse_fit, shape_stats
+from engines.anyshape.standout import printed
 from engines.anyshape.verify import ShapeVerdict, SupportShape, frame_verdict, support_shape
 from engines.embedded.decoder import EmbeddedMaskDecoder
 from engines.embedded.dmg import EmbeddedDensityMapGenerator
@@ -102,7 +103,7 @@ class RoutedEncoder:
 
     def learn_support(self, image_rgb: np.ndarray, mask: np.ndarray) -> AnyShapeSupport | None:
         mask = np.asarray(mask, bool)
-        if is_round(mask):
+        if is_round(mask) and not printed(image_rgb, mask):
             return None
         return self._anyshape.learn_support(image_rgb, mask)
 
@@ -140,25 +141,45 @@ class RoutedMaskDecoder:
         self, embedding: ImageEmbedding, points_xy: np.ndarray, guidance: PromptGuidance | None = None
     ) -> DecoderOutput:
         frame = _frame(embedding)
+        object_mask = None if guidance is None else guidance.object_mask
         if frame.active is not None:
-            # The any-shape engines judge each object's shape themselves (engines.anyshape.instances).
-            return self._anyshape.decode_points(embedding, points_xy, guidance)
+            # The any-shape engines judge each object's shape themselves (engines.anyshape.instances); a printed
+            # product, told by its outline alone (engines.anyshape.standout), is judged again on the outlines of
+            # the frame's objects at the frame's resolution, the ones nearest the support's size first.
+            output = self._anyshape.decode_points(embedding, points_xy, guidance)
+            support = frame.active
+            if not support.printed or object_mask is None:
+                return output
+            labels = frame.outlines_for(support)
+            areas = np.bincount(labels.ravel(), minlength=int(labels.max()) + 1)[1:] / float(support.stride ** 2)
+            nearness = -np.abs(np.log(np.maximum(areas, 1.0) / max(support.shape.area, 1.0)))
+            verdict = self._verdict(frame, object_mask, labels, nearness, frame.image.shape[:2])
+            return output if verdict is None or verdict.same_shape else _nothing(output)
         output = self._outline.decode_points(_outline_embedding(embedding, frame), points_xy, guidance)
         if guidance is None and output.labels is not None and len(points_xy) == 1 and self.follow_picks:
             return _picked(frame.image, output, np.asarray(points_xy, np.float64).reshape(2))
-        if guidance is None or guidance.object_mask is None or output.labels is None:
+        if object_mask is None or output.labels is None:
             return output
-        key = id(guidance.object_mask)  # one verdict per support: several products may share a frame
-        verdict = frame.verdicts.get(key)
-        if verdict is None:
-            # Made once the pipeline prompts enough objects to tell (its first call may prompt few). Small blobs'
-            # outlines are a few pixels of noise (a validation set's nuclei: circle fill 0.5-0.67 where round):
-            # shapes are judged from the routing's blob size up.
-            verdict = frame_verdict(output.labels, output.scores[:, 0], output.valid_hw, frame.image,
-                                    self._support_shape(guidance.object_mask), _BLOB_INNER_RADIUS)
-            if verdict is not None:
-                frame.verdicts[key] = verdict
-        if verdict is not None and not verdict.same_shape:
-            # The frame's objects have another shape than the support's: none of them is the product.
-            return replace(output, labels=np.zeros_like(output.labels), scores=np.zeros_like(output.scores))
-        return output
+        # Small blobs' outlines are a few pixels of noise (a validation set's nuclei: circle fill 0.5-0.67 where
+        # round): shapes are judged from the routing's blob size up.
+        verdict = self._verdict(frame, object_mask, output.labels, output.scores[:, 0], output.valid_hw,
+                                _BLOB_INNER_RADIUS)
+        # The frame's objects have another shape than the support's: none of them is the product.
+        return output if verdict is None or verdict.same_shape else _nothing(output)
+
+    def _verdict(self, frame: RoutedFrame, object_mask: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+                 valid_hw: tuple[float, float], min_inner_radius: float = 0.0) -> ShapeVerdict | None:
+        """The frame's verdict on its objects' shapes for this support (engines.anyshape.verify), made once the
+        pipeline prompts enough objects to tell (its first call may prompt few), then kept for the frame."""
+        key = id(object_mask)  # one verdict per support: several products may share a frame
+        if key not in frame.verdicts:
+            verdict = frame_verdict(labels, scores, valid_hw, frame.image, self._support_shape(object_mask),
+                                    min_inner_radius)
+            if verdict is None:
+                return None
+            frame.verdicts[key] = verdict
+        return frame.verdicts[key]
+
+
+def _nothing(output: DecoderOutput) -> DecoderOutput:
+    return replace(output, labels=np.zeros_like(output.labels), scores=np.zeros_like(output.scores))

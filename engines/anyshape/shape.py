@@ -22,7 +22,9 @@ class ShapeStats:
     (1 for a disk or square, 4 for a 4:1 rod); solidity: area / convex hull area (1 for convex shapes, ~0.5 for
     an L); hole_fraction: holes' area / (area + holes); inner_radius: the largest inscribed circle's radius;
     circle_fill: (area + holes) / the smallest enclosing circle's area (1 for a disk, 0.64 for a square, lower
-    for a rod): tells a disc from a square tile, or a hexagon from a star, where the other measures agree.
+    for a rod): tells a disc from a square tile, or a hexagon from a star, where the other measures agree;
+    rectangularity: (area + holes) / the smallest rotated rectangle's area (pi / 4 for every ellipse, 1 for every
+    rectangle, whatever its elongation), where measured (`engines.anyshape.verify.outline_stats`), else None.
     """
 
     area: float
@@ -31,6 +33,7 @@ class ShapeStats:
     hole_fraction: float
     inner_radius: float
     circle_fill: float = 1.0
+    rectangularity: float | None = None
 
 
 def shape_stats(mask: np.ndarray) -> ShapeStats:
@@ -123,6 +126,8 @@ class ShapeTolerance:
     # from a disk (1.0) or a hexagon (0.83) alike for every elongation (rods: 1.1-1.2)
     circle_fill: float = 1.25
     hole_fraction: float = 0.5  # a holed support's regions keep at least this share of its hole fraction
+    # the ratio of rectangularities, either way, where both shapes have one; None: not judged
+    rectangularity: float | None = None
 
 
 def shape_agreement(region: ShapeStats, support: ShapeStats, tolerance: ShapeTolerance) -> float:
@@ -144,6 +149,8 @@ def shape_distance(region: ShapeStats, support: ShapeStats, tolerance: ShapeTole
         abs(np.log(region.circle_fill * region.elongation / (support.circle_fill * support.elongation)))
         / np.log(tolerance.circle_fill),
     ]
+    if tolerance.rectangularity is not None and region.rectangularity and support.rectangularity:
+        shares.append(abs(np.log(region.rectangularity / support.rectangularity)) / np.log(tolerance.rectangularity))
     if support.hole_fraction > 0.05:
         shares.append(max(0.0, 1 - region.hole_fraction / (support.hole_fraction * tolerance.hole_fraction)))
     # Root of the summed squares, not the largest share: a region off on several measures at once (a plate
