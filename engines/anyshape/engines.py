@@ -72,7 +72,8 @@ class FrameWork:
             contrast = float(np.clip(np.percentile(edges, _CONTRAST_PERCENTILE) / support.contrast, 0.3, 1.0))
             cues = EdgeCues(edges > support.edge_level * contrast,
                             near_edge >= _OUTLINE_SHARE * support.outline_level * contrast)
-            regions = find_regions(probability, support.shape, edges=cues, shapes=support.silhouettes)
+            regions = find_regions(probability, support.shape, edges=cues, shapes=support.silhouettes,
+                                   judge_population=not support.printed)
             belt = None if support.printed else belt_samples(self.banks[key], probability, regions,
                                                               support.shape.inner_radius)
             if belt is not None:

@@ -91,10 +91,13 @@ def find_regions(
     tolerance: ShapeTolerance | None = None,
     edges: EdgeCues | None = None,
     shapes: Silhouettes | None = None,
+    judge_population: bool = True,
 ) -> Regions:
     """float32[h, w] product probability and the support's shape (same grid) -> the objects. Without `edges`,
     clumps are split by their shape alone and outlines are not checked; with the support's `shapes`, clumps are
-    first parted by fitting its silhouette (items crossing or side by side)."""
+    first parted by fitting its silhouette (items crossing or side by side). judge_population: False where the
+    caller judges the frame's population of shapes itself, on finer outlines (printed products: see
+    engines.anyshape.routed): clumps are then parted whatever the frame's separate components look like."""
     tolerance = tolerance or ShapeTolerance()
     if edges is None:
         edges = EdgeCues(np.zeros(probability.shape, bool), np.ones(probability.shape, bool))
@@ -116,7 +119,7 @@ def find_regions(
     # Where the frame's separate items have another shape, pieces cut from its clumps, or cut by its edge, that
     # happen to fit the support's are no evidence of the product (a heap of rods cut into "tablets"): they are
     # not looked for (nor paid for).
-    another_shape = len(distances) >= _VERDICT_PEERS and np.median(distances) > _ANOTHER_SHAPE
+    another_shape = judge_population and len(distances) >= _VERDICT_PEERS and np.median(distances) > _ANOTHER_SHAPE
     wholes: list[tuple[np.ndarray, tuple[slice, slice], float]] = []  # components that are one object each
     parts: list[tuple[np.ndarray, tuple[slice, slice], float]] = []  # from clumps, and objects cut by the edge
     for crop, slices, look in looks:

@@ -200,7 +200,11 @@ def _support_of(laid: Laid) -> tuple[np.ndarray, np.ndarray]:
     """The support: of the first ten wholly visible products, the largest (a typical, unoccluded example, as a
     person would pick; where products overlap, the first laid are the ones most often partly hidden)."""
     visible = np.bincount(laid.labels.ravel(), minlength=laid.count + 1)
-    whole = np.flatnonzero(visible[1:] == laid.own[1:])[:10] + 1
+    # Cut by the frame's edge is not wholly visible either (its own pixels are counted inside the frame).
+    edge = np.unique(np.concatenate([laid.labels[0], laid.labels[-1], laid.labels[:, 0], laid.labels[:, -1]]))
+    unhidden = visible[1:] == laid.own[1:]
+    unhidden[edge[edge > 0] - 1] = False
+    whole = np.flatnonzero(unhidden)[:10] + 1
     return laid.image, laid.labels == int(whole[np.argmax(visible[whole])])
 
 
