@@ -15,6 +15,7 @@ from engines.embedded import build_embedded_engines
 from streamer.devset.categories import category_cases
 from streamer.metrics_eval import evaluate
 from streamer.persense import PerSense
+from streamer.simulator.scene import ConveyorSimulator
 
 
 def _picture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -30,13 +31,23 @@ def _tile_scene(colours: str, size: int = 48, seed: int = 0) -> tuple[np.ndarray
     mask = np.zeros((160, 160), bool)
     y0 = x0 = 80 - size // 2
     mask[y0:y0 + size, x0:x0 + size] = True
-    image[mask] = _picture(rng, size, size).reshape(-1, 3) if colours == "picture" else (200, 120, 60)
+    if colours == "picture":
+        image[mask] = _picture(rng, size, size).reshape(-1, 3)
+    elif colours == "shaded":  # one colour's shades: darker to paler across the tile
+        fade = np.linspace(0.0, 1.0, size, dtype=np.float32)[None, :, None]
+        tile = (1 - fade) * np.float32([120, 60, 25]) + fade * np.float32([250, 200, 160])
+        image[mask] = np.broadcast_to(tile, (size, size, 3)).reshape(-1, 3).astype(np.uint8)
+    else:
+        image[mask] = (200, 120, 60)
     return image, mask
 
 
 def test_a_many_coloured_support_is_printed_a_plain_one_is_not():
     assert printed(*_tile_scene("picture"))
     assert not printed(*_tile_scene("plain"))
+    assert not printed(*_tile_scene("shaded"))
+    for shape in ("rod", "bracket", "star", "ellipse"):  # the simulator's orange products, shaded and textured
+        assert not printed(*ConveyorSimulator(shape=shape).support()), shape
     # A many-coloured blob whose outline is a few pixels (a galaxy, a nucleus) is told by its look.
     assert not printed(*_tile_scene("picture", size=16))
 
