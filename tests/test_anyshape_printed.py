@@ -1,5 +1,6 @@
 """Printed products (each item with its own picture): told by what stands out from the belt and by their outline
-(engines/anyshape/standout.py), and the frame's population of outlines judged by rectangularity too."""
+(engines/anyshape/standout.py), and the frame's population of outlines judged by rectangularity too; and a batch's
+items smaller than the support, whose touching pairs are parted (engines/anyshape/instances.py)."""
 
 from __future__ import annotations
 
@@ -116,3 +117,23 @@ def test_printed_tiles_are_counted_whatever_their_pictures_and_round_coasters_ar
     assert printed_results["same-image"][1].f1 >= 0.9
     assert printed_results["cross-image"][1].f1 >= 0.8
     assert printed_results["foreign"][0].count <= 2
+
+
+def test_two_touching_items_smaller_than_the_support_are_parted_where_the_frames_items_are_small():
+    """engines.anyshape.instances: a person picks a large example; the frame's items are half its area, and two of
+    them touching make one support's area, which failing the shape test was never parted (only clumps of 1.4 x the
+    support's area were). Measured against the frame's typical whole item, the pair is two items."""
+    from engines.anyshape.instances import find_regions
+    from engines.anyshape.shape import shape_stats
+
+    support = shape_stats(np.pad(np.ones((20, 20), bool), 2))
+    probability = np.full((80, 140), 0.02, np.float32)
+    for x in (4, 34, 64, 94):  # four separate items of 14 x 14 cells: 0.49 of the support's area
+        probability[6:20, x:x + 14] = 0.95
+    probability[40:54, 30:44] = 0.95  # two more, side by side, joined by a narrow neck
+    probability[40:54, 48:62] = 0.95
+    probability[45:49, 44:48] = 0.95
+    regions = find_regions(probability, support)
+    assert len(regions.points) == 6
+    centres = sorted(regions.points[:, 0][regions.points[:, 1] > 30].tolist())
+    assert len(centres) == 2 and centres[0] < 44 < centres[1]
