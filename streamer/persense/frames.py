@@ -13,6 +13,7 @@ import numpy as np
 from engines.interfaces import ImageEmbedding, PromptGuidance, SupportModel
 from streamer.persense.presence import MatchCalibration
 from streamer.persense.scale_check import SupportProfile
+from streamer.types import Instance
 
 # The stages a frame goes through, in order: `segment` reports the middle six in SegmentationResult.timings_ms;
 # the stream adds capture (before) and publish (after). Metrics and benchmarks label by these names.
@@ -37,6 +38,9 @@ class Support:
     # float32[n, C] the feature cells inside the support object, L2-normalised (streamer.persense.negatives): what a
     # negative example must not look like; None where the prototype came from the cache (no encoder pass)
     object_cells: np.ndarray | None = None
+    # float64[3] the support object's median RGB, the light a frame under another one is relit to
+    # (streamer.persense.relight); None where unknown or the object too small to relight for
+    object_rgb: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,18 @@ def at_frame_edge(point: tuple[float, float], frame_wh: tuple[int, int], object_
     x, y = point
     w, h = frame_wh
     return min(x, w - 1 - x) < 0.25 * object_w or min(y, h - 1 - y) < 0.25 * object_h
+
+
+@dataclass(frozen=True)
+class Found:
+    """One look at a frame: its objects before the presence gate, and what the steps after it need."""
+
+    instances: list[Instance]
+    points: np.ndarray  # float[P, 2] the last pass's point prompts (x, y)
+    count: float  # the density map generator's count of the last pass
+    quality: float  # the frame's match quality (streamer.persense.presence)
+    embedding: ImageEmbedding
+    gate_boxes: np.ndarray | None
 
 
 class StageTimer:

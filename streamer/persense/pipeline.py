@@ -14,12 +14,13 @@ from streamer.config import PipelineConfig
 from streamer.errors import UserError
 from streamer.gates import Gate, NoGate
 from streamer.persense.exemplars import feedback_exemplars, initial_exemplars, limit_prompts, size_gate
-from streamer.persense.frames import STAGES, EncodedFrame, FrameInputs, StageTimer, Support, support_id_for
+from streamer.persense.frames import STAGES, EncodedFrame, FrameInputs, Found, StageTimer, Support, support_id_for
 from streamer.persense.idm import idm
 from streamer.persense.negatives import Negative, NegativeExamples, object_cells
 from streamer.persense.postprocess import instances_from_decoder
 from streamer.persense.ppsm import ppsm
 from streamer.persense.presence import MatchCalibration, calibrate, frame_quality, instance_similarity
+from streamer.persense.relight import support_colour, under_support_light
 from streamer.persense.scale_check import frame_scale, scale_mismatch, support_profile
 from streamer.persense.support_checks import size_mismatch, support_problems
 from streamer.persense.support_view import bounded_support
@@ -114,6 +115,7 @@ class PerSense(NegativeExamples):
             object_radius=float(np.sqrt(mask.sum() / np.pi)), warnings=warnings, label=label,
             profile=support_profile(image_rgb, mask), model=model,
             object_mask=mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].copy(), object_cells=cells,
+            object_rgb=support_colour(image_rgb, mask),
         )
         self.adopt_support(support)
         return support
@@ -171,21 +173,42 @@ class PerSense(NegativeExamples):
         """
         if self.support is None:
             raise UserError("no support set: call set_support(image, mask) first")
-        cfg = self.config
         timer = StageTimer()
         h, w = image_rgb.shape[:2]
-
         encoded = encoded if encoded is not None else self.encode(image_rgb)
-        embedding = encoded.embedding
-        if tuple(embedding.frame_hw) != (h, w):
-            raise ValueError(f"the embedding is of a {embedding.frame_hw[1]}x{embedding.frame_hw[0]} frame, "
-                             f"not of this {w}x{h} one")
+        if tuple(encoded.embedding.frame_hw) != (h, w):
+            raise ValueError(f"the embedding is of a {encoded.embedding.frame_hw[1]}x{encoded.embedding.frame_hw[0]} "
+                             f"frame, not of this {w}x{h} one")
         timer.ms["encode"] = encoded.encode_ms
         if not self._size_warned:
             self._size_warned = True
             mismatch = size_mismatch(self.support.image_hw, (h, w))
             if mismatch:
                 log.warning("%s", mismatch)
+        found = self._find(image_rgb, encoded.embedding, timer)
+        threshold = self.config.presence_threshold
+        if threshold is not None and found.quality < threshold and self.support.object_rgb is not None:
+            found = under_support_light(image_rgb, found, self.support.object_rgb,
+                                        lambda relit_rgb: self._relit_look(relit_rgb, timer), threshold)
+        instances = self._presence(found.instances, found.quality)
+        with timer.stage("postprocess"):
+            instances, suppressed = self._without_negatives(found.embedding, instances)
+        if self._scale_check_due((h, w)):
+            self._check_scale(image_rgb, found=bool(instances))
+        # Algorithm 2 keeps only points inside a grounded box: with none, the frame counts 0, and says why.
+        gate_boxes = found.gate_boxes
+        reason = self.gate.why_empty() if gate_boxes is not None and len(gate_boxes) == 0 else ""
+        return SegmentationResult(
+            width=w, height=h, instances=instances, density_count=found.count, points=found.points,
+            timings_ms=timer.ms, match_quality=found.quality, label=self.support.label, reason=reason,
+            negatives=len(self.negatives), suppressed_by_negative=suppressed,
+        )
+
+    # -- steps ---------------------------------------------------------------------------------------------
+    def _find(self, image_rgb: np.ndarray, embedding: ImageEmbedding, timer: StageTimer) -> Found:
+        """Similarity, exemplars and the passes over one encoded frame: its objects before the presence gate."""
+        cfg = self.config
+        h, w = image_rgb.shape[:2]
         with timer.stage("similarity"):
             grid = self._similarity_grid(embedding)
             similarity = to_frame(grid, (h, w))
@@ -211,21 +234,15 @@ class PerSense(NegativeExamples):
                 if len(retry[0]) > len(instances):
                     instances, points, count, quality = retry
             log.debug("exemplars together found nothing; alone, the best found %d", len(instances))
+        return Found(instances, points, count, quality, embedding, gate_boxes)
 
-        instances = self._presence(instances, quality)
-        with timer.stage("postprocess"):
-            instances, suppressed = self._without_negatives(embedding, instances)
-        if self._scale_check_due((h, w)):
-            self._check_scale(image_rgb, found=bool(instances))
-        # Algorithm 2 keeps only points inside a grounded box: with none, the frame counts 0, and says why.
-        reason = self.gate.why_empty() if gate_boxes is not None and len(gate_boxes) == 0 else ""
-        return SegmentationResult(
-            width=w, height=h, instances=instances, density_count=count, points=points, timings_ms=timer.ms,
-            match_quality=quality, label=self.support.label, reason=reason,
-            negatives=len(self.negatives), suppressed_by_negative=suppressed,
-        )
+    def _relit_look(self, image_rgb: np.ndarray, timer: StageTimer) -> Found:
+        """`_find` on a frame relit to the support's light (streamer.persense.relight), its stages timed with the
+        frame's."""
+        with timer.stage("encode"):
+            embedding = self.encode(image_rgb).embedding
+        return self._find(image_rgb, embedding, timer)
 
-    # -- steps ---------------------------------------------------------------------------------------------
     def _similarity_grid(self, embedding: ImageEmbedding) -> np.ndarray:
         """Eq. 1's similarity map on the encoder's grid: the support model's match where the encoder learnt one,
         else the cosine similarity to the prototype."""
@@ -324,3 +341,4 @@ class PerSense(NegativeExamples):
             log.debug("presence: match quality %.2f below %.2f: no object of the support's kind", quality, threshold)
             return []
         return instances
+
