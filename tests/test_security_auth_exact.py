@@ -46,8 +46,15 @@ def _client(ctx, endpoint, options=None):
 
 
 def _stopped_within(auth: Authentication, seconds: float) -> bool:
-    """Stop `auth` from a helper thread -> whether it stopped within `seconds`. pyzmq's stop waits forever when its
-    authenticator thread died (an exception naming a client): then the test fails instead of hanging."""
+    """Stop `auth` -> whether it stopped within `seconds`, failing the test instead of hanging or crashing it: its
+    watcher first (told by _stop, it ends within one 200 ms poll; stop() would close its socket under it, which
+    aborts the process, where it does not), then the rest from a helper thread (pyzmq's stop waits forever once its
+    authenticator thread died, of an exception naming a client)."""
+    if auth._thread.is_alive():
+        auth._stop.set()
+        auth._thread.join(seconds)
+        if auth._thread.is_alive():
+            return False
     stopper = threading.Thread(target=auth.stop, name="test-auth-stop", daemon=True)
     stopper.start()
     stopper.join(seconds)
@@ -86,7 +93,7 @@ def test_only_authorized_clients_are_served_by_name_and_the_others_are_counted(k
         assert not clients[0].poll(100) and not clients[1].poll(100) and refusals == ["control", "control"]
     finally:
         stopped = _stopped_within(auth, 10)
-        if stopped:  # else its sockets are still in use by the stuck stop: left to the process's end
+        if stopped:  # else the stuck stop still uses the sockets: left to the process's end
             ctx.destroy(linger=0)  # the server and the clients too, also when an assertion failed
     assert stopped, "the authenticator did not stop"
     assert not auth._thread.is_alive()
@@ -106,12 +113,16 @@ def test_the_authenticator_logs_as_persense_auth_and_its_watcher_is_a_named_daem
         assert (auth._thread.name, auth._thread.daemon) == ("auth-monitor", True)
         assert "auth-monitor" in [thread.name for thread in threading.enumerate()]
     finally:
-        auth.stop()
-        ctx.destroy(linger=0)
+        stopped = _stopped_within(auth, 10)
+        if stopped:  # else the stuck stop still uses the sockets: left to the process's end
+            ctx.destroy(linger=0)
+    assert stopped and not auth._thread.is_alive(), "the authenticator or its watcher did not stop"
 
 
-def _watch_once(auth, monkeypatch, error):
-    """Run the watcher in this thread over one event whose reading raises `error`, for half a second."""
+def _watch_once(auth, monkeypatch, caplog, error) -> bool:
+    """Run the watcher (in a thread of its own, as in use) over one event whose reading raises `error`, until it has
+    said something or ended, then tell it to stop -> whether it stopped within 5 s (a watcher that blocks for good
+    fails the test instead of hanging it)."""
     def unreadable(frames):
         raise error
 
@@ -122,14 +133,16 @@ def _watch_once(auth, monkeypatch, error):
     writer.connect("inproc://watch-test")
     writer.send_multipart([b"\x00\x01", b"tcp://x"])
     auth._monitors = {reader: "control"}
-    stopper = threading.Timer(0.5, auth._stop.set)
-    stopper.start()
-    try:
-        auth._watch()
-    finally:
-        stopper.cancel()
-        reader.close(0)
-        writer.close(0)
+    watcher = threading.Thread(target=auth._watch, name="test-watcher", daemon=True)
+    watcher.start()
+    wait_until(lambda: not watcher.is_alive() or any(r.name == security.log.name for r in caplog.records), 20)
+    auth._stop.set()
+    watcher.join(5)
+    if watcher.is_alive():
+        return False  # its socket stays with it: closing a socket under a thread that uses it is undefined
+    reader.close(0)
+    writer.close(0)
+    return True
 
 
 @pytest.mark.parametrize("error, expected", [
@@ -142,13 +155,14 @@ def test_the_watcher_survives_an_unreadable_event_and_says_so(keys, caplog, monk
     auth = Authentication(zmq.Context.instance(), CurveServer.load(keys / "server" / "server.key_secret",
                                                                    keys / "authorized"), refusals.append)
     with caplog.at_level(logging.DEBUG, logger="streamer.stream.security"):
-        _watch_once(auth, monkeypatch, error)
+        assert _watch_once(auth, monkeypatch, caplog, error), "the watcher did not stop"
     assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "streamer.stream.security"] == expected
     assert refusals == []
 
 
 def test_start_authentication_checks_exposure_and_starts_only_with_curve(keys, caplog):
     ctx = zmq.Context()
+    stopped = True
     try:
         assert start_authentication(ctx, _stream(), lambda name: None) is None
         exposed = _stream(publish={"endpoint": "tcp://0.0.0.0:5556"})
@@ -169,6 +183,8 @@ def test_start_authentication_checks_exposure_and_starts_only_with_curve(keys, c
             assert auth._authenticator.is_alive()
             assert caplog.messages == [f"CURVE on: clients need a key from {keys / 'authorized'}"]
         finally:
-            auth.stop()
+            stopped = _stopped_within(auth, 10)
     finally:
-        ctx.destroy(linger=0)
+        if stopped:  # else the stuck stop still uses the sockets: left to the process's end
+            ctx.destroy(linger=0)
+    assert stopped, "the authenticator did not stop"
