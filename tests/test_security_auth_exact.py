@@ -37,11 +37,16 @@ def _curve_stream(keys, **fields) -> StreamConfig:
 
 
 def _client(ctx, endpoint, options=None):
-    """A REQ socket that has sent b"hello" to `endpoint` (with CURVE client options, or anonymous)."""
+    """A REQ socket that has sent b"hello" to `endpoint` (with CURVE client options, or anonymous), unless the server
+    refused it first: a refused handshake drops the socket's only connection, and a REQ socket without one would
+    wait for one for good (on a busy machine this thread may come to send after the refusal)."""
     sock = ctx.socket(zmq.REQ)
     apply_options(sock, {zmq.LINGER: 0, **(options or {})})
     sock.connect(endpoint)
-    sock.send(b"hello")
+    try:
+        sock.send(b"hello", zmq.NOBLOCK)
+    except zmq.Again:
+        pass  # refused already: nothing to send it on
     return sock
 
 
