@@ -57,3 +57,27 @@ class StrictSkips:
 def pytest_configure(config):
     if os.environ.get("PERSENSE_STRICT_SKIPS") == "1":
         config.pluginmanager.register(StrictSkips(), "persense-strict-skips")
+
+
+# --- Per-module test selection for mutation testing (tools/mutation.py, docs/testing.md) ---------------------------
+# mutmut runs, for each mutant, every selected test that reaches the mutated function. A test marked
+# `not_run_for_mutants_of("streamer.stream.security")` (a whole processor run, 7-15 s, that reaches every function of
+# the module) is left out for that module's mutants only: its exact tests measure them. Outside a mutant's run
+# (mutmut sets MUTANT_UNDER_TEST to the mutant's name, "streamer.stream.security.x_load__mutmut_3"), nothing changes.
+MUTANT_NAME_MARK = "__mutmut_"
+
+
+def left_out_for_mutant(item, mutant: str) -> bool:
+    """Whether `item` is marked not to run for the mutant named `mutant` (by the mutant's module or a parent)."""
+    if MUTANT_NAME_MARK not in mutant:
+        return False
+    return any(mutant.startswith(module + ".")
+               for mark in item.iter_markers("not_run_for_mutants_of") for module in mark.args)
+
+
+def pytest_collection_modifyitems(config, items):
+    mutant = os.environ.get("MUTANT_UNDER_TEST", "")
+    left_out = [item for item in items if left_out_for_mutant(item, mutant)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]

@@ -1,7 +1,7 @@
-"""CURVE keys and the authenticator (streamer.stream.security) from the attacker's side: near-miss and damaged key
-files, a folder of authorized keys with something else in it, anonymous and unknown clients, and the exposure
-rule's exact refusals. Key files are written by pyzmq; sockets are real but on 127.0.0.1 and within one process,
-so each test takes milliseconds to a second and tools/mutation.py can run them for every mutant.
+"""CURVE keys (streamer.stream.security) from the attacker's side: near-miss and damaged key files, a folder of
+authorized keys with something else in it, and the exposure rule's exact refusals. Key files are written by pyzmq;
+each test takes milliseconds, so tools/mutation.py can run them for every mutant (the authenticator at work, with
+sockets: tests/test_security_auth_exact.py).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import stat
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,33 +17,18 @@ import zmq
 import zmq.auth
 import zmq.utils.z85
 
-from streamer.errors import UserError
-from streamer.stream import security
-from streamer.stream.config import StreamConfig
+from curve_keys import key_set, refused
 from streamer.stream.security import (
-    KEYS_HINT, Authentication, CurveServer, _NamedKeys, apply_options, check_exposure, client_socket_options,
-    key_names, load_keypair, load_public_key, start_authentication, write_keys,
+    KEYS_HINT, CurveServer, _NamedKeys, apply_options, check_exposure, client_socket_options,
+    key_names, load_keypair, load_public_key, write_keys,
 )
-from waiting import wait_until
 
 pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="this libzmq was built without CURVE")
 
 
-def _refused(call, *args) -> str:
-    with pytest.raises(UserError) as caught:
-        call(*args)
-    return str(caught.value)
-
-
 @pytest.fixture
 def keys(tmp_path):
-    """server pair, an authorized client (plc) and a stranger whose key is not in the folder."""
-    for folder, name in (("server", "server"), ("clients", "plc"), ("stranger", "stranger")):
-        write_keys(tmp_path / folder, name)
-    authorized = tmp_path / "authorized"
-    authorized.mkdir()
-    (authorized / "plc.key").write_bytes((tmp_path / "clients" / "plc.key").read_bytes())
-    return tmp_path
+    return key_set(tmp_path)
 
 
 def _rewrite(path: Path, field: str, value: str) -> None:
@@ -66,15 +50,15 @@ def test_written_keys_are_a_pyzmq_pair_with_modes_600_and_644_and_nothing_left_b
 
 
 @pytest.mark.parametrize("name", ["", "a/b", ".hidden", "../up"])
-def test_a_key_name_that_is_no_plain_file_name_is_refused(tmp_path, name):
-    assert _refused(write_keys, tmp_path, name) == f"--name must be a plain file name, got {name!r}"
+def test_a_key_name_that_is_no_plain_file_name_isrefused(tmp_path, name):
+    assert refused(write_keys, tmp_path, name) == f"--name must be a plain file name, got {name!r}"
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("existing", ["plc.key", "plc.key_secret"])
 def test_an_existing_half_of_a_pair_is_never_overwritten(tmp_path, existing):
     (tmp_path / existing).write_text("keep me")
-    assert _refused(write_keys, tmp_path, "plc") == (f"{tmp_path / existing} exists; remove it first or choose "
+    assert refused(write_keys, tmp_path, "plc") == (f"{tmp_path / existing} exists; remove it first or choose "
                                                     "another --name")
     assert (tmp_path / existing).read_text() == "keep me" and len(list(tmp_path.iterdir())) == 1
 
@@ -103,14 +87,14 @@ def test_a_failure_without_an_os_reason_is_named_by_its_message(tmp_path, monkey
         raise OSError("the key generator failed\nmore detail")
 
     monkeypatch.setattr(zmq.auth, "create_certificates", broken)
-    assert _refused(write_keys, tmp_path, "plc") == f"cannot write keys in {tmp_path}: the key generator failed"
+    assert refused(write_keys, tmp_path, "plc") == f"cannot write keys in {tmp_path}: the key generator failed"
     assert [p.name for p in tmp_path.iterdir()] == []  # the staging folder went too
 
 
 def test_an_unwritable_key_folder_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    message = _refused(write_keys, blocker / "keys", "plc")
+    message = refused(write_keys, blocker / "keys", "plc")
     assert message.startswith(f"cannot write keys in {blocker / 'keys'}: ") and "\n" not in message
     assert message.endswith(os.strerror(20)) or message.endswith(os.strerror(17))  # not a directory / exists
 
@@ -125,10 +109,10 @@ def test_a_key_pair_loads_as_pyzmq_reads_it(keys):
 
 
 def test_the_public_half_is_no_key_pair(keys):
-    assert _refused(load_keypair, keys / "none.key_secret", "server key") == (
+    assert refused(load_keypair, keys / "none.key_secret", "server key") == (
         f"server key not found: {keys / 'none.key_secret'}")
     path = keys / "server" / "server.key"
-    assert _refused(load_keypair, path, "server key") == (f"server key {path} holds no secret key (give the "
+    assert refused(load_keypair, path, "server key") == (f"server key {path} holds no secret key (give the "
                                                           ".key_secret file)")
 
 
@@ -139,7 +123,7 @@ def test_a_damaged_key_is_refused_in_one_line_before_zeromq_sees_it(keys, damage
            "not z85": good[:-1] + "~", "overflow": "%" * 40}[damage]
     public = keys / "server" / "server.key"
     _rewrite(public, "public-key", bad)
-    message = _refused(load_public_key, public, "server public key")
+    message = refused(load_public_key, public, "server public key")
     if damage == "":  # pyzmq finds no key at all
         assert message.startswith(f"server public key {public} is not a ZeroMQ certificate")
     else:
@@ -149,7 +133,7 @@ def test_a_damaged_key_is_refused_in_one_line_before_zeromq_sees_it(keys, damage
     _rewrite(secret_file, "secret-key", {"": "", "short": secret[:10], "39": secret[:-1], "41": secret + "0",
                                          "inner space": secret[:20] + " " + secret[21:], "not z85": secret[:-1] + "~",
                                          "overflow": "%" * 40}[damage])
-    message = _refused(load_keypair, secret_file, "client key")
+    message = refused(load_keypair, secret_file, "client key")
     if damage == "":
         assert message == f"client key {secret_file} holds no secret key (give the .key_secret file)"
     else:
@@ -158,14 +142,14 @@ def test_a_damaged_key_is_refused_in_one_line_before_zeromq_sees_it(keys, damage
 
 
 def test_a_missing_or_foreign_key_file_is_one_line(tmp_path):
-    assert _refused(load_public_key, tmp_path / "none.key", "server public key") == (
+    assert refused(load_public_key, tmp_path / "none.key", "server public key") == (
         f"server public key not found: {tmp_path / 'none.key'}")
-    assert _refused(load_public_key, tmp_path, "server public key") == f"server public key not found: {tmp_path}"
+    assert refused(load_public_key, tmp_path, "server public key") == f"server public key not found: {tmp_path}"
     junk = tmp_path / "junk.key"
     junk.write_text("# a note\nsecret-key = \"x\"\n")
-    assert _refused(load_public_key, junk, "server public key") == (
+    assert refused(load_public_key, junk, "server public key") == (
         f"server public key {junk} is not a ZeroMQ certificate: No public key found in {junk}")
-    assert _refused(load_public_key, str(junk), "a key").startswith(f"a key {junk} is not")  # a str path too
+    assert refused(load_public_key, str(junk), "a key").startswith(f"a key {junk} is not")  # a str path too
 
 
 @pytest.mark.parametrize("mode, warned", [(0o600, False), (0o400, False), (0o640, True), (0o604, True),
@@ -185,9 +169,9 @@ def test_client_options_carry_the_clients_pair_and_the_servers_public_key(keys):
     server = zmq.auth.load_certificate(keys / "server" / "server.key")[0]
     assert options == {zmq.CURVE_PUBLICKEY: public, zmq.CURVE_SECRETKEY: secret, zmq.CURVE_SERVERKEY: server}
     # Each file is named for what it should have been.
-    assert _refused(client_socket_options, keys / "clients" / "plc.key", keys / "server" / "server.key") \
+    assert refused(client_socket_options, keys / "clients" / "plc.key", keys / "server" / "server.key") \
         .startswith("client key ")
-    assert _refused(client_socket_options, keys / "clients" / "plc.key_secret", keys / "none.key") == (
+    assert refused(client_socket_options, keys / "clients" / "plc.key_secret", keys / "none.key") == (
         f"server public key not found: {keys / 'none.key'}")
 
 
@@ -197,9 +181,8 @@ def test_options_are_set_on_the_socket():
         sock = ctx.socket(zmq.REQ)
         apply_options(sock, {zmq.LINGER: 7, zmq.SNDHWM: 3})
         assert (sock.getsockopt(zmq.LINGER), sock.getsockopt(zmq.SNDHWM)) == (7, 3)
-        sock.close()
     finally:
-        ctx.term()
+        ctx.destroy(linger=0)  # closes the socket too, also when an assertion failed (term() would wait for it)
 
 
 # -- the server and its folder of authorized keys -------------------------------------------------------------
@@ -214,23 +197,23 @@ def test_a_curve_server_loads_its_pair_and_asks_the_authenticator(keys):
 def test_an_authorized_keys_folder_must_exist_and_hold_keys_and_only_keys(keys):
     server_key = keys / "server" / "server.key_secret"
     missing = keys / "nothing"
-    assert _refused(CurveServer.load, server_key, missing) == f"authorized keys folder not found: {missing}"
-    assert _refused(CurveServer.load, server_key, keys / "server" / "server.key") == (
+    assert refused(CurveServer.load, server_key, missing) == f"authorized keys folder not found: {missing}"
+    assert refused(CurveServer.load, server_key, keys / "server" / "server.key") == (
         f"authorized keys folder not found: {keys / 'server' / 'server.key'}")
     empty = keys / "empty"
     empty.mkdir()
     (empty / "plc.key_secret").write_bytes((keys / "clients" / "plc.key_secret").read_bytes())  # not *.key
-    assert _refused(CurveServer.load, server_key, empty) == (
+    assert refused(CurveServer.load, server_key, empty) == (
         f"no client public keys (*.key) in the authorized keys folder {empty}")
     folder = keys / "authorized"
     (folder / "notes.key").write_text("these are not keys\n")
-    assert _refused(CurveServer.load, server_key, folder) == (
+    assert refused(CurveServer.load, server_key, folder) == (
         f"authorized keys folder {folder}: No public key found in {folder / 'notes.key'} (every *.key file there "
         "must be a public key from persense keys)")
     (folder / "notes.key").unlink()
     (folder / "sub.key").mkdir()  # a folder by a key's name
-    assert _refused(CurveServer.load, server_key, folder).startswith(f"authorized keys folder {folder}: ")
-    assert _refused(CurveServer.load, keys / "server" / "server.key", folder).startswith("server key ")
+    assert refused(CurveServer.load, server_key, folder).startswith(f"authorized keys folder {folder}: ")
+    assert refused(CurveServer.load, keys / "server" / "server.key", folder).startswith("server key ")
 
 
 def test_key_names_are_the_key_files_stems_and_unreadable_ones_are_skipped(keys):
@@ -257,113 +240,11 @@ def test_the_authenticator_names_known_keys_and_shows_unknown_ones_by_their_star
         ctx.term()
 
 
-def _client(ctx, endpoint, options=None):
-    """A REQ socket that has sent b"hello" to `endpoint` (with CURVE client options, or anonymous)."""
-    sock = ctx.socket(zmq.REQ)
-    apply_options(sock, {zmq.LINGER: 0, **(options or {})})
-    sock.connect(endpoint)
-    sock.send(b"hello")
-    return sock
-
-
-def test_only_authorized_clients_are_served_by_name_and_the_others_are_counted(keys):
-    ctx = zmq.Context()
-    refused = []
-    auth = Authentication(ctx, CurveServer.load(keys / "server" / "server.key_secret", keys / "authorized"),
-                          refused.append)
-    clients = []
-    try:
-        auth.start()
-        server = ctx.socket(zmq.REP)
-        server.setsockopt(zmq.LINGER, 0)
-        apply_options(server, auth.curve.socket_options())
-        port = server.bind_to_random_port("tcp://127.0.0.1")
-        auth.watch({"control": server, "publish": None})
-        endpoint = f"tcp://127.0.0.1:{port}"
-        server_public = keys / "server" / "server.key"
-        clients.append(_client(ctx, endpoint))  # anonymous: fails the CURVE handshake
-        assert wait_until(lambda: refused == ["control"], 20), refused
-        stranger = client_socket_options(keys / "stranger" / "stranger.key_secret", server_public)
-        clients.append(_client(ctx, endpoint, stranger))  # a good key that is not in the folder
-        assert wait_until(lambda: refused == ["control", "control"], 20), refused
-        plc = client_socket_options(keys / "clients" / "plc.key_secret", server_public)
-        clients.append(_client(ctx, endpoint, plc))
-        assert server.poll(10_000)
-        frame = server.recv(copy=False)
-        assert frame.bytes == b"hello" and frame.get("User-Id") == "plc"
-        server.send(b"welcome")
-        assert clients[-1].poll(10_000) and clients[-1].recv() == b"welcome"
-        assert not clients[0].poll(100) and not clients[1].poll(100) and refused == ["control", "control"]
-        server.close()
-    finally:
-        auth.stop()
-        for sock in clients:
-            sock.close()
-        ctx.term()
-    assert not auth._thread.is_alive()
-
-
-def test_the_authenticator_logs_as_persense_auth_and_its_watcher_is_a_named_daemon_thread(keys, caplog):
-    ctx = zmq.Context()
-    auth = Authentication(ctx, CurveServer.load(keys / "server" / "server.key_secret", keys / "authorized"),
-                          lambda name: None)
-    server = ctx.socket(zmq.REP)
-    try:
-        with caplog.at_level(logging.DEBUG, logger="persense.auth"):
-            auth.start()
-        assert f"Configure curve: persense[{keys / 'authorized'}]" in [
-            r.getMessage() for r in caplog.records if r.name == "persense.auth"]
-        auth.watch({"control": server})
-        assert (auth._thread.name, auth._thread.daemon) == ("auth-monitor", True)
-        assert "auth-monitor" in [thread.name for thread in threading.enumerate()]
-    finally:
-        auth.stop()
-        server.close(0)
-        ctx.term()
-
-
-def _watch_once(auth, monkeypatch, error):
-    """Run the watcher in this thread over one event whose reading raises `error`, for half a second."""
-    def unreadable(frames):
-        raise error
-
-    monkeypatch.setattr(security, "parse_monitor_message", unreadable)
-    ctx = zmq.Context.instance()
-    reader, writer = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
-    reader.bind("inproc://watch-test")
-    writer.connect("inproc://watch-test")
-    writer.send_multipart([b"\x00\x01", b"tcp://x"])
-    auth._monitors = {reader: "control"}
-    stopper = threading.Timer(0.5, auth._stop.set)
-    stopper.start()
-    try:
-        auth._watch()
-    finally:
-        stopper.cancel()
-        reader.close(0)
-        writer.close(0)
-
-
-@pytest.mark.parametrize("error, expected", [
-    (zmq.ZMQError(zmq.EAGAIN), [("DEBUG", "auth monitor: " + zmq.strerror(zmq.EAGAIN))]),
-    (ValueError("garbled"), [("ERROR", "auth monitor: reading an event failed")]),
-    (zmq.ZMQError(zmq.ETERM), []),  # the context is closing: the watcher ends at once, nothing to say
-])
-def test_the_watcher_survives_an_unreadable_event_and_says_so(keys, caplog, monkeypatch, error, expected):
-    refused = []
-    auth = Authentication(zmq.Context.instance(), CurveServer.load(keys / "server" / "server.key_secret",
-                                                                   keys / "authorized"), refused.append)
-    with caplog.at_level(logging.DEBUG, logger="streamer.stream.security"):
-        _watch_once(auth, monkeypatch, error)
-    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "streamer.stream.security"] == expected
-    assert refused == []
-
-
 # -- exposure ---------------------------------------------------------------------------------------------------
 def test_an_exposed_socket_without_curve_is_refused_naming_every_exposed_one():
     endpoints = {"publish": "tcp://0.0.0.0:5556", "control": "tcp://10.0.0.5:5557", "status": None,
                  "local": "tcp://127.0.0.1:5558"}
-    assert _refused(check_exposure, endpoints, False, False) == (
+    assert refused(check_exposure, endpoints, False, False) == (
         "refusing to bind publish tcp://0.0.0.0:5556, control tcp://10.0.0.5:5557 beyond loopback without CURVE: "
         + KEYS_HINT)
     assert "persense keys DIR --name server" in KEYS_HINT and "--insecure" in KEYS_HINT
@@ -382,40 +263,6 @@ def test_loopback_or_curve_needs_nothing_and_the_opt_out_is_logged_once_when_ask
         ("WARNING", "INSECURE: publish tcp://*:5556, fleet tcp://0.0.0.0:7 reachable beyond this machine without "
                     "authentication (--insecure); anyone who reaches it can read results, pause the line or replace "
                     "the product")]
-
-
-def _stream(**fields) -> StreamConfig:
-    return StreamConfig.model_validate(fields)
-
-
-def test_start_authentication_checks_exposure_and_starts_only_with_curve(keys, caplog):
-    ctx = zmq.Context()
-    try:
-        assert start_authentication(ctx, _stream(), lambda name: None) is None
-        exposed = _stream(publish={"endpoint": "tcp://0.0.0.0:5556"})
-        assert _refused(start_authentication, ctx, exposed, lambda name: None).startswith(
-            "refusing to bind publish tcp://0.0.0.0:5556 beyond")
-        # A publisher that connects binds nothing: only the control socket is judged.
-        connecting = _stream(publish={"endpoint": "tcp://10.0.0.9:5556", "connect": True})
-        assert start_authentication(ctx, connecting, lambda name: None) is None
-        insecure = _stream(control={"endpoint": "tcp://0.0.0.0:5557"}, allow_insecure=True)
-        assert start_authentication(ctx, insecure, lambda name: None) is None
-        assert [m[:36] for m in caplog.messages] == ["INSECURE: control tcp://0.0.0.0:5557"]
-        caplog.clear()
-        curve = _stream(publish={"endpoint": "tcp://0.0.0.0:5556"},
-                        security={"server_key": str(keys / "server" / "server.key_secret"),
-                                  "authorized_keys": str(keys / "authorized")})
-        with caplog.at_level(logging.INFO, logger="streamer.stream.security"):
-            auth = start_authentication(ctx, curve, lambda name: None)
-        try:
-            assert isinstance(auth, Authentication) and auth.curve.authorized_keys == keys / "authorized"
-            assert auth._authenticator.is_alive()
-            assert caplog.messages == [f"CURVE on: clients need a key from {keys / 'authorized'}"]
-        finally:
-            auth.stop()
-    finally:
-        ctx.term()
-
 
 
 def test_persense_run_with_a_damaged_server_key_exits_2_with_one_line(keys, capsys):

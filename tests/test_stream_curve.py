@@ -20,6 +20,9 @@ from test_stream_loop import _config, _processor
 from waiting import wait_until
 
 pytestmark = pytest.mark.skipif(not zmq.has("curve"), reason="this libzmq was built without CURVE")
+# A whole processor run (7-15 s) reaching every function of security.py: mutation testing leaves it out for that
+# module's mutants, which tests/test_security_exact.py measures exactly (docs/testing.md, "Mutation testing").
+measured_exactly_elsewhere = pytest.mark.not_run_for_mutants_of("streamer.stream.security")
 
 
 @pytest.fixture
@@ -60,6 +63,7 @@ def _control_client(ctx, endpoint, options=None):
     return sock
 
 
+@measured_exactly_elsewhere
 def test_curve_control_and_results_serve_only_authorized_clients(tmp_path, keys):
     proc = _curve_processor(tmp_path, keys)
     proc.start()
@@ -97,6 +101,7 @@ def test_curve_control_and_results_serve_only_authorized_clients(tmp_path, keys)
         proc.stop()
 
 
+@measured_exactly_elsewhere
 def test_subscribe_cli_with_client_keys_receives_results(tmp_path, keys, capsys):
     proc = _curve_processor(tmp_path, keys)
     proc.start()
@@ -162,6 +167,7 @@ def test_run_refuses_an_exposed_socket_without_curve_in_one_line(capsys):
     assert "refusing to bind publish tcp://0.0.0.0:0" in err and "persense keys" in err and err.count("\n") == 1
 
 
+@measured_exactly_elsewhere
 def test_the_example_subscriber_with_client_keys_receives_results(tmp_path, keys):
     import subprocess
     import sys
@@ -193,6 +199,7 @@ def test_run_flags_reach_the_security_settings(tmp_path, keys):
     assert stream.security.authorized_keys == keys / "authorized" and stream.allow_insecure
 
 
+@measured_exactly_elsewhere
 def test_persense_run_with_curve_flags_publishes_and_exits_0(tmp_path, keys, capsys):
     code = main(["run", "--publish", "tcp://127.0.0.1:*", "--control", "tcp://127.0.0.1:*", "--metrics-port", "0",
                  "--max-frames", "2", "--cache-dir", str(tmp_path / "cache"),
