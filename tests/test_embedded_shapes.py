@@ -4,7 +4,14 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.embedded.dmg import colour_matches, correlation_threshold, detect_objects
+from engines.embedded.dmg import (
+    _PEAK_CLIMBS,
+    climb,
+    climb_to_peak,
+    colour_matches,
+    correlation_threshold,
+    detect_objects,
+)
 from engines.embedded.features import compute_descriptors
 from engines.embedded.rays import group_prompts, outlines, radial_gradients, rasterise
 from engines.embedded.rims import RimField, rim_map
@@ -104,6 +111,20 @@ def test_detect_objects_finds_every_disc_of_the_exemplars_size_and_brightness_do
     assert len(found) == len(centres)
     for x, y in centres:
         assert np.hypot(found[:, 0] - x, found[:, 1] - y).min() <= 1.5
+
+
+def test_climb_to_peak_reaches_a_peak_several_reaches_away_and_a_plateau_holds_a_point():
+    ys, xs = np.mgrid[0:60, 0:80]
+    cone = -np.hypot(xs - 50.0, ys - 30.0)  # one peak at (50, 30)
+    start = np.array([[38.0, 30.0], [50.0, 42.0]])  # 12 cells off; a reach of 4 climbs 4 cells a time
+    assert np.hypot(*(climb(cone, start, 4.0) - [50.0, 30.0]).T).min() >= 8.0  # one climb stops on the way
+    assert climb_to_peak(cone, start, 4.0).tolist() == [[50.0, 30.0], [50.0, 30.0]]
+    far = np.array([[2.0, 2.0]])  # farther than _PEAK_CLIMBS reaches: it stops on the way, higher up
+    climbed = climb_to_peak(cone, far, 4.0)
+    assert np.hypot(*(climbed - far)[0]) <= _PEAK_CLIMBS * 4.0 + 1e-9
+    assert cone[int(climbed[0, 1]), int(climbed[0, 0])] > cone[2, 2]
+    # On a plateau no neighbour is higher: the point stays (the first of equal maxima lies up and to the left).
+    assert climb_to_peak(np.zeros((60, 80)), start, 4.0).tolist() == start.tolist()
 
 
 def test_correlation_threshold_splits_two_populations_and_keeps_one_whole():

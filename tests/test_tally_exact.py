@@ -227,18 +227,50 @@ def test_a_camera_uses_its_own_calibration():
 
 
 # -- per item -------------------------------------------------------------------------------------------------
-def test_an_item_is_measured_over_its_whole_track_not_its_last_view():
-    # Seen small (r 6) in its first 20 views, large (r 9) in its last 12: the median is the small one's.
+def _measured_diameter(radius_at) -> float:
+    """One item ridden across the frame, its radius at view i `radius_at(i)` -> its finalised diameter (px)."""
     tally = CameraTally(_config(tracking={"velocity": [VX, 0.0], "max_missed": 2, "gate": 1.0}), "cam0")
     image = np.zeros((H, W, 3), np.uint8)
     finished = []
     for i in range(36):
         x = 20 + VX * i
-        instances = [_disk(x, 50, 6 if i < 20 else 9)] if x < 180 else [_disk(30, 20, 4)]
+        instances = [_disk(x, 50, radius_at(i))] if x < 180 else [_disk(30, 20, 4)]
         finished += tally.observe(Frame(image, i, float(i), "cam0"), SegmentationResult(W, H, instances))
-    assert len(finished) == 1 and finished[0].figures["diameter"] == round(_diameter(6), 3)
+    assert len(finished) == 1
     # The samples of ended tracks are dropped (bounded memory): only the live still item's remain.
     assert list(tally._samples) == [2]
+    return finished[0].figures["diameter"]
+
+
+def test_an_item_is_measured_over_its_whole_track_not_its_last_view():
+    # Seen whole (r 9) in its first 20 views, in part (r 6) in its last 12: the whole one's.
+    assert _measured_diameter(lambda i: 9 if i < 20 else 6) == round(_diameter(9), 3)
+
+
+def test_an_item_seen_whole_in_a_third_of_its_views_is_measured_by_those():
+    """Parts of an item (r 6) in two views of three, the whole (r 9) in every third: its diameter is the whole's,
+    not the median's (a part's); one larger view alone (a leaked mask) is not the item."""
+    assert _measured_diameter(lambda i: 9 if i % 3 == 0 else 6) == round(_diameter(9), 3)
+    assert _measured_diameter(lambda i: 9 if i == 10 else 6) == round(_diameter(6), 3)
+
+
+@pytest.mark.parametrize("min_view_score, radius", [(None, 9), (0.0, 6)])
+def test_masks_the_decoder_scores_low_are_not_measured(min_view_score, radius):
+    """A score under stream.tally.min_view_score (default 0.5): the view is no whole view (the flow simulator's
+    masks under 0.5 were parts of their items, every one). The whole item (r 9) scored 0.9 in every seventh view, a
+    part of it (r 6) scored 0.49 in the others: measured by the whole views; with no minimum, the parts win."""
+    extra = {} if min_view_score is None else {"min_view_score": min_view_score}
+    config = _config(tracking={"velocity": [VX, 0.0], "max_missed": 2, "gate": 1.0}, **extra)
+    assert config.min_view_score == (0.5 if min_view_score is None else min_view_score)
+    tally = CameraTally(config, "cam0")
+    image = np.zeros((H, W, 3), np.uint8)
+    finished = []
+    for i in range(36):
+        x = 20 + VX * i
+        part = _disk(x, 50, 9, 0.9) if i % 7 == 0 else _disk(x, 50, 6, 0.49)
+        finished += tally.observe(Frame(image, i, float(i), "cam0"),
+                                  SegmentationResult(W, H, [part] if x < 180 else [_disk(30, 20, 4)]))
+    assert len(finished) == 1 and finished[0].figures["diameter"] == round(_diameter(radius), 3)
 
 
 class _Truth:
@@ -322,8 +354,8 @@ def test_the_reject_stations_get_each_frames_tracks_views_scores_samples_specs_a
     tally = CameraTally(_config(specs={"diameter": {"max": 50}}), "cam0")
     tally.rejects = spy = _Spy()
     image = np.zeros((H, W, 3), np.uint8)
-    dot = Instance(0, 0.25, (150, 60, 151, 61), np.ones((1, 1), bool))  # one pixel: whole
-    empty = Instance(0, 0.5, (150, 20, 154, 24), np.zeros((4, 4), bool))  # no pixel: never whole
+    dot = Instance(0, 0.5, (150, 60, 151, 61), np.ones((1, 1), bool))  # one pixel, scored min_view_score: whole
+    empty = Instance(0, 0.25, (150, 20, 154, 24), np.zeros((4, 4), bool))  # no pixel: never whole
     edge = _disk(0, 50, 5, score=0.75)  # cut by the frame's edge
     edge_centre = [float(np.nonzero(edge.mask)[1].mean()), 50.0]
     for index in range(3):  # the big disk moves and is matched; the others are new tracks each frame
@@ -337,7 +369,7 @@ def test_the_reject_stations_get_each_frames_tracks_views_scores_samples_specs_a
         assert got[3].tolist() == ids and ids[0] == 1
         assert got[4].tolist() == [[60 + VX * index, 50.0], [150.0, 60.0], [151.5, 21.5], edge_centre]
         assert got[5].dtype == bool and got[5].tolist() == [True, True, False, False]  # bool[N], as documented
-        assert got[6].dtype == np.float64 and got[6].tolist() == [0.9, 0.25, 0.5, 0.75]
+        assert got[6].dtype == np.float64 and got[6].tolist() == [0.9, 0.5, 0.25, 0.75]
         assert got[7] is tally._samples and 1 in got[7]
         assert got[8] == tally.specs and got[8]["diameter"].max == 50
         assert got[10].tolist() == [VX, 0.0]

@@ -2,7 +2,8 @@
 
 `observe` runs on the inference thread after each segmented frame: it measures every instance, gives it a
 track id, counts line crossings (each track once), and finalises an item when its track ends (its figures
-are the median over whole views taken evenly along its track: TrackSamples). `take_interval`
+are the median over whole views taken evenly along its track, TrackSamples, of those that show all of
+the item: streamer.tracking.whole_views). `take_interval`
 hands out what the `persense/<camera>/tally` message reports. No sockets or metrics here (streamer.stream.tally_sink).
 """
 
@@ -22,6 +23,7 @@ from streamer.tracking.belt_plane import BeltPlane
 from streamer.tracking.crossing import BACKWARD, FORWARD, LineCounter
 from streamer.tracking.measure import COLUMN, FIELDS, add_details, as_dict, measure_shapes, touches_border
 from streamer.tracking.tracker import BeltTracker, TrackerParams
+from streamer.tracking.whole_views import whole_item_views
 from streamer.types import SegmentationResult
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class TrackSamples:
     rows: list[np.ndarray] = field(default_factory=list)
     stride: int = 1
     views: int = 0
+    kept: int = 0  # rows ever added (some since dropped)
 
     def take(self) -> bool:
         """One more view -> whether to keep it (then `add` its row)."""
@@ -73,13 +76,20 @@ class TrackSamples:
 
     def add(self, row: np.ndarray) -> None:
         self.rows.append(row)
+        self.kept += 1
         if len(self.rows) > self.capacity:
             self.rows = self.rows[::2]
             self.stride *= 2
 
-    def median(self, columns: list[int]) -> np.ndarray | None:
-        """The median of the kept rows' `columns`, or None before any row."""
-        return _median(np.stack(self.rows)[:, columns]) if self.rows else None
+    def median(self, columns: list[int], whole_by: int | None = None) -> np.ndarray | None:
+        """The median of the kept rows' `columns`, or None before any row; with `whole_by` (a length column),
+        of the rows that show the whole item by it (streamer.tracking.whole_views) only."""
+        if not self.rows:
+            return None
+        rows = np.stack(self.rows)
+        if whole_by is not None:
+            rows = rows[whole_item_views(rows[:, whole_by])]
+        return _median(rows[:, columns])
 
 
 @dataclass
@@ -96,8 +106,9 @@ class ItemFigures:
         self.shapes, self.details = TrackSamples(4 * self.samples), TrackSamples(self.samples)
 
     def figures(self) -> np.ndarray | None:
-        """The median figures, or None without a whole view."""
-        shapes = self.shapes.median(_SHAPES)
+        """The median figures, the shape figures' over the views about the size that shows the whole item (a view
+        of part of it, where the segmentation found only that, is left out), or None without a whole view."""
+        shapes = self.shapes.median(_SHAPES, whole_by=COLUMN["diameter"])
         if shapes is None:
             return None
         figures = np.full(len(FIELDS), np.nan)
@@ -213,10 +224,11 @@ class CameraTally:
         measured = measure_shapes(boxes, masks)
         centres = measured.centres
         ids, ended = self.tracker.update(frame.index, centres, np.nan_to_num(measured.table[:, COLUMN["diameter"]]))
-        # Whole views only (not cut by the frame's edge, not empty); those a track keeps for solidity and colour
-        # get them.
+        # Whole views only (not cut by the frame's edge, not empty, a mask the decoder is sure of); those a track
+        # keeps for solidity and colour get them.
+        scores = np.array([i.score for i in instances], np.float64)
         whole = np.flatnonzero(~touches_border(boxes, result.width, result.height)
-                               & (measured.table[:, COLUMN["area"]] > 0))
+                               & (measured.table[:, COLUMN["area"]] > 0) & (scores >= self.config.min_view_score))
         tracks = [self._item(ident) for ident in ids[whole].tolist()]
         detailed = [track.details.take() for track in tracks]
         add_details(measured, frame.image, boxes, masks, whole[np.array(detailed, bool)].tolist())
@@ -250,7 +262,7 @@ class CameraTally:
         is_whole = np.zeros(len(ids), bool)
         is_whole[whole] = True
         self.reject_events = self.rejects.update(frame, result.width, result.height, ids, centres, is_whole,
-                                                 np.array([i.score for i in instances], np.float64), self._samples,
+                                                 scores, self._samples,
                                                  self.specs, ended, self.tracker.velocity)
         finished = [self._finalise(ident) for ident in ended if ident in self._pending]
         for ident in ended:

@@ -186,6 +186,9 @@ class TallyConfig(_Section):
         default_factory=dict, description="ranges per measurement (mm where calibrated); none: around the support")
     spec_tolerance: float = Field(
         0.2, gt=0, le=10, description="default spec: the support object's diameter +- this fraction")
+    min_view_score: float = Field(
+        0.5, ge=0, le=1, description="masks the decoder scores below this are not measured (not whole views): "
+        "with the embedded engines every mask under 0.5 of the flow simulator's items was a part of its item")
     samples_per_item: int = Field(
         4, ge=1, le=1000, description="whole views of an item measured for solidity and colour (4 times as many "
         "for its shape), spread evenly over its track; its figures are their median")
