@@ -13,6 +13,7 @@ frame against (`FrameWork.active`: an any-shape support, or none for the prototy
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 
@@ -150,10 +151,7 @@ class RoutedMaskDecoder:
             support = frame.active
             if not support.printed or object_mask is None:
                 return output
-            labels = frame.outlines_for(support)
-            areas = np.bincount(labels.ravel(), minlength=int(labels.max()) + 1)[1:] / float(support.stride ** 2)
-            nearness = -np.abs(np.log(np.maximum(areas, 1.0) / max(support.shape.area, 1.0)))
-            verdict = self._verdict(frame, object_mask, labels, nearness, frame.image.shape[:2])
+            verdict = self._verdict(frame, object_mask, lambda: _outlines_nearest_first(frame, support))
             return output if verdict is None or verdict.same_shape else _nothing(output)
         output = self._outline.decode_points(_outline_embedding(embedding, frame), points_xy, guidance)
         if guidance is None and output.labels is not None and len(points_xy) == 1 and self.follow_picks:
@@ -162,23 +160,35 @@ class RoutedMaskDecoder:
             return output
         # Small blobs' outlines are a few pixels of noise (a validation set's nuclei: circle fill 0.5-0.67 where
         # round): shapes are judged from the routing's blob size up.
-        verdict = self._verdict(frame, object_mask, output.labels, output.scores[:, 0], output.valid_hw,
+        verdict = self._verdict(frame, object_mask, lambda: (output.labels, output.scores[:, 0], output.valid_hw),
                                 _BLOB_INNER_RADIUS)
         # The frame's objects have another shape than the support's: none of them is the product.
         return output if verdict is None or verdict.same_shape else _nothing(output)
 
-    def _verdict(self, frame: RoutedFrame, object_mask: np.ndarray, labels: np.ndarray, scores: np.ndarray,
-                 valid_hw: tuple[float, float], min_inner_radius: float = 0.0) -> ShapeVerdict | None:
+    def _verdict(self, frame: RoutedFrame, object_mask: np.ndarray, objects: Callable[[], tuple],
+                 min_inner_radius: float = 0.0) -> ShapeVerdict | None:
         """The frame's verdict on its objects' shapes for this support (engines.anyshape.verify), made once the
-        pipeline prompts enough objects to tell (its first call may prompt few), then kept for the frame."""
+        pipeline prompts enough objects to tell (its first call may prompt few), then kept for the frame.
+        objects: -> (int32 label map, float32[N] scores: the highest are measured first, the map's (H, W) in
+        frame pixels), asked for only while no verdict is kept."""
         key = id(object_mask)  # one verdict per support: several products may share a frame
         if key not in frame.verdicts:
+            labels, scores, valid_hw = objects()
             verdict = frame_verdict(labels, scores, valid_hw, frame.image, self._support_shape(object_mask),
                                     min_inner_radius)
             if verdict is None:
                 return None
             frame.verdicts[key] = verdict
         return frame.verdicts[key]
+
+
+def _outlines_nearest_first(frame: RoutedFrame, support: AnyShapeSupport) -> tuple:
+    """A printed product's found objects at the frame's resolution, scored by how near each one's area is to the
+    support's (the nearest measured first), for the frame's shape verdict."""
+    labels = frame.outlines_for(support)
+    areas = np.bincount(labels.ravel(), minlength=int(labels.max()) + 1)[1:] / float(support.stride ** 2)
+    nearness = -np.abs(np.log(np.maximum(areas, 1.0) / max(support.shape.area, 1.0)))
+    return labels, nearness, frame.image.shape[:2]
 
 
 def _nothing(output: DecoderOutput) -> DecoderOutput:
