@@ -15,9 +15,9 @@ from engines.interfaces import EngineSet
 __all__ = ["AnyShapeDensityMapGenerator", "AnyShapeEncoder", "AnyShapeMaskDecoder", "AnyShapeSupport",
            "build_anyshape_engines", "build_routed_engines"]
 
-ENGINE_NAME = "anyshape-v2"
+ENGINE_NAME = "anyshape-v3"
 # The default embedded set: round supports to the outline engines, every other shape to the any-shape ones.
-ROUTED_ENGINE_NAME = "embedded-v4"
+ROUTED_ENGINE_NAME = "embedded-v5"
 
 
 def build_anyshape_engines() -> EngineSet:

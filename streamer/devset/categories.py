@@ -114,6 +114,9 @@ def _recipes(s: Split) -> dict[str, Recipe]:
                    s.pick((1.0, 1.5), (1.0, 1.3)))
     stacked = p.solid(s.pick(p.blobs("ellipse", (45, 60), (1.2, 1.6)), p.blobs("box", (42, 56), (1.0, 1.3))), surf,
                       biscuit)
+    # a heap of rectangles (no neck between two boxes touching along a side): development only, the validation's
+    # heap is its own product
+    crackers = p.solid(p.blobs("box", (46, 62), (1.2, 1.6)), surf, (200, 150, 90))
     # about 10% brighter than its belt and lightly textured: seen by a slight step and a soft rim
     faint = p.solid(s.pick(p.blobs("box", (40, 55), (1.0, 1.4)), p.blobs("ellipse", (40, 52), (1.1, 1.4))), surf,
                     tuple(c * 1.05 for c in grey), strength=0.4, depth=0.12)
@@ -146,7 +149,8 @@ def _recipes(s: Split) -> dict[str, Recipe]:
                        gap=2),
         "touching": Recipe(
             s.pick("biscuits", "tablets"), [(stacked, 110)], "rods of its colour",
-            [(p.solid(p.rods((45, 70), (3.5, 5.0)), surf, biscuit), 40)], (70, 90, 75), occlusion=0.2, gap=0),
+            [(p.solid(p.rods((45, 70), (3.5, 5.0)), surf, biscuit), 40)], (70, 90, 75), occlusion=0.2, gap=0,
+            extra=() if v else (("crackers", [(crackers, 90)]),)),
         "low contrast": Recipe(
             s.pick("grey slabs", "beige slabs"), [(faint, 30)], "the belt alone", [], tuple(c * 0.95 for c in grey),
             ground=tuple(c * 0.95 for c in grey), texture_strength=0.25),
