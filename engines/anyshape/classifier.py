@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from engines.anyshape.filters import filter_bank
+from engines.anyshape.filters import PLANE_NAMES, filter_bank, opponent_planes
 
 if TYPE_CHECKING:  # imported for real when a support is first learnt (see fit_classifier)
     from sklearn.ensemble import ExtraTreesClassifier
@@ -41,6 +41,20 @@ _MATERIALS = 8
 _PRODUCT_MATERIAL = 0.08
 # Cells per class and light variant at most (bounds the fit's time on large supports).
 _MAX_SAMPLES = 2500
+# A faint support (its median colour within this distance of its surroundings', in the opponent planes' units:
+# lightness 0-100) is told by its light and colour against the belt and its outline, not by its texture: its
+# surface's grain and pattern vary from item to item and would be all the classifier learnt of it. Measured on
+# both category sets' and both real-image sets' supports: the low-contrast slabs 3.7 and 4.5, every other 8.8 on
+# (small coins on brick; the any-shape supports from 14.5: steel pins).
+_FAINT = 7.0
+# ... and the planes a faint support's classifier reads: the texture planes (fine gradients, Laplacian and Hessian
+# of the parts' scale, local contrast) left out. Measured on the category development set's low-contrast slabs:
+# median F1 0.373 -> 0.707 (cross-image 1 -> 18 of 30; belt alone 0 -> 1 counted); leaving out also the coarse
+# gradient, the coarse Laplacian or the finest colour planes scored 0.71, 0.35 and 0.56.
+_TEXTURE_PLANES = ("gradient s0", "gradient s1", "laplacian s1", "hessian max s1", "hessian min s1",
+                   "local contrast s1", "local contrast s2")
+LOOK_PLANES = tuple(i for i, name in enumerate(PLANE_NAMES) if name not in _TEXTURE_PLANES)
+ALL_PLANES = tuple(range(len(PLANE_NAMES)))
 # The forest: 10 trees scored as well as 16 on both category sets (mean F1 0.762 against 0.755 over their 32
 # scored non-round cases) for 40% less prediction time; depth 10 and 8 samples a leaf keep a tree from learning
 # single cells of the support.
@@ -137,6 +151,7 @@ class PixelClassifier:
     scales: tuple[float, float, float]
     samples: np.ndarray | None = None  # float32[N, N_PLANES] the cells it was fitted on (for a refit)
     classes: np.ndarray | None = None  # int8[N] their classes (1 the product)
+    planes: tuple[int, ...] = ALL_PLANES  # the bank's planes the forest reads (LOOK_PLANES for a faint support)
 
     def bank(self, image_rgb: np.ndarray, memo: dict | None = None) -> np.ndarray:
         """uint8[H, W, 3] -> float32[N_PLANES, ceil(H / stride), ceil(W / stride)] the image's filter bank.
@@ -160,15 +175,34 @@ class PixelClassifier:
         """float32[N_PLANES, h, w] a filter bank (see `bank`) -> float32[h, w] probability of the product."""
         planes, h, w = bank.shape
         samples = bank.reshape(planes, -1).T
+        if self.planes != ALL_PLANES:
+            samples = samples[:, self.planes]
         if len(self.forest.classes_) < 2:  # learnt from one class only (a support with nothing around it)
             return np.full((h, w), float(self.forest.classes_[0]), np.float32)
         return self.forest.predict_proba(samples)[:, 1].astype(np.float32).reshape(h, w)
 
 
+def object_contrast(image_rgb: np.ndarray, mask: np.ndarray) -> float:
+    """uint8[H, W, 3] and bool[H, W] an object -> the distance between the median colours (opponent planes) of its
+    inside (eroded by 2 px) and of a ring around it (from 2 px out to half its equivalent radius)."""
+    mask8 = np.asarray(mask, np.uint8)
+    reach = max(2, int(np.sqrt(mask8.sum() / np.pi) * 0.5))
+    ring = ((cv2.dilate(mask8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)) > 0)
+            & ~(cv2.dilate(mask8, np.ones((5, 5), np.uint8)) > 0))
+    core = cv2.erode(mask8, np.ones((5, 5), np.uint8)) > 0
+    if not core.any():
+        core = mask8 > 0
+    if not ring.any():
+        return float("inf")
+    colours = np.stack(opponent_planes(image_rgb), axis=-1)
+    return float(np.linalg.norm(np.median(colours[core], axis=0) - np.median(colours[ring], axis=0)))
+
+
 def fit_classifier(
     image_rgb: np.ndarray, mask: np.ndarray, stride: int, scales: tuple[float, float, float], seed: int = 0
 ) -> PixelClassifier:
-    """The support image uint8[H, W, 3] and its object's mask bool[H, W] -> the fitted classifier."""
+    """The support image uint8[H, W, 3] and its object's mask bool[H, W] -> the fitted classifier (reading
+    LOOK_PLANES only for a faint support, see _FAINT)."""
     rng = np.random.default_rng(seed)
     small = grid_image(image_rgb, stride)
     h, w = small.shape[:2]
@@ -185,7 +219,8 @@ def fit_classifier(
         features += [flat[:, positives].T, flat[:, negatives].T]
         labels += [np.ones(len(positives), np.int8), np.zeros(len(negatives), np.int8)]
     samples, classes = np.concatenate(features), np.concatenate(labels)
-    return PixelClassifier(_forest(samples, classes, seed), stride, scales, samples, classes)
+    planes = LOOK_PLANES if object_contrast(image_rgb, mask) < _FAINT else ALL_PLANES
+    return PixelClassifier(_forest(samples[:, planes], classes, seed), stride, scales, samples, classes, planes)
 
 
 def _forest(samples: np.ndarray, classes: np.ndarray, seed: int) -> "ExtraTreesClassifier":
@@ -204,5 +239,6 @@ def refit(classifier: PixelClassifier, samples: np.ndarray, classes: np.ndarray,
         raise ValueError("the classifier keeps no training cells to refit with")
     all_samples = np.concatenate([classifier.samples, samples.astype(np.float32)])
     all_classes = np.concatenate([classifier.classes, classes.astype(np.int8)])
-    return PixelClassifier(_forest(all_samples, all_classes, seed), classifier.stride, classifier.scales,
-                           classifier.samples, classifier.classes)
+    planes = classifier.planes
+    return PixelClassifier(_forest(all_samples[:, planes], all_classes, seed), classifier.stride, classifier.scales,
+                           classifier.samples, classifier.classes, planes)
