@@ -122,6 +122,11 @@ def _recipes(s: Split) -> dict[str, Recipe]:
                     tuple(c * 1.05 for c in grey), strength=0.4, depth=0.12)
     caps = p.shiny(s.pick(p.blobs("hexagon", (38, 50)), p.blobs("box", (36, 48), (1.0, 1.2))), surf[:3], steel)
     candy = s.pick(p.blobs("box", (34, 44), (1.0, 1.15)), p.blobs("ellipse", (36, 46), (1.2, 1.5)))
+    # development only: round and oval products of the categories whose main scene is angular (the round ones go
+    # to other engines): pale pucks on their belt, jelly beans among other colours
+    pucks = p.solid(p.blobs("ellipse", (42, 54), (1.0, 1.3)), surf, tuple(c * 1.05 for c in grey), strength=0.4,
+                    depth=0.12)
+    beans = p.blobs("ellipse", (30, 40), (1.3, 1.6))
 
     def candies(counted: bool, n: int, first: int) -> Layers:
         return [(p.solid(candy, surf, c, strength=0.5, counted=counted and i == 0), n) for i, c in
@@ -153,14 +158,17 @@ def _recipes(s: Split) -> dict[str, Recipe]:
             extra=() if v else (("crackers", [(crackers, 90)]),)),
         "low contrast": Recipe(
             s.pick("grey slabs", "beige slabs"), [(faint, 30)], "the belt alone", [], tuple(c * 0.95 for c in grey),
-            ground=tuple(c * 0.95 for c in grey), texture_strength=0.25),
+            ground=tuple(c * 0.95 for c in grey), texture_strength=0.25,
+            extra=() if v else (("pale pucks", [(pucks, 30)]),)),
         "shiny": Recipe(
             s.pick("chrome hex caps", "chrome square caps"), [(caps, 30)], "chrome pins",
             [(p.shiny(p.rods((45, 70), (3.5, 5.0)), surf[:3], steel), 30)], (110, 85, 70)),
         # all colours in every scene; only the support's is counted, and the foreign scene lacks it
         "colour": Recipe(
             s.pick("red candies", "blue candies"), candies(True, 15, 0), "the other colours only",
-            candies(False, 20, 1), (120, 120, 115)),
+            candies(False, 20, 1), (120, 120, 115),
+            extra=() if v else (("green jelly beans", [(p.solid(beans, surf, c, strength=0.5, counted=i == 0), 15)
+                                                       for i, c in enumerate(colours[1:] + colours[:1])]),)),
         "round": Recipe(
             "coins", [(p.coins(s.pick(22, 18)), s.pick(60, 80))], "coin-grey squares",
             [(p.solid(p.blobs("box", (36, 46)), ("coins",), (150, 150, 150)), 50)],
@@ -197,7 +205,17 @@ def category_scenes(split: str, category: str) -> dict[str, Laid]:
     for k, (name, layers) in enumerate(recipe.extra):
         out[name] = scene(_background(s, recipe, seed + 6 + k, i + 2 + k, False), layers, SUPPORT_LIGHT,
                           seed + 7 + k, **layout)
+        out[f"cross {name}"] = scene(_background(s, recipe, seed + 30 + k, i + 3 + k, True), layers,
+                                     _extra_light(s, i, k), seed + 31 + k, **layout)
     return out
+
+
+def _extra_light(s: Split, category_index: int, k: int) -> Light:
+    """The light of an extra product's cross-image scene: the split's next light after the category's own that
+    changes the light's brightness or colour (a gradient alone keeps a plain belt's mean light)."""
+    n = len(s.lights)
+    turns = [s.lights[(category_index + 1 + k + j) % n] for j in range(n)]
+    return next(light for light in turns if light.gain != 1.0 or light.temperature != 0.0)
 
 
 def _support_of(laid: Laid) -> tuple[np.ndarray, np.ndarray]:
@@ -239,6 +257,10 @@ def category_cases(split: str = "development", categories: tuple[str, ...] = CAT
             cases.append(case(f"{name} on a belt", "same-image", _support_of(scenes[name]), scenes[name]))
         light = _light_words(s.lights[CATEGORIES.index(category) % len(s.lights)])
         cases.append(case(f"{recipe.product}: belt -> {where}, {light}", "cross-image", (image, mask), scenes["cross"]))
+        for k, (name, _) in enumerate(recipe.extra):
+            light = _light_words(_extra_light(s, CATEGORIES.index(category), k))
+            cases.append(case(f"{name}: belt -> {where}, {light}", "cross-image", _support_of(scenes[name]),
+                              scenes[f"cross {name}"]))
         cases.append(case(f"{recipe.product} -> {recipe.foreign}", "foreign", (image, mask), scenes["foreign"]))
     return cases
 
