@@ -30,6 +30,12 @@ _MOSTLY_PRODUCT = 0.7
 # sweep's warm bright light on gravel: L brackets 0.45 (110 counted for 28).
 _SURE = 0.7
 _HALF_BELIEVED = 0.3
+# A region that holds no item is looked at again above a firmer level: this share of the way from _FOREGROUND to
+# its 90th percentile. Measured on both category sets: 0.3 found 1 more star, 3 more crescents (cross-image, cool
+# dim graded light on grass) and 2 more washers, and one more U bracket on the validation split, nothing lost (0.5:
+# the crescents and washers only); the light sweep: low contrast and chrome caps graded gained, the caps under
+# cool dim graded light 0.95 -> 0.90; both real-image sets unchanged.
+_FIRMER = 0.3
 # Watershed markers: distance-transform maxima standing this share of the support's inner radius above their
 # surroundings (lower splits one object at its narrow waist, higher merges touching round items).
 _MARKER_DEPTH = 0.3
@@ -140,12 +146,38 @@ def find_regions(
         elif not another_shape:
             rest.append((crop, slices, look))
     split_from = _SPLIT_FROM * _typical_area(wholes, support.area)
+    smooth = None
     for crop, slices, look in rest:
-        parts += _judge(crop, slices, edges, support, tolerance, shapes, 0, split_from, look)
+        found = _judge(crop, slices, edges, support, tolerance, shapes, 0, split_from, look)
+        if not found and not look.border:
+            smooth = cv2.GaussianBlur(probability, (0, 0), 0.8) if smooth is None else smooth
+            for piece, piece_slices in _firmer_parts(crop, slices, smooth, tolerance.min_area * support.area):
+                found += _judge(piece, piece_slices, edges, support, tolerance, None, 1, split_from)
+        parts += found
     items = wholes + parts
     keep = _like_the_others(items, probability)
     whole = (np.arange(len(items)) < len(wholes))[keep] if items else np.zeros(0, bool)
     return _as_regions([item for item, kept in zip(items, keep) if kept], whole, probability.shape)
+
+
+def _firmer_parts(crop: np.ndarray, slices: tuple[slice, slice], smooth: np.ndarray,
+                  min_cells: float) -> list[tuple[np.ndarray, tuple[slice, slice]]]:
+    """A region that holds no item (bool crop at `slices`) -> its parts above a firmer level of the smoothed
+    probability: _FIRMER of the way from _FOREGROUND to the region's 90th percentile, each of at least
+    `min_cells`. An item the classifier is sure of, joined to a belt it half believes (grass under dim light at
+    0.4-0.6 around stars at 1.0), is ragged as a whole and comes out whole above that level."""
+    values = smooth[slices]
+    level = _FOREGROUND + _FIRMER * (float(np.percentile(values[crop], 90)) - _FOREGROUND)
+    cores, _ = ndimage.label(crop & (values >= level))
+    out = []
+    for k, sub in enumerate(ndimage.find_objects(cores), start=1):
+        if sub is None:
+            continue
+        piece = cores[sub] == k
+        if piece.sum() >= min_cells:
+            out.append((piece, (slice(slices[0].start + sub[0].start, slices[0].start + sub[0].stop),
+                                slice(slices[1].start + sub[1].start, slices[1].start + sub[1].stop))))
+    return out
 
 
 def _typical_area(wholes: list, support_area: float) -> float:
