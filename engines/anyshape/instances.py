@@ -153,6 +153,9 @@ def find_regions(
         elif not another_shape:
             rest.append((crop, slices, look))
     split_from = _SPLIT_FROM * _typical_area(wholes, support.area)
+    if shapes is not None and len(wholes) >= _TYPICAL_PEERS:
+        # Silhouettes smaller than the frame's typical whole item would fit pieces of its items: not tried.
+        shapes = shapes.from_scale(float(np.sqrt(_median_area(wholes) / support.area)))
     smooth = None
     for crop, slices, look in rest:
         found = _judge(crop, slices, edges, support, tolerance, shapes, 0, split_from, look)
@@ -193,7 +196,12 @@ def _typical_area(wholes: list, support_area: float) -> float:
     and a batch's items vary: two touching half-size tiles are one support's area and were never parted."""
     if len(wholes) < _TYPICAL_PEERS:
         return support_area
-    return min(support_area, float(np.median([float(crop.sum()) for crop, _, _ in wholes])))
+    return min(support_area, _median_area(wholes))
+
+
+def _median_area(items: list) -> float:
+    """The median area (cells) of (mask, slices, score) objects."""
+    return float(np.median([float(crop.sum()) for crop, _, _ in items]))
 
 
 def _like_the_others(items: list, probability: np.ndarray) -> np.ndarray:
