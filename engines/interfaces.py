@@ -162,12 +162,18 @@ class GateDetector(Protocol):
 
 @dataclass
 class EngineSet:
-    """The engines one pipeline runs on. `name` identifies the models (used to key caches)."""
+    """The engines one pipeline runs on. `name` identifies the models (used to key caches).
+
+    products_side_by_side: the decoder and the density map generator may serve several products of one frame on
+    threads at once (each product over its own `view()` of the frame's payload; the encoder is always called under
+    the pipelines' lock). Off unless an engine set says so: an accelerator's execution context is one caller's.
+    """
 
     encoder: ImageEncoder
     decoder: MaskDecoder
     dmg: DensityMapGenerator
     name: str
+    products_side_by_side: bool = False
 
 
 @runtime_checkable

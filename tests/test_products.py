@@ -271,7 +271,16 @@ def test_bench_products_measures_one_and_n_products_in_one_run(tmp_path, capsys)
     one, both = figures["one_product_ms"]["median"], figures["n_products_ms"]["median"]
     assert one > 0 and both > 0
     assert figures["extra_product_share"] == pytest.approx((both - one) / one, abs=2e-3)
+    # The same products in turn, beside them in the same run, found exactly the same.
+    turn = figures["in_turn"]["n_products_ms"]["median"]
+    assert figures["in_turn"]["extra_product_share"] == pytest.approx((turn - one) / one, abs=2e-3)
+    assert figures["results_identical"] is True and figures["product_threads"] >= 1
     assert "each product beyond the first adds" in capsys.readouterr().out
+    assert main(["bench", "--products", "2", "--frames", "1", "--warmup", "0", "--product-threads", "2",
+                 "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["product_threads"] == 2
+    assert main(["bench", "--products", "2", "--product-threads", "0"]) == 2
+    assert main(["bench", "--product-threads", "2"]) == 2
     assert main(["bench", "--products", "1"]) == 2
     assert main(["bench", "--products", "2", "--source", "sim:?objects=5"]) == 2
 

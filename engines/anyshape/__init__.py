@@ -22,11 +22,13 @@ ROUTED_ENGINE_NAME = "embedded-v5"
 
 def build_anyshape_engines() -> EngineSet:
     """The any-shape engines for every support (round ones too)."""
-    return EngineSet(AnyShapeEncoder(), AnyShapeMaskDecoder(), AnyShapeDensityMapGenerator(), ENGINE_NAME)
+    return EngineSet(AnyShapeEncoder(), AnyShapeMaskDecoder(), AnyShapeDensityMapGenerator(), ENGINE_NAME,
+                     products_side_by_side=True)
 
 
 def build_routed_engines() -> EngineSet:
     """The default embedded engines: each support to the engines made for its shape (see engines.anyshape.routed)."""
     from engines.anyshape.routed import RoutedDensityMapGenerator, RoutedEncoder, RoutedMaskDecoder
 
-    return EngineSet(RoutedEncoder(), RoutedMaskDecoder(), RoutedDensityMapGenerator(), ROUTED_ENGINE_NAME)
+    return EngineSet(RoutedEncoder(), RoutedMaskDecoder(), RoutedDensityMapGenerator(), ROUTED_ENGINE_NAME,
+                     products_side_by_side=True)

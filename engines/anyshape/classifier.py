@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from engines.anyshape.filters import PLANE_NAMES, filter_bank, opponent_planes
+from engines.frame_cache import compute_once
 
 if TYPE_CHECKING:  # imported for real when a support is first learnt (see fit_classifier)
     from sklearn.ensemble import ExtraTreesClassifier
@@ -163,9 +164,7 @@ class PixelClassifier:
 
     def grid(self, image_rgb: np.ndarray, memo: dict) -> np.ndarray:
         """uint8[H, W, 3] -> the image on this classifier's grid (`grid_image`), kept in the memo of its planes."""
-        if ("grid image",) not in memo:
-            memo[("grid image",)] = grid_image(image_rgb, self.stride)
-        return memo[("grid image",)]
+        return compute_once(memo, ("grid image",), lambda: grid_image(image_rgb, self.stride))
 
     def probability(self, image_rgb: np.ndarray) -> np.ndarray:
         """uint8[H, W, 3] -> float32[ceil(H / stride), ceil(W / stride)] probability of the product."""

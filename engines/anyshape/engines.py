@@ -27,6 +27,7 @@ from engines.anyshape.standout import printed, stands_out
 from engines.anyshape.templates import Silhouettes, silhouettes
 from engines.anyshape.shape import ShapeStats, inner_radius, shape_stats
 from engines.errors import EngineError
+from engines.frame_cache import FrameCache
 from engines.interfaces import DecoderOutput, DensityOutput, ImageEmbedding, PromptGuidance
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ class FrameWork:
     outlines: dict = field(default_factory=dict)  # support key -> int32[H, W] the regions at frame resolution
     active: "AnyShapeSupport | None" = None  # the support the pipeline matched this frame against last
     # grid step (pixels) -> the frame's filter planes on that grid, shared by every support of that step (the
-    # planes of equal scales are computed once a frame, whatever the number of products: filters.filter_bank)
+    # planes of equal scales are computed once a frame, whatever the number of products, also where the products
+    # run on threads of their own: FrameCache, filters.filter_bank)
     grids: dict = field(default_factory=dict)
 
     def view(self) -> "FrameWork":
@@ -118,7 +120,7 @@ class AnyShapeSupport:
     def probability(self, work: FrameWork) -> np.ndarray:
         key = id(self)
         if key not in work.probability:
-            grid = work.grids.setdefault(self.stride, {})
+            grid = work.grids.setdefault(self.stride, FrameCache())  # setdefault: one among threads
             work.banks[key] = self.classifier.bank(work.image, grid)
             work.probability[key] = (stands_out(work.banks[key], self.classifier.grid(work.image, grid))
                                      if self.printed else self.classifier.probability_of(work.banks[key]))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from engines.frame_cache import compute_once
+
 # Names of the bank's planes, in order, for one scale triple (see `filter_bank`).
 PLANE_NAMES = (
     "lightness s0", "red-green s0", "yellow-blue s0",
@@ -63,9 +65,7 @@ def filter_bank(image_rgb: np.ndarray, scales: tuple[float, float, float], memo:
     memo = {} if memo is None else memo
 
     def once(key: tuple, compute):
-        if key not in memo:
-            memo[key] = compute()
-        return memo[key]
+        return compute_once(memo, key, compute)  # a FrameCache: once among the frame's product threads
 
     s0, s1, s2 = scales
     lightness, red_green, yellow_blue = once(("opponent",), lambda: opponent_planes(image_rgb))

@@ -77,6 +77,12 @@ class RoutedFrame(FrameWork):
     descriptors: Descriptors | None = None
     verdicts: dict[int, ShapeVerdict] = field(default_factory=dict)  # id(support object mask) -> its verdict
 
+    def view(self) -> "RoutedFrame":
+        """As FrameWork.view, the outline engines' descriptors too: their maps shared, what one support's calls
+        keep (its colour on the frame, its rim candidates) each product's own."""
+        return replace(self, active=None,
+                       descriptors=None if self.descriptors is None else self.descriptors.view())
+
 
 def _frame(embedding: ImageEmbedding) -> RoutedFrame:
     frame = embedding.payload
@@ -134,9 +140,12 @@ class RoutedMaskDecoder:
         self._support: tuple[np.ndarray, SupportShape] | None = None  # the last support mask and its shape
 
     def _support_shape(self, object_mask: np.ndarray) -> SupportShape:
-        if self._support is None or self._support[0] is not object_mask:
-            self._support = (object_mask, support_shape(object_mask))
-        return self._support[1]
+        # Read once, replaced whole: products segmenting one frame on threads of their own share this decoder.
+        last = self._support
+        if last is None or last[0] is not object_mask:
+            last = (object_mask, support_shape(object_mask))
+            self._support = last
+        return last[1]
 
     def decode_points(
         self, embedding: ImageEmbedding, points_xy: np.ndarray, guidance: PromptGuidance | None = None

@@ -30,7 +30,8 @@ def build_embedded_engines() -> EngineSet:
 
 def build_outline_engines() -> EngineSet:
     """These outline engines alone, for every support (the default before the any-shape engines)."""
-    return EngineSet(EmbeddedImageEncoder(), EmbeddedMaskDecoder(), EmbeddedDensityMapGenerator(), ENGINE_NAME)
+    return EngineSet(EmbeddedImageEncoder(), EmbeddedMaskDecoder(), EmbeddedDensityMapGenerator(), ENGINE_NAME,
+                     products_side_by_side=True)
 
 
 def build_embedded_dmg() -> DensityMapGenerator:

@@ -61,8 +61,8 @@ class EmbeddedMaskDecoder:
         liked = None
         if guidance is not None and guidance.targeted:
             liked = liked_groups(groups, guidance_at(guidance, cells, desc.grid_hw))
-            # Each support's own colour, made again at each of its guided calls (under a millisecond): products
-            # that share a frame run in turn, and the density map generator reads the latest support's.
+            # The support's colour on this frame, made again at each of its guided calls (under a millisecond),
+            # for its density map generator's next calls (kept in this product's view of the frame).
             desc.remember(SUPPORT_CHROMA, support_chroma(desc, guidance.similarity))
         labels = prompt_labels(groups_map, groups, liked)
         log.debug("decoder: %d prompts, %d objects, radius %.1f cells", len(points), int(groups.max()) + 1, radius)

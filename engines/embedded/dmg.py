@@ -186,7 +186,7 @@ class _FrameCandidates:
 def _candidates_for(desc: Descriptors, radius: float) -> _FrameCandidates:
     """The frame's candidates at `radius`, or at a radius within `_RIM_REUSE` of it (each direction already
     looks from 0.8 to 1.2 radii)."""
-    known = desc.cached(("rims",), dict)
+    known = desc.per_support(("rims",), dict)
     for other, candidates in known.items():
         if abs(radius / other - 1.0) <= _RIM_REUSE:
             return candidates

@@ -12,11 +12,13 @@ so that the cosine of two cells' features is a weighted mean of Gaussian kernels
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import cv2
 import numpy as np
+
+from engines.frame_cache import FrameCache
 
 # Cells in the working grid: about 320 x 240 whatever the frame size (stride 2 at 640 x 480, 5 at 1080p).
 _GRID_CELLS = 76_800
@@ -34,49 +36,66 @@ class Descriptors:
         data: float32[4, h, w] (see the module docstring).
         stride: frame pixels per grid cell along each axis (the grid is the frame resized to (h, w)).
         frame_hw: (H, W) of the frame.
+
+    Two caches: the frame's maps that do not depend on the support (smoothed and pooled descriptors, gradients:
+    shared by every product's `view()` of the frame, computed once among threads), and what one support's calls
+    leave for its later calls (`peek`/`remember`, `per_support`: each view its own, so that products segmenting
+    one frame side by side, or in turn, never read another product's).
     """
 
     data: np.ndarray
     stride: float
     frame_hw: tuple[int, int]
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+    _cache: FrameCache = field(default_factory=FrameCache, repr=False, compare=False)
+    _support: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def grid_hw(self) -> tuple[int, int]:
         return self.data.shape[1], self.data.shape[2]
+
+    def view(self) -> "Descriptors":
+        """These descriptors as another support's calls start on them: the frame's maps shared, nothing of a
+        support's kept."""
+        return replace(self, _support={})
 
     def pooled(self, factor: int) -> "Descriptors":
         """These descriptors averaged over factor x factor cells (cached): a coarser grid for large objects."""
         if factor <= 1:
             return self
         key = ("pool", factor)
-        if key not in self._cache:
+
+        def pool() -> "Descriptors":
             gh, gw = self.grid_hw
             size = (max(gw // factor, 1), max(gh // factor, 1))
             data = np.stack([cv2.resize(ch, size, interpolation=cv2.INTER_AREA) for ch in self.data])
-            self._cache[key] = Descriptors(data, self.stride * factor, self.frame_hw)
-        return self._cache[key]
+            return Descriptors(data, self.stride * factor, self.frame_hw)
+
+        # The pooled grid is the frame's; what a support's calls keep on it is this view's.
+        return self.per_support(key, lambda: self._cache.once(key, pool).view())
 
     def smoothed(self, sigma: float) -> np.ndarray:
         """`data` smoothed by `sigma` cells, computed once per frame and sigma (the engines share it)."""
         key = round(float(sigma), 1)
-        if key not in self._cache:
-            self._cache[key] = smooth(self.data, key)
-        return self._cache[key]
+        return self._cache.once(key, lambda: smooth(self.data, key))
 
     def peek(self, key: tuple) -> Any:
-        """What another engine call on this frame cached under `key`, or None (nothing is stored)."""
-        return self._cache.get(key)
+        """What an earlier call for this support on this frame kept under `key`, or None (nothing is stored)."""
+        return self._support.get(key)
 
     def remember(self, key: tuple, value: Any) -> None:
-        """Store `value` under `key` for this frame's later engine calls, replacing what was there."""
-        self._cache[key] = value
+        """Keep `value` under `key` for this support's later calls on this frame, replacing what was there."""
+        self._support[key] = value
+
+    def per_support(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """compute() once per frame, key and support (this view): what a support's calls share among them."""
+        if key not in self._support:
+            self._support[key] = compute()
+        return self._support[key]
 
     def cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
-        """compute() once per frame and key: maps several engine calls on this frame share."""
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
+        """compute() once per frame and key, whichever support asks: maps every engine call on this frame shares
+        (they must not depend on the support)."""
+        return self._cache.once(key, compute)
 
     def to_grid(self, xy: np.ndarray) -> np.ndarray:
         """float[N, 2] frame (x, y) -> float[N, 2] grid (x, y) (cell centres at integers)."""

@@ -8,8 +8,9 @@ from engines.embedded.features import Descriptors, compute_descriptors
 from engines.interfaces import ImageEmbedding
 
 
-# Key of the chroma float[2] of a frame's most support-like cells in its Descriptors' cache: the decoder's
-# target-guided calls set it (the latest support's), the density map generator reads it (see decoder.support_chroma).
+# Key of the chroma float[2] of a frame's most support-like cells, kept for the support's later calls
+# (Descriptors.remember: each product's view its own): the decoder's target-guided calls set it, the density map
+# generator reads it (see decoder.support_chroma).
 SUPPORT_CHROMA = ("support chroma",)
 
 

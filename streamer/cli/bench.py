@@ -45,6 +45,9 @@ def register(subparsers) -> None:
                         help="the cost of several products on one camera: the simulator's products mix segmented for "
                         "its first product alone and for N products, in turn, in one run; prints what each product "
                         "beyond the first adds to the one-product frame time (docs/products.md)")
+    parser.add_argument("--product-threads", type=int, default=None, metavar="T",
+                        help="with --products: the products side by side on T threads (default: "
+                        "stream.product_threads, else the cores); the same products in turn are measured beside them")
     parser.add_argument("--encode-ahead", choices=("on", "off"), default=None,
                         help="encode the next frame while this one is segmented, or each in turn (default: "
                         "stream.encode_ahead from the config; unset, on where the encoder runs on a GPU)")
@@ -89,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.products is not None:
         return _products(args, config)
+    if args.product_threads is not None:
+        raise UserError("--product-threads goes with --products")
     if args.workers is not None or args.cameras is not None:
         from streamer.cli.bench_workers import run_workers
 
@@ -134,13 +139,18 @@ def _products(args: argparse.Namespace, config) -> int:
     from streamer.bench_products import format_products, run_products_benchmark
     from streamer.engine_factory import build_engines
     from streamer.simulator.mix import MixedConveyor
+    from streamer.stream.worker_choice import resolved_product_threads
 
     if args.sweep or args.scene or args.source or args.support:
         raise UserError("--products runs on the simulator's products mix: without --sweep, --scene, --source or "
                         "--support")
+    threads = args.product_threads if args.product_threads is not None else \
+        resolved_product_threads(config.stream.product_threads)
+    if not 1 <= threads <= 64:
+        raise UserError(f"--product-threads takes 1 to 64, got {threads}")
     engines = build_engines(config.engines)
     summary = run_products_benchmark(engines, config.pipeline, MixedConveyor(), MixedConveyor(seed=1), args.products,
-                                     args.frames, args.warmup)
+                                     args.frames, args.warmup, product_threads=threads)
     summary["machine"] = machine_description()
     print(format_products(summary))
     print(format_machine(summary["machine"]))

@@ -54,11 +54,13 @@ def build_products(config: Config):
     from streamer.engine_factory import build_engines, build_label_extractor
     from streamer.persense.products import Products
     from streamer.stream.product_examples import read_products
+    from streamer.stream.worker_choice import resolved_product_threads
 
     examples = read_products(config.products)
     products = Products(build_engines(config.engines), config.pipeline, build_gate(config.gate),
                         labeler=build_label_extractor(config.engines.cle), label=examples[0].label,
-                        max_products=config.stream.max_products, default_name=examples[0].name)
+                        max_products=config.stream.max_products, default_name=examples[0].name,
+                        threads=resolved_product_threads(config.stream.product_threads))
     products.set_support(*examples[0].support)
     for spec in examples[1:]:
         products.add(spec.name, *spec.support, label=spec.label)

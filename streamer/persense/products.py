@@ -2,6 +2,11 @@
 (its own similarity, density, prompts and decoding), and where two products found one object the claim rule
 (streamer.persense.claims) gives it to the better match.
 
+The products of a frame may run side by side on a few threads (`threads`, stream.product_threads): each over its
+own view of the frame's work (for_product), the frame's shared maps computed once among them
+(engines.frame_cache), the claim rule applied after all have finished, in the products' order: the result is the
+one they give in turn, object for object.
+
 One product is the default and behaves exactly as a lone PerSense: `segment` returns its result as it is (no
 `product` on the instances, no `products` figures). Only with several products does the result carry them.
 """
@@ -12,6 +17,8 @@ import logging
 import re
 import threading
 import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -42,11 +49,13 @@ def check_product_name(name: object) -> str:
 
 class _OncePerFrame:
     """The camera's gate, asked once per frame whatever the number of products (a detector gate runs once, and
-    its every_n_frames counts frames, not products). Outside `frame()` it is the gate itself."""
+    its every_n_frames counts frames, not products), also by products on threads of their own. Outside `frame()`
+    it is the gate itself."""
 
     def __init__(self, gate: Gate):
         self.gate = gate
         self._frame: list | None = None  # [image, boxes] of the frame the products are segmenting
+        self._lock = threading.Lock()
 
     @contextmanager
     def frame(self):
@@ -59,9 +68,10 @@ class _OncePerFrame:
     def boxes(self, image_rgb: np.ndarray) -> np.ndarray | None:
         if self._frame is None:
             return self.gate.boxes(image_rgb)
-        if self._frame[0] is not image_rgb:
-            self._frame[:] = [image_rgb, self.gate.boxes(image_rgb)]
-        return self._frame[1]
+        with self._lock:
+            if self._frame[0] is not image_rgb:
+                self._frame[:] = [image_rgb, self.gate.boxes(image_rgb)]
+            return self._frame[1]
 
     def why_empty(self) -> str:
         return self.gate.why_empty()
@@ -83,12 +93,15 @@ class Products:
         encoder_lock: shared by every pipeline over `engines` (streamer.stream.products).
         max_products: refuse more products than this (UserError).
         default_name: the first product's name.
+        threads: how many of a frame's products run at once (the calling thread and threads - 1 of a pool this
+            object owns; `close()` ends them); 1: in turn. Side by side only where the engines allow it
+            (EngineSet.products_side_by_side); the results are the same either way.
     """
 
     def __init__(self, engines: EngineSet, config: PipelineConfig | None = None, gate: Gate | None = None,
                  labeler: ClassLabelExtractor | None = None, label: str | None = None,
                  encoder_lock: threading.Lock | None = None, max_products: int = DEFAULT_MAX_PRODUCTS,
-                 default_name: str = DEFAULT_PRODUCT):
+                 default_name: str = DEFAULT_PRODUCT, threads: int = 1):
         self.engines = engines
         self.config = config or PipelineConfig()
         self.gate = gate or NoGate()
@@ -98,6 +111,9 @@ class Products:
         self._encoder_lock = encoder_lock or threading.Lock()
         self.pipelines: dict[str, PerSense] = {check_product_name(default_name): self._pipeline(label)}
         self.claims = True  # False: every product keeps all it finds (to measure the claim rule's effect)
+        self.threads = max(1, int(threads))
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
 
     # -- the products -----------------------------------------------------------------------------------
     @property
@@ -181,7 +197,7 @@ class Products:
         names = self.names
         pipelines = [self.pipelines[name] for name in names]
         with self._frame_gate.frame():
-            results = [pipeline.segment(image_rgb, for_product(encoded)) for pipeline in pipelines]
+            results = self._each_product(pipelines, image_rgb, encoded)
         start = time.perf_counter()
         prototypes = np.stack([pipeline.support.prototype for pipeline in pipelines])
         matches = [prototype_matches(encoded.embedding, r.instances, prototypes) for r in results]
@@ -193,6 +209,47 @@ class Products:
         for name, pipeline in zip(names, pipelines):
             merged.products[name]["support_id"] = pipeline.support.support_id
         return merged
+
+    def side_by_side(self) -> int:
+        """How many products of a frame run at once: `threads`, at most the products, 1 where the engines do not
+        allow it."""
+        if not getattr(self.engines, "products_side_by_side", False):
+            return 1
+        return max(1, min(self.threads, len(self.pipelines)))
+
+    def _each_product(self, pipelines: list[PerSense], image_rgb: np.ndarray,
+                      encoded: EncodedFrame) -> list[SegmentationResult]:
+        """Each pipeline's result on the frame, in the pipelines' order: in turn, or side by side (the first on
+        this thread, the others on the pool). Every product finishes before an error is raised (the first
+        product's in order), so that no thread still works on the frame."""
+        workers = self.side_by_side()
+        if workers == 1:
+            return [pipeline.segment(image_rgb, for_product(encoded)) for pipeline in pipelines]
+        pool = self._threads(workers - 1)
+        futures = [pool.submit(pipeline.segment, image_rgb, for_product(encoded)) for pipeline in pipelines[1:]]
+        try:
+            first = pipelines[0].segment(image_rgb, for_product(encoded))
+        finally:
+            errors = [future.exception() for future in futures]
+        for error in errors:
+            if error is not None:
+                raise error
+        return [first] + [future.result() for future in futures]
+
+    def _threads(self, size: int) -> ThreadPoolExecutor:
+        if self._pool is None or self._pool_size != size:
+            self.close()
+            self._pool = ThreadPoolExecutor(size, thread_name_prefix="product")
+            self._pool_size = size
+            # A Products dropped without close() does not keep its threads.
+            weakref.finalize(self, self._pool.shutdown, wait=False)
+        return self._pool
+
+    def close(self) -> None:
+        """End the pool's threads (a later frame starts them again)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool, self._pool_size = None, 0
 
 
 def for_product(encoded: EncodedFrame) -> EncodedFrame:

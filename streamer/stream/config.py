@@ -255,6 +255,13 @@ class StreamConfig(_Section):
     max_products: int = Field(8, ge=1, le=64, description="products one camera may count (sources[i].products, and "
                               "those added while running); each costs about a frame's work beyond the encoder "
                               "(docs/products.md)")
+    product_threads: Optional[int] = Field(
+        None, ge=1, le=64,
+        description="how many of a camera's products segment a frame at once, on threads of the stream's process "
+        "(the default CPU engines; results identical to one after another); they share that process's cores with "
+        "OpenCV's pool: null (default): the cores this process may run on, at most the camera's products; 1: in "
+        "turn (docs/products.md, Cost per extra product)",
+    )
     encode_ahead: Optional[bool] = Field(
         None,
         description="encode the next frame on its own thread while the current one is segmented, so that a frame "

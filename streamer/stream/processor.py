@@ -35,7 +35,7 @@ from streamer.stream.products import CameraProducts
 from streamer.stream.support import PrototypeCache
 from streamer.stream.parallel import ParallelWorker
 from streamer.stream.worker import InferenceWorker
-from streamer.stream.worker_choice import build_worker
+from streamer.stream.worker_choice import build_worker, resolved_product_threads
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class StreamProcessor(ProcessorOperations):
                                        labeler=build_label_extractor(config.engines.cle), labels=labels,
                                        history_bytes=self.stream.console.support_history_bytes,
                                        max_products=self.stream.max_products,
+                                       product_threads=resolved_product_threads(self.stream.product_threads),
                                        default_names={c: p[0].name for c, p in self._initial_products.items()})
         self._initial_supports = {camera: (camera_supports or {}).get(camera, support) for camera in self.cameras}
         for camera, products in self._initial_products.items():
@@ -354,6 +355,7 @@ class StreamProcessor(ProcessorOperations):
                      self.console_http, self.auth):
             if part is not None:
                 part.stop()
+        self.products.close()
         if self._context is not None:
             # destroy, not term: a socket a stuck thread still holds must not keep the process alive.
             self._context.destroy()

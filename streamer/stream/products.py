@@ -30,11 +30,14 @@ class CameraProducts:
         labels: camera id -> the object's configured name (support.label), or None where the labeler names it.
         max_products: the products one camera may count (stream.max_products).
         default_names: camera id -> the name of its default (first) product; DEFAULT_PRODUCT where not given.
+        product_threads: how many of a camera's products segment a frame at once (stream.product_threads,
+            resolved: streamer.stream.worker_choice.resolved_product_threads).
     """
 
     def __init__(self, engines: EngineSet, pipeline_config, gates: dict, cache: PrototypeCache,
                  labeler=None, labels: dict[str, str | None] | None = None, history_bytes: int = DEFAULT_HISTORY_BYTES,
-                 max_products: int = DEFAULT_MAX_PRODUCTS, default_names: dict[str, str] | None = None):
+                 max_products: int = DEFAULT_MAX_PRODUCTS, default_names: dict[str, str] | None = None,
+                 product_threads: int = 1):
         self.engines = engines
         self.cache = cache
         self._history_bytes = history_bytes
@@ -43,12 +46,17 @@ class CameraProducts:
         self.pipelines = {
             camera: Products(engines, pipeline_config, gate, labeler=labeler, label=labels.get(camera),
                              encoder_lock=encoder_lock, max_products=max_products,
-                             default_name=default_names.get(camera, DEFAULT_PRODUCT))
+                             default_name=default_names.get(camera, DEFAULT_PRODUCT), threads=product_threads)
             for camera, gate in gates.items()
         }
         # The default product's supports, newest last (the console's Undo); the other products' beside them.
         self.histories = {camera: SupportHistory(max_bytes=history_bytes) for camera in gates}
         self._other_histories: dict[tuple[str, str], SupportHistory] = {}
+
+    def close(self) -> None:
+        """End the products' threads (streamer.persense.products.Products.close)."""
+        for products in self.pipelines.values():
+            products.close()
 
     @property
     def cameras(self) -> list[str]:

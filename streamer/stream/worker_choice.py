@@ -35,6 +35,18 @@ def resolved_workers(setting: int | None, encoder) -> int:
     return max(1, min(machine_cores(), MAX_WORKERS))
 
 
+def resolved_product_threads(setting: int | None) -> int:
+    """`stream.product_threads`: the number given, or (null) the cores this process may run on.
+
+    A camera with several products runs on the one inference worker (build_worker), so its products' threads and
+    OpenCV's pool share this process's cores: more threads than cores would only take turns. Each camera's
+    Products uses at most as many as it has products; the threads run only where the engines allow it
+    (EngineSet.products_side_by_side)."""
+    if setting is not None:
+        return setting
+    return machine_cores()
+
+
 def build_worker(config: Config, products, slots, sink, metrics, engine_factory: Callable[[], EngineSet] | None):
     """The stream's worker for `config.stream.workers`: InferenceWorker for one, ParallelWorker for more.
 
