@@ -21,9 +21,10 @@ from engines.anyshape.templates import Silhouettes
 _SIZE_SPREAD = 1.15
 # A cut item's cells lie inside one placement of the (spread, one-cell grown) silhouette at least at this share:
 # the classifier's outline is a cell uncertain and a neighbour may add a few cells. Measured on the default
-# simulator with a rectangle's support (every 5th frame of a 2-minute recording, 308 regions at the edge): regions
-# of one rectangle 0.989-1.0 (265); regions of several objects, each with a tenth of its cells, 0.74-1.0 (42; the
-# 15 under 0.9 hold 1.16-1.66 times the support's area: judged several, they go to the clump's split).
+# simulator with a rectangle's support (embedded-v4; every 5th frame of a 2-minute recording, 308 regions at the
+# edge): regions of one rectangle 0.989-1.0 (265); regions of several objects, each with a tenth of its cells,
+# 0.74-1.0 (42; the 15 under 0.9 hold 1.16-1.66 times the support's area: judged several, they go to the clump's
+# split).
 _CONTAINED = 0.9
 # A cut item is looked at from this many cells on: the foreground's opening (2 x 2 cells) leaves no smaller
 # region. The smallest region of one cut rectangle found on the default simulator (same measure) was 7 cells; a
