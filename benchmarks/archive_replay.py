@@ -6,7 +6,8 @@ replayed with the support of the simulator's other kind of object, how near that
 Records `persense run --source SOURCE` for --minutes with the archive on (every frame, PNG: a replay sees exactly
 what the line saw), then runs `persense replay` twice: with the recorded support (identical counts and masks
 expected), and with a support picked on the other kind (a typical whole object of it, in the first kept frame)
-compared with that kind's truth. Prints the figures (the replays' totals) as JSON.
+compared with that kind's truth. Prints the figures (the replays' totals, and where the other kind's count falls
+short: truth objects with no counted mask, inside or at the frame's edge by pixels in view) as JSON.
 """
 
 from __future__ import annotations
@@ -89,6 +90,45 @@ def other_kind_support(source: str, archive: Path, workdir: Path) -> tuple[Path,
     return paths
 
 
+def misses(source: str, results: Path) -> dict:
+    """Where the other kind's count falls short: each counted mask (a `persense replay --out` line per frame) goes
+    to the truth object under most of it; the truth objects left without one are missed, told apart by whether
+    they touch the frame's edge and how many pixels of them are in view."""
+    from streamer.rle import decode
+    from streamer.sources import open_source
+
+    simulator = open_source(source, "cam0").simulator
+    missed_at_edge, missed_inside, unmatched, truth = [], 0, 0, 0
+    with open(results) as lines:
+        for line in lines:
+            doc = json.loads(line)
+            labels = simulator.frame(doc["frame_index"]).distractor_labels
+            n = int(labels.max())
+            truth += n
+            matched = set()
+            for item in doc["instances"]:
+                under = labels[decode(item["mask"]).astype(bool)]
+                votes = np.bincount(under, minlength=n + 1)
+                best = int(np.argmax(votes[1:])) + 1 if n else 0
+                if n == 0 or 2 * votes[best] < under.size or best in matched:
+                    unmatched += 1
+                else:
+                    matched.add(best)
+            rim = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]).tolist()))
+            shown = np.bincount(labels.ravel(), minlength=n + 1)
+            for k in set(range(1, n + 1)) - matched:
+                if k in rim:
+                    missed_at_edge.append(int(shown[k]))
+                else:
+                    missed_inside += 1
+    bins = [0, 50, 100, 200, 400, 800, 10**9]
+    shown_px = np.histogram(missed_at_edge, bins)[0].tolist()
+    return {"truth": truth, "missed_inside": missed_inside, "missed_at_edge": len(missed_at_edge),
+            "missed_at_edge_by_px_in_view": {f"{lo}-{hi if hi < 10**9 else 'more'}": c
+                                             for lo, hi, c in zip(bins, bins[1:], shown_px)},
+            "masks_not_on_one_of_their_own": unmatched}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=2.0)
@@ -101,8 +141,11 @@ def main() -> int:
         own = _totals(_persense("replay", str(archive), "--totals-only"))
         image, mask = other_kind_support(args.source, archive, workdir)
         other = _totals(_persense("replay", str(archive), "--totals-only", "--support", str(image),
-                                  "--support-mask", str(mask), "--truth", "distractor"))
-    figures = {"source": args.source, "minutes": args.minutes, "own_support": own, "other_kind_support": other}
+                                  "--support-mask", str(mask), "--truth", "distractor", "--out",
+                                  str(workdir / "other.jsonl")))
+        short = misses(args.source, workdir / "other.jsonl")
+    figures = {"source": args.source, "minutes": args.minutes, "own_support": own, "other_kind_support": other,
+               "other_kind_misses": short}
     print(json.dumps(figures, indent=1))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from engines.anyshape.border import MIN_CUT_CELLS, Cut, judge_cut, touches_border
 from engines.anyshape.shape import ShapeStats, ShapeTolerance, fill_holes, shape_distance, shape_stats
 from engines.anyshape.templates import Silhouettes, fit_items
 
@@ -59,7 +60,8 @@ _MIN_OUTLINED = 0.5
 # its distance transform): fits of a pile cover 0.7-0.8 of it (measured on the simulator's rods), a clump of
 # another product's pieces far less.
 _FITTED_SHARE = 0.6
-# An object cut by the frame's edge is kept from this share of the support's area on (its shape is not judged;
+# Without the support's silhouettes (engines.anyshape.border judges against them where given), an object cut by
+# the frame's edge is kept from this share of the support's area on (its shape is not judged;
 # measured on the default simulator with a rectangle's support, 20 frames: 0.25 missed 8 of 158 rectangles cut by
 # the edge, count -8.2%; 0.15 and 0.1 -5.1%; no category case changed from 0.25 to 0.15 once a region's material
 # is judged against the frame's others, see _MATERIAL_SHARE).
@@ -134,7 +136,8 @@ def find_regions(
         if slices is None:
             continue
         crop = components[slices] == index
-        if crop.sum() < tolerance.min_area * support.area * 0.5:
+        cut = shapes is not None and touches_border(slices, probability.shape)  # engines.anyshape.border
+        if crop.sum() < (MIN_CUT_CELLS if cut else tolerance.min_area * support.area * 0.5):
             continue
         looks.append((crop, slices, _first_look(crop, slices, edges, support, tolerance)))
     distances = [look.distance for _, _, look in looks if look.distance is not None]
@@ -229,11 +232,6 @@ def product_cells(probability: np.ndarray) -> np.ndarray:
     return foreground
 
 
-def _touches_border(slices: tuple[slice, slice], hw: tuple[int, int]) -> bool:
-    ys, xs = slices
-    return ys.start == 0 or xs.start == 0 or ys.stop == hw[0] or xs.stop == hw[1]
-
-
 def _outlined_share(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues) -> float:
     """The share of the region's outline cells (those not on the frame's edge) that lie on an image edge."""
     inner = cv2.erode(crop.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE) > 0
@@ -257,7 +255,7 @@ def _first_look(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues, 
                 tolerance: ShapeTolerance) -> _Look:
     """One region (bool crop of the grid at `slices`) -> its _Look."""
     area = float(crop.sum())
-    border = _touches_border(slices, edges.cuts.shape)
+    border = touches_border(slices, edges.cuts.shape)
     outlined = _outlined_share(crop, slices, edges) >= _MIN_OUTLINED
     distance = None
     if not border and outlined and tolerance.min_area * support.area <= area <= tolerance.max_area * support.area:
@@ -288,12 +286,19 @@ def _judge(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues, suppo
     area = float(crop.sum())
     judged = tolerance if depth == 0 else _split_part_tolerance(tolerance)
     look = look or _first_look(crop, slices, edges, support, judged)
-    if look.border:
+    several = False  # a region at the frame's edge too large for one item cut by it
+    if look.border and shapes is not None:
+        # Judged against the support cut by the frame's edge (engines.anyshape.border).
+        cut = judge_cut(crop, slices, edges.cuts.shape, support, shapes)
+        if cut is Cut.ITEM and look.outlined:
+            return [(crop, slices, 0.5)]
+        several = cut is Cut.SEVERAL
+    elif look.border:
         if look.outlined and _BORDER_MIN_AREA * support.area <= area <= tolerance.max_area * support.area:
             return [(crop, slices, 0.5)]
     elif look.distance is not None and look.distance < 1.0:
         return [(crop, slices, 1.0 - look.distance)]
-    if depth >= _MAX_SPLITS or area < split_from:
+    if depth >= _MAX_SPLITS or (area < split_from and not several):
         return []
     if shapes is not None and depth == 0:
         fitted = fit_items(crop, edges.cuts[slices], shapes)
@@ -301,7 +306,7 @@ def _judge(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues, suppo
             return [(m, slices, fit) for m, fit in fitted]
     parts = []
     for part, part_slices in _split(crop, slices, edges, support, _MARKER_DEPTH / (depth + 1)):
-        parts += _judge(part, part_slices, edges, support, tolerance, None, depth + 1, split_from)
+        parts += _judge(part, part_slices, edges, support, tolerance, shapes, depth + 1, split_from)
     return parts
 
 
