@@ -186,8 +186,8 @@ def _star(outer, size=None):
 def test_a_smaller_item_of_the_product_is_judged_at_its_own_size():
     """A star at 0.45 of the support star's area covers fewer grid cells, and its points round off: as plain shape
     measures it is nearly a pentagon (distance over 1); judged with the tolerance for its size it is the product,
-    and a disc of that size still is not (instances._at_size)."""
-    from engines.anyshape.instances import _at_size
+    and a disc of that size still is not (clumps.at_size)."""
+    from engines.anyshape.clumps import at_size as _at_size
 
     def seen(mask):  # as the classifier's smoothed probability outlines it on its grid
         return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 1.5) > 0.5

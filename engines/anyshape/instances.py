@@ -1,5 +1,6 @@
-"""Objects from the classifier's probability map: product-like regions, touching items split by marker-controlled
-watershed, every region kept only when it has the support's shape.
+"""Objects from the classifier's probability map: product-like regions (each judged, and clumps parted, by
+engines.anyshape.clumps), kept only when they have the support's shape and material, the frame's population of
+shapes judged as a whole.
 
 All on the classifier's grid (cells); `Regions` carries the answer to the density map generator (one point per
 object, inside it: the deepest cell, so a ring's or a crescent's point is on the object, not in its hole) and to
@@ -8,15 +9,16 @@ the decoder (the label map: masks follow the outline whatever its shape, holes s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from scipy import ndimage
 
-from engines.anyshape.border import MIN_CUT_CELLS, Cut, judge_cut, touches_border
-from engines.anyshape.shape import ShapeStats, ShapeTolerance, fill_holes, shape_distance, shape_stats
-from engines.anyshape.templates import Silhouettes, fit_items
+from engines.anyshape.border import MIN_CUT_CELLS, touches_border
+from engines.anyshape.clumps import EdgeCues, first_look, judge
+from engines.anyshape.shape import ShapeStats, ShapeTolerance, fill_holes
+from engines.anyshape.templates import Silhouettes
 
 # Probability above which a cell is the product's (after smoothing): 0.5 lost the darker coins of a scene whose
 # support was a bright one (the classifier's probability on them was 0.3-0.5); 0.3 kept them.
@@ -37,9 +39,6 @@ _HALF_BELIEVED = 0.3
 # the crescents and washers only); the light sweep: low contrast and chrome caps graded gained, the caps under
 # cool dim graded light 0.95 -> 0.90; both real-image sets unchanged.
 _FIRMER = 0.3
-# Watershed markers: distance-transform maxima standing this share of the support's inner radius above their
-# surroundings (lower splits one object at its narrow waist, higher merges touching round items).
-_MARKER_DEPTH = 0.3
 # A region that fails the shape test is split when it is at least this many times the support's area (two items,
 # one partly hidden; measured on the category sets: 1.65 (0.75 of the largest area) left such pairs whole, 1.4
 # lifted printed, low contrast and shiny scenes (dev F1 0.51 -> 0.56, 0.36 -> 0.40, 0.79 -> 0.83) with no foreign
@@ -50,22 +49,6 @@ _SPLIT_FROM = 1.4
 # shiny 0.956 -> 0.992, elongated 0.964 -> 0.992; the validation split's and the real-image sets' tables kept, but
 # one more chrome cap).
 _TYPICAL_PEERS = 3
-# A clump's parts that still hold several objects are split again, with shallower markers, this many times
-# (dense piles of items overlapping by up to 20% need three rounds: the category set's touching scenes).
-_MAX_SPLITS = 3
-# A region is an item only where at least this share of its outline lies on an image edge (a piece of belt that
-# the classifier took for the product and the watershed cut out has straight cuts through plain belt instead).
-_MIN_OUTLINED = 0.5
-# A clump is taken as the silhouettes fitted in it when they cover at least this share of it (else it is split by
-# its distance transform): fits of a pile cover 0.7-0.8 of it (measured on the simulator's rods), a clump of
-# another product's pieces far less.
-_FITTED_SHARE = 0.6
-# Without the support's silhouettes (engines.anyshape.border judges against them where given), an object cut by
-# the frame's edge is kept from this share of the support's area on (its shape is not judged;
-# measured on the default simulator with a rectangle's support, 20 frames: 0.25 missed 8 of 158 rectangles cut by
-# the edge, count -8.2%; 0.15 and 0.1 -5.1%; no category case changed from 0.25 to 0.15 once a region's material
-# is judged against the frame's others, see _MATERIAL_SHARE).
-_BORDER_MIN_AREA = 0.15
 # An object's mean product probability must reach this share of the frame's median object's (measured on the
 # category development set: 0.55-0.6 dropped a textured belt's mortar counted as washers, 12 of 12, and no item;
 # 0.65 lost a low-contrast slab), judged from this many objects in a frame on.
@@ -94,19 +77,6 @@ class Regions:
     points: np.ndarray
     scores: np.ndarray
     whole: np.ndarray
-
-
-@dataclass
-class EdgeCues:
-    """What the image's edges say of the classifier's regions (bool[h, w] maps on its grid).
-
-    cuts: cells on an edge stronger than any inside the support object: where one item ends and the next begins
-    in a pile with no gap between them. outlined: cells within a cell of an edge about as strong as the
-    support's own outline: an item's outline runs along them, a piece of belt cut from a clump's does not.
-    """
-
-    cuts: np.ndarray
-    outlined: np.ndarray
 
 
 def find_regions(
@@ -139,7 +109,7 @@ def find_regions(
         cut = shapes is not None and touches_border(slices, probability.shape)  # engines.anyshape.border
         if crop.sum() < (MIN_CUT_CELLS if cut else tolerance.min_area * support.area * 0.5):
             continue
-        looks.append((crop, slices, _first_look(crop, slices, edges, support, tolerance)))
+        looks.append((crop, slices, first_look(crop, slices, edges, support, tolerance)))
     distances = [look.distance for _, _, look in looks if look.distance is not None]
     # Where the frame's separate items have another shape, pieces cut from its clumps, or cut by its edge, that
     # happen to fit the support's are no evidence of the product (a heap of rods cut into "tablets"): they are
@@ -161,11 +131,11 @@ def find_regions(
         shapes = shapes.from_scale(float(np.sqrt(_median_area(wholes) / support.area)))
     smooth = None
     for crop, slices, look in rest:
-        found = _judge(crop, slices, edges, support, tolerance, shapes, 0, split_from, look)
+        found = judge(crop, slices, edges, support, tolerance, shapes, 0, split_from, look)
         if not found and not look.border:
             smooth = cv2.GaussianBlur(probability, (0, 0), 0.8) if smooth is None else smooth
             for piece, piece_slices in _firmer_parts(crop, slices, smooth, tolerance.min_area * support.area):
-                found += _judge(piece, piece_slices, edges, support, tolerance, None, 1, split_from)
+                found += judge(piece, piece_slices, edges, support, tolerance, None, 1, split_from)
         parts += found
     items = wholes + parts
     keep = _like_the_others(items, probability)
@@ -230,120 +200,6 @@ def product_cells(probability: np.ndarray) -> np.ndarray:
         level, _ = cv2.threshold((smooth * 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         foreground = smooth > max(level / 255.0, _FOREGROUND)
     return foreground
-
-
-def _outlined_share(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues) -> float:
-    """The share of the region's outline cells (those not on the frame's edge) that lie on an image edge."""
-    inner = cv2.erode(crop.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE) > 0
-    outline = crop & ~inner
-    if not outline.any():
-        return 1.0
-    return float(edges.outlined[slices][outline].mean())
-
-
-@dataclass(frozen=True)
-class _Look:
-    """A region at first sight: whether it touches the frame's edge, whether its outline runs along the image's
-    edges, and its shape distance to the support's where it could be one object (else None)."""
-
-    border: bool
-    outlined: bool
-    distance: float | None
-
-
-def _first_look(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues, support: ShapeStats,
-                tolerance: ShapeTolerance) -> _Look:
-    """One region (bool crop of the grid at `slices`) -> its _Look."""
-    area = float(crop.sum())
-    border = touches_border(slices, edges.cuts.shape)
-    outlined = _outlined_share(crop, slices, edges) >= _MIN_OUTLINED
-    distance = None
-    if not border and outlined and tolerance.min_area * support.area <= area <= tolerance.max_area * support.area:
-        distance = shape_distance(shape_stats(crop), support, _at_size(tolerance, area / support.area))
-    return _Look(border, outlined, distance)
-
-
-def _at_size(tolerance: ShapeTolerance, area_ratio: float) -> ShapeTolerance:
-    """The tolerance for a region of `area_ratio` times the support's area: a smaller item covers fewer cells,
-    and its points and corners round off on the grid (a star at half the support's area measures as solid as a
-    pentagon), so its solidity and circle fill are judged more loosely in proportion to its linear size.
-    Measured on the category development set: stars 26 -> 30 of 30, low-contrast slabs 10 -> 14 of 30, printed
-    tiles 7 -> 9 of 25, no foreign case changed (validation: T brackets and chrome caps found more, a foreign
-    case 0 -> 2)."""
-    size = float(np.sqrt(area_ratio))
-    if size >= 1.0:
-        return tolerance
-    return replace(tolerance, solidity=tolerance.solidity / size, circle_fill=tolerance.circle_fill ** (1.0 / size))
-
-
-def _judge(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues, support: ShapeStats,
-           tolerance: ShapeTolerance, shapes: Silhouettes | None, depth: int,
-           split_from: float, look: _Look | None = None) -> list[tuple[np.ndarray, tuple[slice, slice], float]]:
-    """One connected product-like region -> the objects in it: itself when it has the support's shape and an
-    outline on the image's edges, else its watershed parts that do (a part too large for one object is split
-    again, up to _MAX_SPLITS rounds); a region under `split_from` cells that fails is no object. `look`: the
-    region's first look, where already taken."""
-    area = float(crop.sum())
-    judged = tolerance if depth == 0 else _split_part_tolerance(tolerance)
-    look = look or _first_look(crop, slices, edges, support, judged)
-    several = False  # a region at the frame's edge too large for one item cut by it
-    if look.border and shapes is not None:
-        # Judged against the support cut by the frame's edge (engines.anyshape.border).
-        cut = judge_cut(crop, slices, edges.cuts.shape, support, shapes)
-        if cut is Cut.ITEM and look.outlined:
-            return [(crop, slices, 0.5)]
-        several = cut is Cut.SEVERAL
-    elif look.border:
-        if look.outlined and _BORDER_MIN_AREA * support.area <= area <= tolerance.max_area * support.area:
-            return [(crop, slices, 0.5)]
-    elif look.distance is not None and look.distance < 1.0:
-        return [(crop, slices, 1.0 - look.distance)]
-    if depth >= _MAX_SPLITS or (area < split_from and not several):
-        return []
-    if shapes is not None and depth == 0:
-        fitted = fit_items(crop, edges.cuts[slices], shapes)
-        if sum(int(m.sum()) for m, _ in fitted) >= _FITTED_SHARE * area:
-            return [(m, slices, fit) for m, fit in fitted]
-    parts = []
-    for part, part_slices in _split(crop, slices, edges, support, _MARKER_DEPTH / (depth + 1)):
-        parts += _judge(part, part_slices, edges, support, tolerance, shapes, depth + 1, split_from)
-    return parts
-
-
-def _split_part_tolerance(tolerance: ShapeTolerance) -> ShapeTolerance:
-    """Watershed parts are cut straight where they touched: their solidity and circle fill are judged more
-    loosely, their area and elongation alike."""
-    return replace(tolerance, solidity=1.5 * tolerance.solidity, circle_fill=tolerance.circle_fill ** 1.5)
-
-
-def _split(crop: np.ndarray, slices: tuple[slice, slice], edges: EdgeCues, support: ShapeStats,
-           marker_depth: float) -> list[tuple[np.ndarray, tuple[slice, slice]]]:
-    """Marker-controlled watershed of a clump -> (part mask, part slices in the frame) pairs.
-
-    The markers are the distance transform's peaks of the clump with its inner boundaries cut out (items in a
-    pile), the flooding follows the clump's own distance transform."""
-    from skimage.morphology import h_maxima  # imported when first needed: a slow import for every start-up
-    from skimage.segmentation import watershed
-
-    padded = np.pad(crop, 1).astype(np.uint8)
-    inside = np.pad(crop & ~edges.cuts[slices], 1).astype(np.uint8)
-    distance = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
-    depth = max(marker_depth * support.inner_radius, 0.5)
-    markers, n = ndimage.label(h_maxima(distance, depth))
-    if n < 2:
-        return []
-    flood = cv2.distanceTransform(padded, cv2.DIST_L2, 5) + distance
-    parts = watershed(-flood, markers, mask=padded > 0)[1:-1, 1:-1]
-    y0, x0 = slices[0].start, slices[1].start
-    out = []
-    for k, part_slices in enumerate(ndimage.find_objects(parts), start=1):
-        if part_slices is None:
-            continue
-        part = parts[part_slices] == k
-        global_slices = (slice(part_slices[0].start + y0, part_slices[0].stop + y0),
-                         slice(part_slices[1].start + x0, part_slices[1].stop + x0))
-        out.append((part, global_slices))
-    return out
 
 
 def _as_regions(kept, whole: np.ndarray, hw: tuple[int, int]) -> Regions:
