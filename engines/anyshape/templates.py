@@ -21,8 +21,9 @@ from engines.anyshape.shape import inner_radius
 # cell's best pose is tried (F1 0.909); bolts, crescents, hex nuts, cross-image tiles and chrome caps gained,
 # none lost. Where a frame shows whole items, sizes under its typical one are not tried (instances.find_regions):
 # the simulator's products mix has tiles of the support's size, and silhouettes at 0.75 of it fitted pieces of
-# them (`python -m streamer.products_eval --seed 2`: tile count error 0% -> 10.5%; with the rule 0% again). Every 15 degrees: the silhouette's inside is shrunk by a cell, so an item 7 degrees off still holds
-# most of it (three scales every 10 degrees scored as one every 15 on 32 cases, in five times the correlations).
+# them (`python -m streamer.products_eval --seed 2`: tile count error 0% -> 10.5%; with the rule 0% again).
+# Every 15 degrees: the silhouette's inside is shrunk by a cell, so an item 7 degrees off still holds most of it
+# (three scales every 10 degrees scored as one every 15 on 32 cases, in five times the correlations).
 _SCALES = (0.75, 0.875, 1.0)
 _ANGLE_STEP = 15
 # A placement is an item when at least this share of the silhouette's inside lies on the clump (with three scales
@@ -128,7 +129,7 @@ def fit_items(clump: np.ndarray, cuts: np.ndarray, shapes: Silhouettes) -> list[
         # (inside share * 2 - 1) + ring share, from the templates' normalised channels; + 1 makes it fit + ring.
         rank = (cv2.matchTemplate(padded, template, cv2.TM_CCORR)[:h, :w] + 1.0) / 2.0
         if best is None:
-            best, best_pose = rank, np.zeros((h, w), np.int32)
+            best, best_pose = rank, np.full((h, w), k, np.int32)
         else:
             better = rank > best
             best = np.where(better, rank, best)
