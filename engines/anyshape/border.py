@@ -14,11 +14,9 @@ from enum import Enum
 import cv2
 import numpy as np
 
-from engines.anyshape.shape import ShapeStats, fill_holes
-from engines.anyshape.templates import Silhouettes
+from engines.anyshape.shape import ShapeStats
+from engines.anyshape.templates import SIZE_SPREAD, Silhouettes
 
-# The items' linear size spread a cut item is allowed (the shape tolerances' +-15%: engines.anyshape.shape).
-_SIZE_SPREAD = 1.15
 # A cut item's cells lie inside one placement of the (spread, one-cell grown) silhouette at least at this share:
 # the classifier's outline is a cell uncertain and a neighbour may add a few cells. Measured on the default
 # simulator with a rectangle's support (embedded-v4; every 5th frame of a 2-minute recording, 308 regions at the
@@ -48,7 +46,7 @@ def judge_cut(crop: np.ndarray, slices: tuple[slice, slice], grid_hw: tuple[int,
     """A region touching the frame's edge (bool crop of the grid at `slices`, the grid (h, w)) -> whether it is
     one item cut by the edge (Cut.ITEM), larger than any cut item (Cut.SEVERAL), or neither (Cut.NONE)."""
     area = float(np.count_nonzero(crop))
-    if area > _SIZE_SPREAD ** 2 * support.area:
+    if area > SIZE_SPREAD ** 2 * support.area:
         return Cut.SEVERAL
     if area < MIN_CUT_CELLS:
         return Cut.NONE
@@ -63,7 +61,7 @@ def contained_share(crop: np.ndarray, slices: tuple[slice, slice], grid_hw: tupl
     region = crop.astype(np.float32)
     touched = (slices[0].start == 0, slices[0].stop == grid_hw[0], slices[1].start == 0, slices[1].stop == grid_hw[1])
     best = 0.0
-    for template, (grow_y, grow_x) in _grown(shapes):
+    for template, (grow_y, grow_x) in shapes.spread:
         th, tw = template.shape
         # Room beyond the edges the region touches (a placement may hang past them); on the frame's side only
         # the silhouette's growth (a cut item shows all of itself that is in view).
@@ -77,17 +75,3 @@ def contained_share(crop: np.ndarray, slices: tuple[slice, slice], grid_hw: tupl
             padded = cv2.copyMakeBorder(padded, more_y, more_y, more_x, more_x, cv2.BORDER_CONSTANT, value=0.0)
         best = max(best, float(cv2.matchTemplate(padded, template, cv2.TM_CCORR).max()))
     return best / max(float(region.sum()), 1.0)
-
-
-def _grown(shapes: Silhouettes) -> list[tuple[np.ndarray, tuple[int, int]]]:
-    """Each pose of the silhouette scaled by the items' size spread, its holes filled and grown by a cell ->
-    (float32 mask, the cells it grew by in height and width)."""
-    out = []
-    for mask in shapes.masks:
-        scaled = cv2.resize(mask.astype(np.uint8), None, fx=_SIZE_SPREAD, fy=_SIZE_SPREAD,
-                            interpolation=cv2.INTER_NEAREST)
-        # Its outline only: a smaller item's hole lies inside the grown silhouette's, its ring does not.
-        grown = cv2.dilate(np.pad(fill_holes(scaled > 0), 1).astype(np.uint8), np.ones((3, 3), np.uint8))
-        out.append((grown.astype(np.float32), (grown.shape[0] - mask.shape[0], grown.shape[1] - mask.shape[1])))
-    return out
-

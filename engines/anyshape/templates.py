@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engines.anyshape.shape import inner_radius
+from engines.anyshape.shape import fill_holes, inner_radius
 
 # Scales and angle step (degrees). The support is the large, clear example a person picks, and a batch's items
 # are smaller by up to a quarter of its length: the silhouette is also tried at 0.875 and 0.75 of it. Measured on
@@ -32,6 +32,9 @@ _ANGLE_STEP = 15
 _MIN_FIT = 0.82
 # ... and at most this share of it on items placed before (items overlap by up to 20%).
 _MAX_CLAIMED = 0.25
+# The items' linear size spread (the shape tolerances' +-15%: engines.anyshape.shape): a silhouette grown by it
+# holds any one item, whole or cut by the frame's edge (engines.anyshape.border).
+SIZE_SPREAD = 1.15
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class Silhouettes:
     # float32[th + 2, tw + 2, 2] per mask: its core / its cells, and the ring of cells just outside it / their count
     stacked: tuple[np.ndarray, ...]
     poses: tuple[tuple[float, float], ...]
+    # per mask: float32 the mask scaled by SIZE_SPREAD, its holes filled and grown by a cell, and the cells (height,
+    # width) it grew by: what one item cut by the frame's edge may fill (engines.anyshape.border)
+    spread: tuple[tuple[np.ndarray, tuple[int, int]], ...]
 
     def from_scale(self, smallest: float) -> "Silhouettes":
         """These silhouettes without the poses under `smallest` times the support's size (the largest scale is
@@ -56,7 +62,8 @@ class Silhouettes:
         if len(keep) == len(self.poses):
             return self
         return Silhouettes(self.area, self.inner_radius, *(tuple(items[k] for k in keep) for items in
-                                                           (self.masks, self.cores, self.stacked, self.poses)))
+                                                           (self.masks, self.cores, self.stacked, self.poses,
+                                                            self.spread)))
 
 
 def _turned(mask: np.ndarray, angle: float, scale: float) -> np.ndarray:
@@ -102,7 +109,17 @@ def silhouettes(mask: np.ndarray) -> Silhouettes:
     stacked = [np.dstack([np.pad(c, 1) / max(float(c.sum()), 1.0), r / max(float(r.sum()), 1.0)]).astype(np.float32)
                for c, r in zip(cores, rings)]
     return Silhouettes(float(crop.sum()), inner_radius(crop), tuple(m > 0 for m in masks), tuple(c > 0 for c in cores),
-                       tuple(stacked), tuple(poses))
+                       tuple(stacked), tuple(poses), tuple(_spread(m) for m in masks))
+
+
+def _spread(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """A pose's mask (float32 or bool) scaled by SIZE_SPREAD, its holes filled and grown by a cell -> (float32
+    mask, the cells it grew by in height and width). Its outline only: a smaller item's hole lies inside the grown
+    silhouette's, its ring does not."""
+    scaled = cv2.resize(np.asarray(mask, np.uint8), None, fx=SIZE_SPREAD, fy=SIZE_SPREAD,
+                        interpolation=cv2.INTER_NEAREST)
+    grown = cv2.dilate(np.pad(fill_holes(scaled > 0), 1).astype(np.uint8), np.ones((3, 3), np.uint8))
+    return grown.astype(np.float32), (grown.shape[0] - mask.shape[0], grown.shape[1] - mask.shape[1])
 
 
 def fit_items(clump: np.ndarray, cuts: np.ndarray, shapes: Silhouettes) -> list[tuple[np.ndarray, float]]:
