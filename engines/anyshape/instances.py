@@ -95,7 +95,8 @@ def find_regions(
     tolerance = tolerance or ShapeTolerance()
     if edges is None:
         edges = EdgeCues(np.zeros(probability.shape, bool), np.ones(probability.shape, bool))
-    foreground = product_cells(probability)
+    smooth = _smoothed(probability)
+    foreground = _product_cells_of(smooth)
     foreground = cv2.morphologyEx(foreground.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
     if support.hole_fraction <= 0.02:
         # A support without holes: a highlight or a print inside an item is not a hole in it.
@@ -125,15 +126,17 @@ def find_regions(
             wholes.append((crop, slices, 1.0 - look.distance))
         elif not another_shape:
             rest.append((crop, slices, look))
-    split_from = _SPLIT_FROM * _typical_area(wholes, support.area)
-    if shapes is not None and len(wholes) >= _TYPICAL_PEERS:
+    # A clump is measured against the support's area, or the frame's typical whole item's where smaller (from
+    # _TYPICAL_PEERS of them on): a person picks a large, clear example, and a batch's items vary (two touching
+    # half-size tiles are one support's area and were never parted).
+    typical = _median_area(wholes) if len(wholes) >= _TYPICAL_PEERS else None
+    split_from = _SPLIT_FROM * (support.area if typical is None else min(support.area, typical))
+    if shapes is not None and typical is not None:
         # Silhouettes smaller than the frame's typical whole item would fit pieces of its items: not tried.
-        shapes = shapes.from_scale(float(np.sqrt(_median_area(wholes) / support.area)))
-    smooth = None
+        shapes = shapes.from_scale(float(np.sqrt(typical / support.area)))
     for crop, slices, look in rest:
         found = judge(crop, slices, edges, support, tolerance, shapes, 0, split_from, look)
         if not found and not look.border:
-            smooth = cv2.GaussianBlur(probability, (0, 0), 0.8) if smooth is None else smooth
             for piece, piece_slices in _firmer_parts(crop, slices, smooth, tolerance.min_area * support.area):
                 found += judge(piece, piece_slices, edges, support, tolerance, None, 1, split_from)
         parts += found
@@ -163,15 +166,6 @@ def _firmer_parts(crop: np.ndarray, slices: tuple[slice, slice], smooth: np.ndar
     return out
 
 
-def _typical_area(wholes: list, support_area: float) -> float:
-    """The area (cells) a clump is measured against to tell one item from several: the support's, or the frame's
-    median whole item's where smaller (from _TYPICAL_PEERS of them on). A person picks a large, clear example,
-    and a batch's items vary: two touching half-size tiles are one support's area and were never parted."""
-    if len(wholes) < _TYPICAL_PEERS:
-        return support_area
-    return min(support_area, _median_area(wholes))
-
-
 def _median_area(items: list) -> float:
     """The median area (cells) of (mask, slices, score) objects."""
     return float(np.median([float(crop.sum()) for crop, _, _ in items]))
@@ -190,7 +184,15 @@ def _like_the_others(items: list, probability: np.ndarray) -> np.ndarray:
 def product_cells(probability: np.ndarray) -> np.ndarray:
     """float32[h, w] probability -> bool[h, w] the product's cells (smoothed first: the classifier decides cell
     by cell, and a ragged outline would fail the shape test)."""
-    smooth = cv2.GaussianBlur(probability, (0, 0), 0.8)
+    return _product_cells_of(_smoothed(probability))
+
+
+def _smoothed(probability: np.ndarray) -> np.ndarray:
+    return cv2.GaussianBlur(probability, (0, 0), 0.8)
+
+
+def _product_cells_of(smooth: np.ndarray) -> np.ndarray:
+    """float32[h, w] the smoothed probability (_smoothed) -> bool[h, w] the product's cells."""
     foreground = smooth > _FOREGROUND
     half_believed = float(np.mean(foreground & (smooth < _SURE)))
     if foreground.mean() > _MOSTLY_PRODUCT or half_believed > _HALF_BELIEVED:

@@ -11,9 +11,10 @@ population of outlines (engines.anyshape.verify: a round coaster among square ti
 
 Measured on the category sets (`python -m streamer.devset --set categories` / `categories-validation`, printed
 rows): median F1 0.577 -> 0.900 (0.969 with clumps measured against the frame's typical item) and, on a whole
-support, 0.839 -> 0.835 with round coasters as the foreign case 7 -> 0 and 16 -> 0; no other category changed. Tried and not kept: faint (low-contrast) supports by the same route (their outlines are too weak
-for the watershed and the shape tests: development F1 0.64 / 0.07 -> 0.42 / 0.42), and the large-scale planes left
-out (the cross-image tiles merged into clumps: F1 0.86 -> 0.15).
+support, 0.839 -> 0.835 with round coasters as the foreign case 7 -> 0 and 16 -> 0; no other category changed.
+Tried and not kept: faint (low-contrast) supports by the same route (their outlines are too weak for the watershed
+and the shape tests: development F1 0.64 / 0.07 -> 0.42 / 0.42), and the large-scale planes left out (the
+cross-image tiles merged into clumps: F1 0.86 -> 0.15).
 """
 
 from __future__ import annotations

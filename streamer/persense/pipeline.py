@@ -341,4 +341,3 @@ class PerSense(NegativeExamples):
             log.debug("presence: match quality %.2f below %.2f: no object of the support's kind", quality, threshold)
             return []
         return instances
-
